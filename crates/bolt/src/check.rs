@@ -1,0 +1,444 @@
+//! Consistency check of a whole file: bbolt's `tx.Check()` and what it panics on.
+//!
+//! One walk from the root bucket visits every page of every bucket tree once,
+//! marks it reachable, checks page headers, element bounds and key order
+//! (bbolt 1.3.7+ rules), nested and inline buckets, and then accounts every
+//! page below the HWM as reachable, free, or leaked. The walk keeps a
+//! per-page state table, so a page reached twice is reported and not walked
+//! again: no cycle can make it loop, and recursion depth is capped.
+
+use crate::db::Db;
+use crate::error::{CorruptKind, Corruption};
+use crate::freelist::Freelist;
+use crate::layout::{PageType, Pgid};
+use crate::page::{bucket_value, inline_node, BucketRoot, Node, NodeKind, Pages};
+
+/// Deepest B+tree the checker descends.
+pub const MAX_TREE_DEPTH: usize = crate::cursor::MAX_DEPTH;
+/// Deepest bucket nesting the checker follows.
+pub const MAX_BUCKET_DEPTH: usize = 256;
+
+/// Options of a check.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Problems kept in the report; the rest are only counted.
+    pub max_problems: usize,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self { max_problems: 10_000 }
+    }
+}
+
+/// What a page is used for, as found by the check's walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageUse {
+    /// Not reached and not on a freelist.
+    Unreached,
+    /// A meta page.
+    Meta,
+    /// The persisted freelist (or one of its overflow pages).
+    Freelist,
+    /// A branch or leaf page of a bucket tree (first page of its run).
+    Tree,
+    /// An overflow page of a tree page.
+    Overflow,
+    /// Free: on the freelist, or (no freelist persisted) not reached by any tree.
+    Free,
+}
+
+/// Counts gathered while checking.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckStats {
+    /// Buckets, nested and inline included, not counting the root bucket.
+    pub buckets: u64,
+    /// Of those, inline buckets.
+    pub inline_buckets: u64,
+    /// Key/value pairs that are not buckets, in every bucket.
+    pub keys: u64,
+    /// Branch pages (first page of each run).
+    pub branch_pages: u64,
+    /// Leaf pages (first page of each run).
+    pub leaf_pages: u64,
+    /// Overflow pages of branch and leaf pages.
+    pub overflow_pages: u64,
+    /// Free pages (listed, or unreached when no freelist is persisted).
+    pub free_pages: u64,
+    /// Depth of the deepest bucket tree.
+    pub max_depth: u64,
+}
+
+/// The result of [`check`]: problems found, counts, and the use of every page.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    /// Problems, in the order found, at most `max_problems`.
+    pub problems: Vec<Corruption>,
+    /// How many problems were found in all.
+    pub problem_count: u64,
+    /// Counts over the file.
+    pub stats: CheckStats,
+    /// Use of each page below the HWM that is inside the file.
+    pub page_use: Vec<PageUse>,
+}
+
+impl CheckReport {
+    /// Whether no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problem_count == 0
+    }
+}
+
+struct Checker<'a, 'o> {
+    pages: Pages<'a>,
+    opts: &'o CheckOptions,
+    page_use: Vec<PageUse>,
+    freed: Vec<bool>,
+    problems: Vec<Corruption>,
+    problem_count: u64,
+    stats: CheckStats,
+    path: Vec<Vec<u8>>,
+}
+
+impl<'a> Checker<'a, '_> {
+    fn report(&mut self, c: Corruption) {
+        self.problem_count = self.problem_count.saturating_add(1);
+        if self.problems.len() < self.opts.max_problems {
+            let c = match (c.offset, c.page) {
+                (None, Some(p)) => match self.pages.offset_of(p) {
+                    Some(o) => c.at_offset(o),
+                    None => c,
+                },
+                _ => c,
+            };
+            self.problems.push(c.in_bucket(&self.path));
+        }
+    }
+
+    fn report_page(&mut self, page: Pgid, kind: CorruptKind) {
+        self.report(Corruption::on_page(page, kind));
+    }
+
+    fn use_of(&self, id: Pgid) -> Option<PageUse> {
+        usize::try_from(id).ok().and_then(|i| self.page_use.get(i)).copied()
+    }
+
+    fn set_use(&mut self, id: Pgid, use_: PageUse) {
+        if let Some(u) = usize::try_from(id).ok().and_then(|i| self.page_use.get_mut(i)) {
+            *u = use_;
+        }
+    }
+
+    fn is_freed(&self, id: Pgid) -> bool {
+        usize::try_from(id).ok().and_then(|i| self.freed.get(i)).copied().unwrap_or(false)
+    }
+
+    /// Claims pages `id ..= id + overflow` for `use_`, reporting double use and freed pages.
+    /// Returns false when the first page was already claimed (do not walk it again).
+    fn claim(&mut self, id: Pgid, overflow: u32, use_: PageUse) -> bool {
+        let mut first_ok = true;
+        for k in 0..=u64::from(overflow) {
+            let Some(p) = id.checked_add(k) else { break };
+            let Some(current) = self.use_of(p) else { break };
+            if current != PageUse::Unreached {
+                self.report_page(p, CorruptKind::MultipleReferences);
+                if k == 0 {
+                    first_ok = false;
+                    break;
+                }
+                continue;
+            }
+            // bbolt tests only the first page of a run against the freed set.
+            if k == 0 && self.is_freed(p) {
+                self.report_page(p, CorruptKind::ReachableFreed);
+            }
+            self.set_use(p, if k == 0 { use_ } else { overflow_use(use_) });
+        }
+        first_ok
+    }
+
+    fn check_freelist(&mut self, meta: &crate::meta::Meta) {
+        match Freelist::read(&self.pages, meta) {
+            Ok(Freelist::NotPersisted) => {}
+            Ok(Freelist::Persisted { page, overflow, ids }) => {
+                for id in ids {
+                    let slot = usize::try_from(id)
+                        .ok()
+                        .filter(|_| id >= 2 && id < self.pages.hwm())
+                        .and_then(|i| self.freed.get_mut(i));
+                    match slot {
+                        None => self.report_page(id, CorruptKind::FreelistIdOutOfRange { id }),
+                        Some(true) => self.report_page(id, CorruptKind::AlreadyFreed),
+                        Some(f) => *f = true,
+                    }
+                }
+                self.claim(page, overflow, PageUse::Freelist);
+            }
+            Err(e) => {
+                if let Some(c) = e.corruption() {
+                    self.report(c.clone());
+                }
+            }
+        }
+    }
+
+    /// Walks one bucket's tree (or inline page).
+    fn bucket(&mut self, root: BucketRoot<'a>, nesting: usize) {
+        if nesting > MAX_BUCKET_DEPTH {
+            self.report(Corruption::new(CorruptKind::BucketsTooDeep { max: MAX_BUCKET_DEPTH }));
+            return;
+        }
+        match root {
+            BucketRoot::Paged(id) => {
+                self.tree(id, None, None, 1, nesting);
+            }
+            BucketRoot::Inline(image) => match inline_node(image) {
+                Ok(node) => {
+                    self.leaf(&node, None, None, nesting);
+                }
+                Err(kind) => self.report(Corruption::new(kind)),
+            },
+        }
+    }
+
+    /// Walks the subtree at page `id`; returns the largest key in it, as bbolt's
+    /// `recursivelyCheckPagesInternal` does, for the order checks of the parent.
+    fn tree(
+        &mut self,
+        id: Pgid,
+        min_closed: Option<&'a [u8]>,
+        max_open: Option<&'a [u8]>,
+        depth: usize,
+        nesting: usize,
+    ) -> Option<&'a [u8]> {
+        if depth > MAX_TREE_DEPTH {
+            self.report_page(id, CorruptKind::TooDeep { max: MAX_TREE_DEPTH });
+            return None;
+        }
+        if id >= self.pages.hwm() {
+            self.report_page(id, CorruptKind::OutOfBounds { hwm: self.pages.hwm() });
+            return None;
+        }
+        let page = match self.pages.page(id) {
+            Ok(p) => p,
+            Err(c) => {
+                self.report(c);
+                // Keep the page from being reported as leaked too.
+                if self.use_of(id) == Some(PageUse::Unreached) {
+                    self.set_use(id, PageUse::Tree);
+                }
+                return None;
+            }
+        };
+        if !self.claim(id, page.header.overflow, PageUse::Tree) {
+            return None;
+        }
+        self.stats.overflow_pages = self.stats.overflow_pages.saturating_add(u64::from(page.header.overflow));
+        self.stats.max_depth = self.stats.max_depth.max(depth as u64);
+        let kind = match page.header.page_type() {
+            PageType::Branch => NodeKind::Branch,
+            PageType::Leaf => NodeKind::Leaf,
+            _ => {
+                self.report_page(id, CorruptKind::InvalidType { flags: page.header.flags, expected: "branch or leaf" });
+                return None;
+            }
+        };
+        let node = match Node::new(Some(id), kind, page.header.count, page.bytes) {
+            Ok(n) => n,
+            Err(k) => {
+                self.report_page(id, k);
+                return None;
+            }
+        };
+        match kind {
+            NodeKind::Leaf => {
+                self.stats.leaf_pages = self.stats.leaf_pages.saturating_add(1);
+                self.leaf(&node, min_closed, max_open, nesting)
+            }
+            NodeKind::Branch => {
+                self.stats.branch_pages = self.stats.branch_pages.saturating_add(1);
+                if node.count == 0 {
+                    self.report_page(id, CorruptKind::EmptyBranch);
+                    return None;
+                }
+                let mut running_min = min_closed;
+                let mut max_in_subtree = None;
+                for i in 0..node.count {
+                    let (key, child) = match node.branch(i) {
+                        Ok(kc) => kc,
+                        Err(k) => {
+                            self.report_page(id, k);
+                            return max_in_subtree;
+                        }
+                    };
+                    self.key_order(id, i, key, running_min, max_open);
+                    let next_key = if i.saturating_add(1) < node.count {
+                        node.branch(i.saturating_add(1)).ok().map(|(k, _)| k)
+                    } else {
+                        max_open
+                    };
+                    max_in_subtree = self.tree(child, Some(key), next_key, depth.saturating_add(1), nesting);
+                    running_min = max_in_subtree;
+                }
+                max_in_subtree
+            }
+        }
+    }
+
+    /// bbolt's `verifyKeyOrder`.
+    fn key_order(&mut self, page: Pgid, i: usize, key: &[u8], prev: Option<&[u8]>, max_open: Option<&[u8]>) {
+        if let Some(prev) = prev {
+            if i == 0 && prev > key {
+                self.report(Corruption::on_page(page, CorruptKind::KeyBelowAncestor { index: i }).with_key(key));
+            }
+            if i > 0 && prev >= key {
+                self.report(Corruption::on_page(page, CorruptKind::KeyOrder { index: i }).with_key(key));
+            }
+        }
+        if max_open.is_some_and(|m| key >= m) {
+            self.report(Corruption::on_page(page, CorruptKind::KeyNotBelowNext { index: i }).with_key(key));
+        }
+    }
+
+    /// Checks a leaf's elements and walks the buckets it holds; returns its last key.
+    fn leaf(
+        &mut self,
+        node: &Node<'a>,
+        min_closed: Option<&'a [u8]>,
+        max_open: Option<&'a [u8]>,
+        nesting: usize,
+    ) -> Option<&'a [u8]> {
+        let mut running_min = min_closed;
+        let page = node.page;
+        for i in 0..node.count {
+            let e = match node.leaf(i) {
+                Ok(e) => e,
+                Err(k) => {
+                    self.report(located(page, k));
+                    return running_min;
+                }
+            };
+            match page {
+                Some(p) => self.key_order(p, i, e.key, running_min, max_open),
+                None => {
+                    if i > 0 && running_min.is_some_and(|prev| prev >= e.key) {
+                        self.report(Corruption::new(CorruptKind::BadInlineBucket { reason: "keys out of order" }));
+                    }
+                }
+            }
+            if e.key.is_empty() {
+                self.report(located(page, CorruptKind::EmptyKey { index: i }));
+            }
+            running_min = Some(e.key);
+            if !e.is_bucket() {
+                self.stats.keys = self.stats.keys.saturating_add(1);
+                continue;
+            }
+            self.stats.buckets = self.stats.buckets.saturating_add(1);
+            if page.is_none() {
+                self.report(
+                    Corruption::new(CorruptKind::BadInlineBucket { reason: "contains a nested bucket" })
+                        .with_key(e.key),
+                );
+                continue;
+            }
+            let root = match bucket_value(e.value) {
+                Ok((_, root)) => root,
+                Err(k) => {
+                    self.report(located(page, k).with_key(e.key));
+                    continue;
+                }
+            };
+            self.path.push(e.key.to_vec());
+            match root {
+                BucketRoot::Paged(r) if r < 2 => {
+                    self.report(located(page, CorruptKind::BucketRootOutOfRange { root: r }).with_key(e.key));
+                }
+                BucketRoot::Paged(_) => self.bucket(root, nesting.saturating_add(1)),
+                BucketRoot::Inline(_) => {
+                    self.stats.inline_buckets = self.stats.inline_buckets.saturating_add(1);
+                    self.bucket(root, nesting.saturating_add(1));
+                }
+            }
+            self.path.pop();
+        }
+        running_min
+    }
+}
+
+fn located(page: Option<Pgid>, kind: CorruptKind) -> Corruption {
+    match page {
+        Some(p) => Corruption::on_page(p, kind),
+        None => Corruption::new(kind),
+    }
+}
+
+fn overflow_use(use_: PageUse) -> PageUse {
+    match use_ {
+        PageUse::Freelist => PageUse::Freelist,
+        _ => PageUse::Overflow,
+    }
+}
+
+/// Checks the whole file: metas, freelist, every bucket tree, page accounting.
+pub fn check(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
+    let pages = db.pages();
+    let meta = db.meta();
+    let file_pages = (db.data().len() / db.page_size().max(1)) as u64;
+    let tracked = usize::try_from(pages.hwm().min(file_pages)).unwrap_or(0);
+    let mut c = Checker {
+        pages,
+        opts,
+        page_use: vec![PageUse::Unreached; tracked],
+        freed: vec![false; tracked],
+        problems: Vec::new(),
+        problem_count: 0,
+        stats: CheckStats::default(),
+        path: Vec::new(),
+    };
+
+    for (i, slot) in db.metas().slots.iter().enumerate() {
+        if let Err(fault) = &slot.validity {
+            c.report_page(i as Pgid, CorruptKind::InvalidMeta { meta: i as u8, fault: fault.clone() });
+        } else if let Some(h) = slot.header {
+            if h.page_type() != PageType::Meta {
+                c.report_page(i as Pgid, CorruptKind::InvalidType { flags: h.flags, expected: "meta" });
+            }
+        }
+    }
+    let needed = pages.hwm().saturating_mul(db.page_size() as u64);
+    if (db.data().len() as u64) < needed {
+        c.report(Corruption::new(CorruptKind::FileShorterThanHwm { len: db.data().len() as u64, needed }));
+    }
+    if pages.hwm() < 2 {
+        c.report(Corruption::new(CorruptKind::MetaField { field: "pgid", value: pages.hwm(), hwm: pages.hwm() }));
+    }
+    for u in c.page_use.iter_mut().take(2) {
+        *u = PageUse::Meta;
+    }
+    c.check_freelist(&meta);
+
+    let root = meta.root.root;
+    if root < 2 || root >= pages.hwm() {
+        c.report(Corruption::new(CorruptKind::MetaField { field: "root", value: root, hwm: pages.hwm() }));
+    } else {
+        c.bucket(BucketRoot::Paged(root), 0);
+    }
+
+    let persisted = meta.has_freelist();
+    let mut leaked = Vec::new();
+    for (i, (u, freed)) in c.page_use.iter_mut().zip(&c.freed).enumerate() {
+        if *u == PageUse::Unreached {
+            if *freed || !persisted {
+                *u = PageUse::Free;
+            } else {
+                leaked.push(i as Pgid);
+            }
+        }
+    }
+    for id in leaked {
+        c.report_page(id, CorruptKind::UnreachableUnfreed);
+    }
+    c.stats.free_pages = c.page_use.iter().filter(|u| **u == PageUse::Free).count() as u64;
+    CheckReport { problems: c.problems, problem_count: c.problem_count, stats: c.stats, page_use: c.page_use }
+}

@@ -1,0 +1,369 @@
+//! Typed errors: I/O, corrupt data (with where), unsupported features.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::layout::Pgid;
+
+/// Errors returned by this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's bytes break a rule of the format.
+    #[error(transparent)]
+    Corrupt(#[from] Box<Corruption>),
+    /// The file uses something this crate does not handle (e.g. big-endian).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+
+    /// The corruption, when this is a corrupt-data error.
+    pub fn corruption(&self) -> Option<&Corruption> {
+        match self {
+            Self::Corrupt(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl From<Corruption> for Error {
+    fn from(c: Corruption) -> Self {
+        Self::Corrupt(Box::new(c))
+    }
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One broken rule of the format, and where it was found.
+///
+/// `check` returns a list of these; readers return the first one as an [`Error`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    /// The page where the problem is, when it concerns one.
+    pub page: Option<Pgid>,
+    /// Absolute byte offset in the file, when known.
+    pub offset: Option<u64>,
+    /// The bucket path (outermost first) being read, when known.
+    pub bucket: Vec<Vec<u8>>,
+    /// The key concerned, when known.
+    pub key: Option<Vec<u8>>,
+    /// What is wrong.
+    pub kind: CorruptKind,
+}
+
+impl Corruption {
+    /// A corruption of `kind` at no particular place.
+    pub fn new(kind: CorruptKind) -> Self {
+        Self { page: None, offset: None, bucket: Vec::new(), key: None, kind }
+    }
+
+    /// A corruption of `kind` on page `page`.
+    pub fn on_page(page: Pgid, kind: CorruptKind) -> Self {
+        Self { page: Some(page), ..Self::new(kind) }
+    }
+
+    /// Adds the absolute file offset.
+    #[must_use]
+    pub fn at_offset(mut self, offset: u64) -> Self {
+        self.offset = Some(offset);
+        self
+    }
+
+    /// Adds the bucket path, unless one is already set.
+    #[must_use]
+    pub fn in_bucket(mut self, path: &[Vec<u8>]) -> Self {
+        if self.bucket.is_empty() {
+            self.bucket = path.to_vec();
+        }
+        self
+    }
+
+    /// Adds the key, unless one is already set.
+    #[must_use]
+    pub fn with_key(mut self, key: &[u8]) -> Self {
+        if self.key.is_none() {
+            self.key = Some(key.to_vec());
+        }
+        self
+    }
+}
+
+/// Formats bytes as text when printable ASCII, else as hex, like bbolt's `auto` format.
+pub fn display_bytes(b: &[u8]) -> String {
+    if !b.is_empty() && b.iter().all(|c| (0x20..0x7f).contains(c)) {
+        String::from_utf8_lossy(b).into_owned()
+    } else {
+        let mut s = String::with_capacity(2 + 2 * b.len());
+        s.push_str("0x");
+        for c in b {
+            s.push_str(&format!("{c:02x}"));
+        }
+        s
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = self.page {
+            write!(f, "page {p}: ")?;
+        }
+        write!(f, "{}", self.kind)?;
+        let mut extra = Vec::new();
+        if !self.bucket.is_empty() {
+            let path: Vec<String> = self.bucket.iter().map(|b| display_bytes(b)).collect();
+            extra.push(format!("bucket {}", path.join("/")));
+        }
+        if let Some(k) = &self.key {
+            extra.push(format!("key {}", display_bytes(k)));
+        }
+        if let Some(o) = self.offset {
+            extra.push(format!("offset {o}"));
+        }
+        if !extra.is_empty() {
+            write!(f, " ({})", extra.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Corruption {}
+
+/// Why a meta page is not valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetaFault {
+    /// The page is cut off by the end of the file.
+    Truncated,
+    /// `magic` is not 0xED0CDAED (bbolt: "invalid database").
+    Magic(u32),
+    /// `version` is not 2 (bbolt: "version mismatch").
+    Version(u32),
+    /// The FNV-1a checksum does not match (bbolt: "checksum error").
+    Checksum {
+        /// Value stored in the page.
+        stored: u64,
+        /// Value computed over the meta fields.
+        computed: u64,
+    },
+    /// `pageSize` is outside 1 KiB ..= 64 KiB.
+    PageSize(u32),
+}
+
+impl fmt::Display for MetaFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => write!(f, "truncated"),
+            Self::Magic(m) => write!(f, "invalid database (magic {m:#010x})"),
+            Self::Version(v) => write!(f, "version mismatch (version {v})"),
+            Self::Checksum { stored, computed } => {
+                write!(f, "checksum error (stored {stored:#018x}, computed {computed:#018x})")
+            }
+            Self::PageSize(s) => write!(f, "page size {s} out of range 1024..=65536"),
+        }
+    }
+}
+
+/// The kinds of corruption the reader and checker report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CorruptKind {
+    /// The file is too short to hold two meta pages.
+    FileTooSmall {
+        /// File length in bytes.
+        len: u64,
+    },
+    /// A meta page fails validation.
+    InvalidMeta {
+        /// Which meta page (0 or 1).
+        meta: u8,
+        /// Why.
+        fault: MetaFault,
+    },
+    /// Neither meta page is valid.
+    NoValidMeta,
+    /// A field of the selected meta points outside the file's pages.
+    MetaField {
+        /// Field name as in bbolt (`root`, `freelist`, `pgid`).
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The high-water mark (`pgid`).
+        hwm: u64,
+    },
+    /// The file ends before `pgid × pageSize`.
+    FileShorterThanHwm {
+        /// File length in bytes.
+        len: u64,
+        /// `pgid × pageSize`.
+        needed: u64,
+    },
+    /// A page id at or beyond the high-water mark (bbolt: "out of bounds").
+    OutOfBounds {
+        /// The high-water mark.
+        hwm: Pgid,
+    },
+    /// A page lies (partly) beyond the end of the file.
+    PastEndOfFile,
+    /// The page header's id is not the page's position (bbolt's `fastCheck`).
+    IdMismatch {
+        /// The id the page claims.
+        found: Pgid,
+    },
+    /// The page's overflow run reaches the high-water mark.
+    OverflowPastHwm {
+        /// The page's `overflow`.
+        overflow: u32,
+        /// The high-water mark.
+        hwm: Pgid,
+    },
+    /// A page has a type that does not fit where it is referenced (bbolt: "invalid type").
+    InvalidType {
+        /// The page's flags.
+        flags: u16,
+        /// What the reference expected.
+        expected: &'static str,
+    },
+    /// The element array runs past the end of the page.
+    ElementsPastPage {
+        /// Element count.
+        count: u16,
+    },
+    /// An element's key or value runs past the end of the page.
+    ElementPastPage {
+        /// Element index.
+        index: usize,
+    },
+    /// A branch page with no elements.
+    EmptyBranch,
+    /// A non-root leaf with no elements (bbolt removes them when rebalancing).
+    EmptyLeaf,
+    /// A key that is empty (bbolt refuses empty keys).
+    EmptyKey {
+        /// Element index.
+        index: usize,
+    },
+    /// Keys within a page do not strictly increase.
+    KeyOrder {
+        /// Element index of the offending key.
+        index: usize,
+    },
+    /// A key is smaller than the branch key that leads to its page.
+    KeyBelowAncestor {
+        /// Element index of the offending key.
+        index: usize,
+    },
+    /// A key is not smaller than the next branch key in an ancestor.
+    KeyNotBelowNext {
+        /// Element index of the offending key.
+        index: usize,
+    },
+    /// The tree is deeper than the depth cap, which also catches cycles.
+    TooDeep {
+        /// The cap.
+        max: usize,
+    },
+    /// Buckets are nested deeper than the cap.
+    BucketsTooDeep {
+        /// The cap.
+        max: usize,
+    },
+    /// Iteration reached more pages than the file holds: a page is referenced twice.
+    Revisited,
+    /// A page reached by two references (bbolt: "multiple references").
+    MultipleReferences,
+    /// A page is both in the tree and on the freelist (bbolt: "reachable freed").
+    ReachableFreed,
+    /// A page listed twice on the freelist (bbolt: "already freed").
+    AlreadyFreed,
+    /// A page neither in the tree nor free (bbolt: "unreachable unfreed").
+    UnreachableUnfreed,
+    /// A freelist id that cannot be free (a meta page, or at/beyond the HWM).
+    FreelistIdOutOfRange {
+        /// The id.
+        id: Pgid,
+    },
+    /// A bucket entry whose value is shorter than a bucket header.
+    BucketValueTooShort {
+        /// The value's length.
+        len: usize,
+    },
+    /// A bucket header's root page outside `[2, pgid)`.
+    BucketRootOutOfRange {
+        /// The root.
+        root: Pgid,
+    },
+    /// An inline bucket whose page image is malformed.
+    BadInlineBucket {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A value was read as a bucket but is not one, or the reverse.
+    NotABucket,
+}
+
+impl fmt::Display for CorruptKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::FileTooSmall { len } => write!(f, "file of {len} bytes is too small for a bbolt database"),
+            Self::InvalidMeta { meta, fault } => write!(f, "meta {meta}: {fault}"),
+            Self::NoValidMeta => write!(f, "no valid meta page"),
+            Self::MetaField { field, value, hwm } => {
+                write!(f, "meta {field} {value} out of range (HWM {hwm})")
+            }
+            Self::FileShorterThanHwm { len, needed } => {
+                write!(f, "file is {len} bytes, shorter than pgid × pageSize = {needed}")
+            }
+            Self::OutOfBounds { hwm } => write!(f, "out of bounds: {hwm}"),
+            Self::PastEndOfFile => write!(f, "past the end of the file"),
+            Self::IdMismatch { found } => write!(f, "page self identifies as {found}"),
+            Self::OverflowPastHwm { overflow, hwm } => {
+                write!(f, "overflow {overflow} reaches past HWM {hwm}")
+            }
+            Self::InvalidType { flags, expected } => {
+                write!(f, "invalid type: {} (expected {expected})", crate::layout::PageType::from_flags(*flags).name())
+            }
+            Self::ElementsPastPage { count } => write!(f, "{count} elements do not fit in the page"),
+            Self::ElementPastPage { index } => write!(f, "element {index}: key or value past the end of the page"),
+            Self::EmptyBranch => write!(f, "branch page has no elements"),
+            Self::EmptyLeaf => write!(f, "non-root leaf page has no elements"),
+            Self::EmptyKey { index } => write!(f, "key[{index}] is empty"),
+            Self::KeyOrder { index } => write!(f, "key[{index}] needs to be > than previous element"),
+            Self::KeyBelowAncestor { index } => {
+                write!(f, "key[{index}] needs to be >= the key in the ancestor")
+            }
+            Self::KeyNotBelowNext { index } => {
+                write!(f, "key[{index}] needs to be < than key of the next element in ancestor")
+            }
+            Self::TooDeep { max } => write!(f, "tree deeper than {max} levels (cycle?)"),
+            Self::BucketsTooDeep { max } => write!(f, "buckets nested deeper than {max} levels"),
+            Self::Revisited => write!(f, "page reached twice while iterating (cycle or shared page)"),
+            Self::MultipleReferences => write!(f, "multiple references"),
+            Self::ReachableFreed => write!(f, "reachable freed"),
+            Self::AlreadyFreed => write!(f, "already freed"),
+            Self::UnreachableUnfreed => write!(f, "unreachable unfreed"),
+            Self::FreelistIdOutOfRange { id } => write!(f, "freelist holds id {id} outside [2, HWM)"),
+            Self::BucketValueTooShort { len } => {
+                write!(f, "bucket value of {len} bytes is shorter than a bucket header")
+            }
+            Self::BucketRootOutOfRange { root } => write!(f, "bucket root {root} out of range"),
+            Self::BadInlineBucket { reason } => write!(f, "inline bucket: {reason}"),
+            Self::NotABucket => write!(f, "not a bucket"),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The bbolt file format: a zero-copy reader and a checker.
+//!
+//! bbolt (`go.etcd.io/bbolt`) is the B+tree store inside every etcd `member/snap/db`
+//! and snapshot file. This crate reads it from a byte slice, never panics on any
+//! input, and reports corruption with the page id, bucket and key where it is.
+//! It knows nothing of etcd.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), etcdsnap_bolt::Error> {
+//! let file = etcdsnap_bolt::MappedFile::open("snapshot.db")?;
+//! let db = etcdsnap_bolt::Db::open(&file)?;
+//! if let Some(bucket) = db.bucket(&[b"key"])? {
+//!     for entry in bucket.cursor() {
+//!         let entry = entry?;
+//!         println!("{} bytes", entry.value.len());
+//!     }
+//! }
+//! assert!(db.check().is_ok());
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(clippy::indexing_slicing)]
+
+mod bucket;
+pub mod check;
+mod cursor;
+mod db;
+pub mod dump;
+mod error;
+mod freelist;
+pub mod layout;
+mod le;
+pub mod meta;
+mod mmap;
+pub mod page;
+pub mod walk;
+
+pub use bucket::Bucket;
+pub use check::{CheckOptions, CheckReport, PageUse};
+pub use cursor::{Cursor, Entry, MAX_DEPTH};
+pub use db::Db;
+pub use error::{display_bytes, CorruptKind, Corruption, Error, MetaFault, Result};
+pub use freelist::Freelist;
+pub use layout::{BucketHeader, PageHeader, PageType, Pgid};
+pub use meta::{Meta, MetaSlot, Metas};
+pub use mmap::MappedFile;

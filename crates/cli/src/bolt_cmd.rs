@@ -1,0 +1,402 @@
+//! `etcdsnap bolt …`: the bbolt layer (info, check, pages, buckets, keys, dump).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use etcdsnap_bolt::{
+    check, display_bytes, Bucket, CheckOptions, Corruption, Db, Freelist, MappedFile, MetaSlot, PageType, PageUse,
+};
+use serde::Serialize;
+
+use crate::output::{table, Bytes, Out, OwnedBytes};
+use crate::Outcome;
+
+#[derive(Debug, Subcommand)]
+pub enum BoltCommand {
+    /// Page size, both meta pages, high-water mark, freelist and file size.
+    Info(FileArgs),
+    /// Consistency check (everything bbolt's `tx.Check()` reports, and more); exit 1 on problems.
+    Check(FileArgs),
+    /// Every page below the high-water mark: id, type, items, overflow (like `bbolt pages`).
+    Pages(FileArgs),
+    /// The top-level buckets.
+    Buckets(FileArgs),
+    /// The keys of a bucket (nested buckets by path).
+    Keys(KeysArgs),
+    /// Canonical dump of every bucket, key and value (same text as tools/boltoracle dump).
+    Dump(DumpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// A bbolt file: etcd snapshot, member/snap/db, or any bbolt database.
+    file: PathBuf,
+    /// Print JSON (one object; JSON Lines for listings).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// A bbolt file.
+    file: PathBuf,
+    /// Bucket path: the top-level bucket, then nested buckets.
+    #[arg(required = true)]
+    bucket: Vec<String>,
+    /// Read the bucket names as hex.
+    #[arg(long)]
+    hex: bool,
+    /// Print JSON Lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// A bbolt file.
+    file: PathBuf,
+}
+
+pub fn run(cmd: BoltCommand) -> Result<Outcome> {
+    let mut out = Out::new();
+    let outcome = match cmd {
+        BoltCommand::Info(a) => info(&a, &mut out),
+        BoltCommand::Check(a) => check_cmd(&a, &mut out),
+        BoltCommand::Pages(a) => pages(&a, &mut out),
+        BoltCommand::Buckets(a) => buckets(&a, &mut out),
+        BoltCommand::Keys(a) => keys(&a, &mut out),
+        BoltCommand::Dump(a) => dump(&a, &mut out),
+    }?;
+    out.flush()?;
+    Ok(outcome)
+}
+
+fn map(path: &Path) -> Result<MappedFile> {
+    MappedFile::open(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
+    Db::open(file).with_context(|| format!("{} is not a readable bbolt file", path.display()))
+}
+
+#[derive(Serialize)]
+struct MetaJson {
+    page: u8,
+    valid: bool,
+    error: Option<String>,
+    magic: Option<String>,
+    version: Option<u32>,
+    page_size: Option<u32>,
+    flags: Option<u32>,
+    root: Option<u64>,
+    root_sequence: Option<u64>,
+    freelist: Option<u64>,
+    pgid: Option<u64>,
+    txid: Option<u64>,
+    checksum: Option<String>,
+}
+
+fn meta_json(page: u8, slot: &MetaSlot) -> MetaJson {
+    let m = slot.meta.as_ref();
+    MetaJson {
+        page,
+        valid: slot.validity.is_ok(),
+        error: slot.validity.as_ref().err().map(ToString::to_string),
+        magic: m.map(|m| format!("{:#010x}", m.magic)),
+        version: m.map(|m| m.version),
+        page_size: m.map(|m| m.page_size),
+        flags: m.map(|m| m.flags),
+        root: m.map(|m| m.root.root),
+        root_sequence: m.map(|m| m.root.sequence),
+        freelist: m.filter(|m| m.has_freelist()).map(|m| m.freelist),
+        pgid: m.map(|m| m.pgid),
+        txid: m.map(|m| m.txid),
+        checksum: m.map(|m| format!("{:#018x}", m.checksum)),
+    }
+}
+
+#[derive(Serialize)]
+struct InfoJson {
+    file: String,
+    file_size: u64,
+    page_size: usize,
+    active_meta: usize,
+    hwm: u64,
+    used_bytes: u64,
+    bytes_beyond_hwm: u64,
+    freelist: &'static str,
+    freelist_page: Option<u64>,
+    freelist_ids: Option<usize>,
+    metas: Vec<MetaJson>,
+}
+
+fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    let file = map(&a.file)?;
+    let db = open(&a.file, &file)?;
+    let meta = db.meta();
+    let used = db.hwm().saturating_mul(db.page_size() as u64);
+    let (freelist, freelist_page, freelist_ids) = match db.freelist() {
+        Ok(Freelist::NotPersisted) => ("none", None, None),
+        Ok(Freelist::Persisted { page, ids, .. }) => ("persisted", Some(page), Some(ids.len())),
+        Err(_) => ("unreadable", Some(meta.freelist), None),
+    };
+    let info = InfoJson {
+        file: a.file.display().to_string(),
+        file_size: file.len() as u64,
+        page_size: db.page_size(),
+        active_meta: db.metas().active,
+        hwm: db.hwm(),
+        used_bytes: used,
+        bytes_beyond_hwm: (file.len() as u64).saturating_sub(used),
+        freelist,
+        freelist_page,
+        freelist_ids,
+        metas: db.metas().slots.iter().enumerate().map(|(i, s)| meta_json(i as u8, s)).collect(),
+    };
+    if a.json {
+        out.json(&info)?;
+        return Ok(Outcome::Clean);
+    }
+    let mut rows = vec![
+        vec!["file".into(), info.file.clone()],
+        vec!["file size".into(), info.file_size.to_string()],
+        vec!["page size".into(), info.page_size.to_string()],
+        vec!["active meta".into(), format!("{} (txid {})", info.active_meta, meta.txid)],
+        vec!["high-water mark".into(), format!("{} pages ({} bytes)", info.hwm, used)],
+        vec!["bytes beyond HWM".into(), info.bytes_beyond_hwm.to_string()],
+        vec![
+            "freelist".into(),
+            match (freelist_page, freelist_ids) {
+                (Some(p), Some(n)) => format!("page {p}, {n} ids"),
+                (Some(p), None) => format!("page {p}, unreadable"),
+                _ => "not persisted (NoFreelistSync)".into(),
+            },
+        ],
+        vec!["root bucket".into(), format!("page {}", meta.root.root)],
+    ];
+    for m in &info.metas {
+        let state = match &m.error {
+            None => format!("valid, txid {}, root {}", m.txid.unwrap_or(0), m.root.unwrap_or(0)),
+            Some(e) => format!("INVALID: {e}"),
+        };
+        rows.push(vec![format!("meta {}", m.page), state]);
+    }
+    for line in table(&rows) {
+        out.line(line)?;
+    }
+    Ok(Outcome::Clean)
+}
+
+#[derive(Serialize)]
+pub struct ProblemJson {
+    pub page: Option<u64>,
+    pub offset: Option<u64>,
+    pub bucket: Vec<OwnedBytes>,
+    pub key: Option<OwnedBytes>,
+    pub message: String,
+}
+
+impl From<&Corruption> for ProblemJson {
+    fn from(c: &Corruption) -> Self {
+        Self {
+            page: c.page,
+            offset: c.offset,
+            bucket: c.bucket.iter().map(|b| OwnedBytes(b.clone())).collect(),
+            key: c.key.as_ref().map(|k| OwnedBytes(k.clone())),
+            message: c.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CheckJson {
+    file: String,
+    ok: bool,
+    problem_count: u64,
+    problems: Vec<ProblemJson>,
+    buckets: u64,
+    inline_buckets: u64,
+    keys: u64,
+    branch_pages: u64,
+    leaf_pages: u64,
+    overflow_pages: u64,
+    free_pages: u64,
+    max_depth: u64,
+}
+
+fn check_cmd(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    let file = map(&a.file)?;
+    let db = open(&a.file, &file)?;
+    let report = check::check(&db, &CheckOptions::default());
+    let outcome = if report.is_ok() { Outcome::Clean } else { Outcome::Problems };
+    if a.json {
+        let s = &report.stats;
+        out.json(&CheckJson {
+            file: a.file.display().to_string(),
+            ok: report.is_ok(),
+            problem_count: report.problem_count,
+            problems: report.problems.iter().map(ProblemJson::from).collect(),
+            buckets: s.buckets,
+            inline_buckets: s.inline_buckets,
+            keys: s.keys,
+            branch_pages: s.branch_pages,
+            leaf_pages: s.leaf_pages,
+            overflow_pages: s.overflow_pages,
+            free_pages: s.free_pages,
+            max_depth: s.max_depth,
+        })?;
+        return Ok(outcome);
+    }
+    for p in &report.problems {
+        out.line(p.to_string())?;
+    }
+    let hidden = report.problem_count.saturating_sub(report.problems.len() as u64);
+    if hidden > 0 {
+        out.line(format!("... and {hidden} more"))?;
+    }
+    if report.is_ok() {
+        out.line("OK")?;
+    } else {
+        out.line(format!("{} errors found", report.problem_count))?;
+    }
+    Ok(outcome)
+}
+
+#[derive(Serialize)]
+struct PageJson {
+    id: u64,
+    #[serde(rename = "type")]
+    kind: String,
+    items: Option<u64>,
+    overflow: Option<u32>,
+}
+
+fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    let file = map(&a.file)?;
+    let db = open(&a.file, &file)?;
+    // The walk tells which pages are free (required when no freelist is persisted).
+    let report = check::check(&db, &CheckOptions { max_problems: 0 });
+    let pages = db.pages();
+    let mut rows = vec![vec!["ID".into(), "TYPE".into(), "ITEMS".into(), "OVRFLW".into()]];
+    let mut id: u64 = 0;
+    while id < db.hwm() {
+        let use_ = usize::try_from(id).ok().and_then(|i| report.page_use.get(i)).copied();
+        let row = match (use_, pages.raw(id).and_then(etcdsnap_bolt::PageHeader::parse)) {
+            (None, _) | (_, None) => PageJson { id, kind: "missing".into(), items: None, overflow: None },
+            (Some(PageUse::Free), _) => PageJson { id, kind: "free".into(), items: None, overflow: None },
+            (Some(_), Some(h)) => {
+                let items = match (h.page_type(), h.count) {
+                    (PageType::Freelist, 0xFFFF) => pages
+                        .raw(id)
+                        .and_then(|p| p.get(16..24))
+                        .and_then(|b| b.try_into().ok())
+                        .map(u64::from_le_bytes),
+                    _ => Some(u64::from(h.count)),
+                };
+                PageJson { id, kind: h.page_type().name(), items, overflow: Some(h.overflow) }
+            }
+        };
+        let step = match row.kind.as_str() {
+            "free" | "missing" => 1,
+            _ => u64::from(row.overflow.unwrap_or(0)).saturating_add(1),
+        };
+        if a.json {
+            out.json(&row)?;
+        } else {
+            rows.push(vec![
+                row.id.to_string(),
+                row.kind.clone(),
+                row.items.map(|n| n.to_string()).unwrap_or_default(),
+                row.overflow.map(|n| n.to_string()).unwrap_or_default(),
+            ]);
+        }
+        id = id.saturating_add(step);
+    }
+    if !a.json {
+        for line in table(&rows) {
+            out.line(line.trim_end())?;
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+#[derive(Serialize)]
+struct BucketJson<'a> {
+    name: Bytes<'a>,
+    sequence: u64,
+    inline: bool,
+    root: u64,
+}
+
+fn buckets(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    let file = map(&a.file)?;
+    let db = open(&a.file, &file)?;
+    let root = db.root()?;
+    for entry in root.cursor() {
+        let entry = entry?;
+        if !entry.is_bucket() {
+            continue;
+        }
+        let b = root.child(entry)?;
+        if a.json {
+            out.json(&BucketJson {
+                name: Bytes(entry.key),
+                sequence: b.sequence(),
+                inline: b.is_inline(),
+                root: b.header().root,
+            })?;
+        } else {
+            out.line(display_bytes(entry.key))?;
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+#[derive(Serialize)]
+struct KeyJson<'a> {
+    key: Bytes<'a>,
+    bucket: bool,
+    value_size: usize,
+}
+
+fn decode_name(s: &str, hex: bool) -> Result<Vec<u8>> {
+    if !hex {
+        return Ok(s.as_bytes().to_vec());
+    }
+    if s.len() % 2 != 0 {
+        bail!("{s:?} is not hex: odd length");
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).with_context(|| format!("{s:?} is not hex"))
+        })
+        .collect()
+}
+
+fn keys(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
+    let file = map(&a.file)?;
+    let db = open(&a.file, &file)?;
+    let path = a.bucket.iter().map(|s| decode_name(s, a.hex)).collect::<Result<Vec<_>>>()?;
+    let bucket: Bucket<'_> = match db.bucket(&path)? {
+        Some(b) => b,
+        None => bail!("bucket {} not found", path.iter().map(|p| display_bytes(p)).collect::<Vec<_>>().join("/")),
+    };
+    for entry in bucket.cursor() {
+        let entry = entry?;
+        if a.json {
+            out.json(&KeyJson { key: Bytes(entry.key), bucket: entry.is_bucket(), value_size: entry.value.len() })?;
+        } else {
+            out.line(display_bytes(entry.key))?;
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+fn dump(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
+    let file = map(&a.file)?;
+    let db = open(&a.file, &file)?;
+    etcdsnap_bolt::dump::dump(&db, out.writer())?;
+    Ok(Outcome::Clean)
+}

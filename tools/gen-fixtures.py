@@ -535,10 +535,17 @@ def bolt_meta(path):
 
 
 def gen_version(ver, outroot):
+    tmp = tempfile.mkdtemp(prefix="etcdsnap-fixture-%s-" % ver)
+    try:
+        _gen_version(ver, outroot, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _gen_version(ver, outroot, tmp):
     cfg = VERSIONS[ver]
     t0 = time.time()
     out = os.path.join(outroot, "etcd-" + ver)
-    tmp = tempfile.mkdtemp(prefix="etcdsnap-fixture-%s-" % ver)
     e = Etcd(ver, tmp)
     e.check_version()
     if os.path.exists(out):
@@ -612,7 +619,6 @@ def gen_version(ver, outroot):
     with open(os.path.join(out, "expected", "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
         f.write("\n")
-    shutil.rmtree(tmp)
     log("%s: done in %.1fs: %s" % (ver, time.time() - t0, json.dumps(summary)))
 
 

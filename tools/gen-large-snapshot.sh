@@ -163,6 +163,7 @@ PY
 t1=$(date +%s.%N)
 ctl snapshot save "$out.part" >/dev/null
 mv "$out.part" "$out"
+chmod 0644 "$out"
 t2=$(date +%s.%N)
 "$bin/etcdutl" snapshot status -w table "$out" >&2
 python3 - "$out" "$target" "$t0" "$t1" "$t2" <<'PY' >&2

@@ -10,7 +10,7 @@ use crate::layout::Pgid;
 #[non_exhaustive]
 pub enum Error {
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("I/O error on {path}")]
     Io {
         /// The file involved.
         path: PathBuf,

@@ -24,7 +24,99 @@ pub enum Error {
     /// The file uses something this crate does not handle (e.g. big-endian).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The builder was called out of order or with data bbolt cannot hold.
+    #[error(transparent)]
+    Build(#[from] Box<BuildFailure>),
 }
+
+impl From<BuildFailure> for Error {
+    fn from(f: BuildFailure) -> Self {
+        Self::Build(Box::new(f))
+    }
+}
+
+/// Why the builder refused a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The page size is outside 1 KiB ..= 64 KiB.
+    PageSize(u32),
+    /// Keys and bucket names must not be empty.
+    EmptyKey,
+    /// A key longer than bbolt's `MaxKeySize` (32768).
+    KeyTooLarge {
+        /// Its length.
+        len: usize,
+    },
+    /// A value longer than bbolt's `MaxValueSize`.
+    ValueTooLarge {
+        /// Its length.
+        len: usize,
+    },
+    /// A key not greater than the previous key of its bucket.
+    KeyOrder,
+    /// The root bucket holds only buckets (as in bbolt's Tx API).
+    ValueInRoot,
+    /// `close_bucket` without an open bucket.
+    NoOpenBucket,
+    /// The builder was already finished.
+    Finished,
+    /// The tree would be deeper than readers accept.
+    TreeTooDeep,
+    /// A page would need more than 65534 elements or pages.
+    PageTooLarge {
+        /// Its size in bytes.
+        size: usize,
+    },
+}
+
+impl BuildError {
+    /// Attaches the bucket path and key the error concerns.
+    pub fn at(self, bucket: Vec<Vec<u8>>, key: &[u8]) -> BuildFailure {
+        BuildFailure { bucket, key: key.to_vec(), kind: self }
+    }
+}
+
+/// A builder error with the bucket and key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildFailure {
+    /// Path of the bucket being written.
+    pub bucket: Vec<Vec<u8>>,
+    /// The key being written (empty when none).
+    pub key: Vec<u8>,
+    /// What was wrong.
+    pub kind: BuildError,
+}
+
+impl fmt::Display for BuildFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            BuildError::PageSize(s) => write!(f, "page size {s} out of range 1024..=65536")?,
+            BuildError::EmptyKey => write!(f, "empty key")?,
+            BuildError::KeyTooLarge { len } => write!(f, "key of {len} bytes exceeds 32768")?,
+            BuildError::ValueTooLarge { len } => write!(f, "value of {len} bytes is too large")?,
+            BuildError::KeyOrder => write!(f, "key not greater than the previous key")?,
+            BuildError::ValueInRoot => write!(f, "the root bucket holds only buckets")?,
+            BuildError::NoOpenBucket => write!(f, "no bucket is open")?,
+            BuildError::Finished => write!(f, "builder already finished")?,
+            BuildError::TreeTooDeep => write!(f, "tree deeper than {} levels", crate::cursor::MAX_DEPTH)?,
+            BuildError::PageTooLarge { size } => write!(f, "page of {size} bytes is too large")?,
+        }
+        if !self.bucket.is_empty() {
+            let path: Vec<String> = self.bucket.iter().map(|b| display_bytes(b)).collect();
+            write!(f, " (bucket {}", path.join("/"))?;
+            if !self.key.is_empty() {
+                write!(f, ", key {}", display_bytes(&self.key))?;
+            }
+            write!(f, ")")?;
+        } else if !self.key.is_empty() {
+            write!(f, " (key {})", display_bytes(&self.key))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for BuildFailure {}
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.

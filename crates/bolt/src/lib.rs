@@ -1,4 +1,4 @@
-//! The bbolt file format: a zero-copy reader and a checker.
+//! The bbolt file format: a zero-copy reader, a checker and a streaming writer.
 //!
 //! bbolt (`go.etcd.io/bbolt`) is the B+tree store inside every etcd `member/snap/db`
 //! and snapshot file. This crate reads it from a byte slice, never panics on any
@@ -22,8 +22,11 @@
 #![warn(missing_docs)]
 #![deny(clippy::indexing_slicing)]
 
+mod atomic;
 mod bucket;
+pub mod builder;
 pub mod check;
+pub mod compact;
 mod cursor;
 mod db;
 pub mod dump;
@@ -36,11 +39,12 @@ mod mmap;
 pub mod page;
 pub mod walk;
 
+pub use atomic::AtomicFile;
 pub use bucket::Bucket;
 pub use check::{CheckOptions, CheckReport, PageUse};
 pub use cursor::{Cursor, Entry, MAX_DEPTH};
 pub use db::Db;
-pub use error::{display_bytes, CorruptKind, Corruption, Error, MetaFault, Result};
+pub use error::{display_bytes, BuildError, BuildFailure, CorruptKind, Corruption, Error, MetaFault, Result};
 pub use freelist::Freelist;
 pub use layout::{BucketHeader, PageHeader, PageType, Pgid};
 pub use meta::{Meta, MetaSlot, Metas};

@@ -68,7 +68,8 @@ fn go_written_files_of_every_page_size_read_like_go_bbolt() {
 fn overflowed_freelist_count_is_read() {
     let dir = support::scratch("oracle-free-heavy");
     let f = dir.join("free-heavy.db");
-    let args = [OsStr::new("gen"), f.as_os_str(), OsStr::new("--page-size"), OsStr::new("1024"), OsStr::new("--free-heavy")];
+    let args =
+        [OsStr::new("gen"), f.as_os_str(), OsStr::new("--page-size"), OsStr::new("1024"), OsStr::new("--free-heavy")];
     assert_eq!(support::run_oracle(&args).0, 0);
     let data = std::fs::read(&f).unwrap();
     let db = Db::open(&data).unwrap();

@@ -136,7 +136,9 @@ const ETCD_BUCKETS: [&str; 10] =
 
 #[test]
 fn info_json_describes_snapshot_and_raw_db() {
-    for (rel, trailer) in [("etcd-3.5.1/snapshot.db", true), ("etcd-3.4.23/snapshot.db", true), ("etcd-3.5.1/member/snap/db", false)] {
+    for (rel, trailer) in
+        [("etcd-3.5.1/snapshot.db", true), ("etcd-3.4.23/snapshot.db", true), ("etcd-3.5.1/member/snap/db", false)]
+    {
         let o = etcdsnap(&["bolt", "info", "--json", fixture(rel).to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
         let info: InfoJson = serde_json::from_str(&stdout(&o)).unwrap();

@@ -1,0 +1,439 @@
+//! A streaming, bottom-up bbolt writer.
+//!
+//! Keys arrive in strictly increasing order per bucket. Each bucket keeps one
+//! open leaf and one open page per branch level: a page is written as soon as
+//! the next element would not fit, and its first key and page id go up to the
+//! next level. Closing a bucket flushes its levels bottom-up and yields the
+//! root, which becomes the value of the bucket's entry in its parent, so
+//! nested buckets are written before the parent page that points at them.
+//! Memory is bounded by (bucket nesting) × (tree height) pages, plus the
+//! largest single value, whatever the number of keys.
+//!
+//! Layout of the file: meta 0, meta 1, an empty freelist page (id 2), then the
+//! tree pages in the order they fill. Both metas point at the same root with
+//! txids T and T−1, as bbolt's `Tx.WriteTo` writes them.
+
+use std::io::{Seek, SeekFrom, Write};
+
+use crate::error::{BuildError, Error, Result};
+use crate::layout::{
+    BucketHeader, PageHeader, Pgid, BRANCH_PAGE_FLAG, BUCKET_HEADER_SIZE, BUCKET_LEAF_FLAG, FREELIST_PAGE_FLAG,
+    LEAF_PAGE_FLAG, MAGIC, MAX_KEY_SIZE, MAX_PAGE_SIZE, MAX_VALUE_SIZE, MIN_PAGE_SIZE, PAGE_HEADER_SIZE, VERSION,
+};
+use crate::meta::{meta_page, Meta};
+
+/// Default fill percent: pages are packed full.
+///
+/// bbolt's `compact` uses 1.0 and etcd's defrag 0.9. We pack full because what we
+/// write is an etcd backend image: its `key` bucket only ever grows at its right
+/// edge (revisions are appended), and old pages only lose entries to compaction,
+/// so free room left in every page would never be used and would cost 10 % of
+/// the file and of every scan.
+pub const DEFAULT_FILL_PERCENT: f64 = 1.0;
+
+/// Page id of the (empty) freelist page.
+pub const FREELIST_PGID: Pgid = 2;
+
+const ELEMENT_SIZE: usize = 16;
+
+/// Options of a [`Builder`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BuildOptions {
+    /// Page size in bytes (1 KiB ..= 64 KiB).
+    pub page_size: u32,
+    /// Fraction of a page filled before a new page starts, clamped to 0.1 ..= 1.0 as in bbolt.
+    pub fill_percent: f64,
+    /// Transaction id of meta 0 (meta 1 gets one less); at least 1.
+    pub txid: u64,
+    /// Write small leaf-only buckets inline in their parent, as bbolt does.
+    pub inline_buckets: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self { page_size: 4096, fill_percent: DEFAULT_FILL_PERCENT, txid: 1, inline_buckets: true }
+    }
+}
+
+/// What a finished build wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildSummary {
+    /// The meta written to page 0 (page 1 has `txid − 1`).
+    pub meta: Meta,
+    /// Bytes written (`pgid × pageSize`).
+    pub bytes: u64,
+    /// Buckets written, the root bucket excluded.
+    pub buckets: u64,
+    /// Key/value pairs written.
+    pub keys: u64,
+}
+
+/// One element of a page being filled.
+#[derive(Debug, Clone, Copy)]
+struct Elem {
+    flags: u32,
+    ksize: u32,
+    vsize: u32,
+    child: Pgid,
+}
+
+/// Elements of one page being filled; keys and values (leaves) or keys (branches) in `data`.
+#[derive(Debug, Default)]
+struct PageBuf {
+    elems: Vec<Elem>,
+    data: Vec<u8>,
+}
+
+impl PageBuf {
+    /// Serialized size: header, element array and data (bbolt's `node.size`).
+    fn size(&self) -> usize {
+        PAGE_HEADER_SIZE + ELEMENT_SIZE * self.elems.len() + self.data.len()
+    }
+
+    fn first_key(&self) -> &[u8] {
+        match self.elems.first() {
+            Some(e) => self.data.get(..e.ksize as usize).unwrap_or(&[]),
+            None => &[],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.elems.clear();
+        self.data.clear();
+    }
+
+    /// Adds a leaf element (`child` 0) or a branch element (`value` empty).
+    fn push(&mut self, flags: u32, key: &[u8], value: &[u8], child: Pgid) {
+        // Lengths were checked against bbolt's limits, which fit in u32.
+        self.elems.push(Elem { flags, ksize: key.len() as u32, vsize: value.len() as u32, child });
+        self.data.extend_from_slice(key);
+        self.data.extend_from_slice(value);
+    }
+
+    /// Writes the page image (header, elements, data) into `out`; with `pad`, up to
+    /// a whole number of pages. Returns the overflow count.
+    fn serialize(&self, id: Pgid, page_flag: u16, page_size: usize, pad: bool, out: &mut Vec<u8>) -> Result<u32> {
+        let size = self.size();
+        let pages = size.div_ceil(page_size).max(1);
+        let too_large = || Error::from(BuildError::PageTooLarge { size }.at(Vec::new(), self.first_key()));
+        let overflow = u32::try_from(pages - 1).map_err(|_| too_large())?;
+        let count = u16::try_from(self.elems.len()).ok().filter(|&c| c < u16::MAX).ok_or_else(too_large)?;
+        out.clear();
+        out.reserve(if pad { pages * page_size } else { size });
+        let mut h = [0u8; PAGE_HEADER_SIZE];
+        PageHeader { id, flags: page_flag, count, overflow }.write_to(&mut h);
+        out.extend_from_slice(&h);
+        let n = self.elems.len();
+        let mut data_off = PAGE_HEADER_SIZE + ELEMENT_SIZE * n;
+        for (i, e) in self.elems.iter().enumerate() {
+            let pos = (data_off - (PAGE_HEADER_SIZE + ELEMENT_SIZE * i)) as u32;
+            if page_flag == BRANCH_PAGE_FLAG {
+                out.extend_from_slice(&pos.to_le_bytes());
+                out.extend_from_slice(&e.ksize.to_le_bytes());
+                out.extend_from_slice(&e.child.to_le_bytes());
+            } else {
+                out.extend_from_slice(&e.flags.to_le_bytes());
+                out.extend_from_slice(&pos.to_le_bytes());
+                out.extend_from_slice(&e.ksize.to_le_bytes());
+                out.extend_from_slice(&e.vsize.to_le_bytes());
+            }
+            data_off += e.ksize as usize + e.vsize as usize;
+        }
+        out.extend_from_slice(&self.data);
+        if pad {
+            out.resize(pages * page_size, 0);
+        }
+        Ok(overflow)
+    }
+}
+
+/// One level of a bucket's tree: the open page and how many pages were written before it.
+#[derive(Debug, Default)]
+struct Level {
+    open: PageBuf,
+    written: u64,
+}
+
+/// A bucket being built.
+#[derive(Debug)]
+struct OpenBucket {
+    name: Vec<u8>,
+    sequence: u64,
+    /// `levels[0]` holds leaves, `levels[1..]` branches.
+    levels: Vec<Level>,
+    last_key: Option<Vec<u8>>,
+    has_sub_buckets: bool,
+}
+
+impl OpenBucket {
+    fn new(name: Vec<u8>, sequence: u64) -> Self {
+        Self { name, sequence, levels: vec![Level::default()], last_key: None, has_sub_buckets: false }
+    }
+}
+
+/// Writes a bbolt file from sorted buckets and keys (see the module docs).
+///
+/// ```
+/// # fn main() -> Result<(), etcdsnap_bolt::Error> {
+/// use etcdsnap_bolt::builder::{BuildOptions, Builder};
+/// let mut out = std::io::Cursor::new(Vec::new());
+/// let mut b = Builder::new(&mut out, BuildOptions::default())?;
+/// b.create_bucket(b"key", 0)?;
+/// b.put(b"a", b"1")?;
+/// b.put(b"b", b"2")?;
+/// b.close_bucket()?;
+/// b.finish()?;
+/// let data = out.into_inner();
+/// let db = etcdsnap_bolt::Db::open(&data)?;
+/// assert_eq!(db.bucket(&[b"key"])?.unwrap().get(b"b")?, Some(&b"2"[..]));
+/// assert!(db.check().is_ok());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Builder<W: Write + Seek> {
+    out: W,
+    opts: BuildOptions,
+    page_size: usize,
+    threshold: usize,
+    next_pgid: Pgid,
+    /// `stack[0]` is the root bucket.
+    stack: Vec<OpenBucket>,
+    scratch: Vec<u8>,
+    buckets: u64,
+    keys: u64,
+}
+
+/// Where a closed bucket ended up.
+enum Closed {
+    Paged(Pgid),
+    Inline(Vec<u8>),
+}
+
+impl<W: Write + Seek> Builder<W> {
+    /// Starts a file at offset 0 of `out` (normally an empty file): reserves the
+    /// two meta pages and writes the empty freelist page.
+    pub fn new(mut out: W, opts: BuildOptions) -> Result<Self> {
+        if !(MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&opts.page_size) {
+            return Err(BuildError::PageSize(opts.page_size).at(Vec::new(), b"").into());
+        }
+        let page_size = opts.page_size as usize;
+        let fill = if opts.fill_percent.is_nan() { DEFAULT_FILL_PERCENT } else { opts.fill_percent.clamp(0.1, 1.0) };
+        let threshold = ((page_size as f64) * fill) as usize;
+        // Freelist choice: an empty freelist page rather than etcd's no-freelist
+        // sentinel. Every reader accepts it as is: Go bbolt read-only and
+        // read-write (a sentinel makes a read-write open without NoFreelistSync
+        // rewrite the file to add a freelist), etcd 3.4/3.5 (which read it, then
+        // switch to the sentinel at their first commit), and strict third-party
+        // readers that reject the sentinel. It is also exact: we leave no free pages.
+        let mut head = vec![0u8; 3 * page_size];
+        let mut h = [0u8; PAGE_HEADER_SIZE];
+        PageHeader { id: FREELIST_PGID, flags: FREELIST_PAGE_FLAG, count: 0, overflow: 0 }.write_to(&mut h);
+        if let Some(dst) = head.get_mut(2 * page_size..2 * page_size + PAGE_HEADER_SIZE) {
+            dst.copy_from_slice(&h);
+        }
+        out.seek(SeekFrom::Start(0)).map_err(out_err)?;
+        out.write_all(&head).map_err(out_err)?;
+        Ok(Self {
+            out,
+            opts: BuildOptions { txid: opts.txid.max(1), ..opts },
+            page_size,
+            threshold,
+            next_pgid: 3,
+            stack: vec![OpenBucket::new(Vec::new(), 0)],
+            scratch: Vec::new(),
+            buckets: 0,
+            keys: 0,
+        })
+    }
+
+    /// Nesting depth: 0 in the root bucket, 1 in a top-level bucket, and so on.
+    pub fn depth(&self) -> usize {
+        self.stack.len().saturating_sub(1)
+    }
+
+    fn path(&self) -> Vec<Vec<u8>> {
+        self.stack.iter().skip(1).map(|b| b.name.clone()).collect()
+    }
+
+    fn top(&mut self) -> Result<&mut OpenBucket> {
+        self.stack.last_mut().ok_or_else(|| BuildError::Finished.at(Vec::new(), b"").into())
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        let fail = |e: BuildError| -> Error { e.at(self.path(), key).into() };
+        if key.is_empty() {
+            return Err(fail(BuildError::EmptyKey));
+        }
+        if key.len() > MAX_KEY_SIZE {
+            return Err(fail(BuildError::KeyTooLarge { len: key.len() }));
+        }
+        let top = self.stack.last().ok_or_else(|| fail(BuildError::Finished))?;
+        if top.last_key.as_deref().is_some_and(|last| last >= key) {
+            return Err(fail(BuildError::KeyOrder));
+        }
+        Ok(())
+    }
+
+    /// Opens the nested bucket `name` (with its `NextSequence` counter) in the
+    /// current bucket; what follows goes into it until [`close_bucket`](Self::close_bucket).
+    pub fn create_bucket(&mut self, name: &[u8], sequence: u64) -> Result<()> {
+        self.check_key(name)?;
+        let top = self.top()?;
+        top.last_key = Some(name.to_vec());
+        top.has_sub_buckets = true;
+        self.stack.push(OpenBucket::new(name.to_vec(), sequence));
+        Ok(())
+    }
+
+    /// Appends `key` = `value` to the current bucket; keys must strictly increase.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if self.stack.len() == 1 {
+            return Err(BuildError::ValueInRoot.at(Vec::new(), key).into());
+        }
+        self.check_key(key)?;
+        if value.len() > MAX_VALUE_SIZE {
+            return Err(BuildError::ValueTooLarge { len: value.len() }.at(self.path(), key).into());
+        }
+        self.top()?.last_key = Some(key.to_vec());
+        self.keys += 1;
+        self.append(0, 0, key, value, 0)
+    }
+
+    /// Closes the current bucket and adds its entry to its parent.
+    pub fn close_bucket(&mut self) -> Result<()> {
+        if self.stack.len() < 2 {
+            return Err(BuildError::NoOpenBucket.at(Vec::new(), b"").into());
+        }
+        let closed = self.close_levels(true)?;
+        let bucket = self.stack.pop().ok_or_else(|| Error::from(BuildError::NoOpenBucket.at(Vec::new(), b"")))?;
+        let mut value = BucketHeader { root: 0, sequence: bucket.sequence }.to_bytes().to_vec();
+        match closed {
+            Closed::Paged(root) => value = BucketHeader { root, sequence: bucket.sequence }.to_bytes().to_vec(),
+            Closed::Inline(image) => value.extend_from_slice(&image),
+        }
+        debug_assert!(value.len() >= BUCKET_HEADER_SIZE);
+        self.buckets += 1;
+        self.append(0, BUCKET_LEAF_FLAG, &bucket.name, &value, 0)
+    }
+
+    /// Appends an element to `level` of the current bucket; when it would not
+    /// fit, the open page is written first and a new one started.
+    fn append(&mut self, level: usize, flags: u32, key: &[u8], value: &[u8], child: Pgid) -> Result<()> {
+        let threshold = self.threshold;
+        let elem = ELEMENT_SIZE + key.len() + value.len();
+        // A branch page takes at least two elements, so each level has at most
+        // half the pages of the one below and the tree converges to one root even
+        // when keys are larger than a page (bbolt's `minKeysPerPage`).
+        let min_elems = if level == 0 { 1 } else { 2 };
+        let full = {
+            let lv = self.level(level)?;
+            lv.open.elems.len() >= min_elems && lv.open.size() + elem > threshold
+        };
+        if full {
+            self.flush_level(level)?;
+        }
+        self.level(level)?.open.push(flags, key, value, child);
+        Ok(())
+    }
+
+    fn level(&mut self, level: usize) -> Result<&mut Level> {
+        if level >= crate::cursor::MAX_DEPTH {
+            return Err(BuildError::TreeTooDeep.at(Vec::new(), b"").into());
+        }
+        let top = self.top()?;
+        while top.levels.len() <= level {
+            top.levels.push(Level::default());
+        }
+        top.levels.get_mut(level).ok_or_else(|| BuildError::Finished.at(Vec::new(), b"").into())
+    }
+
+    /// Writes the open page of `level` and passes its first key up one level.
+    fn flush_level(&mut self, level: usize) -> Result<()> {
+        let page = std::mem::take(&mut self.level(level)?.open);
+        let pgid = self.write_page(&page, level)?;
+        self.level(level)?.written += 1;
+        self.append(level + 1, 0, page.first_key(), &[], pgid)?;
+        let mut page = page;
+        page.clear();
+        self.level(level)?.open = page;
+        Ok(())
+    }
+
+    fn write_page(&mut self, page: &PageBuf, level: usize) -> Result<Pgid> {
+        let flag = if level == 0 { LEAF_PAGE_FLAG } else { BRANCH_PAGE_FLAG };
+        let id = self.next_pgid;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let overflow = page.serialize(id, flag, self.page_size, true, &mut scratch)?;
+        self.out.write_all(&scratch).map_err(out_err)?;
+        self.scratch = scratch;
+        self.next_pgid = id
+            .checked_add(u64::from(overflow) + 1)
+            .ok_or_else(|| Error::from(BuildError::PageTooLarge { size: 0 }.at(Vec::new(), b"")))?;
+        Ok(id)
+    }
+
+    /// Flushes the current bucket's levels bottom-up; returns its root page or inline image.
+    fn close_levels(&mut self, may_inline: bool) -> Result<Closed> {
+        let (page_size, inline) = (self.page_size, self.opts.inline_buckets && may_inline);
+        let top = self.top()?;
+        let leaf_only = top.levels.len() == 1 && top.levels.first().is_some_and(|l| l.written == 0);
+        if inline && leaf_only && !top.has_sub_buckets {
+            let open = top.levels.first().map(|l| &l.open);
+            if let Some(open) = open.filter(|o| o.size() <= page_size / 4) {
+                let mut image = Vec::new();
+                open.serialize(0, LEAF_PAGE_FLAG, page_size, false, &mut image)?;
+                return Ok(Closed::Inline(image));
+            }
+        }
+        let mut level = 0;
+        loop {
+            let written = self.level(level)?.written;
+            if written == 0 {
+                // Nothing was written at this level: its open page is the root.
+                let page = std::mem::take(&mut self.level(level)?.open);
+                return self.write_page(&page, level).map(Closed::Paged);
+            }
+            // The open page is never empty once a page of its level was written.
+            self.flush_level(level)?;
+            level += 1;
+        }
+    }
+
+    /// Closes open buckets, writes the root bucket and both meta pages; returns what was written.
+    pub fn finish(mut self) -> Result<BuildSummary> {
+        while self.stack.len() > 1 {
+            self.close_bucket()?;
+        }
+        let root = match self.close_levels(false)? {
+            Closed::Paged(root) => root,
+            Closed::Inline(_) => return Err(BuildError::Finished.at(Vec::new(), b"").into()),
+        };
+        self.stack.clear();
+        let txid = self.opts.txid;
+        let meta = Meta {
+            magic: MAGIC,
+            version: VERSION,
+            page_size: self.opts.page_size,
+            flags: 0,
+            root: BucketHeader { root, sequence: 0 },
+            freelist: FREELIST_PGID,
+            pgid: self.next_pgid,
+            txid,
+            checksum: 0,
+        };
+        let meta0 = Meta { checksum: Meta { ..meta }.compute_checksum(), ..meta };
+        let meta1 = Meta { txid: txid - 1, ..meta };
+        let meta1 = Meta { checksum: meta1.compute_checksum(), ..meta1 };
+        self.out.seek(SeekFrom::Start(0)).map_err(out_err)?;
+        self.out.write_all(&meta_page(&meta0, 0)).map_err(out_err)?;
+        self.out.write_all(&meta_page(&meta1, 1)).map_err(out_err)?;
+        let bytes = self.next_pgid.saturating_mul(self.page_size as u64);
+        self.out.seek(SeekFrom::Start(bytes)).map_err(out_err)?;
+        self.out.flush().map_err(out_err)?;
+        Ok(BuildSummary { meta: meta0, bytes, buckets: self.buckets, keys: self.keys })
+    }
+}
+
+fn out_err(e: std::io::Error) -> Error {
+    Error::io("<builder output>", e)
+}

@@ -1,0 +1,261 @@
+//! The builder against a model: random trees of nested buckets are written by
+//! our builder, read back with our reader equal to a `BTreeMap` model, and our
+//! check is clean. A sample is also judged by Go bbolt (check and dump).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::Cursor;
+
+use etcdsnap_bolt::builder::{BuildOptions, Builder};
+use etcdsnap_bolt::{Bucket, BuildError, Db, Error};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Value(Vec<u8>),
+    Bucket(Tree),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Tree {
+    sequence: u64,
+    entries: BTreeMap<Vec<u8>, Node>,
+}
+
+fn write_tree<W: std::io::Write + std::io::Seek>(b: &mut Builder<W>, t: &Tree) {
+    for (k, n) in &t.entries {
+        match n {
+            Node::Value(v) => b.put(k, v).unwrap(),
+            Node::Bucket(sub) => {
+                b.create_bucket(k, sub.sequence).unwrap();
+                write_tree(b, sub);
+                b.close_bucket().unwrap();
+            }
+        }
+    }
+}
+
+fn build(root: &Tree, opts: BuildOptions) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    let mut b = Builder::new(&mut out, opts).unwrap();
+    write_tree(&mut b, root);
+    let summary = b.finish().unwrap();
+    let data = out.into_inner();
+    assert_eq!(summary.bytes, data.len() as u64);
+    assert_eq!(summary.meta.pgid * u64::from(opts.page_size), data.len() as u64);
+    data
+}
+
+fn read_tree(b: &Bucket<'_>) -> Tree {
+    let mut t = Tree { sequence: b.sequence(), entries: BTreeMap::new() };
+    for e in b.cursor() {
+        let e = e.unwrap();
+        let node =
+            if e.is_bucket() { Node::Bucket(read_tree(&b.child(e).unwrap())) } else { Node::Value(e.value.to_vec()) };
+        t.entries.insert(e.key.to_vec(), node);
+    }
+    t
+}
+
+fn assert_round_trip(root: &Tree, opts: BuildOptions) -> Vec<u8> {
+    let data = build(root, opts);
+    let db = Db::open(&data).unwrap();
+    assert_eq!(db.page_size(), opts.page_size as usize);
+    let report = db.check();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.stats.free_pages, 0, "the builder leaves no free pages");
+    let mut back = read_tree(&db.root().unwrap());
+    back.sequence = root.sequence;
+    assert_eq!(&back, root);
+    // Seeks find every key.
+    fn seek_all(t: &Tree, b: &Bucket<'_>) {
+        for (k, n) in &t.entries {
+            let e = b.entry(k).unwrap().expect("key present");
+            assert_eq!(e.key, &k[..]);
+            if let Node::Bucket(sub) = n {
+                seek_all(sub, &b.child(e).unwrap());
+            }
+        }
+    }
+    seek_all(root, &db.root().unwrap());
+    data
+}
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => prop::collection::vec(any::<u8>(), 1..24),
+        1 => prop::collection::vec(any::<u8>(), 1..3),
+        1 => prop::collection::vec(any::<u8>(), 100..600),
+    ]
+}
+
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        6 => prop::collection::vec(any::<u8>(), 0..64),
+        2 => prop::collection::vec(any::<u8>(), 64..2000),
+        1 => prop::collection::vec(any::<u8>(), 0..1).prop_map(|_| Vec::new()),
+        1 => (3000usize..20000).prop_map(|n| (0..n).map(|i| (i * 7) as u8).collect()),
+    ]
+}
+
+fn leaf_tree() -> impl Strategy<Value = Tree> {
+    (any::<u64>(), prop::collection::btree_map(key(), value().prop_map(Node::Value), 0..300))
+        .prop_map(|(sequence, entries)| Tree { sequence, entries })
+}
+
+fn tree() -> impl Strategy<Value = Tree> {
+    leaf_tree().prop_recursive(3, 24, 6, |inner| {
+        (
+            any::<u64>(),
+            prop::collection::btree_map(
+                key(),
+                prop_oneof![value().prop_map(Node::Value), inner.prop_map(Node::Bucket)],
+                0..40,
+            ),
+        )
+            .prop_map(|(sequence, entries)| Tree { sequence, entries })
+    })
+}
+
+/// A root holds only buckets.
+fn root_tree() -> impl Strategy<Value = Tree> {
+    prop::collection::btree_map(key(), tree().prop_map(Node::Bucket), 0..6)
+        .prop_map(|entries| Tree { sequence: 0, entries })
+}
+
+fn options() -> impl Strategy<Value = BuildOptions> {
+    (prop_oneof![Just(1024u32), Just(4096), Just(16384), Just(65536)], 0.1f64..=1.0, 1u64..1000, any::<bool>())
+        .prop_map(|(page_size, fill_percent, txid, inline_buckets)| BuildOptions {
+            page_size,
+            fill_percent,
+            txid,
+            inline_buckets,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_trees_read_back_equal(root in root_tree(), opts in options()) {
+        assert_round_trip(&root, opts);
+    }
+
+    #[test]
+    fn output_is_deterministic(root in root_tree(), opts in options()) {
+        prop_assert_eq!(build(&root, opts), build(&root, opts));
+    }
+}
+
+fn bucket(entries: Vec<(Vec<u8>, Node)>) -> Node {
+    Node::Bucket(Tree { sequence: 7, entries: entries.into_iter().collect() })
+}
+
+/// Thousands of keys, 1-byte and 32768-byte keys, values of 0 bytes to several pages,
+/// empty buckets, inline-sized buckets, deep nesting.
+fn edge_tree() -> Tree {
+    let many: Vec<(Vec<u8>, Node)> = (0u32..20_000)
+        .map(|i| (format!("k{i:08}").into_bytes(), Node::Value(i.to_be_bytes().repeat((i % 9) as usize))))
+        .collect();
+    let big_values: Vec<(Vec<u8>, Node)> =
+        (0u32..40).map(|i| (vec![b'v', i as u8], Node::Value(vec![i as u8; 1 + i as usize * 1500]))).collect();
+    let mut deep = bucket(vec![(b"leaf".to_vec(), Node::Value(b"x".to_vec()))]);
+    for i in 0..12 {
+        deep = bucket(vec![(vec![b'd', i], deep), (vec![b'e', i], Node::Value(vec![i]))]);
+    }
+    let root = vec![
+        (b"empty".to_vec(), bucket(vec![])),
+        (
+            b"inline".to_vec(),
+            bucket(vec![(b"a".to_vec(), Node::Value(b"1".to_vec())), (b"b".to_vec(), Node::Value(Vec::new()))]),
+        ),
+        (b"many".to_vec(), bucket(many)),
+        (b"big".to_vec(), bucket(big_values)),
+        (
+            b"keys".to_vec(),
+            bucket(vec![
+                (vec![0x00], Node::Value(b"one byte".to_vec())),
+                (vec![0x61; 32768], Node::Value(b"max key".to_vec())),
+                (vec![0xff; 32768], Node::Value(vec![0xab; 70000])),
+                (vec![0xff; 32767], bucket(vec![(vec![1], Node::Value(vec![]))])),
+            ]),
+        ),
+        (b"nested".to_vec(), deep),
+    ];
+    Tree { sequence: 0, entries: root.into_iter().collect() }
+}
+
+#[test]
+fn edge_cases_round_trip_at_every_page_size() {
+    let t = edge_tree();
+    for page_size in [1024, 4096, 16384, 65536] {
+        for fill_percent in [0.5, 0.9, 1.0] {
+            assert_round_trip(&t, BuildOptions { page_size, fill_percent, ..BuildOptions::default() });
+        }
+    }
+}
+
+#[test]
+fn empty_database() {
+    let data = assert_round_trip(&Tree::default(), BuildOptions::default());
+    assert_eq!(data.len(), 4 * 4096, "metas, freelist, empty root leaf");
+}
+
+#[test]
+fn misuse_is_an_error_not_a_panic() {
+    let mut out = Cursor::new(Vec::new());
+    let mut b = Builder::new(&mut out, BuildOptions::default()).unwrap();
+    let kind = |e: Error| match e {
+        Error::Build(f) => f.kind,
+        other => panic!("{other}"),
+    };
+    assert_eq!(kind(b.put(b"k", b"v").unwrap_err()), BuildError::ValueInRoot);
+    assert_eq!(kind(b.close_bucket().unwrap_err()), BuildError::NoOpenBucket);
+    b.create_bucket(b"b", 0).unwrap();
+    assert_eq!(kind(b.put(b"", b"v").unwrap_err()), BuildError::EmptyKey);
+    assert_eq!(kind(b.put(&vec![1; 32769], b"v").unwrap_err()), BuildError::KeyTooLarge { len: 32769 });
+    b.put(b"m", b"v").unwrap();
+    let err = b.put(b"m", b"v").unwrap_err();
+    assert!(err.to_string().contains("bucket b, key m"), "{err}");
+    assert_eq!(kind(err), BuildError::KeyOrder);
+    assert_eq!(kind(b.put(b"a", b"v").unwrap_err()), BuildError::KeyOrder);
+    assert_eq!(kind(b.create_bucket(b"a", 0).unwrap_err()), BuildError::KeyOrder);
+    b.close_bucket().unwrap();
+    assert_eq!(kind(b.create_bucket(b"a", 0).unwrap_err()), BuildError::KeyOrder);
+    assert!(Builder::new(Cursor::new(Vec::new()), BuildOptions { page_size: 512, ..BuildOptions::default() }).is_err());
+    // The builder still finishes into a valid file after refused calls.
+    b.finish().unwrap();
+    let data = out.into_inner();
+    let db = Db::open(&data).unwrap();
+    assert!(db.check().is_ok());
+    assert_eq!(db.bucket(&[b"b"]).unwrap().unwrap().get(b"m").unwrap(), Some(&b"v"[..]));
+}
+
+#[test]
+fn go_bbolt_accepts_builder_output() {
+    let dir = support::scratch("builder-go");
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut trees: Vec<(Tree, BuildOptions)> = (0..6)
+        .map(|_| {
+            (root_tree().new_tree(&mut runner).unwrap().current(), options().new_tree(&mut runner).unwrap().current())
+        })
+        .collect();
+    trees.push((edge_tree(), BuildOptions::default()));
+    trees.push((edge_tree(), BuildOptions { page_size: 1024, fill_percent: 0.5, ..BuildOptions::default() }));
+    for (i, (t, opts)) in trees.iter().enumerate() {
+        let data = assert_round_trip(t, *opts);
+        let f = dir.join(format!("tree-{i}.db"));
+        std::fs::write(&f, &data).unwrap();
+        let (code, out) = support::run_oracle(&[OsStr::new("check"), f.as_os_str()]);
+        assert_eq!((code, String::from_utf8_lossy(&out).into_owned()), (0, "OK\n".to_string()), "tree {i} {opts:?}");
+        let (code, go_dump) = support::run_oracle(&[OsStr::new("dump"), f.as_os_str()]);
+        assert_eq!(code, 0);
+        let mut ours = Vec::new();
+        etcdsnap_bolt::dump::dump(&Db::open(&data).unwrap(), &mut ours).unwrap();
+        assert!(ours == go_dump, "tree {i}: Go reads something else than we wrote");
+    }
+}

@@ -1,0 +1,148 @@
+//! Whole-file operations on an etcd snapshot or db file.
+
+use std::io::{BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use etcdsnap_bolt::builder::{BuildOptions, DEFAULT_FILL_PERCENT};
+use etcdsnap_bolt::{AtomicFile, Db, MappedFile};
+
+use crate::trailer::{self, Trailer, TRAILER_LEN};
+
+/// Errors of whole-file operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The bbolt layer failed (I/O, corruption, builder).
+    #[error(transparent)]
+    Bolt(#[from] etcdsnap_bolt::Error),
+    /// The input's trailer does not match its contents.
+    #[error("{path}: snapshot SHA-256 trailer mismatch (stored {stored}, computed {computed})")]
+    TrailerMismatch {
+        /// The input file.
+        path: PathBuf,
+        /// Stored digest, hex.
+        stored: String,
+        /// Computed digest, hex.
+        computed: String,
+    },
+    /// Writing the output failed.
+    #[error("I/O error on {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Whether the output gets a SHA-256 trailer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrailerMode {
+    /// As the input: a snapshot gets a fresh trailer, a raw db none.
+    #[default]
+    LikeInput,
+    /// Always append one.
+    Always,
+    /// Never append one.
+    Never,
+}
+
+/// Options of [`compact`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactOptions {
+    /// Page size of the output; `None` keeps the input's.
+    pub page_size: Option<u32>,
+    /// Fill percent of the output's pages.
+    pub fill_percent: f64,
+    /// Trailer of the output.
+    pub trailer: TrailerMode,
+    /// Accept an input whose trailer does not match (it is reported, not fatal).
+    pub ignore_trailer_mismatch: bool,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        Self {
+            page_size: None,
+            fill_percent: DEFAULT_FILL_PERCENT,
+            trailer: TrailerMode::LikeInput,
+            ignore_trailer_mismatch: false,
+        }
+    }
+}
+
+/// What [`compact`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Bytes of the input file.
+    pub bytes_in: u64,
+    /// Bytes of the output file (trailer included).
+    pub bytes_out: u64,
+    /// The input's trailer.
+    pub trailer_in: Trailer,
+    /// The output's trailer digest, when one was written.
+    pub trailer_out: Option<[u8; TRAILER_LEN]>,
+    /// Output page size.
+    pub page_size: u32,
+    /// Buckets written.
+    pub buckets: u64,
+    /// Keys written.
+    pub keys: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io { path: path.to_path_buf(), source }
+}
+
+/// Copies every bucket of `input` into a freshly built file at `output`
+/// (offline `bbolt compact` / defrag), through the atomic writer.
+pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<CompactReport, SnapshotError> {
+    let start = Instant::now();
+    let file = MappedFile::open(input)?;
+    let trailer_in = trailer::verify(&file);
+    if let Trailer::Mismatch { stored, computed } = trailer_in {
+        if !opts.ignore_trailer_mismatch {
+            return Err(SnapshotError::TrailerMismatch {
+                path: input.to_path_buf(),
+                stored: trailer::hex(&stored),
+                computed: trailer::hex(&computed),
+            });
+        }
+    }
+    let (image, _) = trailer::split(&file);
+    let db = Db::open(image)?;
+    let page_size = opts.page_size.unwrap_or(db.page_size() as u32);
+    let mut out = AtomicFile::create(output, &[input])?;
+    let build = BuildOptions { page_size, fill_percent: opts.fill_percent, ..BuildOptions::default() };
+    let summary = {
+        let f = out.file()?;
+        let mut w = BufWriter::with_capacity(4 << 20, &mut *f);
+        let summary = etcdsnap_bolt::compact::compact(&db, &mut w, build)?;
+        w.flush().map_err(io_err(output))?;
+        summary
+    };
+    let want_trailer = match opts.trailer {
+        TrailerMode::LikeInput => trailer_in.is_present(),
+        TrailerMode::Always => true,
+        TrailerMode::Never => false,
+    };
+    let f = out.file()?;
+    let trailer_out =
+        if want_trailer { Some(trailer::append(f, summary.bytes).map_err(io_err(output))?) } else { None };
+    let bytes_out = f.stream_position().map_err(io_err(output))?;
+    out.commit()?;
+    Ok(CompactReport {
+        bytes_in: file.len() as u64,
+        bytes_out,
+        trailer_in,
+        trailer_out,
+        page_size,
+        buckets: summary.buckets,
+        keys: summary.keys,
+        elapsed: start.elapsed(),
+    })
+}

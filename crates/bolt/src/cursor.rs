@@ -204,6 +204,40 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Moves to the last entry of the bucket (bbolt's `Cursor.Last`).
+    pub fn last_entry(&mut self) -> Result<Option<Entry<'a>>> {
+        self.state = IterState::Done;
+        self.reset()?;
+        loop {
+            let Some(node) = self.stack.last().map(|t| t.node) else { return Ok(None) };
+            let i = node.count.saturating_sub(1);
+            self.set_top_index(i);
+            match node.kind {
+                NodeKind::Leaf => break,
+                NodeKind::Branch => {
+                    let (_, child) = node.branch(i).map_err(|k| self.corrupt(node.page, k))?;
+                    let child = self.load(child)?;
+                    self.stack.push(Frame { node: child, index: 0 });
+                }
+            }
+        }
+        if self.stack.last().is_some_and(|t| t.node.count > 0) {
+            let cur = self.current()?;
+            if cur.is_some() {
+                self.state = IterState::Pending;
+            }
+            return Ok(cur);
+        }
+        // An empty rightmost leaf (only an empty root in files bbolt writes): scan.
+        let mut last = None;
+        let mut c = self.clone();
+        c.state = IterState::Fresh;
+        for e in c {
+            last = Some(e?);
+        }
+        Ok(last)
+    }
+
     /// Moves to the first entry whose key is >= `key` (bbolt's `Cursor.Seek`).
     pub fn seek(&mut self, key: &[u8]) -> Result<Option<Entry<'a>>> {
         self.state = IterState::Done;

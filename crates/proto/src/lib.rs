@@ -30,4 +30,5 @@ pub mod raftpb;
 pub mod snappb;
 pub mod walpb;
 
+pub use prost;
 pub use prost::Message;

@@ -1,0 +1,151 @@
+//! The in-memory key index etcd rebuilds from the `key` bucket at start
+//! (`restoreIntoIndex`): per user key, generations of revisions, each ended by
+//! a tombstone. It decides what a compaction keeps (`keyIndex.keep`).
+
+use std::collections::{HashMap, HashSet};
+
+use etcdsnap_bolt::Db;
+
+use crate::error::{MvccError, Result};
+use crate::kv::KvRef;
+use crate::revision::{BucketKey, Revision};
+use crate::schema::KEY;
+
+/// Revisions of one key: generations oldest first; every generation but the
+/// last ends with its tombstone; the last may be empty (key deleted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyIndex {
+    generations: Vec<Vec<Revision>>,
+}
+
+impl KeyIndex {
+    fn put(&mut self, rev: Revision) {
+        match self.generations.last_mut() {
+            Some(g) => g.push(rev),
+            None => self.generations.push(vec![rev]),
+        }
+    }
+
+    fn tombstone(&mut self, rev: Revision) {
+        // etcd refuses a tombstone on an empty generation; restore logs and goes on.
+        if self.generations.last().is_some_and(|g| !g.is_empty()) {
+            self.put(rev);
+            self.generations.push(Vec::new());
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.generations.len() <= 1 && self.generations.first().is_none_or(|g| g.is_empty())
+    }
+
+    /// Adds to `available` the revision a compaction at `at` keeps (etcd's `keep`).
+    fn keep(&self, at: i64, available: &mut HashSet<Revision>) {
+        if self.is_empty() {
+            return;
+        }
+        let last = self.generations.len() - 1;
+        let mut gen_idx = 0;
+        while gen_idx < last {
+            if self.generations[gen_idx].last().is_some_and(|tomb| tomb.main > at) {
+                break;
+            }
+            gen_idx += 1;
+        }
+        let g = &self.generations[gen_idx];
+        if let Some(rev_idx) = g.iter().rposition(|r| r.main <= at) {
+            available.insert(g[rev_idx]);
+            // A tombstone ending a non-final generation is not kept.
+            if rev_idx == g.len() - 1 && gen_idx != last {
+                available.remove(&g[rev_idx]);
+            }
+        }
+    }
+}
+
+/// The key index of a whole `key` bucket.
+#[derive(Debug, Default)]
+pub struct Index<'a> {
+    keys: HashMap<&'a [u8], KeyIndex>,
+}
+
+impl<'a> Index<'a> {
+    /// Builds the index as etcd does at start, from every entry of the `key` bucket.
+    pub fn build(db: &Db<'a>) -> Result<Self> {
+        let mut idx = Index::default();
+        let Some(bucket) = db.bucket(&[KEY])? else { return Ok(idx) };
+        for e in bucket.cursor() {
+            let e = e?;
+            let bk = BucketKey::parse(e.key).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
+            let kv = KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
+            match (idx.keys.get_mut(kv.key), bk.tombstone) {
+                (Some(ki), true) => ki.tombstone(bk.rev),
+                (Some(ki), false) => ki.put(bk.rev),
+                (None, true) => {}
+                (None, false) => {
+                    idx.keys.insert(kv.key, KeyIndex { generations: vec![vec![bk.rev]] });
+                }
+            }
+        }
+        Ok(idx)
+    }
+
+    /// The revisions a compaction at `at` would keep (etcd's `index.Keep`).
+    pub fn keep(&self, at: i64) -> HashSet<Revision> {
+        let mut available = HashSet::new();
+        for ki in self.keys.values() {
+            ki.keep(at, &mut available);
+        }
+        available
+    }
+
+    /// Number of user keys indexed.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(main: i64) -> Revision {
+        Revision::new(main, 0)
+    }
+
+    #[test]
+    fn keep_follows_etcd() {
+        // put 2, put 4, delete 6, put 8 (new generation), put 10.
+        let mut ki = KeyIndex::default();
+        ki.put(r(2));
+        ki.put(r(4));
+        ki.tombstone(r(6));
+        ki.put(r(8));
+        ki.put(r(10));
+        let keep = |at| {
+            let mut s = HashSet::new();
+            ki.keep(at, &mut s);
+            let mut v: Vec<_> = s.into_iter().map(|r| r.main).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(keep(1), Vec::<i64>::new());
+        assert_eq!(keep(3), vec![2]);
+        assert_eq!(keep(5), vec![4]);
+        assert_eq!(keep(6), Vec::<i64>::new(), "the tombstone ending a generation is not kept");
+        assert_eq!(keep(7), Vec::<i64>::new());
+        assert_eq!(keep(9), vec![8]);
+        assert_eq!(keep(100), vec![10]);
+    }
+
+    #[test]
+    fn tombstone_of_unknown_key_is_ignored() {
+        let mut ki = KeyIndex::default();
+        ki.tombstone(r(3));
+        assert!(ki.is_empty());
+    }
+}

@@ -1,0 +1,198 @@
+//! etcd's buckets and meta keys, read into typed values.
+
+use etcdsnap_bolt::{Bucket, Db};
+use etcdsnap_proto::prost::Message;
+use etcdsnap_proto::{authpb, etcdserverpb, leasepb};
+
+use crate::error::{MvccError, Result};
+use crate::revision::{BucketKey, Revision};
+
+/// Bucket holding every revision of every key.
+pub const KEY: &[u8] = b"key";
+/// Bucket of named meta keys.
+pub const META: &[u8] = b"meta";
+/// Bucket of leases, keyed by 8-byte big-endian lease ID.
+pub const LEASE: &[u8] = b"lease";
+/// Bucket of alarms (marshaled `AlarmMember` keys).
+pub const ALARM: &[u8] = b"alarm";
+/// Bucket of cluster-wide settings (`clusterVersion`, `downgrade`).
+pub const CLUSTER: &[u8] = b"cluster";
+/// Bucket of members (hex id → JSON).
+pub const MEMBERS: &[u8] = b"members";
+/// Bucket of removed members (hex id → `removed`).
+pub const MEMBERS_REMOVED: &[u8] = b"members_removed";
+/// Bucket of auth settings (`authEnabled`, `authRevision`).
+pub const AUTH: &[u8] = b"auth";
+/// Bucket of users (name → `authpb.User`).
+pub const AUTH_USERS: &[u8] = b"authUsers";
+/// Bucket of roles (name → `authpb.Role`).
+pub const AUTH_ROLES: &[u8] = b"authRoles";
+/// Every bucket a running etcd 3.4+ creates.
+pub const ALL_BUCKETS: [&[u8]; 10] =
+    [ALARM, AUTH, AUTH_ROLES, AUTH_USERS, CLUSTER, KEY, LEASE, MEMBERS, MEMBERS_REMOVED, META];
+
+/// Meta key: raft index of the last applied entry (8-byte BE).
+pub const CONSISTENT_INDEX: &[u8] = b"consistent_index";
+/// Meta key: raft term of that entry (8-byte BE, 3.5+).
+pub const TERM: &[u8] = b"term";
+/// Meta key: revision of the last scheduled compaction (17-byte revision).
+pub const SCHEDULED_COMPACT_REV: &[u8] = b"scheduledCompactRev";
+/// Meta key: revision of the last finished compaction (17-byte revision).
+pub const FINISHED_COMPACT_REV: &[u8] = b"finishedCompactRev";
+/// Meta key: JSON `raftpb.ConfState` (3.5+).
+pub const CONF_STATE: &[u8] = b"confState";
+/// Meta key: storage version `X.Y.0` (3.6+).
+pub const STORAGE_VERSION: &[u8] = b"storageVersion";
+
+/// The etcd version a db was written by, as far as its schema tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageVersion {
+    /// No `term` in meta: written by etcd 3.4 or older.
+    V3_4,
+    /// `term` present, no `storageVersion`: etcd 3.5.
+    V3_5,
+    /// `storageVersion` present: its value (3.6 writes `3.6.0`).
+    Tagged(String),
+}
+
+impl StorageVersion {
+    /// Short text: `3.4`, `3.5`, or the stored value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::V3_4 => "3.4",
+            Self::V3_5 => "3.5",
+            Self::Tagged(s) => s,
+        }
+    }
+}
+
+/// The `meta` bucket, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetaInfo {
+    /// `consistent_index`.
+    pub consistent_index: Option<u64>,
+    /// `term` (3.5+).
+    pub term: Option<u64>,
+    /// `scheduledCompactRev`.
+    pub scheduled_compact: Option<Revision>,
+    /// `finishedCompactRev`.
+    pub finished_compact: Option<Revision>,
+    /// `confState` JSON (3.5+).
+    pub conf_state: Option<String>,
+    /// `storageVersion` (3.6+).
+    pub storage_version: Option<String>,
+}
+
+impl MetaInfo {
+    /// The storage version the keys present imply.
+    pub fn version(&self) -> StorageVersion {
+        match (&self.storage_version, self.term) {
+            (Some(v), _) => StorageVersion::Tagged(v.clone()),
+            (None, Some(_)) => StorageVersion::V3_5,
+            (None, None) => StorageVersion::V3_4,
+        }
+    }
+
+    /// The compaction revision a restarted etcd uses (`compactMainRev`): the
+    /// scheduled one when it is ahead (etcd resumes it at start), else the finished one.
+    pub fn compact_rev(&self) -> i64 {
+        let f = self.finished_compact.map_or(0, |r| r.main);
+        let s = self.scheduled_compact.map_or(0, |r| r.main);
+        f.max(s)
+    }
+}
+
+fn be_u64(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
+fn compact_rev(v: &[u8], key: &[u8]) -> Result<Revision> {
+    BucketKey::parse(v).map(|k| k.rev).map_err(|e| MvccError::meta(key, e.to_string()))
+}
+
+/// Reads the `meta` bucket (absent bucket: all fields `None`).
+pub fn read_meta(db: &Db<'_>) -> Result<MetaInfo> {
+    let mut m = MetaInfo::default();
+    let Some(b) = db.bucket(&[META])? else { return Ok(m) };
+    for e in b.cursor() {
+        let e = e?;
+        let bad = |what: &str| MvccError::meta(e.key, what.to_string());
+        match e.key {
+            CONSISTENT_INDEX => m.consistent_index = Some(be_u64(e.value).ok_or_else(|| bad("not 8 bytes"))?),
+            TERM => m.term = Some(be_u64(e.value).ok_or_else(|| bad("not 8 bytes"))?),
+            SCHEDULED_COMPACT_REV => m.scheduled_compact = Some(compact_rev(e.value, e.key)?),
+            FINISHED_COMPACT_REV => m.finished_compact = Some(compact_rev(e.value, e.key)?),
+            CONF_STATE => m.conf_state = Some(String::from_utf8_lossy(e.value).into_owned()),
+            STORAGE_VERSION => m.storage_version = Some(String::from_utf8_lossy(e.value).into_owned()),
+            _ => {}
+        }
+    }
+    Ok(m)
+}
+
+/// The `lease` bucket's records, decoded, in key order.
+pub fn read_leases(db: &Db<'_>) -> Result<Vec<leasepb::Lease>> {
+    let Some(b) = db.bucket(&[LEASE])? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for e in b.cursor() {
+        let e = e?;
+        let lease = leasepb::Lease::decode(e.value).map_err(|err| MvccError::value(LEASE, e.key, err.to_string()))?;
+        out.push(lease);
+    }
+    Ok(out)
+}
+
+/// Whether `authEnabled` is set to 1 (etcd reads anything else as disabled).
+pub fn auth_enabled(db: &Db<'_>) -> Result<bool> {
+    let Some(b) = db.bucket(&[AUTH])? else { return Ok(false) };
+    Ok(b.get(b"authEnabled")? == Some(&[1u8][..]))
+}
+
+/// Counts the keys of a bucket (0 when absent).
+pub fn count(db: &Db<'_>, bucket: &[u8]) -> Result<u64> {
+    let Some(b) = db.bucket(&[bucket])? else { return Ok(0) };
+    let mut n = 0u64;
+    for e in b.cursor() {
+        e?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Decodes every value of an auth bucket, for verification.
+pub fn check_auth(b: &Bucket<'_>, users: bool) -> Vec<MvccError> {
+    let mut out = Vec::new();
+    for e in b.cursor() {
+        match e {
+            Err(err) => {
+                out.push(err.into());
+                break;
+            }
+            Ok(e) => {
+                let r = if users {
+                    authpb::User::decode(e.value).map(|_| ())
+                } else {
+                    authpb::Role::decode(e.value).map(|_| ())
+                };
+                if let Err(err) = r {
+                    let name = if users { AUTH_USERS } else { AUTH_ROLES };
+                    out.push(MvccError::value(name, e.key, err.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Decodes the alarms (the `alarm` bucket's keys).
+pub fn read_alarms(db: &Db<'_>) -> Result<Vec<etcdserverpb::AlarmMember>> {
+    let Some(b) = db.bucket(&[ALARM])? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for e in b.cursor() {
+        let e = e?;
+        out.push(
+            etcdserverpb::AlarmMember::decode(e.key).map_err(|err| MvccError::value(ALARM, e.key, err.to_string()))?,
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,423 @@
+//! Verifies a snapshot or db file without restoring it: the trailer, the bbolt
+//! structure, and etcd's MVCC invariants. Every finding names the bucket and,
+//! where it applies, the page, revision and key.
+
+use std::collections::{HashMap, HashSet};
+
+use etcdsnap_bolt::{CheckOptions, Db};
+use etcdsnap_proto::{authpb, etcdserverpb, leasepb, Message};
+
+use crate::kv::KvRef;
+use crate::revision::{BucketKey, Revision};
+use crate::schema::{self, ALL_BUCKETS, KEY, LEASE, META};
+use crate::trailer::{self, Trailer};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth knowing; etcd still serves the file as intended.
+    Warning,
+    /// The file is damaged or breaks an invariant etcd relies on.
+    Problem,
+}
+
+/// One thing verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Problem or warning.
+    pub severity: Severity,
+    /// Bucket concerned (empty for the file as a whole).
+    pub bucket: Vec<u8>,
+    /// bbolt page, for structural problems.
+    pub page: Option<u64>,
+    /// Stored key (a revision key in the `key` bucket).
+    pub key: Option<Vec<u8>>,
+    /// Revision, in the `key` bucket.
+    pub revision: Option<Revision>,
+    /// User key, in the `key` bucket.
+    pub user_key: Option<Vec<u8>>,
+    /// What was found.
+    pub message: String,
+}
+
+impl Finding {
+    fn new(severity: Severity, bucket: &[u8], message: impl Into<String>) -> Self {
+        Self {
+            severity,
+            bucket: bucket.to_vec(),
+            page: None,
+            key: None,
+            revision: None,
+            user_key: None,
+            message: message.into(),
+        }
+    }
+
+    fn problem(bucket: &[u8], message: impl Into<String>) -> Self {
+        Self::new(Severity::Problem, bucket, message)
+    }
+
+    fn warning(bucket: &[u8], message: impl Into<String>) -> Self {
+        Self::new(Severity::Warning, bucket, message)
+    }
+
+    fn with_key(mut self, key: &[u8]) -> Self {
+        self.key = Some(key.to_vec());
+        self
+    }
+
+    fn at(mut self, rev: Revision, user_key: &[u8]) -> Self {
+        self.revision = Some(rev);
+        self.user_key = Some(user_key.to_vec());
+        self
+    }
+}
+
+/// Options of [`verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VerifyOptions {
+    /// A file without a SHA-256 trailer is a problem (backups made by `snapshot save` have one).
+    pub require_trailer: bool,
+}
+
+/// Counts gathered while verifying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VerifyStats {
+    /// Entries of the `key` bucket.
+    pub revisions: u64,
+    /// Of those, tombstones.
+    pub tombstones: u64,
+    /// Of those, empty-value revision markers.
+    pub markers: u64,
+    /// Live keys at the latest revision.
+    pub live_keys: u64,
+    /// Latest revision.
+    pub revision: i64,
+    /// Lease records.
+    pub leases: u64,
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// The trailer state.
+    pub trailer: Trailer,
+    /// Findings, problems and warnings, in the order found (at most 10 000).
+    pub findings: Vec<Finding>,
+    /// Problems found in all.
+    pub problem_count: u64,
+    /// Counts.
+    pub stats: VerifyStats,
+}
+
+impl VerifyReport {
+    /// Whether no problem (warnings aside) was found.
+    pub fn is_ok(&self) -> bool {
+        self.problem_count == 0
+    }
+}
+
+const MAX_FINDINGS: usize = 10_000;
+
+struct Collector {
+    findings: Vec<Finding>,
+    problems: u64,
+}
+
+impl Collector {
+    fn push(&mut self, f: Finding) {
+        if f.severity == Severity::Problem {
+            self.problems += 1;
+        }
+        if self.findings.len() < MAX_FINDINGS {
+            self.findings.push(f);
+        }
+    }
+
+    fn error(&mut self, bucket: &[u8], e: impl Into<crate::MvccError>) {
+        let e = e.into();
+        let page = match &e {
+            crate::MvccError::Bolt(b) => b.corruption().and_then(|c| c.page),
+            _ => None,
+        };
+        let mut f = Finding::problem(bucket, e.to_string());
+        f.page = page;
+        self.push(f);
+    }
+}
+
+/// Verifies a whole snapshot file (trailer included) or raw db.
+pub fn verify(file: &[u8], opts: VerifyOptions) -> VerifyReport {
+    let mut c = Collector { findings: Vec::new(), problems: 0 };
+    let mut stats = VerifyStats::default();
+    let trailer = trailer::verify(file);
+    match trailer {
+        Trailer::Mismatch { stored, computed } => c.push(Finding::problem(
+            b"",
+            format!("SHA-256 trailer mismatch: stored {}, computed {}", trailer::hex(&stored), trailer::hex(&computed)),
+        )),
+        Trailer::Absent if opts.require_trailer => {
+            c.push(Finding::problem(b"", "no SHA-256 trailer (size % 512 != 32): not a file written by snapshot save"))
+        }
+        _ => {}
+    }
+    let (image, _) = trailer::split(file);
+    let db = match Db::open(image) {
+        Ok(db) => db,
+        Err(e) => {
+            c.error(b"", e);
+            return VerifyReport { trailer, findings: c.findings, problem_count: c.problems, stats };
+        }
+    };
+    let check = etcdsnap_bolt::check::check(&db, &CheckOptions { max_problems: MAX_FINDINGS });
+    for p in &check.problems {
+        let mut f = Finding::problem(p.bucket.first().map(Vec::as_slice).unwrap_or_default(), p.to_string());
+        f.page = p.page;
+        f.key = p.key.clone();
+        c.push(f);
+    }
+    c.problems += check.problem_count.saturating_sub(check.problems.len() as u64);
+    verify_schema(&db, &mut c, &mut stats);
+    VerifyReport { trailer, findings: c.findings, problem_count: c.problems, stats }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KeyState {
+    rev: Revision,
+    create: i64,
+    version: i64,
+    lease: i64,
+    alive: bool,
+}
+
+fn verify_schema(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) {
+    for name in ALL_BUCKETS {
+        match db.bucket(&[name]) {
+            Ok(Some(_)) => {}
+            Ok(None) if name == KEY || name == META => c.push(Finding::problem(name, "required bucket missing")),
+            Ok(None) => c.push(Finding::warning(name, "bucket missing (etcd creates it at start)")),
+            Err(e) => c.error(name, e),
+        }
+    }
+    let meta = match schema::read_meta(db) {
+        Ok(m) => m,
+        Err(e) => {
+            c.error(META, e);
+            Default::default()
+        }
+    };
+    if meta.consistent_index.is_none() {
+        c.push(Finding::warning(META, "no consistent_index").with_key(schema::CONSISTENT_INDEX));
+    }
+    let leases = verify_leases(db, c, stats);
+    verify_keys(db, c, stats, &leases);
+    if let (Some(s), Some(f)) = (meta.scheduled_compact, meta.finished_compact) {
+        if s.main < f.main {
+            c.push(
+                Finding::problem(META, format!("scheduledCompactRev {} < finishedCompactRev {}", s.main, f.main))
+                    .with_key(schema::SCHEDULED_COMPACT_REV),
+            );
+        }
+    }
+    for (key, rev) in
+        [(schema::SCHEDULED_COMPACT_REV, meta.scheduled_compact), (schema::FINISHED_COMPACT_REV, meta.finished_compact)]
+    {
+        if let Some(r) = rev {
+            if r.main > stats.revision {
+                c.push(
+                    Finding::problem(
+                        META,
+                        format!("compact revision {} is beyond the latest revision {}", r.main, stats.revision),
+                    )
+                    .with_key(key),
+                );
+            }
+        }
+    }
+    for (name, users) in [(schema::AUTH_USERS, true), (schema::AUTH_ROLES, false)] {
+        if let Ok(Some(b)) = db.bucket(&[name]) {
+            for e in b.cursor() {
+                match e {
+                    Err(e) => {
+                        c.error(name, e);
+                        break;
+                    }
+                    Ok(e) => {
+                        let r = if users {
+                            authpb::User::decode(e.value).map(|_| ())
+                        } else {
+                            authpb::Role::decode(e.value).map(|_| ())
+                        };
+                        if let Err(err) = r {
+                            c.push(Finding::problem(name, format!("value does not decode: {err}")).with_key(e.key));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(Some(b)) = db.bucket(&[schema::ALARM]) {
+        for e in b.cursor() {
+            match e {
+                Err(e) => {
+                    c.error(schema::ALARM, e);
+                    break;
+                }
+                Ok(e) => match etcdserverpb::AlarmMember::decode(e.key) {
+                    Ok(a) => c.push(
+                        Finding::warning(
+                            schema::ALARM,
+                            format!("alarm {} raised on member {:x}", a.alarm, a.member_id),
+                        )
+                        .with_key(e.key),
+                    ),
+                    Err(err) => {
+                        c.push(Finding::problem(schema::ALARM, format!("key does not decode: {err}")).with_key(e.key))
+                    }
+                },
+            }
+        }
+    }
+}
+
+fn verify_leases(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) -> HashSet<i64> {
+    let mut ids = HashSet::new();
+    let Ok(Some(b)) = db.bucket(&[LEASE]) else { return ids };
+    for e in b.cursor() {
+        let e = match e {
+            Ok(e) => e,
+            Err(e) => {
+                c.error(LEASE, e);
+                break;
+            }
+        };
+        stats.leases += 1;
+        let id = match <[u8; 8]>::try_from(e.key) {
+            Ok(b) => i64::from_be_bytes(b),
+            Err(_) => {
+                c.push(Finding::problem(LEASE, "lease key is not 8 bytes").with_key(e.key));
+                continue;
+            }
+        };
+        match leasepb::Lease::decode(e.value) {
+            Ok(l) if l.id == id => {
+                ids.insert(id);
+            }
+            Ok(l) => c.push(
+                Finding::problem(LEASE, format!("lease record has ID {:x}, stored under {id:x}", l.id)).with_key(e.key),
+            ),
+            Err(err) => c.push(Finding::problem(LEASE, format!("value does not decode: {err}")).with_key(e.key)),
+        }
+    }
+    ids
+}
+
+fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: &HashSet<i64>) {
+    let Ok(Some(b)) = db.bucket(&[KEY]) else { return };
+    let mut state: HashMap<&[u8], KeyState> = HashMap::new();
+    for e in b.cursor() {
+        let e = match e {
+            Ok(e) => e,
+            Err(e) => {
+                c.error(KEY, e);
+                break;
+            }
+        };
+        stats.revisions += 1;
+        let bk = match BucketKey::parse(e.key) {
+            Ok(bk) => bk,
+            Err(err) => {
+                c.push(Finding::problem(KEY, format!("malformed revision key: {err}")).with_key(e.key));
+                continue;
+            }
+        };
+        let rev = bk.rev;
+        stats.revision = rev.main;
+        let kv = match KvRef::parse(e.value) {
+            Ok(kv) => kv,
+            Err(err) => {
+                c.push(Finding::problem(KEY, format!("value does not decode as KeyValue: {err}")).with_key(e.key));
+                continue;
+            }
+        };
+        let here = |msg: String| Finding::problem(KEY, msg).with_key(e.key).at(rev, kv.key);
+        if e.value.is_empty() {
+            // An empty value: a revision marker, as etcdutl's --bump-revision writes.
+            stats.markers += 1;
+            if bk.tombstone {
+                c.push(here("tombstone without a key".into()));
+            }
+            continue;
+        }
+        if kv.key.is_empty() {
+            c.push(here("KeyValue with an empty key".into()));
+            continue;
+        }
+        let prev = state.get(kv.key).copied();
+        if bk.tombstone {
+            stats.tombstones += 1;
+            if kv.create_revision != 0
+                || kv.mod_revision != 0
+                || kv.version != 0
+                || !kv.value.is_empty()
+                || kv.lease != 0
+            {
+                c.push(here("tombstone carries more than its key".into()));
+            }
+            if let Some(p) = prev.filter(|p| !p.alive) {
+                c.push(here(format!("tombstone follows the tombstone at {}", p.rev)));
+            }
+            state.insert(kv.key, KeyState { rev, create: 0, version: 0, lease: 0, alive: false });
+            continue;
+        }
+        if kv.mod_revision != rev.main {
+            c.push(here(format!("mod_revision {} differs from the revision's main {}", kv.mod_revision, rev.main)));
+        }
+        if kv.create_revision <= 0 || kv.create_revision > kv.mod_revision {
+            c.push(here(format!("create_revision {} not in 1..=mod_revision {}", kv.create_revision, kv.mod_revision)));
+        }
+        if kv.version < 1 {
+            c.push(here(format!("put with version {}", kv.version)));
+        }
+        match prev {
+            Some(p) if p.alive => {
+                if kv.create_revision != p.create || kv.version != p.version + 1 {
+                    c.push(here(format!(
+                        "create_revision {} / version {} do not continue create_revision {} / version {} at {}",
+                        kv.create_revision, kv.version, p.create, p.version, p.rev
+                    )));
+                }
+            }
+            Some(p) => {
+                if kv.create_revision != rev.main || kv.version != 1 {
+                    c.push(here(format!(
+                        "new generation after the tombstone at {} must have create_revision {} and version 1, has {} and {}",
+                        p.rev, rev.main, kv.create_revision, kv.version
+                    )));
+                }
+            }
+            None => {
+                // Earlier revisions may have been compacted away.
+                if kv.create_revision == rev.main && kv.version != 1 {
+                    c.push(here(format!("created at this revision with version {}", kv.version)));
+                }
+            }
+        }
+        state.insert(
+            kv.key,
+            KeyState { rev, create: kv.create_revision, version: kv.version, lease: kv.lease, alive: true },
+        );
+    }
+    let mut missing: Vec<(&[u8], KeyState)> = state
+        .iter()
+        .filter(|(_, s)| s.alive && s.lease != 0 && !leases.contains(&s.lease))
+        .map(|(k, s)| (*k, *s))
+        .collect();
+    missing.sort_by_key(|(_, s)| s.rev);
+    for (k, s) in missing {
+        let f =
+            Finding::problem(KEY, format!("live key references lease {:x}, which is not in the lease bucket", s.lease));
+        c.push(f.with_key(&BucketKey { rev: s.rev, tombstone: false }.to_bytes()).at(s.rev, k));
+    }
+    stats.live_keys = state.values().filter(|s| s.alive).count() as u64;
+}

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod bolt_cmd;
+mod etcd_cmd;
 mod output;
 
 use std::process::ExitCode;
@@ -25,6 +26,16 @@ enum Command {
     /// Inspect and check the bbolt layer of a snapshot or db file.
     #[command(subcommand)]
     Bolt(bolt_cmd::BoltCommand),
+    /// etcd's `snapshot status` figures (hash, revision, totalKey, totalSize) and more.
+    Status(etcd_cmd::StatusArgs),
+    /// etcd's HashKV over the file, as `etcdctl endpoint hashkv` would answer.
+    Hashkv(etcd_cmd::HashkvArgs),
+    /// Verify backups: trailer, bbolt structure, MVCC invariants; exit 1 on problems.
+    Verify(etcd_cmd::VerifyArgs),
+    /// The key space at a revision (or every stored revision).
+    Keys(etcd_cmd::KeysArgs),
+    /// One key at a revision, like `etcdctl get`.
+    Get(etcd_cmd::GetArgs),
 }
 
 /// What a command found, mapped to the process exit code.
@@ -47,6 +58,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Bolt(cmd) => bolt_cmd::run(cmd),
+        Command::Status(a) => with_out(|out| etcd_cmd::status_cmd(&a, out)),
+        Command::Hashkv(a) => with_out(|out| etcd_cmd::hashkv_cmd(&a, out)),
+        Command::Verify(a) => with_out(|out| etcd_cmd::verify_cmd(&a, out)),
+        Command::Keys(a) => with_out(|out| etcd_cmd::keys_cmd(&a, out)),
+        Command::Get(a) => with_out(|out| etcd_cmd::get_cmd(&a, out)),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
@@ -57,6 +73,14 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Runs a command with buffered stdout, flushed at the end.
+fn with_out(f: impl FnOnce(&mut output::Out) -> anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
+    let mut out = output::Out::new();
+    let outcome = f(&mut out)?;
+    out.flush()?;
+    Ok(outcome)
 }
 
 /// A closed stdout (`etcdsnap … | head`) ends the command quietly.

@@ -1,0 +1,470 @@
+//! Commands on etcd snapshot and db files: status, hashkv, verify, keys, get.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use etcdsnap_bolt::{display_bytes, Db, MappedFile};
+use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
+use etcdsnap_mvcc::keyspace::{all_revisions, at_revision, Selection};
+use etcdsnap_mvcc::kv::KvRef;
+use etcdsnap_mvcc::status::status;
+use etcdsnap_mvcc::trailer::{self, Trailer};
+use etcdsnap_mvcc::verify::{verify, Severity, VerifyOptions};
+use serde::Serialize;
+
+use crate::output::{table, Bytes, Out, OwnedBytes};
+use crate::Outcome;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Snapshot file (with SHA-256 trailer) or raw member/snap/db.
+    file: PathBuf,
+    /// Print one JSON object (etcdutl's fields plus ours).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Which tombstones at the compact revision HashKV hashes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RuleArg {
+    /// Skip them, as etcd 3.6, ≥3.5.16 and ≥3.4.34 do.
+    Skip,
+    /// Hash them, as etcd ≤3.5.15 and ≤3.4.33 do.
+    Include,
+}
+
+#[derive(Debug, Args)]
+pub struct HashkvArgs {
+    /// Snapshot file or raw member/snap/db.
+    file: PathBuf,
+    /// Revision to hash up to [default: the latest].
+    #[arg(long, default_value_t = 0)]
+    rev: i64,
+    /// Tombstones stored at exactly the compact revision: `skip` (etcd 3.6, ≥3.5.16, ≥3.4.34) or `include` (older).
+    #[arg(long, value_enum, default_value_t = RuleArg::Skip)]
+    tombstone_rule: RuleArg,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Snapshot files or raw db files; each is verified.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// A file without a SHA-256 trailer is a problem.
+    #[arg(long)]
+    require_trailer: bool,
+    /// Print JSON Lines, one object per file.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// Snapshot file or raw member/snap/db.
+    file: PathBuf,
+    /// Only keys starting with this prefix.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Revision to read at [default: the latest].
+    #[arg(long, default_value_t = 0)]
+    rev: i64,
+    /// List every stored revision (puts, tombstones, markers) instead of the key space at a revision.
+    #[arg(long, conflicts_with = "rev")]
+    all_revisions: bool,
+    /// Print JSON Lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Snapshot file or raw member/snap/db.
+    file: PathBuf,
+    /// The key.
+    key: String,
+    /// Revision to read at [default: the latest].
+    #[arg(long, default_value_t = 0)]
+    rev: i64,
+    /// Print JSON shaped like `etcdctl get -w json` (revision, count, kvs).
+    #[arg(long)]
+    json: bool,
+}
+
+fn map(path: &Path) -> Result<MappedFile> {
+    MappedFile::open(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The bbolt image of a snapshot (trailer cut off) or db file.
+fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
+    let (image, _) = trailer::split(file);
+    Db::open(image).with_context(|| format!("{} is not a readable bbolt file", path.display()))
+}
+
+fn trailer_name(t: &Trailer) -> &'static str {
+    match t {
+        Trailer::Absent => "absent",
+        Trailer::Valid(_) => "valid",
+        Trailer::Mismatch { .. } => "mismatch",
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusJson {
+    hash: u32,
+    revision: i64,
+    total_key: u64,
+    total_size: u64,
+    total_key_v36: u64,
+    trailer: &'static str,
+    trailer_sha256: Option<String>,
+    page_size: usize,
+    storage_version: String,
+    consistent_index: Option<u64>,
+    term: Option<u64>,
+    scheduled_compact_revision: Option<i64>,
+    finished_compact_revision: Option<i64>,
+    live_keys: u64,
+    revisions: u64,
+    tombstones: u64,
+    markers: u64,
+    leases: u64,
+    members: u64,
+    auth_enabled: bool,
+}
+
+pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
+    let file = map(&a.file)?;
+    let t = trailer::verify(&file);
+    let db = open(&a.file, &file)?;
+    let s = status(&db).with_context(|| format!("reading {}", a.file.display()))?;
+    let j = StatusJson {
+        hash: s.hash,
+        revision: s.revision,
+        total_key: s.total_key,
+        total_size: s.total_size,
+        total_key_v36: s.total_key_v36,
+        trailer: trailer_name(&t),
+        trailer_sha256: match t {
+            Trailer::Valid(d) | Trailer::Mismatch { stored: d, .. } => Some(trailer::hex(&d)),
+            Trailer::Absent => None,
+        },
+        page_size: s.page_size,
+        storage_version: s.storage_version().as_str().to_string(),
+        consistent_index: s.meta.consistent_index,
+        term: s.meta.term,
+        scheduled_compact_revision: s.meta.scheduled_compact.map(|r| r.main),
+        finished_compact_revision: s.meta.finished_compact.map(|r| r.main),
+        live_keys: s.live_keys,
+        revisions: s.revisions,
+        tombstones: s.tombstones,
+        markers: s.markers,
+        leases: s.leases,
+        members: s.members,
+        auth_enabled: s.auth_enabled,
+    };
+    if a.json {
+        out.json(&j)?;
+        return Ok(Outcome::Clean);
+    }
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+    let opti = |v: Option<i64>| v.map_or("-".to_string(), |n| n.to_string());
+    let rows: Vec<Vec<String>> = vec![
+        vec!["hash".into(), format!("{:x} ({})", j.hash, j.hash)],
+        vec!["revision".into(), j.revision.to_string()],
+        vec![
+            "total keys".into(),
+            format!("{} (etcd 3.4/3.5 count), {} (etcd 3.6 count)", j.total_key, j.total_key_v36),
+        ],
+        vec!["total size".into(), j.total_size.to_string()],
+        vec![
+            "trailer".into(),
+            format!("{}{}", j.trailer, j.trailer_sha256.as_ref().map(|d| format!(" sha256 {d}")).unwrap_or_default()),
+        ],
+        vec!["storage version".into(), j.storage_version.clone()],
+        vec!["page size".into(), j.page_size.to_string()],
+        vec!["consistent index".into(), opt(j.consistent_index)],
+        vec!["term".into(), opt(j.term)],
+        vec![
+            "compacted".into(),
+            format!("scheduled {}, finished {}", opti(j.scheduled_compact_revision), opti(j.finished_compact_revision)),
+        ],
+        vec!["live keys".into(), j.live_keys.to_string()],
+        vec!["revisions".into(), format!("{} ({} tombstones, {} markers)", j.revisions, j.tombstones, j.markers)],
+        vec!["leases".into(), j.leases.to_string()],
+        vec!["members".into(), j.members.to_string()],
+        vec!["auth".into(), if j.auth_enabled { "enabled" } else { "disabled" }.into()],
+    ];
+    for line in table(&rows) {
+        out.line(line)?;
+    }
+    Ok(if matches!(t, Trailer::Mismatch { .. }) { Outcome::Problems } else { Outcome::Clean })
+}
+
+#[derive(Serialize)]
+struct HashkvJson {
+    hash: u32,
+    compact_revision: i64,
+    hash_revision: i64,
+    current_revision: i64,
+    tombstone_rule: &'static str,
+}
+
+pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
+    if a.rev < 0 {
+        bail!("--rev must not be negative");
+    }
+    let file = map(&a.file)?;
+    let db = open(&a.file, &file)?;
+    let (rule, name) = match a.tombstone_rule {
+        RuleArg::Skip => (TombstoneRule::Skip, "skip"),
+        RuleArg::Include => (TombstoneRule::Include, "include"),
+    };
+    let h = hash_kv(&db, a.rev, rule).with_context(|| format!("hashing {}", a.file.display()))?;
+    let j = HashkvJson {
+        hash: h.hash,
+        compact_revision: h.compact_revision,
+        hash_revision: h.revision,
+        current_revision: h.current_revision,
+        tombstone_rule: name,
+    };
+    if a.json {
+        out.json(&j)?;
+    } else {
+        for line in table(&[
+            vec!["hash".into(), j.hash.to_string()],
+            vec!["hash revision".into(), j.hash_revision.to_string()],
+            vec!["compact revision".into(), j.compact_revision.to_string()],
+            vec!["current revision".into(), j.current_revision.to_string()],
+        ]) {
+            out.line(line)?;
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+#[derive(Serialize)]
+struct FindingJson {
+    severity: &'static str,
+    bucket: OwnedBytes,
+    page: Option<u64>,
+    key: Option<OwnedBytes>,
+    revision: Option<String>,
+    user_key: Option<OwnedBytes>,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct VerifyJson {
+    file: String,
+    ok: bool,
+    problem_count: u64,
+    warning_count: u64,
+    trailer: &'static str,
+    revision: i64,
+    revisions: u64,
+    tombstones: u64,
+    markers: u64,
+    live_keys: u64,
+    leases: u64,
+    findings: Vec<FindingJson>,
+}
+
+pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
+    let mut outcome = Outcome::Clean;
+    for path in &a.files {
+        let j = match map(path) {
+            Ok(file) => {
+                let r = verify(&file, VerifyOptions { require_trailer: a.require_trailer });
+                VerifyJson {
+                    file: path.display().to_string(),
+                    ok: r.is_ok(),
+                    problem_count: r.problem_count,
+                    warning_count: r.findings.iter().filter(|f| f.severity == Severity::Warning).count() as u64,
+                    trailer: trailer_name(&r.trailer),
+                    revision: r.stats.revision,
+                    revisions: r.stats.revisions,
+                    tombstones: r.stats.tombstones,
+                    markers: r.stats.markers,
+                    live_keys: r.stats.live_keys,
+                    leases: r.stats.leases,
+                    findings: r
+                        .findings
+                        .iter()
+                        .map(|f| FindingJson {
+                            severity: if f.severity == Severity::Problem { "problem" } else { "warning" },
+                            bucket: OwnedBytes(f.bucket.clone()),
+                            page: f.page,
+                            key: f.key.clone().map(OwnedBytes),
+                            revision: f.revision.map(|r| r.to_string()),
+                            user_key: f.user_key.clone().map(OwnedBytes),
+                            message: f.message.clone(),
+                        })
+                        .collect(),
+                }
+            }
+            // An unreadable file is a finding of this file, not the end of the run.
+            Err(e) => VerifyJson {
+                file: path.display().to_string(),
+                ok: false,
+                problem_count: 1,
+                warning_count: 0,
+                trailer: "absent",
+                revision: 0,
+                revisions: 0,
+                tombstones: 0,
+                markers: 0,
+                live_keys: 0,
+                leases: 0,
+                findings: vec![FindingJson {
+                    severity: "problem",
+                    bucket: OwnedBytes(Vec::new()),
+                    page: None,
+                    key: None,
+                    revision: None,
+                    user_key: None,
+                    message: format!("{e:#}"),
+                }],
+            },
+        };
+        if !j.ok {
+            outcome = Outcome::Problems;
+        }
+        if a.json {
+            out.json(&j)?;
+            continue;
+        }
+        if j.ok {
+            out.line(format!(
+                "{}: OK (revision {}, {} revisions, {} live keys, {} leases, trailer {}{})",
+                j.file,
+                j.revision,
+                j.revisions,
+                j.live_keys,
+                j.leases,
+                j.trailer,
+                if j.warning_count > 0 { format!(", {} warnings", j.warning_count) } else { String::new() }
+            ))?;
+        } else {
+            out.line(format!("{}: {} problems", j.file, j.problem_count))?;
+        }
+        for f in &j.findings {
+            let mut at = vec![format!("bucket {}", display_bytes(&f.bucket.0))];
+            if let Some(p) = f.page {
+                at.push(format!("page {p}"));
+            }
+            if let Some(r) = &f.revision {
+                at.push(format!("revision {r}"));
+            }
+            if let Some(k) = &f.user_key {
+                at.push(format!("key {}", display_bytes(&k.0)));
+            } else if let Some(k) = &f.key {
+                at.push(format!("key {}", display_bytes(&k.0)));
+            }
+            out.line(format!("  {}: {}: {}", f.severity, at.join(", "), f.message))?;
+        }
+    }
+    Ok(outcome)
+}
+
+#[derive(Serialize)]
+struct KvJson<'a> {
+    key: Bytes<'a>,
+    create_revision: i64,
+    mod_revision: i64,
+    version: i64,
+    value: Bytes<'a>,
+    lease: i64,
+}
+
+impl<'a> From<&KvRef<'a>> for KvJson<'a> {
+    fn from(kv: &KvRef<'a>) -> Self {
+        Self {
+            key: Bytes(kv.key),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            value: Bytes(kv.value),
+            lease: kv.lease,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StoredJson<'a> {
+    revision: i64,
+    sub: i64,
+    tombstone: bool,
+    marker: bool,
+    #[serde(flatten)]
+    kv: KvJson<'a>,
+}
+
+pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
+    if a.rev < 0 {
+        bail!("--rev must not be negative");
+    }
+    let file = map(&a.file)?;
+    let db = open(&a.file, &file)?;
+    let sel = Selection { prefix: a.prefix.as_bytes().to_vec(), key: None };
+    if a.all_revisions {
+        for s in all_revisions(&db, &sel).with_context(|| format!("reading {}", a.file.display()))? {
+            if a.json {
+                out.json(&StoredJson {
+                    revision: s.at.rev.main,
+                    sub: s.at.rev.sub,
+                    tombstone: s.at.tombstone,
+                    marker: s.kv == KvRef::default(),
+                    kv: KvJson::from(&s.kv),
+                })?;
+            } else {
+                let mark = if s.at.tombstone { " (deleted)" } else { "" };
+                out.line(format!("{}{mark}  {}", s.at.rev, display_bytes(s.kv.key)))?;
+            }
+        }
+        return Ok(Outcome::Clean);
+    }
+    let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
+    for v in &keys {
+        if a.json {
+            out.json(&KvJson::from(&v.kv))?;
+        } else {
+            out.line(display_bytes(v.kv.key))?;
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+#[derive(Serialize)]
+struct GetJson<'a> {
+    revision: i64,
+    count: usize,
+    kvs: Vec<KvJson<'a>>,
+}
+
+pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
+    if a.rev < 0 {
+        bail!("--rev must not be negative");
+    }
+    let file = map(&a.file)?;
+    let db = open(&a.file, &file)?;
+    let sel = Selection { prefix: Vec::new(), key: Some(a.key.as_bytes().to_vec()) };
+    let (rev, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
+    if a.json {
+        out.json(&GetJson {
+            revision: rev,
+            count: keys.len(),
+            kvs: keys.iter().map(|v| KvJson::from(&v.kv)).collect(),
+        })?;
+    } else {
+        for v in &keys {
+            out.line(display_bytes(v.kv.key))?;
+            out.line(String::from_utf8_lossy(v.kv.value))?;
+        }
+    }
+    Ok(Outcome::Clean)
+}

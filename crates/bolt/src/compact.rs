@@ -38,3 +38,42 @@ pub fn compact<W: Write + Seek>(db: &Db<'_>, out: W, opts: BuildOptions) -> Resu
     copy_into(db, &mut b)?;
     b.finish()
 }
+
+/// Copies the entries of `bucket` (nested buckets recursively, with their
+/// sequences) into the bucket currently open in `builder`. A nested bucket
+/// root reached twice is an error, so a corrupt file cannot make it loop.
+pub fn copy_bucket<W: Write + Seek>(bucket: &crate::Bucket<'_>, builder: &mut Builder<W>) -> Result<()> {
+    copy_nested(bucket, builder, &mut std::collections::HashSet::new(), 0)
+}
+
+fn copy_nested<W: Write + Seek>(
+    bucket: &crate::Bucket<'_>,
+    builder: &mut Builder<W>,
+    seen: &mut std::collections::HashSet<crate::Pgid>,
+    depth: usize,
+) -> Result<()> {
+    use crate::{CorruptKind, Corruption};
+    if depth > crate::check::MAX_BUCKET_DEPTH {
+        let max = crate::check::MAX_BUCKET_DEPTH;
+        return Err(Corruption::new(CorruptKind::BucketsTooDeep { max }).in_bucket(bucket.path()).into());
+    }
+    for e in bucket.cursor() {
+        let e = e?;
+        if e.is_bucket() {
+            let child = bucket.child(e)?;
+            if let crate::page::BucketRoot::Paged(id) = child.root() {
+                if !seen.insert(id) {
+                    return Err(Corruption::on_page(id, CorruptKind::MultipleReferences)
+                        .in_bucket(child.path())
+                        .into());
+                }
+            }
+            builder.create_bucket(e.key, child.sequence())?;
+            copy_nested(&child, builder, seen, depth + 1)?;
+            builder.close_bucket()?;
+        } else {
+            builder.put(e.key, e.value)?;
+        }
+    }
+    Ok(())
+}

@@ -77,16 +77,21 @@ impl<'a> Index<'a> {
             let e = e?;
             let bk = BucketKey::parse(e.key).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
             let kv = KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
-            match (idx.keys.get_mut(kv.key), bk.tombstone) {
-                (Some(ki), true) => ki.tombstone(bk.rev),
-                (Some(ki), false) => ki.put(bk.rev),
-                (None, true) => {}
-                (None, false) => {
-                    idx.keys.insert(kv.key, KeyIndex { generations: vec![vec![bk.rev]] });
-                }
-            }
+            idx.add(kv.key, bk);
         }
         Ok(idx)
+    }
+
+    /// Adds one entry of the `key` bucket, in bucket order, as etcd's restore does.
+    pub fn add(&mut self, key: &'a [u8], bk: BucketKey) {
+        match (self.keys.get_mut(key), bk.tombstone) {
+            (Some(ki), true) => ki.tombstone(bk.rev),
+            (Some(ki), false) => ki.put(bk.rev),
+            (None, true) => {}
+            (None, false) => {
+                self.keys.insert(key, KeyIndex { generations: vec![vec![bk.rev]] });
+            }
+        }
     }
 
     /// The revisions a compaction at `at` would keep (etcd's `index.Keep`).

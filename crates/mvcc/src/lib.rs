@@ -10,6 +10,7 @@ pub mod index;
 pub mod keyspace;
 pub mod kv;
 pub mod revision;
+pub mod rewrite;
 pub mod schema;
 pub mod snapshot;
 pub mod status;

@@ -1,0 +1,584 @@
+//! `rewrite`: filter, rename, bump, mark compacted or compact an etcd snapshot
+//! offline, so that the stock restore of any etcd version accepts the result
+//! and no client ever sees a revision go backwards.
+//!
+//! Two passes over the `key` bucket, both streaming: the first decides
+//! (filters, rename collisions, key-bound encrypted values, lease references,
+//! the compaction's keep set), the second writes through the bbolt builder.
+//! Nothing but `key`-bucket values under renamed keys, the compaction meta
+//! keys and renamed role permissions is re-encoded; every other byte is carried.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufWriter, Seek, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use etcdsnap_bolt::builder::{BuildOptions, Builder, DEFAULT_FILL_PERCENT};
+use etcdsnap_bolt::{AtomicFile, Bucket, Db, MappedFile};
+use etcdsnap_keys::{encryption, KeyRules};
+use etcdsnap_proto::{authpb, Message};
+
+use crate::error::{MvccError, Result};
+use crate::hashkv::{hash_kv, KeyValueHash, TombstoneRule};
+use crate::index::Index;
+use crate::kv::{encode_with_key, KvRef};
+use crate::revision::{BucketKey, Revision};
+use crate::schema::{read_meta, AUTH_ROLES, FINISHED_COMPACT_REV, KEY, LEASE, META, SCHEDULED_COMPACT_REV};
+use crate::snapshot::TrailerMode;
+use crate::status::{status, Status};
+use crate::trailer::{self, Trailer, TRAILER_LEN};
+
+/// The key kube-apiserver writes, unprefixed, shared by every tenant of an etcd.
+pub const COMPACT_REV_KEY: &[u8] = b"compact_rev_key";
+
+/// Options of [`rewrite`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewriteOptions {
+    /// Which keys to keep and how to rename them.
+    pub rules: KeyRules,
+    /// Add one empty-value `key` entry at (latest + N, 0), as etcdutl's `--bump-revision`.
+    pub bump_revision: Option<i64>,
+    /// Set `scheduledCompactRev` to the new latest revision, as etcdutl's `--mark-compacted`.
+    pub mark_compacted: bool,
+    /// Compact offline at this revision (`Some(None)`: the new latest revision).
+    pub compact: Option<Option<i64>>,
+    /// Rename values encrypted by key-bound providers anyway.
+    pub allow_key_bound_encrypted: bool,
+    /// Drop lease records no kept key references.
+    pub drop_orphan_leases: bool,
+    /// Trailer of the output.
+    pub trailer: TrailerMode,
+    /// Page size of the output; `None` keeps the input's.
+    pub page_size: Option<u32>,
+    /// Fill percent of the output's pages.
+    pub fill_percent: f64,
+}
+
+impl Default for RewriteOptions {
+    fn default() -> Self {
+        Self {
+            rules: KeyRules::default(),
+            bump_revision: None,
+            mark_compacted: false,
+            compact: None,
+            allow_key_bound_encrypted: false,
+            drop_orphan_leases: false,
+            trailer: TrailerMode::LikeInput,
+            page_size: None,
+            fill_percent: DEFAULT_FILL_PERCENT,
+        }
+    }
+}
+
+/// What happened to `compact_rev_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactRevKey {
+    /// The input has no such key.
+    Absent,
+    /// Kept.
+    Kept,
+    /// Dropped (by an explicit rule).
+    Dropped,
+}
+
+/// What [`rewrite`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewriteReport {
+    /// Entries of the input's `key` bucket.
+    pub revisions_read: u64,
+    /// Entries written to the output's `key` bucket (markers included).
+    pub revisions_kept: u64,
+    /// Entries dropped by the key filter.
+    pub revisions_filtered: u64,
+    /// Entries dropped by the offline compaction.
+    pub revisions_compacted: u64,
+    /// Entries whose key was renamed.
+    pub revisions_renamed: u64,
+    /// Tombstones written.
+    pub tombstones: u64,
+    /// Revision markers written (empty values), the filter's and the bump's.
+    pub markers_written: Vec<Revision>,
+    /// Lease records in the input.
+    pub leases_read: u64,
+    /// Lease records written.
+    pub leases_kept: u64,
+    /// Lease records dropped (`drop_orphan_leases`).
+    pub leases_dropped: u64,
+    /// Lease records no kept live key references.
+    pub leases_orphaned: u64,
+    /// Kept values by Kubernetes encryption provider.
+    pub encrypted: BTreeMap<String, u64>,
+    /// Of those, values of key-bound providers under renamed keys.
+    pub key_bound_renamed: u64,
+    /// Roles whose permissions were renamed.
+    pub roles_rewritten: u64,
+    /// `compact_rev_key`.
+    pub compact_rev_key: CompactRevKey,
+    /// Latest revision of the input.
+    pub old_revision: i64,
+    /// Latest revision of the output.
+    pub new_revision: i64,
+    /// `scheduledCompactRev` of the output.
+    pub scheduled_compact: Option<i64>,
+    /// `finishedCompactRev` of the output.
+    pub finished_compact: Option<i64>,
+    /// `snapshot status` figures of the output.
+    pub status: Status,
+    /// HashKV of the output at its latest revision, as etcd reports it once started.
+    pub hashkv: KeyValueHash,
+    /// The input's trailer.
+    pub trailer_in: Trailer,
+    /// The output's trailer digest, when written.
+    pub trailer_out: Option<[u8; TRAILER_LEN]>,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Progress of a long rewrite, for a progress bar.
+pub trait Progress {
+    /// `done` of `total` entries of `phase` are processed (`total` 0: unknown).
+    fn update(&mut self, phase: &'static str, done: u64, total: u64);
+}
+
+/// A [`Progress`] that shows nothing.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn update(&mut self, _: &'static str, _: u64, _: u64) {}
+}
+
+/// What the first pass decided.
+struct Plan<'a> {
+    old_latest: Revision,
+    new_latest: i64,
+    markers: Vec<Revision>,
+    keep: Option<(i64, HashSet<Revision>)>,
+    referenced_leases: HashSet<i64>,
+    encrypted: BTreeMap<String, u64>,
+    key_bound_renamed: u64,
+    compact_rev_key: CompactRevKey,
+    scheduled: Option<i64>,
+    finished: Option<i64>,
+    revisions: u64,
+    _keys: std::marker::PhantomData<&'a ()>,
+}
+
+fn corrupt(key: &[u8], e: impl ToString) -> MvccError {
+    MvccError::value(KEY, key, e.to_string())
+}
+
+fn display(k: &[u8]) -> String {
+    etcdsnap_bolt::display_bytes(k)
+}
+
+fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> Result<Plan<'a>> {
+    let rules = &opts.rules;
+    let meta = read_meta(db)?;
+    let mut old_latest = Revision::default();
+    let mut last_kept = 0i64;
+    let mut index = opts.compact.is_some().then(Index::default);
+    let mut latest: HashMap<&'a [u8], (bool, i64)> = HashMap::new();
+    let mut targets: HashMap<Cow<'a, [u8]>, &'a [u8]> = HashMap::new();
+    let mut encrypted = BTreeMap::new();
+    let (mut key_bound, mut first_key_bound) = (0u64, None::<&[u8]>);
+    let (mut present, mut revisions) = (false, 0u64);
+    if let Some(b) = db.bucket(&[KEY])? {
+        for e in b.cursor() {
+            let e = e?;
+            revisions += 1;
+            if revisions % 65536 == 0 {
+                progress.update("analysing", revisions, 0);
+            }
+            let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
+            old_latest = bk.rev;
+            if e.value.is_empty() {
+                // A revision marker (etcdutl's bump): not a user key, always kept.
+                last_kept = bk.rev.main;
+                if let Some(ix) = index.as_mut() {
+                    ix.add(b"", bk);
+                }
+                continue;
+            }
+            let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
+            present |= kv.key == COMPACT_REV_KEY;
+            if !rules.keeps(kv.key) {
+                continue;
+            }
+            last_kept = bk.rev.main;
+            let renamed = rules.rename_for(kv.key).is_some();
+            if !rules.renames.is_empty() {
+                let target = rules.renamed(kv.key);
+                match targets.get(&target) {
+                    Some(&other) if other != kv.key => {
+                        return Err(MvccError::Invalid(format!(
+                            "rename collision: {} and {} would both become {}; nothing was written",
+                            display(other),
+                            display(kv.key),
+                            display(&target)
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        targets.insert(target, kv.key);
+                    }
+                }
+            }
+            if !bk.tombstone {
+                if let Some(enc) = encryption(kv.value) {
+                    *encrypted.entry(enc.to_string()).or_insert(0) += 1;
+                    if renamed && enc.key_bound() {
+                        key_bound += 1;
+                        first_key_bound.get_or_insert(kv.key);
+                    }
+                }
+            }
+            latest.insert(kv.key, (!bk.tombstone, kv.lease));
+            if let Some(ix) = index.as_mut() {
+                ix.add(kv.key, bk);
+            }
+        }
+    }
+    let compact_rev_key =
+        match (present, rules.keeps(COMPACT_REV_KEY)) {
+            (false, _) => CompactRevKey::Absent,
+            (true, true) => CompactRevKey::Kept,
+            (true, false) if rules.names(COMPACT_REV_KEY) => CompactRevKey::Dropped,
+            (true, false) => return Err(MvccError::Invalid(
+                "compact_rev_key (written by kube-apiserver, shared by every tenant) would be dropped by the prefix \
+                 filter: say what to do with it with --keep-key compact_rev_key or --drop-key compact_rev_key"
+                    .into(),
+            )),
+        };
+    if let (Some(first), false) = (first_key_bound, opts.allow_key_bound_encrypted) {
+        return Err(MvccError::Invalid(format!(
+            "{key_bound} values under renamed keys are encrypted by a key-bound provider (aesgcm or kms), which \
+             authenticates the etcd key: kube-apiserver could not decrypt them under the new key. First: {}. \
+             Re-encrypt them before the move, or pass --allow-key-bound-encrypted; nothing was written",
+            display(first)
+        )));
+    }
+    let mut markers = Vec::new();
+    let new_latest = match opts.bump_revision {
+        Some(n) => {
+            let main =
+                old_latest.main.checked_add(n).ok_or_else(|| MvccError::Invalid("--bump-revision overflows".into()))?;
+            markers.push(Revision::new(main, 0));
+            main
+        }
+        None => {
+            // The entry holding the highest revision was filtered out: keep the revision.
+            if last_kept < old_latest.main {
+                markers.push(Revision::new(old_latest.main, 0));
+            }
+            old_latest.main
+        }
+    };
+    let old_compact = meta.compact_rev();
+    let keep = match (opts.compact, index) {
+        (Some(at), Some(mut ix)) => {
+            let r = at.unwrap_or(new_latest);
+            if r > new_latest {
+                return Err(MvccError::FutureRev { rev: r, current: new_latest });
+            }
+            if r < old_compact {
+                return Err(MvccError::Compacted { rev: r, compact: old_compact });
+            }
+            for m in &markers {
+                ix.add(b"", BucketKey { rev: *m, tombstone: false });
+            }
+            Some((r, ix.keep(r)))
+        }
+        _ => None,
+    };
+    let (scheduled, finished) = match (&keep, opts.mark_compacted) {
+        (Some((r, _)), _) => (Some(*r), Some(*r)),
+        (None, true) => (Some(new_latest), meta.finished_compact.map(|r| r.main)),
+        (None, false) => (meta.scheduled_compact.map(|r| r.main), meta.finished_compact.map(|r| r.main)),
+    };
+    let referenced_leases = latest.values().filter(|(alive, l)| *alive && *l != 0).map(|(_, l)| *l).collect();
+    Ok(Plan {
+        old_latest,
+        new_latest,
+        markers,
+        keep,
+        referenced_leases,
+        encrypted,
+        key_bound_renamed: key_bound,
+        compact_rev_key,
+        scheduled,
+        finished,
+        revisions,
+        _keys: std::marker::PhantomData,
+    })
+}
+
+#[derive(Default)]
+struct Counts {
+    kept: u64,
+    filtered: u64,
+    compacted: u64,
+    renamed: u64,
+    tombstones: u64,
+    markers: Vec<Revision>,
+    leases_read: u64,
+    leases_kept: u64,
+    leases_dropped: u64,
+    leases_orphaned: u64,
+    roles_rewritten: u64,
+}
+
+fn compacted_away(plan: &Plan<'_>, rev: Revision) -> bool {
+    match &plan.keep {
+        Some((r, keep)) => rev.main <= *r && !keep.contains(&rev),
+        None => false,
+    }
+}
+
+fn write_key_bucket<W: Write + Seek>(
+    b: &Bucket<'_>,
+    out: &mut Builder<W>,
+    plan: &Plan<'_>,
+    rules: &KeyRules,
+    c: &mut Counts,
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    let mut buf = Vec::new();
+    let mut done = 0u64;
+    for e in b.cursor() {
+        let e = e?;
+        done += 1;
+        if done % 65536 == 0 {
+            progress.update("writing", done, plan.revisions);
+        }
+        let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
+        if compacted_away(plan, bk.rev) {
+            c.compacted += 1;
+            continue;
+        }
+        if e.value.is_empty() {
+            out.put(e.key, e.value)?;
+            c.kept += 1;
+            continue;
+        }
+        let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
+        let Some(key) = rules.apply(kv.key) else {
+            c.filtered += 1;
+            continue;
+        };
+        c.kept += 1;
+        c.tombstones += u64::from(bk.tombstone);
+        if let Cow::Owned(new_key) = key {
+            encode_with_key(&kv, &new_key, &mut buf);
+            out.put(e.key, &buf)?;
+            c.renamed += 1;
+        } else {
+            out.put(e.key, e.value)?;
+        }
+    }
+    for m in &plan.markers {
+        if compacted_away(plan, *m) {
+            continue;
+        }
+        out.put(&m.to_bytes(), b"")?;
+        c.kept += 1;
+        c.markers.push(*m);
+    }
+    Ok(())
+}
+
+fn write_meta<W: Write + Seek>(b: &Bucket<'_>, out: &mut Builder<W>, plan: &Plan<'_>) -> Result<()> {
+    let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for e in b.cursor() {
+        let e = e?;
+        if e.is_bucket() {
+            return Err(MvccError::value(META, e.key, "unexpected nested bucket".into()));
+        }
+        entries.insert(e.key.to_vec(), e.value.to_vec());
+    }
+    for (key, rev) in [(SCHEDULED_COMPACT_REV, plan.scheduled), (FINISHED_COMPACT_REV, plan.finished)] {
+        if let Some(r) = rev {
+            let bytes = Revision::new(r, 0).to_bytes().to_vec();
+            // Carry the stored bytes when unchanged.
+            entries.entry(key.to_vec()).and_modify(|v| {
+                if BucketKey::parse(v).map(|k| k.rev.main) != Ok(r) {
+                    v.clone_from(&bytes);
+                }
+            });
+            entries.entry(key.to_vec()).or_insert(bytes);
+        }
+    }
+    for (k, v) in &entries {
+        out.put(k, v)?;
+    }
+    Ok(())
+}
+
+fn write_leases<W: Write + Seek>(
+    b: &Bucket<'_>,
+    out: &mut Builder<W>,
+    plan: &Plan<'_>,
+    drop: bool,
+    c: &mut Counts,
+) -> Result<()> {
+    for e in b.cursor() {
+        let e = e?;
+        c.leases_read += 1;
+        let id = <[u8; 8]>::try_from(e.key)
+            .map(i64::from_be_bytes)
+            .map_err(|_| MvccError::value(LEASE, e.key, "lease key is not 8 bytes".into()))?;
+        if !plan.referenced_leases.contains(&id) {
+            c.leases_orphaned += 1;
+            if drop {
+                c.leases_dropped += 1;
+                continue;
+            }
+        }
+        c.leases_kept += 1;
+        out.put(e.key, e.value)?;
+    }
+    Ok(())
+}
+
+fn write_roles<W: Write + Seek>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules, c: &mut Counts) -> Result<()> {
+    for e in b.cursor() {
+        let e = e?;
+        if rules.renames.is_empty() {
+            out.put(e.key, e.value)?;
+            continue;
+        }
+        let mut role =
+            authpb::Role::decode(e.value).map_err(|err| MvccError::value(AUTH_ROLES, e.key, err.to_string()))?;
+        let mut changed = false;
+        for p in &mut role.key_permission {
+            let (k, end) = rules.renamed_range(&p.key, &p.range_end);
+            if k != p.key || end != p.range_end {
+                p.key = k;
+                p.range_end = end;
+                changed = true;
+            }
+        }
+        if changed {
+            c.roles_rewritten += 1;
+            out.put(e.key, &role.encode_to_vec())?;
+        } else {
+            out.put(e.key, e.value)?;
+        }
+    }
+    Ok(())
+}
+
+fn validate(opts: &RewriteOptions) -> Result<()> {
+    opts.rules.validate().map_err(|e| MvccError::Invalid(e.to_string()))?;
+    if opts.bump_revision.is_some_and(|n| n <= 0) {
+        return Err(MvccError::Invalid("--bump-revision must be positive".into()));
+    }
+    if opts.compact.is_some() && opts.mark_compacted {
+        return Err(MvccError::Invalid("--compact already compacts; --mark-compacted would schedule it again".into()));
+    }
+    Ok(())
+}
+
+/// Rewrites the snapshot or db at `input` into `output` (see the module docs).
+pub fn rewrite(
+    input: &Path,
+    output: &Path,
+    opts: &RewriteOptions,
+    progress: &mut dyn Progress,
+) -> Result<RewriteReport> {
+    let start = Instant::now();
+    validate(opts)?;
+    let file = MappedFile::open(input)?;
+    let trailer_in = trailer::verify(&file);
+    if let Trailer::Mismatch { stored, computed } = trailer_in {
+        return Err(MvccError::Invalid(format!(
+            "{}: SHA-256 trailer mismatch (stored {}, computed {}): the input is damaged",
+            input.display(),
+            trailer::hex(&stored),
+            trailer::hex(&computed)
+        )));
+    }
+    let db = Db::open(trailer::split(&file).0)?;
+    let plan = plan(&db, opts, progress)?;
+    let io = |source| MvccError::Io { path: output.to_path_buf(), source };
+
+    let mut atomic = AtomicFile::create(output, &[input])?;
+    let page_size = opts.page_size.unwrap_or(db.page_size() as u32);
+    let mut c = Counts::default();
+    let bytes = {
+        let f = atomic.file()?;
+        let mut w = BufWriter::with_capacity(4 << 20, &mut *f);
+        let build = BuildOptions {
+            page_size,
+            fill_percent: opts.fill_percent,
+            txid: db.meta().txid.max(1),
+            ..BuildOptions::default()
+        };
+        let mut out = Builder::new(&mut w, build)?;
+        let root = db.root()?;
+        for top in root.cursor() {
+            let top = top?;
+            let bucket = root.child(top)?;
+            out.create_bucket(top.key, bucket.sequence())?;
+            match top.key {
+                KEY => write_key_bucket(&bucket, &mut out, &plan, &opts.rules, &mut c, progress)?,
+                META => write_meta(&bucket, &mut out, &plan)?,
+                LEASE => write_leases(&bucket, &mut out, &plan, opts.drop_orphan_leases, &mut c)?,
+                AUTH_ROLES => write_roles(&bucket, &mut out, &opts.rules, &mut c)?,
+                _ => etcdsnap_bolt::compact::copy_bucket(&bucket, &mut out)?,
+            }
+            out.close_bucket()?;
+        }
+        let summary = out.finish()?;
+        w.flush().map_err(io)?;
+        summary.bytes
+    };
+    let want_trailer = match opts.trailer {
+        TrailerMode::LikeInput => trailer_in.is_present(),
+        TrailerMode::Always => true,
+        TrailerMode::Never => false,
+    };
+    let f = atomic.file()?;
+    let trailer_out = if want_trailer { Some(trailer::append(f, bytes).map_err(io)?) } else { None };
+    let bytes_out = f.stream_position().map_err(io)?;
+    atomic.commit()?;
+
+    // Figures of what was written, read back from the output.
+    let written = MappedFile::open(output)?;
+    let out_db = Db::open(trailer::split(&written).0)?;
+    let st = status(&out_db)?;
+    let hkv = hash_kv(&out_db, 0, TombstoneRule::Skip)?;
+    Ok(RewriteReport {
+        revisions_read: plan.revisions,
+        revisions_kept: c.kept,
+        revisions_filtered: c.filtered,
+        revisions_compacted: c.compacted,
+        revisions_renamed: c.renamed,
+        tombstones: c.tombstones,
+        markers_written: c.markers,
+        leases_read: c.leases_read,
+        leases_kept: c.leases_kept,
+        leases_dropped: c.leases_dropped,
+        leases_orphaned: c.leases_orphaned,
+        encrypted: plan.encrypted.clone(),
+        key_bound_renamed: plan.key_bound_renamed,
+        roles_rewritten: c.roles_rewritten,
+        compact_rev_key: plan.compact_rev_key,
+        old_revision: plan.old_latest.main,
+        new_revision: plan.new_latest,
+        scheduled_compact: plan.scheduled,
+        finished_compact: plan.finished,
+        status: st,
+        hashkv: hkv,
+        trailer_in,
+        trailer_out,
+        bytes_in: file.len() as u64,
+        bytes_out,
+        elapsed: start.elapsed(),
+    })
+}

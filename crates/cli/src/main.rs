@@ -8,6 +8,7 @@
 mod bolt_cmd;
 mod etcd_cmd;
 mod output;
+mod rewrite_cmd;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ enum Command {
     Keys(etcd_cmd::KeysArgs),
     /// One key at a revision, like `etcdctl get`.
     Get(etcd_cmd::GetArgs),
+    /// Rewrite a snapshot: filter and rename prefixes, bump revisions, mark compacted or compact.
+    Rewrite(rewrite_cmd::RewriteArgs),
 }
 
 /// What a command found, mapped to the process exit code.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => with_out(|out| etcd_cmd::verify_cmd(&a, out)),
         Command::Keys(a) => with_out(|out| etcd_cmd::keys_cmd(&a, out)),
         Command::Get(a) => with_out(|out| etcd_cmd::get_cmd(&a, out)),
+        Command::Rewrite(a) => with_out(|out| rewrite_cmd::run(&a, out)),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

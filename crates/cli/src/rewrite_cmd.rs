@@ -1,0 +1,293 @@
+//! `etcdsnap rewrite`: the snapshot rewrite, with its report.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use etcdsnap_keys::{KeyRules, Rename};
+use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, NoProgress, Progress, RewriteOptions};
+use etcdsnap_mvcc::snapshot::TrailerMode;
+use etcdsnap_mvcc::trailer::{hex, Trailer};
+use serde::Serialize;
+
+use crate::output::{table, Out};
+use crate::Outcome;
+
+#[derive(Debug, Args)]
+pub struct RewriteArgs {
+    /// Input snapshot (with SHA-256 trailer) or raw member/snap/db; never modified.
+    input: PathBuf,
+    /// Output file (written beside, then renamed; mode 0600; must not be the input).
+    output: PathBuf,
+    /// Keep only keys under this prefix (repeatable; default: all keys).
+    #[arg(long = "include", value_name = "PREFIX")]
+    include: Vec<String>,
+    /// Drop keys under this prefix (repeatable).
+    #[arg(long = "exclude", value_name = "PREFIX")]
+    exclude: Vec<String>,
+    /// Keep this exact key whatever the prefixes say (repeatable), e.g. compact_rev_key.
+    #[arg(long = "keep-key", value_name = "KEY")]
+    keep_key: Vec<String>,
+    /// Drop this exact key whatever the prefixes say (repeatable).
+    #[arg(long = "drop-key", value_name = "KEY")]
+    drop_key: Vec<String>,
+    /// Rename a key prefix, FROM=TO (repeatable; applied after filtering; first match wins).
+    #[arg(long = "rename", value_name = "FROM=TO")]
+    rename: Vec<String>,
+    /// Add one revision marker at the latest revision + N (as etcdutl restore --bump-revision).
+    #[arg(long, value_name = "N")]
+    bump_revision: Option<i64>,
+    /// Schedule a compaction at the new latest revision (as etcdutl restore --mark-compacted).
+    #[arg(long, conflicts_with = "compact")]
+    mark_compacted: bool,
+    /// Compact offline (drop superseded revisions; set scheduled and finished compact revisions).
+    #[arg(long)]
+    compact: bool,
+    /// Revision to compact at with --compact [default: the new latest revision].
+    #[arg(long, value_name = "REV", requires = "compact")]
+    compact_rev: Option<i64>,
+    /// Rename values encrypted by key-bound providers (k8s:enc:aesgcm:, k8s:enc:kms:) anyway.
+    #[arg(long)]
+    allow_key_bound_encrypted: bool,
+    /// Drop lease records that no kept key references.
+    #[arg(long)]
+    drop_orphan_leases: bool,
+    /// Append a SHA-256 trailer even if the input has none.
+    #[arg(long, conflicts_with = "no_trailer")]
+    trailer: bool,
+    /// Write no SHA-256 trailer (restore then needs --skip-hash-check).
+    #[arg(long)]
+    no_trailer: bool,
+    /// Page size of the output [default: the input's].
+    #[arg(long)]
+    page_size: Option<u32>,
+    /// Fraction of each page to fill, 0.1 to 1.0.
+    #[arg(long, default_value_t = etcdsnap_bolt::builder::DEFAULT_FILL_PERCENT)]
+    fill_percent: f64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A progress line on stderr, redrawn in place; only used when stderr is a terminal.
+struct StderrProgress {
+    last: u64,
+}
+
+impl Progress for StderrProgress {
+    fn update(&mut self, phase: &'static str, done: u64, total: u64) {
+        if done < self.last + 65536 && done != total {
+            return;
+        }
+        self.last = done;
+        if total > 0 {
+            eprint!("\r{phase}: {done}/{total} revisions ({}%)   ", done * 100 / total.max(1));
+        } else {
+            eprint!("\r{phase}: {done} revisions   ");
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RevisionsJson {
+    read: u64,
+    kept: u64,
+    filtered: u64,
+    compacted: u64,
+    renamed: u64,
+    tombstones: u64,
+    markers: Vec<i64>,
+}
+
+#[derive(Serialize)]
+struct LeasesJson {
+    read: u64,
+    kept: u64,
+    dropped: u64,
+    orphaned: u64,
+}
+
+#[derive(Serialize)]
+struct ReportJson {
+    input: String,
+    output: String,
+    old_revision: i64,
+    new_revision: i64,
+    scheduled_compact_revision: Option<i64>,
+    finished_compact_revision: Option<i64>,
+    revisions: RevisionsJson,
+    leases: LeasesJson,
+    encrypted: std::collections::BTreeMap<String, u64>,
+    key_bound_renamed: u64,
+    roles_rewritten: u64,
+    compact_rev_key: &'static str,
+    status_hash: u32,
+    status_revision: i64,
+    status_total_key: u64,
+    hashkv: u32,
+    hashkv_compact_revision: i64,
+    hashkv_revision: i64,
+    trailer_in: &'static str,
+    trailer_sha256: Option<String>,
+    bytes_in: u64,
+    bytes_out: u64,
+    elapsed_ms: u64,
+}
+
+fn bytes(v: &[String]) -> Vec<Vec<u8>> {
+    v.iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
+    if !(0.1..=1.0).contains(&a.fill_percent) {
+        bail!("--fill-percent must be between 0.1 and 1.0, got {}", a.fill_percent);
+    }
+    if let Some(n) = a.bump_revision {
+        if n <= 0 {
+            bail!("--bump-revision must be positive, got {n}");
+        }
+    }
+    let renames = a.rename.iter().map(|r| Rename::parse(r)).collect::<Result<Vec<_>, _>>()?;
+    let rules = KeyRules {
+        include: bytes(&a.include),
+        exclude: bytes(&a.exclude),
+        keep_keys: bytes(&a.keep_key),
+        drop_keys: bytes(&a.drop_key),
+        renames,
+    };
+    let opts = RewriteOptions {
+        rules,
+        bump_revision: a.bump_revision,
+        mark_compacted: a.mark_compacted,
+        compact: a.compact.then_some(a.compact_rev),
+        allow_key_bound_encrypted: a.allow_key_bound_encrypted,
+        drop_orphan_leases: a.drop_orphan_leases,
+        trailer: match (a.trailer, a.no_trailer) {
+            (true, _) => TrailerMode::Always,
+            (_, true) => TrailerMode::Never,
+            _ => TrailerMode::LikeInput,
+        },
+        page_size: a.page_size,
+        fill_percent: a.fill_percent,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut bar = StderrProgress { last: 0 };
+    let mut none = NoProgress;
+    let progress: &mut dyn Progress = if tty { &mut bar } else { &mut none };
+    let r = rewrite(&a.input, &a.output, &opts, progress)
+        .with_context(|| format!("rewriting {} into {}", a.input.display(), a.output.display()))?;
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    let j = ReportJson {
+        input: a.input.display().to_string(),
+        output: a.output.display().to_string(),
+        old_revision: r.old_revision,
+        new_revision: r.new_revision,
+        scheduled_compact_revision: r.scheduled_compact,
+        finished_compact_revision: r.finished_compact,
+        revisions: RevisionsJson {
+            read: r.revisions_read,
+            kept: r.revisions_kept,
+            filtered: r.revisions_filtered,
+            compacted: r.revisions_compacted,
+            renamed: r.revisions_renamed,
+            tombstones: r.tombstones,
+            markers: r.markers_written.iter().map(|m| m.main).collect(),
+        },
+        leases: LeasesJson {
+            read: r.leases_read,
+            kept: r.leases_kept,
+            dropped: r.leases_dropped,
+            orphaned: r.leases_orphaned,
+        },
+        encrypted: r.encrypted.clone(),
+        key_bound_renamed: r.key_bound_renamed,
+        roles_rewritten: r.roles_rewritten,
+        compact_rev_key: match r.compact_rev_key {
+            CompactRevKey::Absent => "absent",
+            CompactRevKey::Kept => "kept",
+            CompactRevKey::Dropped => "dropped",
+        },
+        status_hash: r.status.hash,
+        status_revision: r.status.revision,
+        status_total_key: r.status.total_key,
+        hashkv: r.hashkv.hash,
+        hashkv_compact_revision: r.hashkv.compact_revision,
+        hashkv_revision: r.hashkv.revision,
+        trailer_in: match r.trailer_in {
+            Trailer::Absent => "absent",
+            Trailer::Valid(_) => "valid",
+            Trailer::Mismatch { .. } => "mismatch",
+        },
+        trailer_sha256: r.trailer_out.as_ref().map(hex),
+        bytes_in: r.bytes_in,
+        bytes_out: r.bytes_out,
+        elapsed_ms: r.elapsed.as_millis() as u64,
+    };
+    if a.json {
+        out.json(&j)?;
+        return Ok(Outcome::Clean);
+    }
+    let opt = |v: Option<i64>| v.map_or("-".to_string(), |n| n.to_string());
+    let enc = if j.encrypted.is_empty() {
+        "none".to_string()
+    } else {
+        j.encrypted.iter().map(|(p, n)| format!("{p} {n}")).collect::<Vec<_>>().join(", ")
+    };
+    let rows = vec![
+        vec!["revision".into(), format!("{} -> {}", j.old_revision, j.new_revision)],
+        vec![
+            "compaction".into(),
+            format!("scheduled {}, finished {}", opt(j.scheduled_compact_revision), opt(j.finished_compact_revision)),
+        ],
+        vec![
+            "revisions".into(),
+            format!(
+                "{} read, {} kept, {} filtered, {} compacted, {} renamed, {} tombstones",
+                j.revisions.read,
+                j.revisions.kept,
+                j.revisions.filtered,
+                j.revisions.compacted,
+                j.revisions.renamed,
+                j.revisions.tombstones
+            ),
+        ],
+        vec![
+            "markers".into(),
+            if j.revisions.markers.is_empty() {
+                "none".into()
+            } else {
+                j.revisions.markers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            },
+        ],
+        vec![
+            "leases".into(),
+            format!(
+                "{} read, {} kept, {} dropped, {} orphaned",
+                j.leases.read, j.leases.kept, j.leases.dropped, j.leases.orphaned
+            ),
+        ],
+        vec!["encrypted values".into(), format!("{enc}; {} key-bound under renamed keys", j.key_bound_renamed)],
+        vec!["roles rewritten".into(), j.roles_rewritten.to_string()],
+        vec!["compact_rev_key".into(), j.compact_rev_key.into()],
+        vec![
+            "status hash".into(),
+            format!("{} (revision {}, totalKey {})", j.status_hash, j.status_revision, j.status_total_key),
+        ],
+        vec![
+            "hashkv".into(),
+            format!("{} at revision {} (compact revision {})", j.hashkv, j.hashkv_revision, j.hashkv_compact_revision),
+        ],
+        vec![
+            "trailer".into(),
+            j.trailer_sha256.clone().map_or("none (restore needs --skip-hash-check)".into(), |d| format!("sha256 {d}")),
+        ],
+        vec!["bytes".into(), format!("{} -> {} in {:.2}s", j.bytes_in, j.bytes_out, r.elapsed.as_secs_f64())],
+    ];
+    for line in table(&rows) {
+        out.line(line)?;
+    }
+    Ok(Outcome::Clean)
+}

@@ -141,6 +141,19 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     let file = map(&a.file)?;
     let t = trailer::verify(&file);
     let db = open(&a.file, &file)?;
+    // Like etcdutl, figures of a structurally damaged file are refused.
+    let check = db.check();
+    if !check.is_ok() {
+        for p in check.problems.iter().take(10) {
+            eprintln!("{p}");
+        }
+        eprintln!(
+            "etcdsnap: {}: snapshot file integrity check failed. {} errors found (see `etcdsnap verify`)",
+            a.file.display(),
+            check.problem_count
+        );
+        return Ok(Outcome::Problems);
+    }
     let s = status(&db).with_context(|| format!("reading {}", a.file.display()))?;
     let j = StatusJson {
         hash: s.hash,

@@ -452,11 +452,7 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
             bail!("--page-size must be between 1024 and 65536, got {ps}");
         }
     }
-    let trailer = match (a.trailer, a.no_trailer) {
-        (true, _) => TrailerMode::Always,
-        (_, true) => TrailerMode::Never,
-        _ => TrailerMode::LikeInput,
-    };
+    let trailer = TrailerMode::from_flags(a.trailer, a.no_trailer);
     let opts =
         CompactOptions { page_size: a.page_size, fill_percent: a.fill_percent, trailer, ..CompactOptions::default() };
     let r = etcdsnap_mvcc::snapshot::compact(&a.input, &a.output, &opts)

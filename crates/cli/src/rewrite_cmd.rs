@@ -163,11 +163,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         compact: a.compact.then_some(a.compact_rev),
         allow_key_bound_encrypted: a.allow_key_bound_encrypted,
         drop_orphan_leases: a.drop_orphan_leases,
-        trailer: match (a.trailer, a.no_trailer) {
-            (true, _) => TrailerMode::Always,
-            (_, true) => TrailerMode::Never,
-            _ => TrailerMode::LikeInput,
-        },
+        trailer: TrailerMode::from_flags(a.trailer, a.no_trailer),
         page_size: a.page_size,
         fill_percent: a.fill_percent,
     };

@@ -357,20 +357,25 @@ fn write_key_bucket<W: Write + Seek>(
             progress.update("writing", done, plan.revisions);
         }
         let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
-        if compacted_away(plan, bk.rev) {
-            c.compacted += 1;
-            continue;
-        }
         if e.value.is_empty() {
+            if compacted_away(plan, bk.rev) {
+                c.compacted += 1;
+                continue;
+            }
             out.put(e.key, e.value)?;
             c.kept += 1;
             continue;
         }
         let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
+        // The filter first: entries of dropped keys count as filtered, with or without --compact.
         let Some(key) = rules.apply(kv.key) else {
             c.filtered += 1;
             continue;
         };
+        if compacted_away(plan, bk.rev) {
+            c.compacted += 1;
+            continue;
+        }
         c.kept += 1;
         c.tombstones += u64::from(bk.tombstone);
         if let Cow::Owned(new_key) = key {
@@ -538,11 +543,7 @@ pub fn rewrite(
         w.flush().map_err(io)?;
         summary.bytes
     };
-    let want_trailer = match opts.trailer {
-        TrailerMode::LikeInput => trailer_in.is_present(),
-        TrailerMode::Always => true,
-        TrailerMode::Never => false,
-    };
+    let want_trailer = opts.trailer.wants_trailer(trailer_in.is_present());
     let f = atomic.file()?;
     let trailer_out = if want_trailer { Some(trailer::append(f, bytes).map_err(io)?) } else { None };
     let bytes_out = f.stream_position().map_err(io)?;

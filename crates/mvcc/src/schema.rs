@@ -1,6 +1,6 @@
 //! etcd's buckets and meta keys, read into typed values.
 
-use etcdsnap_bolt::{Bucket, Db};
+use etcdsnap_bolt::Db;
 use etcdsnap_proto::prost::Message;
 use etcdsnap_proto::{authpb, etcdserverpb, leasepb};
 
@@ -157,31 +157,6 @@ pub fn count(db: &Db<'_>, bucket: &[u8]) -> Result<u64> {
         n += 1;
     }
     Ok(n)
-}
-
-/// Decodes every value of an auth bucket, for verification.
-pub fn check_auth(b: &Bucket<'_>, users: bool) -> Vec<MvccError> {
-    let mut out = Vec::new();
-    for e in b.cursor() {
-        match e {
-            Err(err) => {
-                out.push(err.into());
-                break;
-            }
-            Ok(e) => {
-                let r = if users {
-                    authpb::User::decode(e.value).map(|_| ())
-                } else {
-                    authpb::Role::decode(e.value).map(|_| ())
-                };
-                if let Err(err) = r {
-                    let name = if users { AUTH_USERS } else { AUTH_ROLES };
-                    out.push(MvccError::value(name, e.key, err.to_string()));
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Decodes the alarms (the `alarm` bucket's keys).

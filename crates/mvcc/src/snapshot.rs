@@ -49,6 +49,26 @@ pub enum TrailerMode {
     Never,
 }
 
+impl TrailerMode {
+    /// The mode of a pair of `--trailer` / `--no-trailer` flags.
+    pub fn from_flags(trailer: bool, no_trailer: bool) -> Self {
+        match (trailer, no_trailer) {
+            (true, _) => Self::Always,
+            (_, true) => Self::Never,
+            _ => Self::LikeInput,
+        }
+    }
+
+    /// Whether the output gets a trailer, given whether the input had one.
+    pub fn wants_trailer(self, input_has_one: bool) -> bool {
+        match self {
+            Self::LikeInput => input_has_one,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
 /// Options of [`compact`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CompactOptions {
@@ -125,11 +145,7 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
         w.flush().map_err(io_err(output))?;
         summary
     };
-    let want_trailer = match opts.trailer {
-        TrailerMode::LikeInput => trailer_in.is_present(),
-        TrailerMode::Always => true,
-        TrailerMode::Never => false,
-    };
+    let want_trailer = opts.trailer.wants_trailer(trailer_in.is_present());
     let f = out.file()?;
     let trailer_out =
         if want_trailer { Some(trailer::append(f, summary.bytes).map_err(io_err(output))?) } else { None };

@@ -160,7 +160,6 @@ struct Plan<'a> {
     markers: Vec<Revision>,
     keep: Option<(i64, HashSet<Revision>)>,
     referenced_leases: HashSet<i64>,
-    encrypted: BTreeMap<String, u64>,
     key_bound_renamed: u64,
     compact_rev_key: CompactRevKey,
     scheduled: Option<i64>,
@@ -185,7 +184,6 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     let mut index = opts.compact.is_some().then(Index::default);
     let mut latest: HashMap<&'a [u8], (bool, i64)> = HashMap::new();
     let mut targets: HashMap<Cow<'a, [u8]>, &'a [u8]> = HashMap::new();
-    let mut encrypted = BTreeMap::new();
     let (mut key_bound, mut first_key_bound) = (0u64, None::<&[u8]>);
     let (mut present, mut revisions) = (false, 0u64);
     if let Some(b) = db.bucket(&[KEY])? {
@@ -231,7 +229,6 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             }
             if !bk.tombstone {
                 if let Some(enc) = encryption(kv.value) {
-                    *encrypted.entry(enc.to_string()).or_insert(0) += 1;
                     if renamed && enc.key_bound() {
                         key_bound += 1;
                         first_key_bound.get_or_insert(kv.key);
@@ -308,7 +305,6 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
         markers,
         keep,
         referenced_leases,
-        encrypted,
         key_bound_renamed: key_bound,
         compact_rev_key,
         scheduled,
@@ -331,6 +327,8 @@ struct Counts {
     leases_dropped: u64,
     leases_orphaned: u64,
     roles_rewritten: u64,
+    // Written values by encryption provider (after filtering and compaction).
+    encrypted: BTreeMap<String, u64>,
 }
 
 fn compacted_away(plan: &Plan<'_>, rev: Revision) -> bool {
@@ -378,6 +376,9 @@ fn write_key_bucket<W: Write + Seek>(
         }
         c.kept += 1;
         c.tombstones += u64::from(bk.tombstone);
+        if let (false, Some(enc)) = (bk.tombstone, encryption(kv.value)) {
+            *c.encrypted.entry(enc.to_string()).or_insert(0) += 1;
+        }
         if let Cow::Owned(new_key) = key {
             encode_with_key(&kv, &new_key, &mut buf);
             out.put(e.key, &buf)?;
@@ -566,7 +567,7 @@ pub fn rewrite(
         leases_kept: c.leases_kept,
         leases_dropped: c.leases_dropped,
         leases_orphaned: c.leases_orphaned,
-        encrypted: plan.encrypted.clone(),
+        encrypted: c.encrypted,
         key_bound_renamed: plan.key_bound_renamed,
         roles_rewritten: c.roles_rewritten,
         compact_rev_key: plan.compact_rev_key,

@@ -1,0 +1,547 @@
+//! `etcdsnap rewrite` end to end with REAL etcd: the output of each rewrite is
+//! checked offline (our verify, Go bbolt's check, `etcdutl snapshot status`),
+//! restored with the stock tool of the fixture's etcd version (3.5.1: `etcdutl
+//! snapshot restore`, 3.4.23: `etcdctl snapshot restore`), always WITHOUT
+//! `--skip-hash-check`, served by that version's etcd on loopback and read back
+//! with etcdctl: keys, values, revisions, leases, the served revision, old
+//! revisions refused as compacted, `endpoint hashkv` against the report, and the
+//! revision the next put gets.
+//!
+//! The `--json` report is parsed into a mirror of `ReportJson` in
+//! `src/rewrite_cmd.rs` with `deny_unknown_fields`, and serialised back to the
+//! very same JSON, so the two cannot drift apart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use etcdsnap_testkit::{
+    boltoracle_check_ok, free_port, header_revision, kv_rows, restore, scratch, EtcdServer, EtcdVersion, KvRow,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const OLD_LATEST: i64 = 1473;
+const OLD_COMPACT: i64 = 1147;
+const BUMP: i64 = 1_000_000_000;
+
+// ---------------------------------------------------------------------------
+// The report, mirrored field for field from src/rewrite_cmd.rs.
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevisionsJson {
+    read: u64,
+    kept: u64,
+    filtered: u64,
+    compacted: u64,
+    renamed: u64,
+    tombstones: u64,
+    markers: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeasesJson {
+    read: u64,
+    kept: u64,
+    dropped: u64,
+    orphaned: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportJson {
+    input: String,
+    output: String,
+    old_revision: i64,
+    new_revision: i64,
+    scheduled_compact_revision: Option<i64>,
+    finished_compact_revision: Option<i64>,
+    revisions: RevisionsJson,
+    leases: LeasesJson,
+    encrypted: BTreeMap<String, u64>,
+    key_bound_renamed: u64,
+    roles_rewritten: u64,
+    compact_rev_key: String,
+    status_hash: u32,
+    status_revision: i64,
+    status_total_key: u64,
+    hashkv: u32,
+    hashkv_compact_revision: i64,
+    hashkv_revision: i64,
+    trailer_in: String,
+    trailer_sha256: Option<String>,
+    bytes_in: u64,
+    bytes_out: u64,
+    elapsed_ms: u64,
+}
+
+// ---------------------------------------------------------------------------
+// Running etcdsnap
+
+fn etcdsnap(args: &[&str], paths: &[&Path]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_etcdsnap"));
+    c.args(args).args(paths).stdin(Stdio::null());
+    c.output().unwrap()
+}
+
+/// `etcdsnap rewrite IN OUT ARGS... --json`: asserts exit 0 and a silent stderr
+/// (no progress when stderr is not a terminal); returns the typed report.
+fn rewrite(input: &Path, output: &Path, args: &[&str]) -> ReportJson {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_etcdsnap"));
+    c.arg("rewrite").arg(input).arg(output).args(args).arg("--json").stdin(Stdio::null());
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "etcdsnap rewrite {} {args:?}: {}\n{}",
+        input.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty(), "stderr not empty: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim_end().lines().count(), 1, "one JSON object: {text}");
+    let value: Value = serde_json::from_str(&text).unwrap();
+    let report: ReportJson = serde_json::from_value(value.clone())
+        .unwrap_or_else(|e| panic!("report does not match the mirror: {e}\n{value}"));
+    // Every field present (Option fields included) and nothing else.
+    assert_eq!(serde_json::to_value(&report).unwrap(), value, "report round trip");
+    assert_eq!(report.input, input.display().to_string());
+    assert_eq!(report.output, output.display().to_string());
+    assert_eq!(report.bytes_out, std::fs::metadata(output).unwrap().len());
+    assert_eq!(report.bytes_in, std::fs::metadata(input).unwrap().len());
+    assert_eq!(report.status_revision, report.new_revision);
+    assert_eq!(report.hashkv_revision, report.new_revision);
+    assert_eq!(report.old_revision, OLD_LATEST);
+    assert_eq!(
+        report.revisions.read + report.revisions.markers.len() as u64,
+        report.revisions.kept + report.revisions.filtered + report.revisions.compacted
+    );
+    report
+}
+
+/// A refused rewrite: exit 2, a message on stderr, nothing written.
+fn rewrite_refused(input: &Path, output: &Path, args: &[&str]) -> String {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_etcdsnap"));
+    c.arg("rewrite").arg(input).arg(output).args(args).arg("--json").stdin(Stdio::null());
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!output.exists(), "{} written by a refused rewrite", output.display());
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|c| format!("{c:02x}")).collect()
+}
+
+/// (4) The output offline: a fresh SHA-256 trailer, `etcdsnap verify` clean, Go
+/// bbolt's check OK, and `etcdsnap status --json` equal to `etcdutl snapshot
+/// status -w json` (3.5.1, which reads both versions' files) and to the report.
+fn check_offline(output: &Path, r: &ReportJson) {
+    let data = std::fs::read(output).unwrap();
+    let (body, tr) = data.split_at(data.len() - 32);
+    assert_eq!(body.len() % 512, 0);
+    assert_eq!(Some(hex(&Sha256::digest(body))), r.trailer_sha256, "trailer");
+    assert_eq!(hex(tr), hex(&Sha256::digest(body)));
+
+    let v = etcdsnap(&["verify", "--require-trailer", "--json"], &[output]);
+    assert!(v.status.success(), "verify {}: {}", output.display(), String::from_utf8_lossy(&v.stdout));
+    let vj: Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(vj["ok"], true, "{vj}");
+    assert_eq!(vj["trailer"], "valid", "{vj}");
+    assert_eq!(vj["revision"].as_i64(), Some(r.new_revision), "{vj}");
+
+    boltoracle_check_ok(output);
+
+    let s = etcdsnap(&["status", "--json"], &[output]);
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let ours: Value = serde_json::from_slice(&s.stdout).unwrap();
+    // etcdutl gets a copy, so nothing it might do to the file can matter.
+    let copy = output.with_extension("etcdutl-status.db");
+    std::fs::copy(output, &copy).unwrap();
+    let st = Command::new(EtcdVersion::V3_5_1.etcdutl())
+        .args(["snapshot", "status", "-w", "json"])
+        .arg(&copy)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "etcdutl snapshot status: {}", String::from_utf8_lossy(&st.stderr));
+    let theirs: Value = serde_json::from_slice(&st.stdout).unwrap();
+    for f in ["hash", "revision", "totalKey", "totalSize"] {
+        assert!(theirs[f].is_number(), "etcdutl {f}: {theirs}");
+        assert_eq!(ours[f], theirs[f], "status {f}: ours {ours}, etcdutl {theirs}");
+    }
+    assert_eq!(theirs["hash"].as_u64(), Some(u64::from(r.status_hash)));
+    assert_eq!(theirs["revision"].as_i64(), Some(r.status_revision));
+    assert_eq!(theirs["totalKey"].as_u64(), Some(r.status_total_key));
+    assert_eq!(ours["scheduledCompactRevision"].as_i64(), r.scheduled_compact_revision, "{ours}");
+    assert_eq!(ours["finishedCompactRevision"].as_i64(), r.finished_compact_revision, "{ours}");
+    std::fs::remove_file(copy).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Expectations from the fixture's recorded `etcdctl get "" --prefix -w json`
+
+fn b64d(s: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+fn b64e(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// The fixture's live keys, filtered and renamed by `f` (None: dropped), in key order.
+fn expected_rows(version: EtcdVersion, f: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Vec<KvRow> {
+    let mut rows: Vec<KvRow> = kv_rows(&version.expected_json("get.json"))
+        .into_iter()
+        .filter_map(|mut r| {
+            let k = f(&b64d(&r.key))?;
+            r.key = b64e(&k);
+            Some(r)
+        })
+        .collect();
+    rows.sort_by_key(|r| b64d(&r.key));
+    rows
+}
+
+fn assert_rows(version: EtcdVersion, got: &[KvRow], want: &[KvRow]) {
+    assert!(!want.is_empty());
+    if got != want {
+        let first = got.iter().zip(want).position(|(a, b)| a != b);
+        panic!(
+            "{version}: served keys differ: {} vs {} keys; first difference at {first:?}: got {:?}, want {:?}",
+            got.len(),
+            want.len(),
+            first.and_then(|i| got.get(i)).map(|r| (String::from_utf8_lossy(&b64d(&r.key)).into_owned(), r)),
+            first.and_then(|i| want.get(i)).map(|r| (String::from_utf8_lossy(&b64d(&r.key)).into_owned(), r)),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Asking the served etcd
+
+/// (hash, compact_revision, header.revision) of `etcdctl endpoint hashkv -w json`.
+fn served_hashkv(server: &EtcdServer) -> (u32, i64, i64) {
+    let v = server.ctl_json(&["endpoint", "hashkv"]);
+    let h = &v[0]["HashKV"];
+    (
+        u32::try_from(h["hash"].as_u64().unwrap()).unwrap(),
+        h["compact_revision"].as_i64().unwrap_or(0),
+        h["header"]["revision"].as_i64().unwrap(),
+    )
+}
+
+fn assert_hashkv_matches_report(server: &EtcdServer, r: &ReportJson) {
+    let (hash, compact, rev) = served_hashkv(server);
+    assert_eq!(hash, r.hashkv, "{}: etcd's hashkv vs the report's", server.version());
+    assert_eq!(compact, r.hashkv_compact_revision, "{}: hashkv compact_revision", server.version());
+    assert_eq!(rev, r.new_revision, "{}: hashkv header.revision", server.version());
+}
+
+const COMPACTED: &str = "required revision has been compacted";
+
+/// `etcdctl watch --rev REV /` must be refused as compacted (exit non-zero); killed after 20 s.
+fn assert_watch_compacted(server: &EtcdServer, rev: i64) {
+    let mut c = server.version().etcdctl_command();
+    c.args(["--endpoints", &server.endpoint(), "watch", "--rev", &rev.to_string(), "/"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}: watch --rev {rev} still running after 20 s: not refused as compacted", server.version());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{}: watch --rev {rev} exited 0: {text}", server.version());
+    assert!(text.contains(COMPACTED), "{}: watch --rev {rev}: {text}", server.version());
+}
+
+fn assert_get_compacted(server: &EtcdServer, rev: i64) {
+    let out = server.ctl(&["get", "/", "--prefix", "--rev", &rev.to_string()]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && text.contains(COMPACTED), "{}: get --rev {rev}: {text}", server.version());
+}
+
+fn put_revision(server: &EtcdServer, key: &str) -> i64 {
+    header_revision(&server.ctl_json(&["put", key, "after-rewrite"]))
+}
+
+fn served_get(server: &EtcdServer, extra: &[&str]) -> (i64, Vec<KvRow>) {
+    let mut args = vec!["get", "", "--prefix"];
+    args.extend_from_slice(extra);
+    let v = server.ctl_json(&args);
+    (header_revision(&v), kv_rows(&v))
+}
+
+/// Restores `snapshot` with the version's stock tool (hash checked) and starts etcd
+/// on it; returns the server and everything the restore tool and the server logged
+/// (3.4.23's `etcdctl snapshot restore` opens the mvcc store itself, so a scheduled
+/// compaction is already resumed during the restore, not at the server's start).
+fn restore_start(version: EtcdVersion, snapshot: &Path, name: &str) -> (EtcdServer, String) {
+    let dir = scratch(name);
+    let data = dir.join("data");
+    let (client, peer) = (free_port(), free_port());
+    let restore_log = restore(version, snapshot, &data, peer);
+    let server = EtcdServer::start(version, &data, client, peer);
+    let log = format!("{restore_log}{}", std::fs::read_to_string(server.log_path()).unwrap());
+    (server, log)
+}
+
+const RESUMED: &str = "resume scheduled compaction";
+
+// ---------------------------------------------------------------------------
+// 1. Tenant move
+
+fn move_tenant_1(k: &[u8]) -> Option<Vec<u8>> {
+    if k == b"compact_rev_key" {
+        return Some(k.to_vec());
+    }
+    let rest = k.strip_prefix(b"/tenant-1/")?;
+    Some(match rest.strip_prefix(b"registry/") {
+        Some(r) => [&b"/registry/"[..], r].concat(),
+        None => k.to_vec(),
+    })
+}
+
+fn tenant_move(version: EtcdVersion) {
+    let dir = scratch(&format!("rewrite-e2e-move-{version}"));
+    let out = dir.join("tenant-1.db");
+    let r = rewrite(
+        &version.fixture_snapshot(),
+        &out,
+        &[
+            "--include",
+            "/tenant-1/",
+            "--rename",
+            "/tenant-1/registry/=/registry/",
+            "--bump-revision",
+            "1000000000",
+            "--mark-compacted",
+            "--keep-key",
+            "compact_rev_key",
+        ],
+    );
+    let new = OLD_LATEST + BUMP;
+    assert_eq!(r.new_revision, new);
+    assert_eq!(r.revisions.markers, vec![new]);
+    assert_eq!(r.scheduled_compact_revision, Some(new));
+    assert_eq!(r.finished_compact_revision, Some(OLD_COMPACT));
+    assert_eq!(r.hashkv_compact_revision, new);
+    assert_eq!(r.compact_rev_key, "kept");
+    assert_eq!(r.trailer_in, "valid");
+    assert!(r.revisions.renamed > 0 && r.revisions.filtered > 0);
+    check_offline(&out, &r);
+
+    let (server, log) = restore_start(version, &out, &format!("rewrite-e2e-move-{version}-etcd"));
+    // etcd runs the scheduled compaction (3.5.1 at the server's start, 3.4.23 in the restore).
+    assert!(log.contains(RESUMED) && log.contains(&format!("\"scheduled-compact-revision\":{new}")), "{log}");
+    // HashKV before any new write.
+    assert_hashkv_matches_report(&server, &r);
+    let (rev, rows) = served_get(&server, &[]);
+    assert_eq!(rev, new, "served revision");
+    assert!(rev >= OLD_LATEST + BUMP);
+    let want = expected_rows(version, move_tenant_1);
+    assert!(want.iter().any(|r| b64d(&r.key) == b"compact_rev_key"));
+    assert!(want.iter().all(|r| !b64d(&r.key).starts_with(b"/tenant-")));
+    assert_rows(version, &rows, &want);
+    assert_watch_compacted(&server, OLD_LATEST);
+    assert_watch_compacted(&server, 2);
+    assert_get_compacted(&server, OLD_LATEST);
+    assert_eq!(put_revision(&server, "/registry/after"), new + 1);
+}
+
+#[test]
+fn tenant_move_3_5_1() {
+    tenant_move(EtcdVersion::V3_5_1);
+}
+
+#[test]
+fn tenant_move_3_4_23() {
+    tenant_move(EtcdVersion::V3_4_23);
+}
+
+// ---------------------------------------------------------------------------
+// 2. Filter without bump, dropping the tenant whose put holds the latest revision
+
+fn exclude_last_writer(version: EtcdVersion) {
+    let dir = scratch(&format!("rewrite-e2e-exclude-{version}"));
+    let out = dir.join("no-tenant-3.db");
+    let r = rewrite(&version.fixture_snapshot(), &out, &["--exclude", "/tenant-3/"]);
+    assert_eq!(r.new_revision, OLD_LATEST);
+    assert_eq!(r.revisions.markers, vec![OLD_LATEST], "the filter's marker keeps the revision");
+    assert_eq!(r.scheduled_compact_revision, Some(OLD_COMPACT));
+    assert_eq!(r.finished_compact_revision, Some(OLD_COMPACT));
+    assert_eq!(r.hashkv_compact_revision, OLD_COMPACT);
+    assert_eq!(r.compact_rev_key, "kept");
+    check_offline(&out, &r);
+
+    let (server, _) = restore_start(version, &out, &format!("rewrite-e2e-exclude-{version}-etcd"));
+    assert_hashkv_matches_report(&server, &r);
+    let (rev, rows) = served_get(&server, &[]);
+    assert_eq!(rev, OLD_LATEST, "served revision must not go back below the old latest");
+    let want = expected_rows(version, |k| (!k.starts_with(b"/tenant-3/")).then(|| k.to_vec()));
+    assert_rows(version, &rows, &want);
+    // Old revisions after the old compaction are still readable.
+    let (_, at_1400) = served_get(&server, &["--rev", "1400"]);
+    assert!(!at_1400.is_empty());
+    assert!(at_1400.iter().all(|r| !b64d(&r.key).starts_with(b"/tenant-3/")));
+    assert_get_compacted(&server, OLD_COMPACT - 1);
+    assert_eq!(put_revision(&server, "/tenant-1/after"), OLD_LATEST + 1);
+}
+
+#[test]
+fn exclude_last_writer_3_5_1() {
+    exclude_last_writer(EtcdVersion::V3_5_1);
+}
+
+#[test]
+fn exclude_last_writer_3_4_23() {
+    exclude_last_writer(EtcdVersion::V3_4_23);
+}
+
+// ---------------------------------------------------------------------------
+// 3. Offline compaction against the same rewrite without it
+
+fn offline_compact(version: EtcdVersion) {
+    let dir = scratch(&format!("rewrite-e2e-compact-{version}"));
+    let args = ["--include", "/tenant-1/", "--keep-key", "compact_rev_key", "--bump-revision", "1000"];
+    let plain_out = dir.join("plain.db");
+    let plain = rewrite(&version.fixture_snapshot(), &plain_out, &args);
+    let compact_out = dir.join("compacted.db");
+    let mut cargs = args.to_vec();
+    cargs.push("--compact");
+    let compacted = rewrite(&version.fixture_snapshot(), &compact_out, &cargs);
+
+    let new = OLD_LATEST + 1000;
+    assert_eq!(plain.new_revision, new);
+    assert_eq!(compacted.new_revision, new);
+    assert_eq!(compacted.scheduled_compact_revision, Some(new));
+    assert_eq!(compacted.finished_compact_revision, Some(new));
+    assert_eq!(compacted.hashkv_compact_revision, new);
+    assert_eq!(plain.scheduled_compact_revision, Some(OLD_COMPACT));
+    assert_eq!(plain.finished_compact_revision, Some(OLD_COMPACT));
+    assert!(compacted.revisions.compacted > 0);
+    assert_eq!(compacted.revisions.filtered, plain.revisions.filtered, "filtered entries are counted as filtered");
+    assert!(compacted.bytes_out < plain.bytes_out, "{} !< {}", compacted.bytes_out, plain.bytes_out);
+    check_offline(&plain_out, &plain);
+    check_offline(&compact_out, &compacted);
+
+    let (s_plain, _) = restore_start(version, &plain_out, &format!("rewrite-e2e-compact-{version}-plain-etcd"));
+    let (s_comp, log) = restore_start(version, &compact_out, &format!("rewrite-e2e-compact-{version}-compacted-etcd"));
+    // Nothing left to compact: neither the restore nor the server resumes a scheduled
+    // compaction, and etcd takes the finished compaction revision from the file.
+    assert!(!log.contains(RESUMED), "{log}");
+    assert!(log.contains(&format!("\"restored-compact-revision\":{new}")), "{log}");
+    assert_hashkv_matches_report(&s_comp, &compacted);
+    assert_hashkv_matches_report(&s_plain, &plain);
+
+    let (rev_p, rows_p) = served_get(&s_plain, &[]);
+    let (rev_c, rows_c) = served_get(&s_comp, &[]);
+    assert_eq!((rev_p, rev_c), (new, new));
+    assert_rows(version, &rows_c, &rows_p);
+    let want =
+        expected_rows(version, |k| (k.starts_with(b"/tenant-1/") || k == b"compact_rev_key").then(|| k.to_vec()));
+    assert_rows(version, &rows_c, &want);
+    let at = new.to_string();
+    assert_eq!(served_get(&s_comp, &["--rev", &at]).1, served_get(&s_plain, &["--rev", &at]).1);
+
+    // Older revisions: still there in the plain variant, compacted in the other.
+    assert!(!served_get(&s_plain, &["--rev", "1400"]).1.is_empty());
+    assert_get_compacted(&s_comp, 1400);
+    assert_get_compacted(&s_comp, new - 1);
+    assert_watch_compacted(&s_comp, new - 1);
+    assert_eq!(put_revision(&s_comp, "/tenant-1/after"), new + 1);
+}
+
+#[test]
+fn offline_compact_3_5_1() {
+    offline_compact(EtcdVersion::V3_5_1);
+}
+
+#[test]
+fn offline_compact_3_4_23() {
+    offline_compact(EtcdVersion::V3_4_23);
+}
+
+// ---------------------------------------------------------------------------
+// Refusals, raw db input, the report's fields
+
+/// Refusals exit 2 and write nothing: rename collision, key-bound encrypted values,
+/// compact_rev_key without a rule.
+#[test]
+fn refusals_write_nothing() {
+    let dir = scratch("rewrite-e2e-refusals");
+    let input = EtcdVersion::V3_5_1.fixture_snapshot();
+    let out = dir.join("out.db");
+    let e = rewrite_refused(&input, &out, &["--rename", "/tenant-1/=/x/", "--rename", "/tenant-2/=/x/"]);
+    assert!(e.contains("rename collision"), "{e}");
+    let e = rewrite_refused(
+        &input,
+        &out,
+        &["--include", "/tenant-2/", "--keep-key", "compact_rev_key", "--rename", "/tenant-2/registry/=/registry/"],
+    );
+    assert!(e.contains("key-bound") && e.contains("First: /tenant-2/registry/secrets/"), "{e}");
+    let e = rewrite_refused(&input, &out, &["--include", "/tenant-1/"]);
+    assert!(e.contains("compact_rev_key"), "{e}");
+    let e = rewrite_refused(&input, &out, &["--bump-revision", "0"]);
+    assert!(e.contains("--bump-revision"), "{e}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no temporary files left");
+
+    // Allowed: the report counts the providers.
+    let r = rewrite(
+        &input,
+        &out,
+        &[
+            "--include",
+            "/tenant-2/",
+            "--keep-key",
+            "compact_rev_key",
+            "--rename",
+            "/tenant-2/registry/=/registry/",
+            "--allow-key-bound-encrypted",
+            "--drop-orphan-leases",
+        ],
+    );
+    assert_eq!(r.encrypted.keys().collect::<Vec<_>>(), vec!["aesgcm"]);
+    assert_eq!(r.key_bound_renamed, r.encrypted["aesgcm"]);
+    assert_eq!((r.leases.read, r.leases.kept, r.leases.dropped, r.leases.orphaned), (4, 1, 3, 3));
+}
+
+/// (11) A raw member/snap/db: no trailer by default; with --trailer one the stock
+/// restore of both versions accepts with its hash check.
+#[test]
+fn raw_db_input() {
+    for version in EtcdVersion::ALL {
+        let dir = scratch(&format!("rewrite-e2e-rawdb-{version}"));
+        let input = version.fixture_raw_db();
+        let args = ["--include", "/tenant-1/", "--drop-key", "compact_rev_key"];
+        let plain = dir.join("plain.db");
+        let r = rewrite(&input, &plain, &args);
+        assert_eq!(r.trailer_in, "absent");
+        assert_eq!(r.trailer_sha256, None);
+        assert_eq!(r.compact_rev_key, "dropped");
+        assert_eq!(r.bytes_out % 4096, 0);
+        boltoracle_check_ok(&plain);
+
+        let with = dir.join("trailer.db");
+        let mut targs = args.to_vec();
+        targs.push("--trailer");
+        let r = rewrite(&input, &with, &targs);
+        check_offline(&with, &r);
+        restore(version, &with, &dir.join("data"), free_port());
+    }
+}

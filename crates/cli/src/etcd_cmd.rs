@@ -180,9 +180,11 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
         members: s.members,
         auth_enabled: s.auth_enabled,
     };
+    // A damaged trailer is a problem found, whatever the output format.
+    let outcome = if matches!(t, Trailer::Mismatch { .. }) { Outcome::Problems } else { Outcome::Clean };
     if a.json {
         out.json(&j)?;
-        return Ok(Outcome::Clean);
+        return Ok(outcome);
     }
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
     let opti = |v: Option<i64>| v.map_or("-".to_string(), |n| n.to_string());
@@ -215,7 +217,7 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     for line in table(&rows) {
         out.line(line)?;
     }
-    Ok(if matches!(t, Trailer::Mismatch { .. }) { Outcome::Problems } else { Outcome::Clean })
+    Ok(outcome)
 }
 
 #[derive(Serialize)]

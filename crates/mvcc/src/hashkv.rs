@@ -48,7 +48,9 @@ pub fn hash_kv(db: &Db<'_>, rev: i64, rule: TombstoneRule) -> Result<KeyValueHas
     };
     // etcd raises the current revision to at least the compact revision (#17780).
     let current = last.max(compact);
-    if rev > 0 && rev < compact {
+    // etcd's hashByRev refuses `rev <= compactRev` (Range refuses only `rev < compactRev`):
+    // the compact revision itself cannot be hashed.
+    if rev > 0 && rev <= compact {
         return Err(MvccError::Compacted { rev, compact });
     }
     if rev > current {

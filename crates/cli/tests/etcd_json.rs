@@ -1,0 +1,319 @@
+//! JSON contracts and exit codes of `status`, `hashkv`, `verify`, `keys`, `get`:
+//! every `--json` output deserializes into structs mirroring
+//! `crates/cli/src/etcd_cmd.rs` field for field (`deny_unknown_fields`, no
+//! missing field), and exit codes are 0 clean, 1 problems found, 2 unreadable
+//! input or usage error.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod etcd_support;
+
+use std::path::{Path, PathBuf};
+
+use etcd_support::{etcdsnap, fixture_files, read};
+use etcdsnap_testkit::{scratch, EtcdVersion};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// `Bytes` / `OwnedBytes`: a string, or `{"base64": ...}`.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+enum JBytes {
+    Text(String),
+    Binary(B64),
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct B64 {
+    base64: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct StatusJson {
+    hash: u32,
+    revision: i64,
+    total_key: u64,
+    total_size: u64,
+    total_key_v36: u64,
+    trailer: String,
+    trailer_sha256: Option<String>,
+    page_size: usize,
+    storage_version: String,
+    consistent_index: Option<u64>,
+    term: Option<u64>,
+    scheduled_compact_revision: Option<i64>,
+    finished_compact_revision: Option<i64>,
+    live_keys: u64,
+    revisions: u64,
+    tombstones: u64,
+    markers: u64,
+    leases: u64,
+    members: u64,
+    auth_enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HashkvJson {
+    hash: u32,
+    compact_revision: i64,
+    hash_revision: i64,
+    current_revision: i64,
+    tombstone_rule: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct FindingJson {
+    severity: String,
+    bucket: JBytes,
+    page: Option<u64>,
+    key: Option<JBytes>,
+    revision: Option<String>,
+    user_key: Option<JBytes>,
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct VerifyJson {
+    file: String,
+    ok: bool,
+    problem_count: u64,
+    warning_count: u64,
+    trailer: String,
+    revision: i64,
+    revisions: u64,
+    tombstones: u64,
+    markers: u64,
+    live_keys: u64,
+    leases: u64,
+    findings: Vec<FindingJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct KvJson {
+    key: JBytes,
+    create_revision: i64,
+    mod_revision: i64,
+    version: i64,
+    value: JBytes,
+    lease: i64,
+}
+
+/// `StoredJson` with its flattened `KvJson` spelled out (serde cannot combine
+/// `flatten` with `deny_unknown_fields`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct StoredJson {
+    revision: i64,
+    sub: i64,
+    tombstone: bool,
+    marker: bool,
+    key: JBytes,
+    create_revision: i64,
+    mod_revision: i64,
+    version: i64,
+    value: JBytes,
+    lease: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetJson {
+    revision: i64,
+    count: usize,
+    kvs: Vec<KvJson>,
+}
+
+fn p(path: &Path) -> String {
+    path.to_str().unwrap().to_string()
+}
+
+/// Runs etcdsnap; asserts the exit code; returns stdout and stderr.
+fn run(args: &[String], code: i32) -> (Vec<u8>, String) {
+    let out = etcdsnap(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "etcdsnap {args:?}: {err}");
+    (out.stdout, err)
+}
+
+fn one<T: DeserializeOwned>(bytes: &[u8]) -> T {
+    let text = std::str::from_utf8(bytes).unwrap();
+    assert_eq!(text.lines().count(), 1, "one JSON object on one line expected: {text:.500}");
+    serde_json::from_str(text.trim_end()).unwrap_or_else(|e| panic!("{e}: {text:.1000}"))
+}
+
+fn lines<T: DeserializeOwned>(bytes: &[u8]) -> Vec<T> {
+    std::str::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:.1000}")))
+        .collect()
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn status_json_contract() {
+    for (ver, f) in fixture_files() {
+        let (out, _) = run(&args(&["status", &p(&f), "--json"]), 0);
+        let s: StatusJson = one(&out);
+        assert_eq!(
+            (s.revision, s.finished_compact_revision, s.scheduled_compact_revision),
+            (1473, Some(1147), Some(1147))
+        );
+        let snapshot = f.ends_with("snapshot.db");
+        assert_eq!(s.trailer, if snapshot { "valid" } else { "absent" });
+        assert_eq!(s.trailer_sha256.is_some(), snapshot);
+        assert_eq!(s.total_key, if ver == EtcdVersion::V3_4_23 { 1231 } else { 1233 });
+        assert_eq!((s.live_keys, s.leases, s.revisions), (718, 4, 1217));
+        assert!(!s.auth_enabled);
+    }
+}
+
+#[test]
+fn hashkv_json_contract() {
+    let f = p(&EtcdVersion::V3_5_1.fixture_snapshot());
+    for (rule, rev) in [("skip", "0"), ("include", "0"), ("include", "1300")] {
+        let (out, _) = run(&args(&["hashkv", &f, "--rev", rev, "--tombstone-rule", rule, "--json"]), 0);
+        let h: HashkvJson = one(&out);
+        assert_eq!(h.tombstone_rule, rule);
+        assert_eq!((h.compact_revision, h.current_revision), (1147, 1473));
+        assert_eq!(h.hash_revision, if rev == "0" { 1473 } else { 1300 });
+        assert_ne!(h.hash, 0);
+    }
+    let (out, _) = run(&args(&["hashkv", &f, "--json"]), 0);
+    assert_eq!(one::<HashkvJson>(&out).tombstone_rule, "skip", "default rule");
+    for rev in ["1147", "1000", "99999", "-1"] {
+        let (out, err) = run(&args(&["hashkv", &f, "--rev", rev, "--json"]), 2);
+        assert!(out.is_empty() && !err.is_empty(), "--rev {rev}");
+    }
+}
+
+#[test]
+fn keys_and_get_json_contract() {
+    let f = p(&EtcdVersion::V3_5_1.fixture_snapshot());
+    let (out, _) = run(&args(&["keys", &f, "--json"]), 0);
+    let kvs: Vec<KvJson> = lines(&out);
+    assert_eq!(kvs.len(), 718);
+    // Encrypted secrets are not UTF-8: some values must come as base64 objects.
+    assert!(kvs.iter().any(|k| matches!(k.value, JBytes::Binary(_))));
+    assert!(kvs.iter().all(|k| k.mod_revision >= k.create_revision && k.version >= 1));
+    let (out, _) = run(&args(&["keys", &f, "--json", "--rev", "1300", "--prefix", "/tenant-1/"]), 0);
+    let kvs: Vec<KvJson> = lines(&out);
+    assert!(!kvs.is_empty() && kvs.iter().all(|k| k.mod_revision <= 1300));
+    assert!(kvs.iter().all(|k| matches!(&k.key, JBytes::Text(t) if t.starts_with("/tenant-1/"))));
+
+    let (out, _) = run(&args(&["keys", &f, "--json", "--all-revisions"]), 0);
+    let all: Vec<StoredJson> = lines(&out);
+    assert_eq!(all.len(), 1217);
+    assert!(all.iter().any(|s| s.tombstone) && all.iter().all(|s| !s.marker));
+    for s in all.iter().filter(|s| s.tombstone) {
+        assert_eq!((s.create_revision, s.mod_revision, s.version, s.lease), (0, 0, 0, 0));
+    }
+
+    let (out, _) = run(&args(&["get", &f, "compact_rev_key", "--json"]), 0);
+    let g: GetJson = one(&out);
+    assert_eq!((g.revision, g.count, g.kvs.len()), (1473, 1, 1));
+    assert_eq!(g.kvs[0].key, JBytes::Text("compact_rev_key".into()));
+    let (out, _) = run(&args(&["get", &f, "no-such-key", "--json"]), 0);
+    let g: GetJson = one(&out);
+    assert_eq!((g.count, g.kvs.len()), (0, 0));
+
+    for bad in [
+        args(&["keys", &f, "--rev", "1000", "--json"]),
+        args(&["keys", &f, "--rev", "99999", "--json"]),
+        args(&["get", &f, "compact_rev_key", "--rev", "1000", "--json"]),
+        args(&["keys", &f, "--rev", "1300", "--all-revisions"]),
+    ] {
+        let (out, err) = run(&bad, 2);
+        assert!(out.is_empty() && !err.is_empty(), "{bad:?}");
+    }
+}
+
+fn damaged_copy(dir: &Path) -> PathBuf {
+    let mut bytes = read(&EtcdVersion::V3_5_1.fixture_snapshot());
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    let d = dir.join("damaged.db");
+    std::fs::write(&d, bytes).unwrap();
+    d
+}
+
+#[test]
+fn verify_json_contract_and_exit_codes() {
+    let dir = scratch("etcd_json-verify");
+    // Clean files, one call: exit 0, one line per file, in order.
+    let files: Vec<String> = fixture_files().iter().map(|(_, f)| p(f)).collect();
+    let mut a = args(&["verify", "--json"]);
+    a.extend(files.iter().cloned());
+    let (out, _) = run(&a, 0);
+    let reports: Vec<VerifyJson> = lines(&out);
+    assert_eq!(reports.iter().map(|r| r.file.clone()).collect::<Vec<_>>(), files);
+    for r in &reports {
+        assert!(r.ok && r.problem_count == 0, "{r:?}");
+        assert_eq!((r.revision, r.revisions, r.live_keys, r.leases), (1473, 1217, 718, 4));
+        assert_eq!(r.trailer, if r.file.ends_with("snapshot.db") { "valid" } else { "absent" });
+    }
+    // Human output too.
+    run(&args(&["verify", &files[0]]), 0);
+
+    // A damaged file among clean ones, and a missing file: exit 1, every file reported.
+    let damaged = p(&damaged_copy(&dir));
+    let missing = p(&dir.join("missing.db"));
+    let (out, _) = run(&args(&["verify", "--json", &files[0], &damaged, &missing, &files[1]]), 1);
+    let r: Vec<VerifyJson> = lines(&out);
+    assert_eq!(r.len(), 4);
+    assert!(r[0].ok && r[3].ok);
+    assert!(!r[1].ok && r[1].problem_count == 1 && r[1].trailer == "mismatch");
+    assert_eq!(r[1].findings[0].severity, "problem");
+    assert_eq!(r[1].findings[0].bucket, JBytes::Text(String::new()));
+    assert!(r[1].findings[0].message.contains("SHA-256 trailer mismatch"));
+    assert_eq!(r[1].revisions, 1217, "the db itself is intact");
+    assert_eq!(r[2].file, missing);
+    assert!(!r[2].ok && r[2].problem_count == 1 && r[2].findings.len() == 1, "{:?}", r[2]);
+    assert!(r[2].findings[0].message.contains("missing.db"), "{:?}", r[2].findings[0]);
+    run(&args(&["verify", &missing]), 1);
+    run(&args(&["verify", &damaged]), 1);
+
+    // A raw db has no trailer: a problem only with --require-trailer.
+    let raw = p(&EtcdVersion::V3_5_1.fixture_raw_db());
+    let (out, _) = run(&args(&["verify", "--json", "--require-trailer", &raw]), 1);
+    let r: VerifyJson = one(&out);
+    assert!(!r.ok && r.findings.iter().any(|f| f.message.contains("no SHA-256 trailer")));
+
+    // Garbage: verify reports it (exit 1); status/hashkv/keys/get cannot read it (exit 2).
+    let garbage = dir.join("garbage.db");
+    std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+    let g = p(&garbage);
+    let (out, _) = run(&args(&["verify", "--json", &g]), 1);
+    let r: VerifyJson = one(&out);
+    assert!(!r.ok && r.problem_count >= 1);
+    for cmd in [
+        args(&["status", &g, "--json"]),
+        args(&["status", &g]),
+        args(&["hashkv", &g, "--json"]),
+        args(&["keys", &g, "--json"]),
+        args(&["get", &g, "k", "--json"]),
+        args(&["status", &missing, "--json"]),
+    ] {
+        let (out, err) = run(&cmd, 2);
+        assert!(out.is_empty() && !err.is_empty(), "{cmd:?}");
+    }
+
+    // status on a damaged trailer: figures printed, exit 1 in both formats.
+    let (out, _) = run(&args(&["status", &damaged, "--json"]), 1);
+    let s: StatusJson = one(&out);
+    assert_eq!(s.trailer, "mismatch");
+    run(&args(&["status", &damaged]), 1);
+}

@@ -37,6 +37,32 @@ printf '\x01' > "$seed/plain-1024"
 printf '\x02\x0e\x10\x00\x00\x07' > "$seed/meta0-root-7-fixed"
 printf '\x03\x0e\x30\x00\x00\xff' > "$seed/meta0-freelist-max-fixed"
 printf '\x00\x08\x0a\x00\x05\x00' > "$seed/page5-count-0"
+# etcd targets: the small real etcd snapshot, and scripts over it (flag bit 3:
+# recompute the SHA-256 trailer after patching; bit 4: also run the bbolt layer).
+seed=fuzz/corpus/snapshot_open_verify
+mkdir -p "$seed"
+cp fuzz/seeds/etcd-small.db "$seed/"
+seed=fuzz/corpus/snapshot_mutate_verify
+mkdir -p "$seed"
+printf '\x00' > "$seed/plain"
+printf '\x08' > "$seed/plain-retrailer"
+printf '\x18\x00\x10\x00\x00\x07' > "$seed/patch-retrailer-bolt"
+printf '\x0a\x0e\x10\x00\x00\x07' > "$seed/meta0-root-fixed-retrailer"
+# Builder target: programs (header: page size/inline/txid, fill; then ops, see
+# fuzz/fuzz_targets/bolt_builder_model.rs): empty file, a sequential run with
+# wrong calls, 1 KiB pages with wide keys and a multi-page value, 64 KiB pages
+# without inlining and empty nested buckets.
+seed=fuzz/corpus/bolt_builder_model
+mkdir -p "$seed"
+printf '\x00\xfa' > "$seed/empty-4096"
+printf '\x00\xfa\x04\x01a\x00\x00\x03\xff\x01p\x10\x00\x07\x05\x00\x00\x07\x00\x01\x01\x07\x10\x00\x06\x06\x07\x00\x01\x04' > "$seed/run-4096-misuse"
+printf '\x01\xe1\x04\x01a\x00\x00\x03\xff\x02pq\x30\x01\x09\x07\x02xyz\x00\x05\xfe\x00\x08\x00\xff\x00\x00\xf0\x02\x00\x06\x07\xff\xff\x04' > "$seed/run-1024-wide-big"
+printf '\x07\x00\x00\x01b\x00\x09\x07\x01n\x00\x06\x00\x01c\x01\x09\x00\x00\x00\x00\x00\x00\x00' > "$seed/noinline-64k-empty-nested"
+
+seed=fuzz/corpus/wal_decode
+mkdir -p "$seed"
+head -c 65536 testdata/etcd-3.5.1/member/wal/0000000000000000-0000000000000000.wal > "$seed/etcd-3.5.1-head"
+head -c 65536 testdata/etcd-3.4.23/member/wal/0000000000000000-0000000000000000.wal > "$seed/etcd-3.4.23-head"
 
 status=0
 for t in $targets; do

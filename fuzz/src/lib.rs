@@ -11,6 +11,8 @@
 //! bbolt file, so mutations start from deep inside the format (valid metas,
 //! trees, nested and inline buckets, overflow pages, a freelist).
 
+pub mod etcd;
+
 use etcdsnap_bolt::walk::{walk, Visitor};
 use etcdsnap_bolt::{Bucket, BucketHeader, Db};
 
@@ -205,6 +207,13 @@ pub fn apply_script(script: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
     let flags = script.first().copied().unwrap_or(0);
     let fixture = FIXTURES[usize::from(flags & 1)];
     let page_size = if flags & 1 == 0 { 4096 } else { 1024 };
+    apply_script_to(fixture, page_size, script)
+}
+
+/// [`apply_script`] on any seed file of `page_size`-byte pages (flag bit 0 is
+/// then ignored: there is one seed).
+pub fn apply_script_to(fixture: &[u8], page_size: usize, script: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let flags = script.first().copied().unwrap_or(0);
     let mut file = fixture.to_vec();
     let len = file.len();
     let pages = len / page_size;

@@ -9,6 +9,7 @@ mod bolt_cmd;
 mod etcd_cmd;
 mod output;
 mod rewrite_cmd;
+mod wal_cmd;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,9 @@ enum Command {
     Get(etcd_cmd::GetArgs),
     /// Rewrite a snapshot: filter and rename prefixes, bump revisions, mark compacted or compact.
     Rewrite(rewrite_cmd::RewriteArgs),
+    /// WAL segments and .snap files: verify, dump, repair, rewrite.
+    #[command(subcommand)]
+    Wal(wal_cmd::WalCommand),
 }
 
 /// What a command found, mapped to the process exit code.
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Keys(a) => with_out(|out| etcd_cmd::keys_cmd(&a, out)),
         Command::Get(a) => with_out(|out| etcd_cmd::get_cmd(&a, out)),
         Command::Rewrite(a) => with_out(|out| rewrite_cmd::run(&a, out)),
+        Command::Wal(cmd) => with_out(|out| wal_cmd::run(cmd, out)),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -1,0 +1,401 @@
+//! `etcdsnap wal …`: verify, dump, repair and rewrite WAL segments (and check
+//! `.snap` files and the db's consistent_index of a data dir).
+
+mod json;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use etcdsnap_keys::{KeyRules, Rename};
+use etcdsnap_wal::repair::{repair, RepairOutcome};
+use etcdsnap_wal::rewrite::rewrite;
+use etcdsnap_wal::verify::consistent_index_problems;
+use etcdsnap_wal::{list_segments, read_wal, verify, Layout, WalError, WalReport};
+use serde_json::json;
+
+use crate::output::{table, Out};
+use crate::Outcome;
+
+#[derive(Debug, Subcommand)]
+pub enum WalCommand {
+    /// Check segments, CRC chain, sequence and index continuity, torn tail, .snap files,
+    /// and (data dir) the db's consistent_index; exit 1 on problems.
+    Verify(VerifyArgs),
+    /// One line per entry (term, index, type, request with keys), like etcd-dump-logs.
+    Dump(DumpArgs),
+    /// Truncate a torn last record (as etcd's wal.Repair); refuses any other damage.
+    Repair(RepairArgs),
+    /// Filter and rename keys inside the WAL's requests into a new WAL directory.
+    Rewrite(RewriteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A WAL dir, a member dir or a data dir.
+    dir: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// A WAL dir, a member dir or a data dir.
+    dir: PathBuf,
+    /// Print JSON Lines with the full decoded requests.
+    #[arg(long)]
+    json: bool,
+    /// Only entries of these kinds (repeatable): normal, conf, noop, put, delete_range, txn,
+    /// range, compaction, lease_grant, lease_revoke, lease_checkpoint, alarm, auth, cluster, v2, unknown.
+    #[arg(long = "type", value_name = "KIND")]
+    types: Vec<String>,
+    /// Only entries with index ≥ N.
+    #[arg(long, value_name = "N")]
+    start_index: Option<u64>,
+    /// Only entries with index ≤ N.
+    #[arg(long, value_name = "N")]
+    end_index: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// A WAL dir, a member dir or a data dir.
+    dir: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RewriteArgs {
+    /// Input: a WAL dir, a member dir or a data dir (never modified).
+    input: PathBuf,
+    /// Output WAL directory (must not exist or be empty).
+    output: PathBuf,
+    /// Keep only keys under this prefix (repeatable; default: all keys).
+    #[arg(long = "include", value_name = "PREFIX")]
+    include: Vec<String>,
+    /// Drop keys under this prefix (repeatable).
+    #[arg(long = "exclude", value_name = "PREFIX")]
+    exclude: Vec<String>,
+    /// Keep this exact key whatever the prefixes say (repeatable).
+    #[arg(long = "keep-key", value_name = "KEY")]
+    keep_key: Vec<String>,
+    /// Drop this exact key whatever the prefixes say (repeatable).
+    #[arg(long = "drop-key", value_name = "KEY")]
+    drop_key: Vec<String>,
+    /// Rename a key prefix, FROM=TO (repeatable; applied after filtering; first match wins).
+    #[arg(long = "rename", value_name = "FROM=TO")]
+    rename: Vec<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+const KINDS: &[&str] = &[
+    "normal",
+    "conf",
+    "noop",
+    "put",
+    "delete_range",
+    "txn",
+    "range",
+    "compaction",
+    "lease_grant",
+    "lease_revoke",
+    "lease_checkpoint",
+    "alarm",
+    "auth",
+    "cluster",
+    "v2",
+    "unknown",
+];
+
+pub fn run(cmd: WalCommand, out: &mut Out) -> Result<Outcome> {
+    match cmd {
+        WalCommand::Verify(a) => verify_cmd(&a, out),
+        WalCommand::Dump(a) => dump_cmd(&a, out),
+        WalCommand::Repair(a) => repair_cmd(&a, out),
+        WalCommand::Rewrite(a) => rewrite_cmd(&a, out),
+    }
+}
+
+fn wal_dir_of(dir: &Path) -> Result<Layout> {
+    if !dir.is_dir() {
+        bail!("{}: not a directory", dir.display());
+    }
+    Ok(Layout::resolve(dir))
+}
+
+/// `meta/consistent_index` of the db (8-byte big-endian), via the bolt reader.
+fn consistent_index(db: &Path) -> Result<Option<u64>> {
+    let file = etcdsnap_bolt::MappedFile::open(db).with_context(|| format!("cannot read {}", db.display()))?;
+    let bolt = etcdsnap_bolt::Db::open(&file).with_context(|| format!("{} is not a bbolt file", db.display()))?;
+    let Some(meta) = bolt.bucket(&[b"meta"])? else { return Ok(None) };
+    let Some(v) = meta.get(b"consistent_index")? else { return Ok(None) };
+    let arr: [u8; 8] = v.try_into().with_context(|| format!("consistent_index is {} bytes, not 8", v.len()))?;
+    Ok(Some(u64::from_be_bytes(arr)))
+}
+
+fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
+    let layout = wal_dir_of(&a.dir)?;
+    let report = verify(&layout.wal_dir, layout.snap_dir.as_deref())?;
+    let mut problems = report.problems();
+    let ci = match &layout.db {
+        Some(db) => consistent_index(db)?,
+        None => None,
+    };
+    if let Some(ci) = ci {
+        let snap = report.usable_snapshot.map(|s| s.index);
+        problems.extend(consistent_index_problems(ci, snap, report.last_index));
+    }
+    if a.json {
+        out.json(&json::verify_json(&layout, &report, ci, &problems))?;
+    } else {
+        print_verify(out, &layout, &report, ci, &problems)?;
+    }
+    Ok(if problems.is_empty() { Outcome::Clean } else { Outcome::Problems })
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn print_verify(out: &mut Out, layout: &Layout, r: &WalReport, ci: Option<u64>, problems: &[String]) -> Result<()> {
+    let mut rows: Vec<Vec<String>> = vec![
+        vec!["wal dir".into(), layout.wal_dir.display().to_string()],
+        vec!["segments".into(), r.segments.len().to_string()],
+        vec![
+            "records".into(),
+            format!(
+                "{} ({} entries, {} hard states, {} snapshots, {} crc, {} metadata)",
+                r.records,
+                r.entry_records,
+                r.state_records,
+                r.snapshots.len(),
+                r.crc_records,
+                r.metadata_records
+            ),
+        ],
+        vec!["first index".into(), opt(r.first_index)],
+        vec!["last index".into(), format!("{} (term {})", opt(r.last_index), r.last_term)],
+        vec!["overwritten".into(), r.overwritten.to_string()],
+    ];
+    if let Some(h) = &r.hard_state {
+        rows.push(vec!["hard state".into(), format!("term {} vote {:x} commit {}", h.term, h.vote, h.commit)]);
+    }
+    if let Some(m) = &r.metadata {
+        rows.push(vec!["metadata".into(), format!("node {:x} cluster {:x}", m.node_id, m.cluster_id)]);
+    }
+    if let Some(s) = r.snapshots.last() {
+        rows.push(vec!["last snapshot rec".into(), format!("index {} term {}", s.index, s.term)]);
+    }
+    let crc = if r.corruption.is_some() { "broken" } else { "ok" };
+    rows.push(vec!["crc chain".into(), format!("{crc} (last 0x{:08x})", r.last_crc)]);
+    rows.push(vec!["sequence".into(), if r.sequence_gaps.is_empty() { "continuous".into() } else { "gaps".into() }]);
+    rows.push(vec![
+        "torn tail".into(),
+        r.torn.as_ref().map(|t| format!("{} offset {} (repairable)", t.segment, t.offset)).unwrap_or("no".into()),
+    ]);
+    if layout.snap_dir.is_some() {
+        let bad = r.snap_files.iter().filter(|s| s.problem.is_some()).count();
+        rows.push(vec!["snap files".into(), format!("{} ({} bad)", r.snap_files.len(), bad)]);
+        rows.push(vec![
+            "usable snapshot".into(),
+            r.usable_snapshot.map(|s| format!("index {} term {}", s.index, s.term)).unwrap_or("-".into()),
+        ]);
+    }
+    if layout.db.is_some() {
+        rows.push(vec!["db consistent_index".into(), opt(ci)]);
+    }
+    for l in table(&rows) {
+        out.line(l)?;
+    }
+    let seg_rows: Vec<Vec<String>> =
+        std::iter::once(["SEGMENT", "SIZE", "DATA END", "RECORDS", "FIRST", "LAST"].map(String::from).to_vec())
+            .chain(r.segments.iter().map(|s| {
+                vec![
+                    s.segment.name.clone(),
+                    s.segment.size.to_string(),
+                    s.data_end.to_string(),
+                    s.records.to_string(),
+                    opt(s.first_index),
+                    opt(s.last_index),
+                ]
+            }))
+            .collect();
+    out.line("")?;
+    for l in table(&seg_rows) {
+        out.line(l)?;
+    }
+    out.line("")?;
+    if problems.is_empty() {
+        out.line("OK")?;
+    } else {
+        for p in problems {
+            out.line(p)?;
+        }
+        out.line(format!("{} problems found", problems.len()))?;
+    }
+    Ok(())
+}
+
+fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
+    for t in &a.types {
+        if !KINDS.contains(&t.as_str()) {
+            bail!("--type {t}: expected one of {}", KINDS.join(", "));
+        }
+    }
+    let layout = wal_dir_of(&a.dir)?;
+    let segments = list_segments(&layout.wal_dir)?;
+    if segments.is_empty() {
+        bail!("{}: no WAL segments", layout.wal_dir.display());
+    }
+    let mut problem: Option<String> = None;
+    let mut out_err: Option<anyhow::Error> = None;
+    let end = read_wal(&segments, |_, f| {
+        let Some(e) = f.entry else { return Ok(()) };
+        if a.start_index.is_some_and(|s| e.index < s) || a.end_index.is_some_and(|s| e.index > s) {
+            return Ok(());
+        }
+        let payload = e.payload();
+        let tname = e.type_name();
+        if !a.types.is_empty() {
+            let kind = payload.kind();
+            let hit = a.types.iter().any(|t| {
+                t == kind || (t == "normal" && tname == "normal") || (t == "conf" && tname.starts_with("conf"))
+            });
+            if !hit {
+                return Ok(());
+            }
+        }
+        let r = if a.json {
+            out.json(&json::entry_json(&e, &tname, &payload))
+        } else {
+            out.line(format!("{}\t{}\t{}\t{}", e.term, e.index, tname, payload.summary()))
+        };
+        r.map_err(|e| {
+            out_err = Some(e);
+            WalError::Invalid("output failed".into())
+        })
+    });
+    if let Some(e) = out_err {
+        return Err(e);
+    }
+    match end {
+        Ok(end) => {
+            if let Some(t) = end.torn {
+                problem = Some(format!("{}: offset {}: torn last record ({})", t.segment, t.offset, t.detail));
+            }
+        }
+        Err(WalError::Corrupt(c)) => problem = Some(format!("corrupt: {c}")),
+        Err(e) => return Err(e.into()),
+    }
+    match problem {
+        Some(p) => {
+            out.flush()?;
+            eprintln!("etcdsnap: {p}");
+            Ok(Outcome::Problems)
+        }
+        None => Ok(Outcome::Clean),
+    }
+}
+
+fn repair_cmd(a: &RepairArgs, out: &mut Out) -> Result<Outcome> {
+    let layout = wal_dir_of(&a.dir)?;
+    match repair(&layout.wal_dir) {
+        Ok(RepairOutcome::NothingToRepair { segment }) => {
+            if a.json {
+                out.json(&json!({"repaired": false, "segment": segment}))?;
+            } else {
+                out.line(format!("nothing to repair: {segment} ends cleanly"))?;
+            }
+            Ok(Outcome::Clean)
+        }
+        Ok(RepairOutcome::Repaired { segment, old_size, truncated_at, broken, detail }) => {
+            if a.json {
+                out.json(&json!({
+                    "repaired": true,
+                    "segment": segment,
+                    "old_size": old_size,
+                    "truncated_at": truncated_at,
+                    "broken": broken.display().to_string(),
+                    "detail": detail,
+                }))?;
+            } else {
+                out.line(format!(
+                    "repaired {segment}: torn last record ({detail}); truncated from {old_size} to {truncated_at} bytes; original kept as {}",
+                    broken.display()
+                ))?;
+            }
+            Ok(Outcome::Clean)
+        }
+        Err(WalError::Corrupt(c)) => {
+            if a.json {
+                out.json(&json!({"repaired": false, "refused": c.to_string()}))?;
+            } else {
+                out.line(format!("refusing to repair: corrupt: {c} (not a torn last record)"))?;
+            }
+            Ok(Outcome::Problems)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn bytes(v: &[String]) -> Vec<Vec<u8>> {
+    v.iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
+    let layout = wal_dir_of(&a.input)?;
+    let renames = a.rename.iter().map(|r| Rename::parse(r)).collect::<Result<Vec<_>, _>>()?;
+    let rules = KeyRules {
+        include: bytes(&a.include),
+        exclude: bytes(&a.exclude),
+        keep_keys: bytes(&a.keep_key),
+        drop_keys: bytes(&a.drop_key),
+        renames,
+    };
+    let report = match rewrite(&layout.wal_dir, &a.output, &rules) {
+        Ok(r) => r,
+        Err(WalError::Corrupt(c)) => {
+            eprintln!("etcdsnap: corrupt input: {c}");
+            return Ok(Outcome::Problems);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if a.json {
+        out.json(&json!({
+            "output": a.output.display().to_string(),
+            "segments": report.segments,
+            "records": report.records,
+            "entries": report.entries,
+            "rewritten": report.rewritten,
+            "emptied": report.emptied,
+            "ops_dropped": report.ops_dropped,
+            "compares_dropped": report.compares_dropped,
+            "v2_requests": report.v2_requests,
+            "straddling_ranges": report.straddling.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        let rows = vec![
+            vec!["output".into(), a.output.display().to_string()],
+            vec!["segments".into(), report.segments.to_string()],
+            vec!["records".into(), report.records.to_string()],
+            vec!["entries".into(), report.entries.to_string()],
+            vec!["rewritten".into(), report.rewritten.to_string()],
+            vec!["emptied (now no-ops)".into(), report.emptied.to_string()],
+            vec!["txn ops dropped".into(), report.ops_dropped.to_string()],
+            vec!["txn compares dropped".into(), report.compares_dropped.to_string()],
+            vec!["v2 requests (kept)".into(), report.v2_requests.to_string()],
+        ];
+        for l in table(&rows) {
+            out.line(l)?;
+        }
+        for (i, r) in &report.straddling {
+            out.line(format!("index {i}: range {r} covers kept and dropped keys; kept unchanged"))?;
+        }
+    }
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,365 @@
+//! `etcdsnap wal …` against the fixtures and real etcd: dump vs writes.jsonl,
+//! verify JSON and exit codes, torn tail + repair + etcd start, rewrite of a data
+//! dir (db + WAL) served by etcd, and writes that only exist in the WAL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use etcdsnap_testkit::{free_port, kv_rows, scratch, EtcdServer, EtcdVersion};
+use serde_json::{json, Value};
+
+const SEG0: &str = "0000000000000000-0000000000000000.wal";
+const RULES: &[&str] =
+    &["--include", "/tenant-1/", "--keep-key", "compact_rev_key", "--rename", "/tenant-1/registry/=/registry/"];
+
+fn etcdsnap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_etcdsnap")).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = etcdsnap(args);
+    assert!(
+        o.status.success(),
+        "etcdsnap {args:?}: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The fixture's data dir (member/{wal,snap}), copied: etcd writes into it.
+fn data_copy(v: EtcdVersion, name: &str) -> PathBuf {
+    let data = scratch(name).join("data");
+    copy_tree(&v.fixture_dir().join("member"), &data.join("member"));
+    data
+}
+
+fn op_of_write(w: &Value) -> Option<Value> {
+    let op = w["op"].as_str().unwrap();
+    Some(match op {
+        "put" => json!({"op": "put", "key": w["key"], "lease": w["lease"]}),
+        "del" => json!({"op": "del", "key": w["key"], "prefix": w["prefix"]}),
+        "txn" => json!({"op": "txn", "compares": w["compare"].as_array().unwrap().len(),
+            "ops": w["ops"].as_array().unwrap().iter().filter_map(op_of_write).collect::<Vec<_>>()}),
+        "lease-grant" => json!({"op": "lease-grant", "id": w["id"]}),
+        "compact" => json!({"op": "compact", "rev": w["rev"]}),
+        "auth" => json!({"op": "auth"}),
+        _ => panic!("unknown write {w}"),
+    })
+}
+
+fn lease_hex(v: &Value) -> Value {
+    match v.as_i64().unwrap_or(0) {
+        0 => Value::Null,
+        l => json!(format!("{l:x}")),
+    }
+}
+
+fn op_of_request(r: &Value) -> Option<Value> {
+    if let Some(put) = r.get("put").or_else(|| r.get("request_put")) {
+        return Some(json!({"op": "put", "key": put["key"], "lease": lease_hex(&put["lease"])}));
+    }
+    if let Some(d) = r.get("delete_range") {
+        return Some(json!({"op": "del", "key": d["key"], "prefix": d["range_end"] != json!("")}));
+    }
+    if let Some(t) = r.get("txn") {
+        let ops = t["success"].as_array().unwrap().iter().filter_map(op_of_request).collect::<Vec<_>>();
+        return Some(json!({"op": "txn", "compares": t["compare"].as_array().unwrap().len(), "ops": ops}));
+    }
+    if let Some(l) = r.get("lease_grant") {
+        return Some(json!({"op": "lease-grant", "id": format!("{:016x}", l["id"].as_i64().unwrap())}));
+    }
+    if let Some(c) = r.get("compaction") {
+        return Some(json!({"op": "compact", "rev": c["revision"]}));
+    }
+    if r.as_object().unwrap().keys().any(|k| k.starts_with("auth_")) {
+        return Some(json!({"op": "auth"}));
+    }
+    None
+}
+
+#[test]
+fn dump_json_lists_every_write_in_order() {
+    for v in EtcdVersion::ALL {
+        let writes: Vec<Value> = fs::read_to_string(v.fixture_dir().join("writes.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| op_of_write(&serde_json::from_str(l).unwrap()).unwrap())
+            .collect();
+        let dump = ok(&["wal", "dump", "--json", p(&v.fixture_dir())]);
+        let mut kinds = BTreeMap::<String, usize>::new();
+        let mut last_index = 0;
+        let ops: Vec<Value> = dump
+            .lines()
+            .filter_map(|l| {
+                let e: Value = serde_json::from_str(l).unwrap();
+                let idx = e["index"].as_u64().unwrap();
+                assert_eq!(idx, last_index + 1, "indexes are contiguous");
+                last_index = idx;
+                *kinds.entry(e["kind"].as_str().unwrap().to_string()).or_default() += 1;
+                if e["request"].is_null() {
+                    return None;
+                }
+                op_of_request(&e["request"])
+            })
+            .collect();
+        assert_eq!(ops.len(), writes.len(), "{v}: {kinds:?}");
+        for (i, (a, b)) in ops.iter().zip(&writes).enumerate() {
+            assert_eq!(a, b, "{v}: write #{i}");
+        }
+        // Non-generator entries: the conf change, the leader no-op, member attributes / version.
+        assert_eq!(kinds.get("conf"), Some(&1));
+        assert_eq!(kinds.get("noop"), Some(&1));
+        assert_eq!(kinds.get("v2"), Some(&2));
+        // Text dump: one line per entry, filters work.
+        let puts = ok(&["wal", "dump", p(&v.fixture_dir()), "--type", "put"]);
+        assert_eq!(puts.lines().count(), writes.iter().filter(|w| w["op"] == "put").count());
+        let first = puts.lines().next().unwrap();
+        assert!(first.ends_with("\tnormal\tput key=compact_rev_key value_len=1"), "{v}: {first}");
+        let idx = first.split('\t').nth(1).unwrap();
+        let one = ok(&["wal", "dump", p(&v.fixture_dir()), "--start-index", idx, "--end-index", idx]);
+        assert_eq!(one.trim(), first);
+    }
+}
+
+#[test]
+fn verify_json_and_exit_codes() {
+    let v = EtcdVersion::V3_5_1;
+    let out = ok(&["wal", "verify", "--json", p(&v.fixture_dir())]);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["problems"], json!([]));
+    assert_eq!(j["first_index"], json!(1));
+    assert_eq!(j["last_index"], j["hard_state"]["commit"]);
+    assert_eq!(j["consistent_index"], j["last_index"]);
+    assert_eq!(j["crc_ok"], json!(true));
+    assert_eq!(j["torn"], Value::Null);
+    assert_eq!(j["segments"].as_array().unwrap().len(), 1);
+    assert_eq!(j["snap_files"].as_array().unwrap().len(), 6);
+    // A member dir and a wal dir work too.
+    ok(&["wal", "verify", p(&v.fixture_dir().join("member"))]);
+    ok(&["wal", "verify", p(&v.fixture_dir().join("member/wal"))]);
+
+    let data = data_copy(v, "wal-cli-verify-bad");
+    let seg = data.join("member/wal").join(SEG0);
+    let mut b = fs::read(&seg).unwrap();
+    b[200_000] ^= 0xff;
+    fs::write(&seg, &b).unwrap();
+    let o = etcdsnap(&["wal", "verify", "--json", p(&data)]);
+    assert_eq!(o.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["corruption"]["segment"], json!(SEG0));
+    assert!(j["corruption"]["offset"].as_u64().unwrap() <= 200_000);
+    assert!(j["corruption"]["index"].is_u64() || j["corruption"]["after_index"].is_u64());
+    let o = etcdsnap(&["wal", "repair", p(&data)]);
+    assert_eq!(o.status.code(), Some(1), "repair refuses corruption");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("refusing"));
+    let o = etcdsnap(&["wal", "verify", "/nonexistent/dir"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Cuts the last segment inside its last sector-spanning entry record (torn write).
+fn make_torn(seg: &Path) -> u64 {
+    let dump = ok(&["wal", "verify", "--json", p(seg.parent().unwrap())]);
+    let j: Value = serde_json::from_str(&dump).unwrap();
+    let data_end = j["segments"][0]["data_end"].as_u64().unwrap();
+    // Walk the frames ourselves: 8-byte length words, padding in the top byte.
+    let b = fs::read(seg).unwrap();
+    let mut off = 0u64;
+    let mut frames = Vec::new();
+    while off < data_end {
+        let w = u64::from_le_bytes(b[off as usize..][..8].try_into().unwrap());
+        let rec = w & !(0xff << 56);
+        let pad = if w >> 63 == 1 { (w >> 56) & 7 } else { 0 };
+        frames.push((off, 8 + rec + pad));
+        off += 8 + rec + pad;
+    }
+    let &(start, len) = frames.iter().rev().find(|(o, l)| (o + 8) / 512 != (o + l - 1) / 512 && *l > 100).unwrap();
+    let cut = ((start + 8) / 512 + 1) * 512;
+    let end = (start + len).div_ceil(4096) * 4096;
+    let mut b = b;
+    b.truncate(cut as usize);
+    b.resize(end as usize, 0);
+    fs::write(seg, &b).unwrap();
+    start
+}
+
+#[test]
+fn torn_tail_repair_then_etcd_starts() {
+    let v = EtcdVersion::V3_5_1;
+    let data = data_copy(v, "wal-cli-torn");
+    let off = make_torn(&data.join("member/wal").join(SEG0));
+    let o = etcdsnap(&["wal", "verify", "--json", p(&data)]);
+    assert_eq!(o.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["torn"]["offset"], json!(off));
+    assert_eq!(j["corruption"], Value::Null);
+    let out = ok(&["wal", "repair", p(&data)]);
+    assert!(out.contains("repaired"), "{out}");
+    assert!(data.join("member/wal").join(format!("{SEG0}.broken")).exists());
+    assert_eq!(fs::metadata(data.join("member/wal").join(SEG0)).unwrap().len(), off);
+    let out = ok(&["wal", "repair", p(&data)]);
+    assert!(out.contains("nothing to repair"), "{out}");
+    // WAL is clean now (the db is ahead of the shortened log, which verify reports).
+    let j: Value = serde_json::from_str(
+        &String::from_utf8(etcdsnap(&["wal", "verify", "--json", p(&data.join("member/wal"))]).stdout).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(j["problems"], json!([]));
+    fs::remove_file(data.join("member/wal").join(format!("{SEG0}.broken"))).unwrap();
+    let server = EtcdServer::start(v, &data, free_port(), free_port());
+    let got = server.ctl_json(&["get", "compact_rev_key"]);
+    assert_eq!(kv_rows(&got).len(), 1);
+    server.ctl_ok(&["put", "/after-repair", "x"]);
+}
+
+/// Expected (key, value) pairs after the RULES filter/rename, from the fixture's get.json.
+fn expected_filtered(v: EtcdVersion) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    kv_rows(&v.expected_json("get.json"))
+        .into_iter()
+        .filter_map(|r| {
+            let k = b64.decode(&r.key).unwrap();
+            let val = b64.decode(&r.value).unwrap();
+            if k == b"compact_rev_key" {
+                return Some((k, val));
+            }
+            let rest = k.strip_prefix(b"/tenant-1/")?;
+            let nk = match rest.strip_prefix(b"registry/") {
+                Some(r) => [b"/registry/".as_slice(), r].concat(),
+                None => k.clone(),
+            };
+            Some((nk, val))
+        })
+        .collect()
+}
+
+fn served(server: &EtcdServer, prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let args: Vec<&str> = if prefix.is_empty() { vec!["get", "", "--prefix"] } else { vec!["get", prefix, "--prefix"] };
+    kv_rows(&server.ctl_json(&args))
+        .into_iter()
+        .map(|r| (b64.decode(&r.key).unwrap(), b64.decode(&r.value).unwrap()))
+        .collect()
+}
+
+/// db (etcdsnap rewrite) + WAL (etcdsnap wal rewrite) + .snap files copied.
+fn rewrite_data_dir(src: &Path, out: &Path) {
+    let snap_out = out.join("member/snap");
+    fs::create_dir_all(&snap_out).unwrap();
+    let (db_in, db_out) = (src.join("member/snap/db"), snap_out.join("db"));
+    let mut args = vec!["rewrite", p(&db_in), p(&db_out)];
+    args.extend(RULES);
+    ok(&args);
+    for e in fs::read_dir(src.join("member/snap")).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().ends_with(".snap") {
+            fs::copy(e.path(), snap_out.join(e.file_name())).unwrap();
+        }
+    }
+    let out_wal = out.join("member/wal");
+    let mut args = vec!["wal", "rewrite", p(src), p(&out_wal)];
+    args.extend(RULES);
+    args.push("--json");
+    let rep: Value = serde_json::from_str(&ok(&args)).unwrap();
+    assert!(rep["emptied"].as_u64().unwrap() > 0, "{rep}");
+    ok(&["wal", "verify", p(out)]);
+}
+
+#[test]
+fn rewritten_data_dir_is_served_by_etcd() {
+    for v in EtcdVersion::ALL {
+        let out = scratch(&format!("wal-cli-rewrite-{v}")).join("data");
+        rewrite_data_dir(&v.fixture_dir(), &out);
+        let server = EtcdServer::start(v, &out, free_port(), free_port());
+        assert_eq!(served(&server, ""), expected_filtered(v), "{v}");
+    }
+}
+
+fn spawn_etcd(v: EtcdVersion, data: &Path, client: u16, peer: u16) -> std::process::Child {
+    let c = format!("http://127.0.0.1:{client}");
+    let pu = format!("http://127.0.0.1:{peer}");
+    let log = fs::File::create(data.with_extension("killed.log")).unwrap();
+    Command::new(v.etcd())
+        .args(["--name", "default", "--data-dir", p(data)])
+        .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+        .args(["--listen-peer-urls", &pu, "--initial-advertise-peer-urls", &pu])
+        .args(["--initial-cluster", &format!("default={pu}")])
+        // The backend commits only every 10 minutes: the writes below stay in the WAL only.
+        .args(["--backend-batch-interval", "10m", "--backend-batch-limit", "1000000"])
+        .env_remove("ETCD_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn ctl(v: EtcdVersion, client: u16, args: &[&str]) -> Output {
+    v.etcdctl_command()
+        .args(["--endpoints", &format!("http://127.0.0.1:{client}")])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn writes_only_in_the_wal_survive_the_rewrite() {
+    let v = EtcdVersion::V3_5_1;
+    let data = data_copy(v, "wal-cli-walonly");
+    let client = free_port();
+    let mut child = spawn_etcd(v, &data, client, free_port());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ctl(v, client, &["endpoint", "health"]).status.success() {
+        assert!(Instant::now() < deadline, "etcd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..5 {
+        for t in ["tenant-1", "tenant-2"] {
+            let o = ctl(v, client, &["put", &format!("/{t}/registry/walonly/k{i}"), &format!("v{i}")]);
+            assert!(o.status.success());
+        }
+    }
+    assert!(ctl(v, client, &["del", "/tenant-1/registry/namespaces/default"]).status.success());
+    child.kill().unwrap(); // SIGKILL: no final backend commit.
+    child.wait().unwrap();
+
+    let j: Value =
+        serde_json::from_str(&String::from_utf8(etcdsnap(&["wal", "verify", "--json", p(&data)]).stdout).unwrap())
+            .unwrap();
+    let ci = j["consistent_index"].as_u64().unwrap();
+    let last = j["last_index"].as_u64().unwrap();
+    assert!(ci < last, "the db must lag the WAL (consistent_index {ci}, last index {last})");
+
+    let out = scratch("wal-cli-walonly-out").join("data");
+    rewrite_data_dir(&data, &out);
+    let server = EtcdServer::start(v, &out, free_port(), free_port());
+    let got = served(&server, "/registry/walonly/");
+    let want: BTreeMap<Vec<u8>, Vec<u8>> =
+        (0..5).map(|i| (format!("/registry/walonly/k{i}").into_bytes(), format!("v{i}").into_bytes())).collect();
+    assert_eq!(got, want);
+    assert!(served(&server, "/tenant-2/").is_empty());
+    assert!(served(&server, "/registry/namespaces/default").is_empty());
+    assert_eq!(served(&server, "/registry/namespaces/").len(), 4);
+}

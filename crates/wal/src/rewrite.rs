@@ -1,0 +1,354 @@
+//! `wal rewrite`: the WAL side of a prefix filter/rename (same [`KeyRules`] as
+//! the snapshot rewrite). Keys inside put / delete_range / range / txn requests
+//! are filtered and renamed; entries left without a request become empty normal
+//! entries (a leader no-op) so raft indexes stay contiguous; everything else is
+//! carried byte for byte. Segment names and record order are those of the input;
+//! the CRC chain is regenerated.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use etcdsnap_keys::{prefix_end, KeyRules};
+use etcdsnap_proto::etcdserverpb::{request_op, InternalRaftRequest, RequestOp, TxnRequest};
+use etcdsnap_proto::raftpb::{Entry, EntryType};
+use etcdsnap_proto::Message;
+
+use crate::error::{Result, WalError};
+use crate::reader::read_wal;
+use crate::record::{Encoder, CRC_TYPE, ENTRY_TYPE};
+use crate::segment::list_segments;
+
+/// What the rewrite did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewriteReport {
+    /// Segments written.
+    pub segments: u64,
+    /// Records written.
+    pub records: u64,
+    /// Entry records.
+    pub entries: u64,
+    /// Entries whose request changed (keys renamed or some operations dropped).
+    pub rewritten: u64,
+    /// Entries whose requests were all filtered out, written as empty normal entries.
+    pub emptied: u64,
+    /// Operations (puts, deletes, ranges, nested txns) dropped inside kept txns.
+    pub ops_dropped: u64,
+    /// Txn compares dropped because their key is filtered out.
+    pub compares_dropped: u64,
+    /// Ranges that cover both kept and dropped keys, kept unchanged: `(index, "key..end")`.
+    pub straddling: Vec<(u64, String)>,
+    /// Normal entries that are not InternalRaftRequests (v2 requests), carried unchanged.
+    pub v2_requests: u64,
+}
+
+enum Fate {
+    Same,
+    Changed,
+    Dropped,
+}
+
+enum RangeFate {
+    Keep(Vec<u8>, Vec<u8>),
+    Drop,
+    Straddle,
+}
+
+/// `[key, end)` with etcd's conventions: empty end = the single key, `\0` = to infinity.
+struct Span<'a> {
+    key: &'a [u8],
+    end: Option<&'a [u8]>,
+}
+
+impl Span<'_> {
+    fn contains(&self, k: &[u8]) -> bool {
+        k >= self.key && self.end.is_none_or(|e| k < e)
+    }
+
+    fn intersects_prefix(&self, p: &[u8]) -> bool {
+        let pend = prefix_end(p);
+        let below_pend = pend.as_deref().is_none_or(|pe| self.key < pe);
+        let above_p = self.end.is_none_or(|e| p < e);
+        below_pend && above_p
+    }
+
+    fn inside_prefix(&self, p: &[u8]) -> bool {
+        if !self.key.starts_with(p) {
+            return false;
+        }
+        match (prefix_end(p), self.end) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(pe), Some(e)) => e <= pe.as_slice(),
+        }
+    }
+}
+
+fn range_fate(rules: &KeyRules, key: &[u8], range_end: &[u8]) -> RangeFate {
+    if range_end.is_empty() {
+        return match rules.apply(key) {
+            Some(k) => RangeFate::Keep(k.into_owned(), Vec::new()),
+            None => RangeFate::Drop,
+        };
+    }
+    let span = Span { key, end: (range_end != [0]).then_some(range_end) };
+    let all_kept = (rules.include.is_empty() || rules.include.iter().any(|p| span.inside_prefix(p)))
+        && !rules.exclude.iter().any(|p| span.intersects_prefix(p))
+        && !rules.drop_keys.iter().any(|k| span.contains(k));
+    if all_kept {
+        let (k, e) = rules.renamed_range(key, range_end);
+        return RangeFate::Keep(k, e);
+    }
+    let no_keep_key = !rules.keep_keys.iter().any(|k| span.contains(k));
+    let all_dropped = (!rules.include.is_empty() && !rules.include.iter().any(|p| span.intersects_prefix(p)))
+        || rules.exclude.iter().any(|p| span.inside_prefix(p));
+    if all_dropped && no_keep_key {
+        RangeFate::Drop
+    } else {
+        RangeFate::Straddle
+    }
+}
+
+struct Ctx<'r> {
+    rules: &'r KeyRules,
+    index: u64,
+    report: RewriteReport,
+}
+
+impl Ctx<'_> {
+    /// Applies the rules to one key range in place.
+    fn range(&mut self, key: &mut Vec<u8>, range_end: &mut Vec<u8>) -> Fate {
+        match range_fate(self.rules, key, range_end) {
+            RangeFate::Keep(k, e) => {
+                if k == *key && e == *range_end {
+                    Fate::Same
+                } else {
+                    *key = k;
+                    *range_end = e;
+                    Fate::Changed
+                }
+            }
+            RangeFate::Drop => Fate::Dropped,
+            RangeFate::Straddle => {
+                let text = format!("{}..{}", crate::entry::show(key), crate::entry::show(range_end));
+                self.report.straddling.push((self.index, text));
+                Fate::Same
+            }
+        }
+    }
+
+    fn ops(&mut self, ops: &mut Vec<RequestOp>) -> bool {
+        let mut changed = false;
+        let before = ops.len();
+        ops.retain_mut(|op| {
+            let fate = match &mut op.request {
+                Some(request_op::Request::RequestPut(p)) => {
+                    let mut end = Vec::new();
+                    self.range(&mut p.key, &mut end)
+                }
+                Some(request_op::Request::RequestDeleteRange(d)) => self.range(&mut d.key, &mut d.range_end),
+                Some(request_op::Request::RequestRange(g)) => self.range(&mut g.key, &mut g.range_end),
+                Some(request_op::Request::RequestTxn(t)) => self.txn(t),
+                None => Fate::Same,
+            };
+            changed |= matches!(fate, Fate::Changed);
+            !matches!(fate, Fate::Dropped)
+        });
+        let dropped = before - ops.len();
+        self.report.ops_dropped += dropped as u64;
+        changed || dropped > 0
+    }
+
+    fn txn(&mut self, t: &mut TxnRequest) -> Fate {
+        let mut changed = false;
+        let before = t.compare.len();
+        t.compare.retain_mut(|c| match self.range(&mut c.key, &mut c.range_end) {
+            Fate::Same => true,
+            Fate::Changed => {
+                changed = true;
+                true
+            }
+            Fate::Dropped => false,
+        });
+        let dropped = before - t.compare.len();
+        changed |= dropped > 0;
+        changed |= self.ops(&mut t.success);
+        changed |= self.ops(&mut t.failure);
+        if t.success.is_empty() && t.failure.is_empty() && (before > 0 || changed) {
+            // Nothing left to do: the whole txn goes (its compares with it).
+            return Fate::Dropped;
+        }
+        self.report.compares_dropped += dropped as u64;
+        if changed {
+            Fate::Changed
+        } else {
+            Fate::Same
+        }
+    }
+
+    fn irr(&mut self, r: &mut InternalRaftRequest) -> Fate {
+        if let Some(p) = &mut r.put {
+            let mut end = Vec::new();
+            return self.range(&mut p.key, &mut end);
+        }
+        if let Some(d) = &mut r.delete_range {
+            return self.range(&mut d.key, &mut d.range_end);
+        }
+        if let Some(g) = &mut r.range {
+            return self.range(&mut g.key, &mut g.range_end);
+        }
+        if let Some(t) = &mut r.txn {
+            return self.txn(t);
+        }
+        Fate::Same
+    }
+
+    /// The new entry bytes, or `None` to carry `data` unchanged.
+    fn entry(&mut self, data: &[u8]) -> Result<Option<Vec<u8>>> {
+        let e = Entry::decode(data).map_err(|e| WalError::Invalid(format!("entry does not decode: {e}")))?;
+        self.index = e.index;
+        let payload = e.data.as_deref().unwrap_or(&[]);
+        if e.r#type != EntryType::EntryNormal as i32 || payload.is_empty() {
+            return Ok(None);
+        }
+        let Ok(mut irr) = InternalRaftRequest::decode(payload) else {
+            self.report.v2_requests += 1;
+            return Ok(None);
+        };
+        let new_data = match self.irr(&mut irr) {
+            Fate::Same => return Ok(None),
+            Fate::Changed => {
+                self.report.rewritten += 1;
+                Some(irr.encode_to_vec())
+            }
+            Fate::Dropped => {
+                self.report.emptied += 1;
+                None
+            }
+        };
+        Ok(Some(Entry { data: new_data, ..e }.encode_to_vec()))
+    }
+}
+
+/// Rewrites the WAL of `in_dir` into `out_dir` (which must not exist or be empty),
+/// via a temporary directory beside it that is renamed into place when complete.
+pub fn rewrite(in_dir: &Path, out_dir: &Path, rules: &KeyRules) -> Result<RewriteReport> {
+    rules.validate().map_err(|e| WalError::Invalid(e.to_string()))?;
+    let segments = list_segments(in_dir)?;
+    if segments.is_empty() {
+        return Err(WalError::Invalid(format!("{}: no WAL segments", in_dir.display())));
+    }
+    if let Some((a, b)) = crate::segment::sequence_gaps(&segments).first() {
+        return Err(WalError::Invalid(format!("segment sequence gap: {b} does not follow {a}")));
+    }
+    if out_dir.exists() {
+        let mut rd = fs::read_dir(out_dir).map_err(|e| WalError::io(out_dir, e))?;
+        if rd.next().is_some() {
+            return Err(WalError::Invalid(format!("{}: output directory is not empty", out_dir.display())));
+        }
+    }
+    let tmp = tmp_dir(out_dir);
+    let _ = fs::remove_dir_all(&tmp);
+    let result = write_all(&segments, &tmp, rules).and_then(|report| {
+        if out_dir.exists() {
+            fs::remove_dir(out_dir).map_err(|e| WalError::io(out_dir, e))?;
+        }
+        fs::rename(&tmp, out_dir).map_err(|e| WalError::io(out_dir, e))?;
+        if let Some(parent) = out_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Ok(d) = File::open(parent) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(report)
+    });
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+fn tmp_dir(out_dir: &Path) -> PathBuf {
+    let mut name = out_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "wal".into());
+    name.push(format!(".tmp-{}", std::process::id()));
+    out_dir.with_file_name(name)
+}
+
+fn create_dir_private(dir: &Path) -> Result<()> {
+    let mut b = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir).map_err(|e| WalError::io(dir, e))
+}
+
+fn create_file_private(path: &Path) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path).map_err(|e| WalError::io(path, e))
+}
+
+fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules) -> Result<RewriteReport> {
+    create_dir_private(tmp)?;
+    let mut ctx = Ctx { rules, index: 0, report: RewriteReport::default() };
+    let mut enc: Option<Encoder> = None;
+    let mut current: Option<(usize, PathBuf, BufWriter<File>)> = None;
+    let end = read_wal(segments, |i, f| {
+        if current.as_ref().is_none_or(|(c, _, _)| *c != i) {
+            if let Some((_, path, w)) = current.take() {
+                finish(path, w)?;
+            }
+            let name = segments.get(i).map(|s| s.name.as_str()).unwrap_or("");
+            let path = tmp.join(name);
+            let file = create_file_private(&path)?;
+            current = Some((i, path, BufWriter::with_capacity(1 << 20, file)));
+            ctx.report.segments += 1;
+        }
+        let Some((_, path, w)) = current.as_mut() else { return Ok(()) };
+        // The first crc record seeds the chain (non-zero when older segments were purged).
+        let enc = enc.get_or_insert_with(|| Encoder::new(if f.record.rec_type == CRC_TYPE { f.record.crc } else { 0 }));
+        let io = |e| WalError::io(path.clone(), e);
+        ctx.report.records += 1;
+        match f.record.rec_type {
+            CRC_TYPE => {
+                enc.encode_crc_record(w).map_err(io)?;
+            }
+            ENTRY_TYPE => {
+                ctx.report.entries += 1;
+                let data = f.record.data();
+                match ctx.entry(data)? {
+                    Some(new) => enc.encode(w, ENTRY_TYPE, Some(&new)).map_err(io)?,
+                    None => enc.encode(w, ENTRY_TYPE, Some(data)).map_err(io)?,
+                };
+            }
+            t => {
+                enc.encode(w, t, f.record.data).map_err(io)?;
+            }
+        }
+        Ok(())
+    })?;
+    if let Some((_, path, w)) = current.take() {
+        finish(path, w)?;
+    }
+    if let Some(t) = end.torn {
+        return Err(WalError::Invalid(format!(
+            "{}: offset {}: the last record is torn ({}); run `etcdsnap wal repair` first",
+            t.segment, t.offset, t.detail
+        )));
+    }
+    if let Ok(d) = File::open(tmp) {
+        d.sync_all().map_err(|e| WalError::io(tmp, e))?;
+    }
+    Ok(ctx.report)
+}
+
+fn finish(path: PathBuf, w: BufWriter<File>) -> Result<()> {
+    let f = w.into_inner().map_err(|e| WalError::io(&path, e.into_error()))?;
+    f.sync_all().map_err(|e| WalError::io(&path, e))
+}

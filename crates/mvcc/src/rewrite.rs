@@ -182,8 +182,15 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     let mut old_latest = Revision::default();
     let mut last_kept = 0i64;
     let mut index = opts.compact.is_some().then(Index::default);
-    let mut latest: HashMap<&'a [u8], (bool, i64)> = HashMap::new();
-    let mut targets: HashMap<Cow<'a, [u8]>, &'a [u8]> = HashMap::new();
+    // Lease of each kept key whose latest revision is a put with a lease: only
+    // those keys, so memory follows leased keys, not the key space.
+    let mut leased: HashMap<&'a [u8], i64> = HashMap::new();
+    // Source keys by a hash of the key they become: collisions are confirmed by
+    // comparing the renamed keys, so no renamed key is kept in memory.
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut targets: HashMap<u64, &'a [u8]> = HashMap::new();
+    // Exact map for the rare keys whose 64-bit hash clashes with another target's.
+    let mut spill: HashMap<Vec<u8>, &'a [u8]> = HashMap::new();
     let (mut key_bound, mut first_key_bound) = (0u64, None::<&[u8]>);
     let (mut present, mut revisions) = (false, 0u64);
     if let Some(b) = db.bucket(&[KEY])? {
@@ -212,19 +219,28 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             let renamed = rules.rename_for(kv.key).is_some();
             if !rules.renames.is_empty() {
                 let target = rules.renamed(kv.key);
-                match targets.get(&target) {
-                    Some(&other) if other != kv.key => {
-                        return Err(MvccError::Invalid(format!(
-                            "rename collision: {} and {} would both become {}; nothing was written",
-                            display(other),
-                            display(kv.key),
-                            display(&target)
-                        )));
-                    }
-                    Some(_) => {}
+                let collision = |other: &[u8]| {
+                    MvccError::Invalid(format!(
+                        "rename collision: {} and {} would both become {}; nothing was written",
+                        display(other),
+                        display(kv.key),
+                        display(&target)
+                    ))
+                };
+                let h = std::hash::BuildHasher::hash_one(&hasher, &*target);
+                match targets.get(&h) {
                     None => {
-                        targets.insert(target, kv.key);
+                        targets.insert(h, kv.key);
                     }
+                    Some(&other) if other == kv.key => {}
+                    Some(&other) if rules.renamed(other) == target => return Err(collision(other)),
+                    Some(_) => match spill.get(&*target) {
+                        Some(&other) if other != kv.key => return Err(collision(other)),
+                        Some(_) => {}
+                        None => {
+                            spill.insert(target.to_vec(), kv.key);
+                        }
+                    },
                 }
             }
             if !bk.tombstone {
@@ -235,7 +251,11 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
                     }
                 }
             }
-            latest.insert(kv.key, (!bk.tombstone, kv.lease));
+            if !bk.tombstone && kv.lease != 0 {
+                leased.insert(kv.key, kv.lease);
+            } else {
+                leased.remove(kv.key);
+            }
             if let Some(ix) = index.as_mut() {
                 ix.add(kv.key, bk);
             }
@@ -298,7 +318,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
         (None, true) => (Some(new_latest), meta.finished_compact.map(|r| r.main)),
         (None, false) => (meta.scheduled_compact.map(|r| r.main), meta.finished_compact.map(|r| r.main)),
     };
-    let referenced_leases = latest.values().filter(|(alive, l)| *alive && *l != 0).map(|(_, l)| *l).collect();
+    let referenced_leases = leased.into_values().collect();
     Ok(Plan {
         old_latest,
         new_latest,

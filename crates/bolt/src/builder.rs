@@ -77,37 +77,46 @@ struct Elem {
     child: Pgid,
 }
 
-/// Elements of one page being filled; keys and values (leaves) or keys (branches) in `data`.
+/// Elements of one page being filled; keys and values (leaves) or keys (branches)
+/// in `data`. When planning (sizes only), `data` stays empty and `data_len` counts.
 #[derive(Debug, Default)]
 struct PageBuf {
     elems: Vec<Elem>,
     data: Vec<u8>,
+    data_len: usize,
+    sizes_only: bool,
 }
+
+/// Stand-in key bytes for planning, where only key lengths matter.
+static ZERO_KEY: [u8; MAX_KEY_SIZE] = [0; MAX_KEY_SIZE];
 
 impl PageBuf {
     /// Serialized size: header, element array and data (bbolt's `node.size`).
     fn size(&self) -> usize {
-        PAGE_HEADER_SIZE + ELEMENT_SIZE * self.elems.len() + self.data.len()
+        PAGE_HEADER_SIZE + ELEMENT_SIZE * self.elems.len() + self.data_len
     }
 
     fn first_key(&self) -> &[u8] {
-        match self.elems.first() {
-            Some(e) => self.data.get(..e.ksize as usize).unwrap_or(&[]),
-            None => &[],
-        }
+        let Some(e) = self.elems.first() else { return &[] };
+        let bytes = if self.sizes_only { &ZERO_KEY[..] } else { &self.data[..] };
+        bytes.get(..e.ksize as usize).unwrap_or(&[])
     }
 
     fn clear(&mut self) {
         self.elems.clear();
         self.data.clear();
+        self.data_len = 0;
     }
 
     /// Adds a leaf element (`child` 0) or a branch element (`value` empty).
     fn push(&mut self, flags: u32, key: &[u8], value: &[u8], child: Pgid) {
         // Lengths were checked against bbolt's limits, which fit in u32.
         self.elems.push(Elem { flags, ksize: key.len() as u32, vsize: value.len() as u32, child });
-        self.data.extend_from_slice(key);
-        self.data.extend_from_slice(value);
+        self.data_len += key.len() + value.len();
+        if !self.sizes_only {
+            self.data.extend_from_slice(key);
+            self.data.extend_from_slice(value);
+        }
     }
 
     /// Writes the page image (header, elements, data) into `out`; with `pad`, up to
@@ -154,6 +163,12 @@ struct Level {
     written: u64,
 }
 
+impl Level {
+    fn new(sizes_only: bool) -> Self {
+        Self { open: PageBuf { sizes_only, ..PageBuf::default() }, written: 0 }
+    }
+}
+
 /// A bucket being built.
 #[derive(Debug)]
 struct OpenBucket {
@@ -166,8 +181,38 @@ struct OpenBucket {
 }
 
 impl OpenBucket {
-    fn new(name: Vec<u8>, sequence: u64) -> Self {
-        Self { name, sequence, levels: vec![Level::default()], last_key: None, has_sub_buckets: false }
+    fn new(name: Vec<u8>, sequence: u64, sizes_only: bool) -> Self {
+        Self { name, sequence, levels: vec![Level::new(sizes_only)], last_key: None, has_sub_buckets: false }
+    }
+}
+
+/// How a builder lays out the meta pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Meta pages reserved, written at the end by seeking back.
+    SeekBack,
+    /// Planning: nothing is written; only the layout is computed.
+    Plan,
+    /// Meta pages of a planned layout written first; the output is one sequential stream.
+    Streamed(Meta),
+}
+
+/// A writer that discards everything: the output of a planning builder.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Discard;
+
+impl Write for Discard {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Discard {
+    fn seek(&mut self, _: SeekFrom) -> std::io::Result<u64> {
+        Ok(0)
     }
 }
 
@@ -190,7 +235,7 @@ impl OpenBucket {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct Builder<W: Write + Seek> {
+pub struct Builder<W: Write> {
     out: W,
     opts: BuildOptions,
     page_size: usize,
@@ -201,6 +246,7 @@ pub struct Builder<W: Write + Seek> {
     scratch: Vec<u8>,
     buckets: u64,
     keys: u64,
+    mode: Mode,
 }
 
 /// Where a closed bucket ended up.
@@ -211,8 +257,62 @@ enum Closed {
 
 impl<W: Write + Seek> Builder<W> {
     /// Starts a file at offset 0 of `out` (normally an empty file): reserves the
-    /// two meta pages and writes the empty freelist page.
-    pub fn new(mut out: W, opts: BuildOptions) -> Result<Self> {
+    /// two meta pages, written by [`finish`](Self::finish) once the layout is
+    /// known, and writes the empty freelist page.
+    pub fn new(out: W, opts: BuildOptions) -> Result<Self> {
+        Self::start(out, opts, Mode::SeekBack)
+    }
+
+    /// Closes open buckets, writes the root bucket and both meta pages; returns what was written.
+    pub fn finish(mut self) -> Result<BuildSummary> {
+        let meta = self.complete()?;
+        match self.mode {
+            Mode::SeekBack => {
+                self.out.seek(SeekFrom::Start(0)).map_err(out_err)?;
+                self.out.write_all(&meta_pages(&meta)).map_err(out_err)?;
+                let end = meta.pgid.saturating_mul(self.page_size as u64);
+                self.out.seek(SeekFrom::Start(end)).map_err(out_err)?;
+            }
+            Mode::Streamed(planned) => check_plan(&planned, &meta)?,
+            Mode::Plan => {}
+        }
+        self.out.flush().map_err(out_err)?;
+        Ok(self.summary(meta))
+    }
+}
+
+impl Builder<Discard> {
+    /// A builder that writes nothing and only lays out pages: fed the same calls as
+    /// a real build, its [`BuildSummary`] is the layout that build will have, so
+    /// [`Builder::streamed`] can write the meta pages first and the whole file can
+    /// be hashed as it is written.
+    pub fn plan(opts: BuildOptions) -> Result<Self> {
+        Self::start(Discard, opts, Mode::Plan)
+    }
+}
+
+impl<W: Write> Builder<W> {
+    /// Starts a file whose layout was computed by a [`Builder::plan`] fed the same
+    /// calls: the meta pages go out first and the file is written strictly in
+    /// order. [`finish_streamed`](Self::finish_streamed) fails if the calls differed.
+    pub fn streamed(out: W, opts: BuildOptions, plan: &BuildSummary) -> Result<Self> {
+        Self::start(out, opts, Mode::Streamed(plan.meta))
+    }
+
+    /// Finishes a planned or streamed build; returns the writer and what was written.
+    pub fn finish_streamed(mut self) -> Result<(W, BuildSummary)> {
+        let meta = self.complete()?;
+        match self.mode {
+            Mode::Streamed(planned) => check_plan(&planned, &meta)?,
+            Mode::Plan => {}
+            Mode::SeekBack => return Err(BuildError::LayoutChanged.at(Vec::new(), b"").into()),
+        }
+        self.out.flush().map_err(out_err)?;
+        let summary = self.summary(meta);
+        Ok((self.out, summary))
+    }
+
+    fn start(mut out: W, opts: BuildOptions, mode: Mode) -> Result<Self> {
         if !(MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&opts.page_size) {
             return Err(BuildError::PageSize(opts.page_size).at(Vec::new(), b"").into());
         }
@@ -225,25 +325,36 @@ impl<W: Write + Seek> Builder<W> {
         // rewrite the file to add a freelist), etcd 3.4/3.5 (which read it, then
         // switch to the sentinel at their first commit), and strict third-party
         // readers that reject the sentinel. It is also exact: we leave no free pages.
-        let mut head = vec![0u8; 3 * page_size];
+        let mut head = match mode {
+            Mode::Streamed(meta) => meta_pages(&meta),
+            _ => vec![0u8; 2 * page_size],
+        };
+        head.resize(3 * page_size, 0);
         let mut h = [0u8; PAGE_HEADER_SIZE];
         PageHeader { id: FREELIST_PGID, flags: FREELIST_PAGE_FLAG, count: 0, overflow: 0 }.write_to(&mut h);
         if let Some(dst) = head.get_mut(2 * page_size..2 * page_size + PAGE_HEADER_SIZE) {
             dst.copy_from_slice(&h);
         }
-        out.seek(SeekFrom::Start(0)).map_err(out_err)?;
-        out.write_all(&head).map_err(out_err)?;
+        if mode != Mode::Plan {
+            out.write_all(&head).map_err(out_err)?;
+        }
+        let sizes_only = mode == Mode::Plan;
         Ok(Self {
             out,
             opts: BuildOptions { txid: opts.txid.max(1), ..opts },
             page_size,
             threshold,
             next_pgid: 3,
-            stack: vec![OpenBucket::new(Vec::new(), 0)],
+            stack: vec![OpenBucket::new(Vec::new(), 0, sizes_only)],
             scratch: Vec::new(),
             buckets: 0,
             keys: 0,
+            mode,
         })
+    }
+
+    fn sizes_only(&self) -> bool {
+        self.mode == Mode::Plan
     }
 
     /// Nesting depth: 0 in the root bucket, 1 in a top-level bucket, and so on.
@@ -281,7 +392,8 @@ impl<W: Write + Seek> Builder<W> {
         let top = self.top()?;
         top.last_key = Some(name.to_vec());
         top.has_sub_buckets = true;
-        self.stack.push(OpenBucket::new(name.to_vec(), sequence));
+        let sizes_only = self.sizes_only();
+        self.stack.push(OpenBucket::new(name.to_vec(), sequence, sizes_only));
         Ok(())
     }
 
@@ -321,13 +433,18 @@ impl<W: Write + Seek> Builder<W> {
     fn append(&mut self, level: usize, flags: u32, key: &[u8], value: &[u8], child: Pgid) -> Result<()> {
         let threshold = self.threshold;
         let elem = ELEMENT_SIZE + key.len() + value.len();
-        // A branch page takes at least two elements, so each level has at most
-        // half the pages of the one below and the tree converges to one root even
-        // when keys are larger than a page (bbolt's `minKeysPerPage`).
-        let min_elems = if level == 0 { 1 } else { 2 };
+        // Every page takes at least two elements (bbolt's `minKeysPerPage`): a branch
+        // level then has at most half the pages of the one below, so the tree
+        // converges even when keys are larger than a page, and large values share
+        // overflow runs instead of each padding its own. A run that already spans
+        // several pages also takes elements that fit in its padding: they cost no page.
+        let page_size = self.page_size;
         let full = {
             let lv = self.level(level)?;
-            lv.open.elems.len() >= min_elems && lv.open.size() + elem > threshold
+            let (n, size) = (lv.open.elems.len(), lv.open.size());
+            let grown = size + elem;
+            let fits_padding = size > page_size && grown <= size.div_ceil(page_size) * page_size;
+            n >= usize::from(u16::MAX - 1) || (n >= 2 && grown > threshold && !fits_padding)
         };
         if full {
             self.flush_level(level)?;
@@ -340,9 +457,10 @@ impl<W: Write + Seek> Builder<W> {
         if level >= crate::cursor::MAX_DEPTH {
             return Err(BuildError::TreeTooDeep.at(Vec::new(), b"").into());
         }
+        let sizes_only = self.sizes_only();
         let top = self.top()?;
         while top.levels.len() <= level {
-            top.levels.push(Level::default());
+            top.levels.push(Level::new(sizes_only));
         }
         top.levels.get_mut(level).ok_or_else(|| BuildError::Finished.at(Vec::new(), b"").into())
     }
@@ -362,10 +480,17 @@ impl<W: Write + Seek> Builder<W> {
     fn write_page(&mut self, page: &PageBuf, level: usize) -> Result<Pgid> {
         let flag = if level == 0 { LEAF_PAGE_FLAG } else { BRANCH_PAGE_FLAG };
         let id = self.next_pgid;
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let overflow = page.serialize(id, flag, self.page_size, true, &mut scratch)?;
-        self.out.write_all(&scratch).map_err(out_err)?;
-        self.scratch = scratch;
+        let overflow = if self.sizes_only() {
+            let size = page.size();
+            let pages = size.div_ceil(self.page_size).max(1);
+            u32::try_from(pages - 1).map_err(|_| Error::from(BuildError::PageTooLarge { size }.at(Vec::new(), b"")))?
+        } else {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let overflow = page.serialize(id, flag, self.page_size, true, &mut scratch)?;
+            self.out.write_all(&scratch).map_err(out_err)?;
+            self.scratch = scratch;
+            overflow
+        };
         self.next_pgid = id
             .checked_add(u64::from(overflow) + 1)
             .ok_or_else(|| Error::from(BuildError::PageTooLarge { size: 0 }.at(Vec::new(), b"")))?;
@@ -381,7 +506,11 @@ impl<W: Write + Seek> Builder<W> {
             let open = top.levels.first().map(|l| &l.open);
             if let Some(open) = open.filter(|o| o.size() <= page_size / 4) {
                 let mut image = Vec::new();
-                open.serialize(0, LEAF_PAGE_FLAG, page_size, false, &mut image)?;
+                if open.sizes_only {
+                    image.resize(open.size(), 0);
+                } else {
+                    open.serialize(0, LEAF_PAGE_FLAG, page_size, false, &mut image)?;
+                }
                 return Ok(Closed::Inline(image));
             }
         }
@@ -399,8 +528,8 @@ impl<W: Write + Seek> Builder<W> {
         }
     }
 
-    /// Closes open buckets, writes the root bucket and both meta pages; returns what was written.
-    pub fn finish(mut self) -> Result<BuildSummary> {
+    /// Closes open buckets and writes the root bucket; returns meta 0 of the layout.
+    fn complete(&mut self) -> Result<Meta> {
         while self.stack.len() > 1 {
             self.close_bucket()?;
         }
@@ -409,7 +538,6 @@ impl<W: Write + Seek> Builder<W> {
             Closed::Inline(_) => return Err(BuildError::Finished.at(Vec::new(), b"").into()),
         };
         self.stack.clear();
-        let txid = self.opts.txid;
         let meta = Meta {
             magic: MAGIC,
             version: VERSION,
@@ -418,19 +546,32 @@ impl<W: Write + Seek> Builder<W> {
             root: BucketHeader { root, sequence: 0 },
             freelist: FREELIST_PGID,
             pgid: self.next_pgid,
-            txid,
+            txid: self.opts.txid,
             checksum: 0,
         };
-        let meta0 = Meta { checksum: Meta { ..meta }.compute_checksum(), ..meta };
-        let meta1 = Meta { txid: txid - 1, ..meta };
-        let meta1 = Meta { checksum: meta1.compute_checksum(), ..meta1 };
-        self.out.seek(SeekFrom::Start(0)).map_err(out_err)?;
-        self.out.write_all(&meta_page(&meta0, 0)).map_err(out_err)?;
-        self.out.write_all(&meta_page(&meta1, 1)).map_err(out_err)?;
-        let bytes = self.next_pgid.saturating_mul(self.page_size as u64);
-        self.out.seek(SeekFrom::Start(bytes)).map_err(out_err)?;
-        self.out.flush().map_err(out_err)?;
-        Ok(BuildSummary { meta: meta0, bytes, buckets: self.buckets, keys: self.keys })
+        Ok(Meta { checksum: meta.compute_checksum(), ..meta })
+    }
+
+    fn summary(&self, meta: Meta) -> BuildSummary {
+        let bytes = meta.pgid.saturating_mul(self.page_size as u64);
+        BuildSummary { meta, bytes, buckets: self.buckets, keys: self.keys }
+    }
+}
+
+/// Meta pages 0 and 1 of a layout: the same tree, txids T and T−1 (as `Tx.WriteTo`).
+fn meta_pages(meta0: &Meta) -> Vec<u8> {
+    let meta1 = Meta { txid: meta0.txid.saturating_sub(1), ..*meta0 };
+    let meta1 = Meta { checksum: meta1.compute_checksum(), ..meta1 };
+    let mut pages = meta_page(meta0, 0);
+    pages.extend_from_slice(&meta_page(&meta1, 1));
+    pages
+}
+
+fn check_plan(planned: &Meta, built: &Meta) -> Result<()> {
+    if planned == built {
+        Ok(())
+    } else {
+        Err(BuildError::LayoutChanged.at(Vec::new(), b"").into())
     }
 }
 

@@ -8,11 +8,11 @@ use crate::error::Result;
 use crate::layout::BucketHeader;
 use crate::walk::{walk, Visitor};
 
-struct Copier<'b, W: Write + Seek> {
+struct Copier<'b, W: Write> {
     builder: &'b mut Builder<W>,
 }
 
-impl<'a, W: Write + Seek> Visitor<'a> for Copier<'_, W> {
+impl<'a, W: Write> Visitor<'a> for Copier<'_, W> {
     fn enter_bucket(&mut self, path: &[Vec<u8>], header: BucketHeader) -> Result<()> {
         let name = path.last().map(Vec::as_slice).unwrap_or_default();
         self.builder.create_bucket(name, header.sequence)
@@ -28,7 +28,7 @@ impl<'a, W: Write + Seek> Visitor<'a> for Copier<'_, W> {
 }
 
 /// Copies every bucket, key, value and bucket sequence of `db` into `builder`.
-pub fn copy_into<W: Write + Seek>(db: &Db<'_>, builder: &mut Builder<W>) -> Result<()> {
+pub fn copy_into<W: Write>(db: &Db<'_>, builder: &mut Builder<W>) -> Result<()> {
     walk(db, &mut Copier { builder })
 }
 
@@ -39,14 +39,34 @@ pub fn compact<W: Write + Seek>(db: &Db<'_>, out: W, opts: BuildOptions) -> Resu
     b.finish()
 }
 
+/// The layout a compacted copy of `db` will have (see [`Builder::plan`]).
+pub fn plan(db: &Db<'_>, opts: BuildOptions) -> Result<BuildSummary> {
+    let mut b = Builder::plan(BuildOptions { txid: db.meta().txid.max(1), ..opts })?;
+    copy_into(db, &mut b)?;
+    b.finish()
+}
+
+/// Writes a compacted copy of `db` to `out` strictly in order, meta pages first,
+/// following `layout` from [`plan`] with the same options.
+pub fn compact_streamed<W: Write>(
+    db: &Db<'_>,
+    out: W,
+    opts: BuildOptions,
+    layout: &BuildSummary,
+) -> Result<(W, BuildSummary)> {
+    let mut b = Builder::streamed(out, BuildOptions { txid: db.meta().txid.max(1), ..opts }, layout)?;
+    copy_into(db, &mut b)?;
+    b.finish_streamed()
+}
+
 /// Copies the entries of `bucket` (nested buckets recursively, with their
 /// sequences) into the bucket currently open in `builder`. A nested bucket
 /// root reached twice is an error, so a corrupt file cannot make it loop.
-pub fn copy_bucket<W: Write + Seek>(bucket: &crate::Bucket<'_>, builder: &mut Builder<W>) -> Result<()> {
+pub fn copy_bucket<W: Write>(bucket: &crate::Bucket<'_>, builder: &mut Builder<W>) -> Result<()> {
     copy_nested(bucket, builder, &mut std::collections::HashSet::new(), 0)
 }
 
-fn copy_nested<W: Write + Seek>(
+fn copy_nested<W: Write>(
     bucket: &crate::Bucket<'_>,
     builder: &mut Builder<W>,
     seen: &mut std::collections::HashSet<crate::Pgid>,

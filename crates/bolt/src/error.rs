@@ -63,6 +63,9 @@ pub enum BuildError {
     Finished,
     /// The tree would be deeper than readers accept.
     TreeTooDeep,
+    /// A streamed build was not fed the calls its plan was (its meta pages, already
+    /// written, would be wrong), or `finish_streamed` was called on a seek-back builder.
+    LayoutChanged,
     /// A page would need more than 65534 elements or pages.
     PageTooLarge {
         /// Its size in bytes.
@@ -99,6 +102,7 @@ impl fmt::Display for BuildFailure {
             BuildError::ValueInRoot => write!(f, "the root bucket holds only buckets")?,
             BuildError::NoOpenBucket => write!(f, "no bucket is open")?,
             BuildError::Finished => write!(f, "builder already finished")?,
+            BuildError::LayoutChanged => write!(f, "the build differs from its plan")?,
             BuildError::TreeTooDeep => write!(f, "tree deeper than {} levels", crate::cursor::MAX_DEPTH)?,
             BuildError::PageTooLarge { size } => write!(f, "page of {size} bytes is too large")?,
         }

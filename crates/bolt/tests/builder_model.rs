@@ -26,7 +26,7 @@ struct Tree {
     entries: BTreeMap<Vec<u8>, Node>,
 }
 
-fn write_tree<W: std::io::Write + std::io::Seek>(b: &mut Builder<W>, t: &Tree) {
+fn write_tree<W: std::io::Write>(b: &mut Builder<W>, t: &Tree) {
     for (k, n) in &t.entries {
         match n {
             Node::Value(v) => b.put(k, v).unwrap(),
@@ -47,6 +47,18 @@ fn build(root: &Tree, opts: BuildOptions) -> Vec<u8> {
     let data = out.into_inner();
     assert_eq!(summary.bytes, data.len() as u64);
     assert_eq!(summary.meta.pgid * u64::from(opts.page_size), data.len() as u64);
+    data
+}
+
+/// The same tree through a plan and a streamed build (meta pages first, no seeking).
+fn build_streamed(root: &Tree, opts: BuildOptions) -> Vec<u8> {
+    let mut plan = Builder::plan(opts).unwrap();
+    write_tree(&mut plan, root);
+    let layout = plan.finish().unwrap();
+    let mut b = Builder::streamed(Vec::new(), opts, &layout).unwrap();
+    write_tree(&mut b, root);
+    let (data, summary) = b.finish_streamed().unwrap();
+    assert_eq!(summary, layout);
     data
 }
 
@@ -149,6 +161,11 @@ proptest! {
     fn output_is_deterministic(root in root_tree(), opts in options()) {
         prop_assert_eq!(build(&root, opts), build(&root, opts));
     }
+
+    #[test]
+    fn planned_streamed_build_equals_seek_back_build(root in root_tree(), opts in options()) {
+        prop_assert_eq!(build_streamed(&root, opts), build(&root, opts));
+    }
 }
 
 fn bucket(entries: Vec<(Vec<u8>, Node)>) -> Node {
@@ -196,6 +213,31 @@ fn edge_cases_round_trip_at_every_page_size() {
         for fill_percent in [0.5, 0.9, 1.0] {
             assert_round_trip(&t, BuildOptions { page_size, fill_percent, ..BuildOptions::default() });
         }
+    }
+}
+
+#[test]
+fn edge_cases_stream_like_they_seek() {
+    let t = edge_tree();
+    for page_size in [1024, 4096, 65536] {
+        let opts = BuildOptions { page_size, ..BuildOptions::default() };
+        assert!(build_streamed(&t, opts) == build(&t, opts), "page size {page_size}");
+    }
+}
+
+#[test]
+fn a_streamed_build_that_leaves_its_plan_fails() {
+    let opts = BuildOptions::default();
+    let mut plan = Builder::plan(opts).unwrap();
+    plan.create_bucket(b"b", 0).unwrap();
+    plan.put(b"k", b"v").unwrap();
+    let layout = plan.finish().unwrap();
+    let mut b = Builder::streamed(Vec::new(), opts, &layout).unwrap();
+    b.create_bucket(b"b", 0).unwrap();
+    b.put(b"k", &[7u8; 9000]).unwrap();
+    match b.finish_streamed() {
+        Err(Error::Build(f)) => assert_eq!(f.kind, BuildError::LayoutChanged),
+        other => panic!("{other:?}"),
     }
 }
 

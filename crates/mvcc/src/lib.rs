@@ -14,6 +14,7 @@ pub mod rewrite;
 pub mod schema;
 pub mod snapshot;
 pub mod status;
+pub mod stream;
 pub mod trailer;
 pub mod verify;
 

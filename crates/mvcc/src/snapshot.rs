@@ -1,6 +1,6 @@
 //! Whole-file operations on an etcd snapshot or db file.
 
-use std::io::{BufWriter, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -120,10 +120,31 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 
 /// Copies every bucket of `input` into a freshly built file at `output`
 /// (offline `bbolt compact` / defrag), through the atomic writer.
+///
+/// The layout is planned first (a pass that moves no value bytes), so the meta
+/// pages go out first and the file is written in one sequential stream on a
+/// second thread that hashes it for the trailer; the input's trailer is checked
+/// on a third thread meanwhile.
 pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<CompactReport, SnapshotError> {
     let start = Instant::now();
     let file = MappedFile::open(input)?;
-    let trailer_in = trailer::verify(&file);
+    let input_has_trailer = trailer::has_trailer(file.len() as u64);
+    let (image, _) = trailer::split(&file);
+    let db = Db::open(image)?;
+    let page_size = opts.page_size.unwrap_or(db.page_size() as u32);
+    let build = BuildOptions { page_size, fill_percent: opts.fill_percent, ..BuildOptions::default() };
+    let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
+    let mut out = AtomicFile::create(output, &[input])?;
+    let out_file = out.file()?;
+    let (trailer_in, written) = std::thread::scope(|scope| {
+        let check = scope.spawn(|| trailer::verify(&file));
+        let written = etcdsnap_bolt::compact::plan(&db, build).map_err(crate::MvccError::from).and_then(|layout| {
+            crate::stream::write_hashed(out_file, output, want_trailer, |w| {
+                Ok(etcdsnap_bolt::compact::compact_streamed(&db, w, build, &layout)?.1)
+            })
+        });
+        (check.join().unwrap_or(Trailer::Absent), written)
+    });
     if let Trailer::Mismatch { stored, computed } = trailer_in {
         if !opts.ignore_trailer_mismatch {
             return Err(SnapshotError::TrailerMismatch {
@@ -133,29 +154,22 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
             });
         }
     }
-    let (image, _) = trailer::split(&file);
-    let db = Db::open(image)?;
-    let page_size = opts.page_size.unwrap_or(db.page_size() as u32);
-    let mut out = AtomicFile::create(output, &[input])?;
-    let build = BuildOptions { page_size, fill_percent: opts.fill_percent, ..BuildOptions::default() };
-    let summary = {
-        let f = out.file()?;
-        let mut w = BufWriter::with_capacity(4 << 20, &mut *f);
-        let summary = etcdsnap_bolt::compact::compact(&db, &mut w, build)?;
-        w.flush().map_err(io_err(output))?;
-        summary
-    };
-    let want_trailer = opts.trailer.wants_trailer(trailer_in.is_present());
+    let (summary, digest) = written.map_err(|e| match e {
+        crate::MvccError::Bolt(b) => SnapshotError::Bolt(b),
+        crate::MvccError::Io { path, source } => SnapshotError::Io { path, source },
+        other => SnapshotError::Io { path: output.to_path_buf(), source: std::io::Error::other(other.to_string()) },
+    })?;
     let f = out.file()?;
-    let trailer_out =
-        if want_trailer { Some(trailer::append(f, summary.bytes).map_err(io_err(output))?) } else { None };
-    let bytes_out = f.stream_position().map_err(io_err(output))?;
+    if let Some(d) = &digest {
+        f.write_all(d).map_err(io_err(output))?;
+    }
+    let bytes_out = summary.bytes + if digest.is_some() { TRAILER_LEN as u64 } else { 0 };
     out.commit()?;
     Ok(CompactReport {
         bytes_in: file.len() as u64,
         bytes_out,
         trailer_in,
-        trailer_out,
+        trailer_out: digest,
         page_size,
         buckets: summary.buckets,
         keys: summary.keys,

@@ -1,0 +1,130 @@
+//! Writing an output file in order on a second thread, hashing it on the way,
+//! so the SHA-256 trailer needs no second pass over what was written.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{MvccError, Result};
+use crate::trailer::TRAILER_LEN;
+
+const CHUNK: usize = 4 << 20;
+
+/// The writing end handed to the producer: fills chunks and passes them on.
+#[derive(Debug)]
+pub struct ChunkWriter {
+    buf: Vec<u8>,
+    full: SyncSender<Vec<u8>>,
+    empty: Receiver<Vec<u8>>,
+    written: u64,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = self.empty.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let chunk = std::mem::replace(&mut self.buf, next);
+        self.full.send(chunk).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "output writer stopped"))
+    }
+
+    /// Bytes handed over so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        self.written += data.len() as u64;
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+fn drain(
+    file: &mut File,
+    full: Receiver<Vec<u8>>,
+    empty: Sender<Vec<u8>>,
+    hash: bool,
+) -> io::Result<Option<[u8; TRAILER_LEN]>> {
+    let mut hasher = hash.then(Sha256::new);
+    for mut chunk in full {
+        if let Some(h) = hasher.as_mut() {
+            h.update(&chunk);
+        }
+        file.write_all(&chunk)?;
+        chunk.clear();
+        // The producer may be gone already; the buffer is then simply dropped.
+        let _ = empty.send(chunk);
+    }
+    Ok(hasher.map(|h| h.finalize().into()))
+}
+
+/// Runs `produce` with a writer whose bytes go to `file` (from its current
+/// position) on another thread, hashed with SHA-256 when `hash` is set.
+/// Returns what `produce` returned and the digest.
+pub fn write_hashed<T: Send>(
+    file: &mut File,
+    path: &Path,
+    hash: bool,
+    produce: impl FnOnce(&mut ChunkWriter) -> Result<T> + Send,
+) -> Result<(T, Option<[u8; TRAILER_LEN]>)> {
+    let (full_tx, full_rx) = sync_channel::<Vec<u8>>(2);
+    let (empty_tx, empty_rx) = channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || drain(file, full_rx, empty_tx, hash));
+        let mut w = ChunkWriter { buf: Vec::with_capacity(CHUNK), full: full_tx, empty: empty_rx, written: 0 };
+        let produced = produce(&mut w).and_then(|t| {
+            w.flush().map_err(|source| MvccError::Io { path: path.to_path_buf(), source })?;
+            Ok(t)
+        });
+        drop(w);
+        let digest = writer
+            .join()
+            .map_err(|_| MvccError::Io {
+                path: path.to_path_buf(),
+                source: io::Error::other("output writer thread panicked"),
+            })?
+            .map_err(|source| MvccError::Io { path: path.to_path_buf(), source });
+        // An I/O error of the writer explains a failed producer better than its own error.
+        let digest = digest?;
+        Ok((produced?, digest))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_in_order_and_hashes() {
+        let dir = std::env::temp_dir().join(format!("etcdsnap-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out");
+        let mut f = File::create(&path).unwrap();
+        let data: Vec<u8> = (0..(3 * CHUNK + 12345)).map(|i| (i * 31 % 251) as u8).collect();
+        let ((), digest) = write_hashed(&mut f, &path, true, |w| {
+            for piece in data.chunks(100_003) {
+                w.write_all(piece).unwrap();
+            }
+            Ok(())
+        })
+        .unwrap();
+        drop(f);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert_eq!(digest, Some(crate::trailer::digest(&data)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufWriter, Seek, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -358,7 +358,7 @@ fn compacted_away(plan: &Plan<'_>, rev: Revision) -> bool {
     }
 }
 
-fn write_key_bucket<W: Write + Seek>(
+fn write_key_bucket<W: Write>(
     b: &Bucket<'_>,
     out: &mut Builder<W>,
     plan: &Plan<'_>,
@@ -418,7 +418,7 @@ fn write_key_bucket<W: Write + Seek>(
     Ok(())
 }
 
-fn write_meta<W: Write + Seek>(b: &Bucket<'_>, out: &mut Builder<W>, plan: &Plan<'_>) -> Result<()> {
+fn write_meta<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, plan: &Plan<'_>) -> Result<()> {
     let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for e in b.cursor() {
         let e = e?;
@@ -445,7 +445,7 @@ fn write_meta<W: Write + Seek>(b: &Bucket<'_>, out: &mut Builder<W>, plan: &Plan
     Ok(())
 }
 
-fn write_leases<W: Write + Seek>(
+fn write_leases<W: Write>(
     b: &Bucket<'_>,
     out: &mut Builder<W>,
     plan: &Plan<'_>,
@@ -471,7 +471,7 @@ fn write_leases<W: Write + Seek>(
     Ok(())
 }
 
-fn write_roles<W: Write + Seek>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules, c: &mut Counts) -> Result<()> {
+fn write_roles<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules, c: &mut Counts) -> Result<()> {
     for e in b.cursor() {
         let e = e?;
         if rules.renames.is_empty() {
@@ -499,6 +499,32 @@ fn write_roles<W: Write + Seek>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &Ke
     Ok(())
 }
 
+/// Writes every bucket of `db`, transformed, into `out` (run twice: layout, then output).
+fn emit<W: Write>(
+    db: &Db<'_>,
+    out: &mut Builder<W>,
+    plan: &Plan<'_>,
+    opts: &RewriteOptions,
+    c: &mut Counts,
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    let root = db.root()?;
+    for top in root.cursor() {
+        let top = top?;
+        let bucket = root.child(top)?;
+        out.create_bucket(top.key, bucket.sequence())?;
+        match top.key {
+            KEY => write_key_bucket(&bucket, out, plan, &opts.rules, c, progress)?,
+            META => write_meta(&bucket, out, plan)?,
+            LEASE => write_leases(&bucket, out, plan, opts.drop_orphan_leases, c)?,
+            AUTH_ROLES => write_roles(&bucket, out, &opts.rules, c)?,
+            _ => etcdsnap_bolt::compact::copy_bucket(&bucket, out)?,
+        }
+        out.close_bucket()?;
+    }
+    Ok(())
+}
+
 fn validate(opts: &RewriteOptions) -> Result<()> {
     opts.rules.validate().map_err(|e| MvccError::Invalid(e.to_string()))?;
     if opts.bump_revision.is_some_and(|n| n <= 0) {
@@ -520,7 +546,13 @@ pub fn rewrite(
     let start = Instant::now();
     validate(opts)?;
     let file = MappedFile::open(input)?;
-    let trailer_in = trailer::verify(&file);
+    let db = Db::open(trailer::split(&file).0)?;
+    // The input's trailer is checked on another thread while the plan pass reads.
+    let (trailer_in, plan) = std::thread::scope(|scope| {
+        let check = scope.spawn(|| trailer::verify(&file));
+        let plan = plan(&db, opts, progress);
+        (check.join().unwrap_or(Trailer::Absent), plan)
+    });
     if let Trailer::Mismatch { stored, computed } = trailer_in {
         return Err(MvccError::Invalid(format!(
             "{}: SHA-256 trailer mismatch (stored {}, computed {}): the input is damaged",
@@ -529,45 +561,35 @@ pub fn rewrite(
             trailer::hex(&computed)
         )));
     }
-    let db = Db::open(trailer::split(&file).0)?;
-    let plan = plan(&db, opts, progress)?;
-    let io = |source| MvccError::Io { path: output.to_path_buf(), source };
-
-    let mut atomic = AtomicFile::create(output, &[input])?;
+    let plan = plan?;
     let page_size = opts.page_size.unwrap_or(db.page_size() as u32);
-    let mut c = Counts::default();
-    let bytes = {
-        let f = atomic.file()?;
-        let mut w = BufWriter::with_capacity(4 << 20, &mut *f);
-        let build = BuildOptions {
-            page_size,
-            fill_percent: opts.fill_percent,
-            txid: db.meta().txid.max(1),
-            ..BuildOptions::default()
-        };
-        let mut out = Builder::new(&mut w, build)?;
-        let root = db.root()?;
-        for top in root.cursor() {
-            let top = top?;
-            let bucket = root.child(top)?;
-            out.create_bucket(top.key, bucket.sequence())?;
-            match top.key {
-                KEY => write_key_bucket(&bucket, &mut out, &plan, &opts.rules, &mut c, progress)?,
-                META => write_meta(&bucket, &mut out, &plan)?,
-                LEASE => write_leases(&bucket, &mut out, &plan, opts.drop_orphan_leases, &mut c)?,
-                AUTH_ROLES => write_roles(&bucket, &mut out, &opts.rules, &mut c)?,
-                _ => etcdsnap_bolt::compact::copy_bucket(&bucket, &mut out)?,
-            }
-            out.close_bucket()?;
-        }
-        let summary = out.finish()?;
-        w.flush().map_err(io)?;
-        summary.bytes
+    let build = BuildOptions {
+        page_size,
+        fill_percent: opts.fill_percent,
+        txid: db.meta().txid.max(1),
+        ..BuildOptions::default()
     };
+    // Lay the file out first, so its meta pages can be written first and the
+    // whole file hashed while it is written.
+    let mut layout = Builder::plan(build)?;
+    emit(&db, &mut layout, &plan, opts, &mut Counts::default(), &mut NoProgress)?;
+    let layout = layout.finish()?;
+
     let want_trailer = opts.trailer.wants_trailer(trailer_in.is_present());
+    let mut atomic = AtomicFile::create(output, &[input])?;
+    let out_file = atomic.file()?;
+    let ((c, summary), trailer_out) = crate::stream::write_hashed(out_file, output, want_trailer, |w| {
+        let mut out = Builder::streamed(w, build, &layout)?;
+        let mut c = Counts::default();
+        emit(&db, &mut out, &plan, opts, &mut c, progress)?;
+        let (_, summary) = out.finish_streamed()?;
+        Ok((c, summary))
+    })?;
     let f = atomic.file()?;
-    let trailer_out = if want_trailer { Some(trailer::append(f, bytes).map_err(io)?) } else { None };
-    let bytes_out = f.stream_position().map_err(io)?;
+    if let Some(d) = &trailer_out {
+        f.write_all(d).map_err(|source| MvccError::Io { path: output.to_path_buf(), source })?;
+    }
+    let bytes_out = summary.bytes + if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 };
     atomic.commit()?;
 
     // Figures of what was written, read back from the output.

@@ -75,11 +75,11 @@ fn drain(
 /// Runs `produce` with a writer whose bytes go to `file` (from its current
 /// position) on another thread, hashed with SHA-256 when `hash` is set.
 /// Returns what `produce` returned and the digest.
-pub fn write_hashed<T: Send>(
+pub fn write_hashed<T>(
     file: &mut File,
     path: &Path,
     hash: bool,
-    produce: impl FnOnce(&mut ChunkWriter) -> Result<T> + Send,
+    produce: impl FnOnce(&mut ChunkWriter) -> Result<T>,
 ) -> Result<(T, Option<[u8; TRAILER_LEN]>)> {
     let (full_tx, full_rx) = sync_channel::<Vec<u8>>(2);
     let (empty_tx, empty_rx) = channel::<Vec<u8>>();

@@ -4,6 +4,7 @@
 #
 #   tools/bench-wal.sh [SIZE_GB] [DIR]      (SIZE_GB default 1.0, GB = 10^9 bytes;
 #                                            DIR default /tmp/etcdsnap-bench-wal, reused when present)
+#   BASELINE=/path/to/older/etcdsnap tools/bench-wal.sh   also times that binary in the same run
 #
 # The WAL is made by etcd 3.5.1 on 127.0.0.1 (--snapshot-count huge and
 # --max-wals 0 so no segment is purged, raised request/quota limits,
@@ -79,10 +80,15 @@ best() { # best wall seconds of 3 runs of "$@"
 cat "$wal"/*.wal >/dev/null   # warm the page cache
 t_cat=$(best sh -c "cat '$wal'/*.wal > /dev/null")
 t_ver=$(best "$etcdsnap" wal verify "$wal")
-python3 - "$bytes" "$t_cat" "$t_ver" <<'PY'
+t_base=
+if [ -n "${BASELINE:-}" ]; then t_base=$(best "$BASELINE" wal verify "$wal"); fi
+python3 - "$bytes" "$t_cat" "$t_ver" "$t_base" <<'PY'
 import sys
 b, c, v = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 print(f"cat *.wal > /dev/null   {c:7.3f} s  {b / c / 1e9:6.2f} GB/s")
 print(f"etcdsnap wal verify     {v:7.3f} s  {b / v / 1e9:6.2f} GB/s")
+if sys.argv[4]:
+    o = float(sys.argv[4])
+    print(f"baseline wal verify     {o:7.3f} s  {b / o / 1e9:6.2f} GB/s  (ratio {o / c:.2f}x)")
 print(f"ratio verify/cat        {v / c:7.2f}x")
 PY

@@ -376,6 +376,7 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             "ops_dropped": report.ops_dropped,
             "compares_dropped": report.compares_dropped,
             "v2_requests": report.v2_requests,
+            "permissions_renamed": report.permissions_renamed,
             "straddling_ranges": report.straddling.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
         }))?;
     } else {
@@ -389,6 +390,7 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             vec!["txn ops dropped".into(), report.ops_dropped.to_string()],
             vec!["txn compares dropped".into(), report.compares_dropped.to_string()],
             vec!["v2 requests (kept)".into(), report.v2_requests.to_string()],
+            vec!["permissions renamed".into(), report.permissions_renamed.to_string()],
         ];
         for l in table(&rows) {
             out.line(l)?;

@@ -43,11 +43,34 @@ pub enum Failure {
     },
 }
 
+/// One step of a decoder over a window of a segment (see [`SegmentDecoder::window`]).
+#[derive(Debug)]
+pub(crate) enum Step<'a> {
+    /// A valid record.
+    Frame(Frame<'a>),
+    /// End of data (zero length word or end of file).
+    End,
+    /// The window ends inside the next frame: this many bytes from the
+    /// current position are needed to decide (the window is not the whole rest of the file).
+    NeedMore(u64),
+    /// Decoding stopped.
+    Fail(Failure),
+}
+
+enum Stop {
+    More(u64),
+    Fail(Failure),
+}
+
 /// Decodes the records of one segment, carrying the running CRC.
 #[derive(Debug)]
 pub struct SegmentDecoder<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// File offset of `buf[0]`.
+    base: u64,
+    /// `buf` runs to the end of the file.
+    complete: bool,
     last: bool,
     crc: u32,
 }
@@ -55,7 +78,15 @@ pub struct SegmentDecoder<'a> {
 impl<'a> SegmentDecoder<'a> {
     /// A decoder over `buf`, continuing CRC `crc`; `last` enables the torn-write test.
     pub fn new(buf: &'a [u8], last: bool, crc: u32) -> Self {
-        Self { buf, pos: 0, last, crc }
+        Self::window(buf, 0, true, last, crc)
+    }
+
+    /// A decoder over a window of a segment starting at file offset `base`;
+    /// `complete` says the window runs to the end of the file. Offsets in frames
+    /// and failures are file offsets; an incomplete window yields [`Step::NeedMore`]
+    /// where a complete one would decide on a short frame.
+    pub(crate) fn window(buf: &'a [u8], base: u64, complete: bool, last: bool, crc: u32) -> Self {
+        Self { buf, pos: 0, base, complete, last, crc }
     }
 
     /// Running CRC after the last valid record.
@@ -65,7 +96,12 @@ impl<'a> SegmentDecoder<'a> {
 
     /// etcd `lastOffset`: the offset following the last valid record.
     pub fn offset(&self) -> u64 {
-        self.pos as u64
+        self.base + self.pos as u64
+    }
+
+    /// Bytes of the window consumed by valid records.
+    pub(crate) fn consumed(&self) -> usize {
+        self.pos
     }
 
     /// etcd `isTornEntry`: some 512-byte file-sector chunk of the frame data is all zeros.
@@ -73,7 +109,7 @@ impl<'a> SegmentDecoder<'a> {
         if !self.last {
             return false;
         }
-        let mut file_off = (self.pos + FRAME_HEADER) as u64;
+        let mut file_off = self.offset() + FRAME_HEADER as u64;
         let mut rest = data;
         while !rest.is_empty() {
             let chunk_len = usize::try_from(SECTOR - file_off % SECTOR).unwrap_or(usize::MAX).min(rest.len());
@@ -97,14 +133,36 @@ impl<'a> SegmentDecoder<'a> {
 
     /// The next valid record; `Ok(None)` at a zero length word or the end of the file.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'a>>, Failure> {
+        match self.step() {
+            Step::Frame(f) => Ok(Some(f)),
+            // NeedMore only comes from incomplete windows, which `new` never makes.
+            Step::End | Step::NeedMore(_) => Ok(None),
+            Step::Fail(f) => Err(f),
+        }
+    }
+
+    /// The next step: a valid record, the end of data, a request for more of the file, or a failure.
+    pub(crate) fn step(&mut self) -> Step<'a> {
+        match self.step_inner() {
+            Ok(Some(f)) => Step::Frame(f),
+            Ok(None) => Step::End,
+            Err(Stop::Fail(f)) => Step::Fail(f),
+            Err(Stop::More(n)) => Step::NeedMore(n),
+        }
+    }
+
+    fn step_inner(&mut self) -> Result<Option<Frame<'a>>, Stop> {
         let rest = self.buf.get(self.pos..).unwrap_or(&[]);
         let Some(word) = rest.get(..FRAME_HEADER) else {
+            if !self.complete {
+                return Err(Stop::More(FRAME_HEADER as u64));
+            }
             // etcd reads the length word with binary.Read: a partial word is
             // io.ErrUnexpectedEOF, an empty remainder io.EOF.
             if rest.is_empty() || rest.iter().all(|&b| b == 0) {
                 return Ok(None);
             }
-            return Err(self.short(FRAME_HEADER as u64, rest.len() as u64));
+            return Err(Stop::Fail(self.short(FRAME_HEADER as u64, rest.len() as u64)));
         };
         let mut a = [0u8; 8];
         a.copy_from_slice(word);
@@ -116,32 +174,35 @@ impl<'a> SegmentDecoder<'a> {
         let body_len = rec_bytes.saturating_add(pad);
         let available = (rest.len() - FRAME_HEADER) as u64;
         if body_len > available {
+            if !self.complete {
+                return Err(Stop::More((FRAME_HEADER as u64).saturating_add(body_len)));
+            }
             if self.last && rec_bytes >= MAX_ENTRY_SIZE.saturating_sub(pad) {
-                return Err(Failure::Corrupt {
+                return Err(Stop::Fail(Failure::Corrupt {
                     offset: self.offset(),
                     index: None,
                     kind: CorruptKind::Decode(format!(
                         "length word 0x{len_field:016x} ({rec_bytes} bytes) runs past the end of the file"
                     )),
-                });
+                }));
             }
-            return Err(self.short(body_len, available));
+            return Err(Stop::Fail(self.short(body_len, available)));
         }
         // body_len <= available < usize::MAX, so these fit.
         let body = rest.get(FRAME_HEADER..FRAME_HEADER + body_len as usize).unwrap_or(&[]);
         let rec_buf = body.get(..rec_bytes as usize).unwrap_or(&[]);
         let record = match RawRecord::decode(rec_buf) {
             Ok(r) => r,
-            Err(m) => return Err(self.fail(body, None, CorruptKind::Decode(m))),
+            Err(m) => return Err(Stop::Fail(self.fail(body, None, CorruptKind::Decode(m)))),
         };
         let mut entry = None;
         if record.rec_type == CRC_TYPE {
             if self.crc != 0 && record.crc != self.crc {
-                return Err(Failure::Corrupt {
+                return Err(Stop::Fail(Failure::Corrupt {
                     offset: self.offset(),
                     index: None,
                     kind: CorruptKind::CrcRecordMismatch { stored: record.crc, running: self.crc },
-                });
+                }));
             }
             self.crc = record.crc;
         } else {
@@ -149,16 +210,20 @@ impl<'a> SegmentDecoder<'a> {
             let decoded = (record.rec_type == ENTRY_TYPE).then(|| RawEntry::decode(record.data()));
             let index = decoded.as_ref().and_then(|d| d.as_ref().ok()).map(|e| e.index);
             if computed != record.crc {
-                return Err(self.fail(body, index, CorruptKind::CrcMismatch { stored: record.crc, computed }));
+                return Err(Stop::Fail(self.fail(
+                    body,
+                    index,
+                    CorruptKind::CrcMismatch { stored: record.crc, computed },
+                )));
             }
             match decoded {
                 Some(Ok(e)) => entry = Some(e),
                 Some(Err(m)) => {
-                    return Err(Failure::Corrupt {
+                    return Err(Stop::Fail(Failure::Corrupt {
                         offset: self.offset(),
                         index: None,
                         kind: CorruptKind::Decode(format!("entry: {m}")),
-                    })
+                    }))
                 }
                 None => {}
             }

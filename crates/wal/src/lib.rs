@@ -34,4 +34,4 @@ pub use layout::Layout;
 pub use reader::{read_wal, ReadEnd, TornTail};
 pub use record::{Encoder, RawRecord};
 pub use segment::{list_segments, parse_segment_name, segment_name, Segment};
-pub use verify::{verify, WalReport};
+pub use verify::{verify, verify_with, WalReport};

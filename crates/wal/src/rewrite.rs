@@ -1,9 +1,10 @@
 //! `wal rewrite`: the WAL side of a prefix filter/rename (same [`KeyRules`] as
 //! the snapshot rewrite). Keys inside put / delete_range / range / txn requests
 //! are filtered and renamed; entries left without a request become empty normal
-//! entries (a leader no-op) so raft indexes stay contiguous; everything else is
-//! carried byte for byte. Segment names and record order are those of the input;
-//! the CRC chain is regenerated.
+//! entries (a leader no-op) so raft indexes stay contiguous; the key ranges of
+//! auth role permission grants and revokes are renamed as the snapshot rewrite
+//! renames role permissions; everything else is carried byte for byte. Segment
+//! names and record order are those of the input; the CRC chain is regenerated.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::BufWriter;
@@ -40,6 +41,9 @@ pub struct RewriteReport {
     pub straddling: Vec<(u64, String)>,
     /// Normal entries that are not InternalRaftRequests (v2 requests), carried unchanged.
     pub v2_requests: u64,
+    /// `auth_role_grant_permission` / `auth_role_revoke_permission` requests whose
+    /// key range was renamed (as the snapshot rewrite renames role permissions).
+    pub permissions_renamed: u64,
 }
 
 enum Fate {
@@ -200,7 +204,32 @@ impl Ctx<'_> {
         if let Some(t) = &mut r.txn {
             return self.txn(t);
         }
+        if let Some(g) = &mut r.auth_role_grant_permission {
+            return match &mut g.perm {
+                Some(p) => self.permission(&mut p.key, &mut p.range_end),
+                None => Fate::Same,
+            };
+        }
+        if let Some(v) = &mut r.auth_role_revoke_permission {
+            return self.permission(&mut v.key, &mut v.range_end);
+        }
         Fate::Same
+    }
+
+    /// An auth role permission range: renamed with [`KeyRules::renamed_range`]
+    /// exactly as the snapshot rewrite renames the roles' permissions, never filtered.
+    fn permission(&mut self, key: &mut Vec<u8>, range_end: &mut Vec<u8>) -> Fate {
+        if self.rules.renames.is_empty() {
+            return Fate::Same;
+        }
+        let (k, e) = self.rules.renamed_range(key, range_end);
+        if k == *key && e == *range_end {
+            return Fate::Same;
+        }
+        *key = k;
+        *range_end = e;
+        self.report.permissions_renamed += 1;
+        Fate::Changed
     }
 
     /// The new entry bytes, or `None` to carry `data` unchanged.

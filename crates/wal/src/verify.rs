@@ -1,5 +1,6 @@
 //! `wal verify`: one pass over a WAL directory collecting what etcd's `ReadAll`
 //! and `Verify` check, plus index continuity, sequence continuity and the `.snap` files.
+//! Segments are read in parallel and merged in order (see [`verify_with`]).
 
 use std::path::Path;
 
@@ -8,9 +9,12 @@ use etcdsnap_proto::raftpb::HardState;
 use etcdsnap_proto::walpb;
 use etcdsnap_proto::Message;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
 use crate::decoder::Frame;
 use crate::error::{CorruptKind, Corruption, Result, WalError};
-use crate::reader::{read_wal, TornTail};
+use crate::reader::{read_segment_frames, read_wal, SegmentEnd, StreamBuf, TornTail};
 use crate::record::{CRC_TYPE, ENTRY_TYPE, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE};
 use crate::segment::{list_segments, sequence_gaps, Segment};
 use crate::snapfile::SnapFile;
@@ -140,31 +144,50 @@ impl WalReport {
     }
 }
 
-/// Verifies the WAL in `wal_dir` and, when given, the `.snap` files of `snap_dir`.
+/// Verifies the WAL in `wal_dir` and, when given, the `.snap` files of `snap_dir`,
+/// reading the segments in parallel (one worker per core; see [`verify_with`]).
 pub fn verify(wal_dir: &Path, snap_dir: Option<&Path>) -> Result<WalReport> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    verify_with(wal_dir, snap_dir, threads)
+}
+
+/// [`verify`] with `threads` segment workers; `threads <= 1` (or a single segment)
+/// reads the segments one after the other. The report is the same either way.
+///
+/// Every segment opens with a crc record carrying the running CRC at the end of
+/// the previous one, so each segment is checked on its own, seeded by that
+/// record; the per-segment results are then merged in order: the head crc
+/// record must equal the previous segment's final CRC (etcd's check), metadata
+/// must equal the first one, and the first entry (after any snapshot records
+/// before it) must follow the previous segment's last index. A segment whose
+/// result depends on what came before in any other way (damaged, torn, no head
+/// crc record, a chain or metadata mismatch) is read again in order with the
+/// real state, so errors name the same segment, offset and index as a
+/// sequential read.
+pub fn verify_with(wal_dir: &Path, snap_dir: Option<&Path>, threads: usize) -> Result<WalReport> {
     let segments = list_segments(wal_dir)?;
-    let mut r = WalReport {
+    let mut acc = Acc::new(WalReport {
         sequence_gaps: sequence_gaps(&segments),
-        segments: segments
-            .iter()
-            .map(|s| SegmentReport { segment: s.clone(), records: 0, data_end: 0, first_index: None, last_index: None })
-            .collect(),
+        segments: segments.iter().map(SegmentReport::empty).collect(),
         ..WalReport::default()
-    };
-    let mut metadata_bytes: Option<Vec<u8>> = None;
-    let mut last: Option<u64> = None;
-    let result = read_wal(&segments, |i, f| visit(&mut r, &segments, &mut metadata_bytes, &mut last, i, f));
-    match result {
-        Ok(end) => {
-            r.last_crc = end.crc;
-            r.torn = end.torn;
-            for (s, e) in r.segments.iter_mut().zip(end.data_ends) {
-                s.data_end = e;
+    });
+    if threads <= 1 || segments.len() <= 1 {
+        let result = read_wal(&segments, |i, f| acc.visit(i, name_of(&segments, i), f));
+        match result {
+            Ok(end) => {
+                acc.r.last_crc = end.crc;
+                acc.r.torn = end.torn;
+                for (s, e) in acc.r.segments.iter_mut().zip(end.data_ends) {
+                    s.data_end = e;
+                }
             }
+            Err(WalError::Corrupt(c)) => acc.r.corruption = Some(c),
+            Err(e) => return Err(e),
         }
-        Err(WalError::Corrupt(c)) => r.corruption = Some(c),
-        Err(e) => return Err(e),
+    } else {
+        parallel(&segments, &mut acc, threads)?;
     }
+    let mut r = acc.r;
     if let Some(dir) = snap_dir {
         r.snap_files = crate::snapfile::check_snap_dir(dir)?;
         let commit = r.hard_state.as_ref().map(|h| h.commit).unwrap_or(0);
@@ -179,87 +202,313 @@ pub fn verify(wal_dir: &Path, snap_dir: Option<&Path>) -> Result<WalReport> {
     Ok(r)
 }
 
-fn corrupt(segments: &[Segment], i: usize, f: &Frame<'_>, last: Option<u64>, kind: CorruptKind) -> WalError {
-    WalError::Corrupt(Corruption {
-        segment: segments.get(i).map(|s| s.name.clone()).unwrap_or_default(),
-        offset: f.offset,
-        index: f.entry.map(|e| e.index),
-        after_index: last,
-        kind,
+fn name_of(segments: &[Segment], i: usize) -> &str {
+    segments.get(i).map(|s| s.name.as_str()).unwrap_or("")
+}
+
+impl SegmentReport {
+    fn empty(s: &Segment) -> Self {
+        SegmentReport { segment: s.clone(), records: 0, data_end: 0, first_index: None, last_index: None }
+    }
+}
+
+/// A worker's view of one segment, read on its own.
+#[derive(Debug, Default)]
+struct Local {
+    /// The `crc` of its first record, when that is a crc record.
+    head_crc: Option<u32>,
+    /// Indexes of snapshot records before its first entry (they move the expected
+    /// next index depending on what came before, so they are applied at the merge).
+    pre_snaps: Vec<u64>,
+    /// Index and frame offset of its first entry (checked against the previous segments at the merge).
+    first_entry: Option<(u64, u64)>,
+}
+
+/// The state of the verification: the report so far, the first metadata
+/// record, the index the next entry should follow and the running CRC between
+/// segments. `local` marks a worker's accumulator for a single segment.
+#[derive(Debug)]
+struct Acc {
+    r: WalReport,
+    metadata_bytes: Option<Vec<u8>>,
+    last: Option<u64>,
+    crc: u32,
+    local: Option<Local>,
+}
+
+impl Acc {
+    fn new(r: WalReport) -> Self {
+        Acc { r, metadata_bytes: None, last: None, crc: 0, local: None }
+    }
+
+    fn corrupt(&self, name: &str, f: &Frame<'_>, kind: CorruptKind) -> WalError {
+        WalError::Corrupt(Corruption {
+            segment: name.to_string(),
+            offset: f.offset,
+            index: f.entry.map(|e| e.index),
+            after_index: self.last,
+            kind,
+        })
+    }
+
+    /// One valid record of segment `slot` (in `r.segments`) named `name`.
+    fn visit(&mut self, slot: usize, name: &str, f: &Frame<'_>) -> Result<()> {
+        if let Some(l) = &mut self.local {
+            if self.r.records == 0 && f.record.rec_type == CRC_TYPE {
+                l.head_crc = Some(f.record.crc);
+            }
+        }
+        self.r.records += 1;
+        if let Some(s) = self.r.segments.get_mut(slot) {
+            s.records += 1;
+        }
+        let data = f.record.data();
+        match f.record.rec_type {
+            CRC_TYPE => self.r.crc_records += 1,
+            METADATA_TYPE => {
+                self.r.metadata_records += 1;
+                match &self.metadata_bytes {
+                    Some(m) if m.as_slice() != data => {
+                        return Err(self.corrupt(name, f, CorruptKind::MetadataConflict))
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.metadata_bytes = Some(data.to_vec());
+                        self.r.metadata = Metadata::decode(data).ok();
+                    }
+                }
+            }
+            STATE_TYPE => {
+                self.r.state_records += 1;
+                match HardState::decode(data) {
+                    Ok(h) => self.r.hard_state = Some(h),
+                    Err(e) => return Err(self.corrupt(name, f, CorruptKind::Decode(format!("HardState: {e}")))),
+                }
+            }
+            SNAPSHOT_TYPE => match walpb::Snapshot::decode(data) {
+                Ok(s) => {
+                    self.r.snapshots.push(SnapMark { index: s.index, term: s.term });
+                    match &mut self.local {
+                        Some(l) if l.first_entry.is_none() => l.pre_snaps.push(s.index),
+                        // etcd's SaveSnapshot moves enti forward: entries resume after the snapshot.
+                        _ => self.last = snapshot_moves(self.last, s.index),
+                    }
+                }
+                Err(e) => return Err(self.corrupt(name, f, CorruptKind::Decode(format!("Snapshot: {e}")))),
+            },
+            ENTRY_TYPE => {
+                let r = &mut self.r;
+                r.entry_records += 1;
+                let Some(e) = f.entry else { return Ok(()) };
+                if let Some(s) = r.segments.get_mut(slot) {
+                    s.first_index.get_or_insert(e.index);
+                    s.last_index = Some(e.index);
+                }
+                if let Some(l) = &mut self.local {
+                    // `last` is None until a worker's first entry: that entry's check is the merge's.
+                    l.first_entry.get_or_insert((e.index, f.offset));
+                }
+                if let Some(gap) = follow(self.last, e.index, &mut r.overwritten) {
+                    r.index_gaps.push(IndexGap { segment: name.to_string(), offset: f.offset, ..gap });
+                }
+                r.first_index = Some(r.first_index.map_or(e.index, |fi| fi.min(e.index)));
+                self.last = Some(e.index);
+                r.last_index = Some(e.index);
+                r.last_term = e.term;
+            }
+            t => return Err(self.corrupt(name, f, CorruptKind::UnknownType(t))),
+        }
+        Ok(())
+    }
+
+    /// Merges the worker's result for segment `k` (read on its own from CRC 0),
+    /// or returns `false` (changing nothing) when it cannot stand for a read in order.
+    fn merge(&mut self, k: usize, name: &str, w: Acc, end: &SegmentEnd) -> bool {
+        let Some(l) = w.local else { return false };
+        let frames = w.r.records > 0;
+        if end.torn.is_some() || (frames && l.head_crc.is_none()) {
+            return false;
+        }
+        // etcd: a crc record re-seeds the chain and must equal it when the chain is non-zero.
+        if l.head_crc.is_some_and(|h| self.crc != 0 && h != self.crc) {
+            return false;
+        }
+        if let (Some(g), Some(m)) = (&self.metadata_bytes, &w.metadata_bytes) {
+            if g != m {
+                return false;
+            }
+        }
+        let r = &mut self.r;
+        if self.metadata_bytes.is_none() && w.metadata_bytes.is_some() {
+            self.metadata_bytes = w.metadata_bytes;
+            r.metadata = w.r.metadata;
+        }
+        r.records += w.r.records;
+        r.crc_records += w.r.crc_records;
+        r.metadata_records += w.r.metadata_records;
+        r.entry_records += w.r.entry_records;
+        r.state_records += w.r.state_records;
+        for s in &l.pre_snaps {
+            self.last = snapshot_moves(self.last, *s);
+        }
+        if let Some((index, offset)) = l.first_entry {
+            if let Some(gap) = follow(self.last, index, &mut r.overwritten) {
+                r.index_gaps.push(IndexGap { segment: name.to_string(), offset, ..gap });
+            }
+            self.last = w.last;
+            r.last_index = w.r.last_index;
+            r.last_term = w.r.last_term;
+        }
+        r.overwritten += w.r.overwritten;
+        r.index_gaps.extend(w.r.index_gaps);
+        if let Some(fi) = w.r.first_index {
+            r.first_index = Some(r.first_index.map_or(fi, |g| g.min(fi)));
+        }
+        if w.r.hard_state.is_some() {
+            r.hard_state = w.r.hard_state;
+        }
+        r.snapshots.extend(w.r.snapshots);
+        if let (Some(s), Some(ws)) = (r.segments.get_mut(k), w.r.segments.first()) {
+            s.records = ws.records;
+            s.first_index = ws.first_index;
+            s.last_index = ws.last_index;
+            s.data_end = end.data_end;
+        }
+        // A segment without records leaves the chain as it was.
+        if frames {
+            self.crc = end.crc;
+        }
+        true
+    }
+}
+
+/// etcd's `SaveSnapshot` moves the expected next index to a snapshot beyond it.
+fn snapshot_moves(last: Option<u64>, index: u64) -> Option<u64> {
+    if last.is_none_or(|l| index > l) && index > 0 {
+        Some(index)
+    } else {
+        last
+    }
+}
+
+/// Checks that an entry with `index` follows `last`: a raft overwrite (an index at
+/// or below it: etcd `ReadAll` truncates) is counted, a jump is returned as a gap
+/// (segment and offset left to the caller).
+fn follow(last: Option<u64>, index: u64, overwritten: &mut u64) -> Option<IndexGap> {
+    match last {
+        None => None,
+        Some(l) if index <= l => {
+            *overwritten += (l - index).saturating_add(1);
+            None
+        }
+        Some(l) if Some(index) != l.checked_add(1) => {
+            Some(IndexGap { segment: String::new(), offset: 0, expected: l.saturating_add(1), found: index })
+        }
+        Some(_) => None,
+    }
+}
+
+/// A worker's result for one segment: `None` when its read failed in any way
+/// (the merge then reads it again in order and reports what that finds).
+type Partial = Option<(Acc, SegmentEnd)>;
+
+fn read_alone(segments: &[Segment], k: usize, sb: &mut StreamBuf) -> Partial {
+    let seg = segments.get(k)?;
+    let mut w = Acc::new(WalReport { segments: vec![SegmentReport::empty(seg)], ..WalReport::default() });
+    w.local = Some(Local::default());
+    let last = k + 1 == segments.len();
+    let mut last_index = None;
+    let end = read_segment_frames(seg, k, last, 0, &mut last_index, sb, &mut |_, f| w.visit(0, &seg.name, f)).ok()?;
+    Some((w, end))
+}
+
+fn parallel(segments: &[Segment], acc: &mut Acc, threads: usize) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let workers = threads.min(segments.len());
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, Partial)>();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                let mut sb = StreamBuf::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= segments.len() {
+                        break;
+                    }
+                    if tx.send((k, read_alone(segments, k, &mut sb))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let result = merge_in_order(segments, acc, &rx, &stop);
+        stop.store(true, Ordering::Relaxed);
+        result
     })
 }
 
-fn visit(
-    r: &mut WalReport,
+fn merge_in_order(
     segments: &[Segment],
-    metadata_bytes: &mut Option<Vec<u8>>,
-    last: &mut Option<u64>,
-    i: usize,
-    f: &Frame<'_>,
+    acc: &mut Acc,
+    rx: &mpsc::Receiver<(usize, Partial)>,
+    stop: &AtomicBool,
 ) -> Result<()> {
-    r.records += 1;
-    if let Some(s) = r.segments.get_mut(i) {
-        s.records += 1;
+    let mut pending: Vec<Option<Partial>> = segments.iter().map(|_| None).collect();
+    let mut sb: Option<StreamBuf> = None;
+    for (k, seg) in segments.iter().enumerate() {
+        let partial = loop {
+            if let Some(p) = pending.get_mut(k).and_then(Option::take) {
+                break p;
+            }
+            match rx.recv() {
+                Ok((j, p)) => {
+                    if let Some(slot) = pending.get_mut(j) {
+                        *slot = Some(p);
+                    }
+                }
+                // Workers gone without this segment's result: read it here.
+                Err(_) => break None,
+            }
+        };
+        if let Some((w, end)) = partial {
+            if acc.merge(k, &seg.name, w, &end) {
+                continue;
+            }
+        }
+        // Read in order with the real state: exactly the sequential read of this segment.
+        let last = k + 1 == segments.len();
+        let mut last_index = acc.r.last_index;
+        let sb = sb.get_or_insert_with(StreamBuf::default);
+        let seed = acc.crc;
+        let read = read_segment_frames(seg, k, last, seed, &mut last_index, sb, &mut |i, f| acc.visit(i, &seg.name, f));
+        match read {
+            Ok(end) => {
+                acc.crc = end.crc;
+                if let Some(s) = acc.r.segments.get_mut(k) {
+                    s.data_end = end.data_end;
+                }
+                if end.torn.is_some() {
+                    acc.r.torn = end.torn;
+                    break;
+                }
+            }
+            Err(WalError::Corrupt(c)) => {
+                stop.store(true, Ordering::Relaxed);
+                acc.r.corruption = Some(c);
+                // As `read_wal`, which returns no ends of data when it fails.
+                for s in &mut acc.r.segments {
+                    s.data_end = 0;
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
     }
-    let data = f.record.data();
-    match f.record.rec_type {
-        CRC_TYPE => r.crc_records += 1,
-        METADATA_TYPE => {
-            r.metadata_records += 1;
-            match metadata_bytes {
-                Some(m) if m.as_slice() != data => {
-                    return Err(corrupt(segments, i, f, *last, CorruptKind::MetadataConflict))
-                }
-                Some(_) => {}
-                None => {
-                    *metadata_bytes = Some(data.to_vec());
-                    r.metadata = Metadata::decode(data).ok();
-                }
-            }
-        }
-        STATE_TYPE => {
-            r.state_records += 1;
-            match HardState::decode(data) {
-                Ok(h) => r.hard_state = Some(h),
-                Err(e) => return Err(corrupt(segments, i, f, *last, CorruptKind::Decode(format!("HardState: {e}")))),
-            }
-        }
-        SNAPSHOT_TYPE => match walpb::Snapshot::decode(data) {
-            Ok(s) => {
-                r.snapshots.push(SnapMark { index: s.index, term: s.term });
-                // etcd's SaveSnapshot moves enti forward: entries resume after the snapshot.
-                if last.is_none_or(|l| s.index > l) && s.index > 0 {
-                    *last = Some(s.index);
-                }
-            }
-            Err(e) => return Err(corrupt(segments, i, f, *last, CorruptKind::Decode(format!("Snapshot: {e}")))),
-        },
-        ENTRY_TYPE => {
-            r.entry_records += 1;
-            let Some(e) = f.entry else { return Ok(()) };
-            if let Some(s) = r.segments.get_mut(i) {
-                s.first_index.get_or_insert(e.index);
-                s.last_index = Some(e.index);
-            }
-            match *last {
-                None => {}
-                // raft log overwrite: this entry replaces index..=l (etcd ReadAll truncates).
-                Some(l) if e.index <= l => r.overwritten += (l - e.index).saturating_add(1),
-                Some(l) if Some(e.index) != l.checked_add(1) => r.index_gaps.push(IndexGap {
-                    segment: segments.get(i).map(|s| s.name.clone()).unwrap_or_default(),
-                    offset: f.offset,
-                    expected: l.saturating_add(1),
-                    found: e.index,
-                }),
-                Some(_) => {}
-            }
-            r.first_index = Some(r.first_index.map_or(e.index, |fi| fi.min(e.index)));
-            *last = Some(e.index);
-            r.last_index = Some(e.index);
-            r.last_term = e.term;
-        }
-        t => return Err(corrupt(segments, i, f, *last, CorruptKind::UnknownType(t))),
-    }
+    acc.r.last_crc = acc.crc;
     Ok(())
 }
 

@@ -5,10 +5,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use etcdsnap_keys::KeyRules;
+use etcdsnap_proto::Message;
 use etcdsnap_testkit::{scratch, EtcdVersion};
+use etcdsnap_wal::record::SNAPSHOT_TYPE;
 use etcdsnap_wal::record::{Encoder, CRC_TYPE, ENTRY_TYPE, METADATA_TYPE, STATE_TYPE};
 use etcdsnap_wal::repair::{repair, RepairOutcome};
-use etcdsnap_wal::{list_segments, read_wal, segment_name, verify, CorruptKind, SegmentDecoder};
+use etcdsnap_wal::{
+    list_segments, read_wal, segment_name, verify, verify_with, CorruptKind, SegmentDecoder, WalReport,
+};
 
 const SEG0: &str = "0000000000000000-0000000000000000.wal";
 
@@ -56,6 +60,19 @@ fn copy_dir(from: &Path, to: &Path) {
 /// segment (`split_at` = entry index starting it) opens with a crc record, the
 /// metadata record and the last hard state.
 fn write_segments(dir: &Path, recs: &[Rec], split_at: &[u64]) {
+    let cuts: Vec<usize> = recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.rec_type == ENTRY_TYPE && split_at.contains(&r.index.unwrap()))
+        .map(|(i, _)| i)
+        .collect();
+    write_split(dir, recs, &cuts, None);
+}
+
+/// [`write_segments`] cutting before the records at positions `cuts` (a new
+/// segment is named after the next entry's index); `alt_meta` = (seq, data)
+/// writes other metadata at the head of that segment.
+fn write_split(dir: &Path, recs: &[Rec], cuts: &[usize], alt_meta: Option<(u64, &[u8])>) {
     fs::create_dir_all(dir).unwrap();
     let mut enc = Encoder::new(0);
     let metadata = recs.iter().find(|r| r.rec_type == METADATA_TYPE).unwrap().data.clone();
@@ -63,14 +80,18 @@ fn write_segments(dir: &Path, recs: &[Rec], split_at: &[u64]) {
     let mut seq = 0u64;
     let mut buf = Vec::new();
     let mut name = segment_name(0, 0);
-    for r in recs {
-        if r.rec_type == ENTRY_TYPE && split_at.contains(&r.index.unwrap()) {
+    for (i, r) in recs.iter().enumerate() {
+        if cuts.contains(&i) {
             fs::write(dir.join(&name), &buf).unwrap();
             buf.clear();
             seq += 1;
-            name = segment_name(seq, r.index.unwrap());
+            let next = recs[i..].iter().find_map(|r| r.index).unwrap_or(0);
+            name = segment_name(seq, next);
             enc.encode_crc_record(&mut buf).unwrap();
-            enc.encode(&mut buf, METADATA_TYPE, metadata.as_deref()).unwrap();
+            match alt_meta {
+                Some((s, m)) if s == seq => enc.encode(&mut buf, METADATA_TYPE, Some(m)).unwrap(),
+                _ => enc.encode(&mut buf, METADATA_TYPE, metadata.as_deref()).unwrap(),
+            };
             if let Some(s) = &last_state {
                 enc.encode(&mut buf, STATE_TYPE, Some(s)).unwrap();
             }
@@ -292,6 +313,281 @@ fn snap_file_crc_mismatch_is_reported() {
     let r = verify(&wal_dir(v), Some(&snap)).unwrap();
     let p = r.problems().join("\n");
     assert!(p.contains(name) && p.contains("crc mismatch"), "{p}");
+}
+
+/// The parallel verification equals the sequential one, for several worker counts.
+fn parallel_matches(dir: &Path, snap: Option<&Path>) -> WalReport {
+    let seq = verify_with(dir, snap, 1).unwrap();
+    for t in [2, 3, 8] {
+        let par = verify_with(dir, snap, t).unwrap();
+        assert_eq!(par, seq, "{}: {t} threads", dir.display());
+    }
+    seq
+}
+
+/// Frames per segment: (segment position, record).
+fn frames(dir: &Path) -> Vec<(usize, Rec)> {
+    let segs = list_segments(dir).unwrap();
+    let mut out = Vec::new();
+    read_wal(&segs, |i, f| {
+        out.push((
+            i,
+            Rec {
+                rec_type: f.record.rec_type,
+                data: f.record.data.map(<[u8]>::to_vec),
+                index: f.entry.map(|e| e.index),
+                offset: f.offset,
+                len: f.len,
+            },
+        ));
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+/// Cut positions (record positions) splitting `recs` into `parts` segments at entries.
+fn even_cuts(recs: &[Rec], parts: usize) -> Vec<usize> {
+    let entries: Vec<usize> = (0..recs.len()).filter(|&i| recs[i].rec_type == ENTRY_TYPE).collect();
+    (1..parts).map(|k| entries[entries.len() * k / parts]).collect()
+}
+
+fn split_dir(name: &str, recs: &[Rec], cuts: &[usize]) -> PathBuf {
+    let dir = scratch(name).join("wal");
+    write_split(&dir, recs, cuts, None);
+    dir
+}
+
+#[test]
+fn parallel_verify_matches_sequential_on_fixtures_and_splits() {
+    for v in EtcdVersion::ALL {
+        let snap = v.fixture_dir().join("member/snap");
+        parallel_matches(&wal_dir(v), Some(&snap));
+        let recs = records(&wal_dir(v));
+        let dir = split_dir(&format!("wal-par-split-{v}"), &recs, &even_cuts(&recs, 6));
+        let r = parallel_matches(&dir, None);
+        assert_eq!(r.problems(), Vec::<String>::new(), "{v}");
+        assert_eq!(r.segments.len(), 6);
+        assert_eq!(r.crc_records, 6);
+        assert!(r.segments.iter().all(|s| s.data_end > 0 && s.first_index.is_some()));
+        // Every snapshot record at the head of a segment, before its first entry.
+        let snaps: Vec<usize> = (0..recs.len()).filter(|&i| recs[i].rec_type == SNAPSHOT_TYPE).collect();
+        let dir = split_dir(&format!("wal-par-snaps-{v}"), &recs, &snaps);
+        let r = parallel_matches(&dir, None);
+        assert_eq!(r.problems(), Vec::<String>::new(), "{v}");
+        assert_eq!(r.segments.len(), snaps.len() + 1);
+    }
+}
+
+#[test]
+fn parallel_verify_matches_sequential_on_damaged_splits() {
+    let recs = records(&wal_dir(EtcdVersion::V3_5_1));
+    let cuts = even_cuts(&recs, 5);
+
+    // A flipped byte inside a record of a middle segment.
+    let dir = split_dir("wal-par-flip", &recs, &cuts);
+    let fr = frames(&dir);
+    let (seg, target) = fr.iter().filter(|(i, r)| *i == 2 && r.rec_type == ENTRY_TYPE).nth(40).unwrap().clone();
+    let segs = list_segments(&dir).unwrap();
+    let mut b = fs::read(&segs[seg].path).unwrap();
+    let o = target.offset as usize;
+    let (rec_bytes, _) = etcdsnap_wal::record::decode_frame_size(u64::from_le_bytes(b[o..o + 8].try_into().unwrap()));
+    b[o + 8 + rec_bytes as usize - 1] ^= 0x40;
+    fs::write(&segs[seg].path, &b).unwrap();
+    let r = parallel_matches(&dir, None);
+    let c = r.corruption.clone().expect("corruption");
+    assert_eq!((c.segment.as_str(), c.offset), (segs[2].name.as_str(), target.offset));
+    assert!(matches!(c.kind, CorruptKind::CrcMismatch { .. }), "{c}");
+    assert_eq!(c.index, target.index);
+
+    // The head crc record of a middle segment does not continue the chain.
+    let dir = split_dir("wal-par-crcrec", &recs, &cuts);
+    let segs = list_segments(&dir).unwrap();
+    let mut b = fs::read(&segs[3].path).unwrap();
+    b[11] ^= 0x01;
+    fs::write(&segs[3].path, &b).unwrap();
+    let r = parallel_matches(&dir, None);
+    let c = r.corruption.expect("corruption");
+    assert_eq!((c.segment.as_str(), c.offset), (segs[3].name.as_str(), 0));
+    assert!(matches!(c.kind, CorruptKind::CrcRecordMismatch { .. }), "{c}");
+
+    // A middle segment cut short (a frame runs past its end).
+    let dir = split_dir("wal-par-short", &recs, &cuts);
+    let segs = list_segments(&dir).unwrap();
+    let n = fs::metadata(&segs[1].path).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&segs[1].path).unwrap().set_len(n / 2 + 3).unwrap();
+    let r = parallel_matches(&dir, None);
+    let c = r.corruption.expect("corruption");
+    assert_eq!(c.segment, segs[1].name);
+    assert!(matches!(c.kind, CorruptKind::Truncated { .. }), "{c}");
+
+    // A torn tail in the last segment.
+    let dir = split_dir("wal-par-torn", &recs, &cuts);
+    let off = make_torn(&dir);
+    let r = parallel_matches(&dir, None);
+    let t = r.torn.expect("torn");
+    assert_eq!((t.segment.as_str(), t.offset), (list_segments(&dir).unwrap()[4].name.as_str(), off));
+    assert!(r.corruption.is_none());
+
+    // A segment sequence gap.
+    let dir = split_dir("wal-par-seqgap", &recs, &cuts);
+    let segs = list_segments(&dir).unwrap();
+    fs::rename(&segs[2].path, dir.join(segment_name(9, segs[2].index))).unwrap();
+    let r = parallel_matches(&dir, None);
+    assert!(!r.sequence_gaps.is_empty());
+
+    // Index gaps: at a segment boundary (the entry opening segment 2 removed) and inside segment 3.
+    let mut gap = recs.clone();
+    let at_cut = gap[cuts[1]].index.unwrap();
+    let inside = gap[cuts[2] + 30].index.unwrap();
+    gap.retain(|r| r.index != Some(at_cut) && r.index != Some(inside));
+    let dir = scratch("wal-par-gap").join("wal");
+    write_segments(&dir, &gap, &[recs[cuts[0]].index.unwrap(), at_cut + 1, recs[cuts[2]].index.unwrap()]);
+    let r = parallel_matches(&dir, None);
+    let found: Vec<(u64, u64)> = r.index_gaps.iter().map(|g| (g.expected, g.found)).collect();
+    assert_eq!(found, vec![(at_cut, at_cut + 1), (inside, inside + 1)]);
+    assert_eq!(
+        r.index_gaps[0].offset,
+        frames(&dir).iter().find(|(_, f)| f.index == Some(at_cut + 1)).unwrap().1.offset
+    );
+
+    // Raft overwrites at a segment boundary and inside a segment.
+    let mut ow = recs.clone();
+    let tail: Vec<Rec> = recs.iter().filter(|r| r.index.is_some_and(|i| i >= 1400)).cloned().collect();
+    let cut_ow = ow.len();
+    ow.extend(tail.iter().cloned());
+    ow.extend(tail.iter().take(20).cloned());
+    let dir = split_dir("wal-par-overwrite", &ow, &[cuts[0], cuts[3], cut_ow]);
+    let r = parallel_matches(&dir, None);
+    assert!(r.index_gaps.is_empty());
+    assert_eq!(r.overwritten, 90 + 90);
+
+    // A snapshot record beyond the last entry opening a segment (entries resume after it), and a gap after one.
+    let mut sn = recs.clone();
+    let (lo, hi) = (900u64, 950u64);
+    let term = sn.iter().find(|r| r.index == Some(hi)).map(entry_term).unwrap();
+    sn.retain(|r| !r.index.is_some_and(|i| (lo..=hi).contains(&i)));
+    let pos = sn.iter().position(|r| r.index == Some(hi + 1)).unwrap();
+    let snap = etcdsnap_proto::walpb::Snapshot { index: hi, term, conf_state: None };
+    sn.insert(pos, Rec { rec_type: SNAPSHOT_TYPE, data: Some(snap.encode_to_vec()), index: None, offset: 0, len: 0 });
+    let dir = split_dir("wal-par-snapjump", &sn, &[cuts[0], pos, cuts[3]]);
+    let r = parallel_matches(&dir, None);
+    assert!(r.index_gaps.is_empty(), "{:?}", r.index_gaps);
+    let snap = etcdsnap_proto::walpb::Snapshot { index: hi - 10, term, conf_state: None };
+    sn[pos].data = Some(snap.encode_to_vec());
+    let dir = split_dir("wal-par-snapshort", &sn, &[cuts[0], pos, cuts[3]]);
+    let r = parallel_matches(&dir, None);
+    assert_eq!(r.index_gaps.len(), 1);
+
+    // Other metadata at the head of a middle segment, and inside one.
+    let dir = scratch("wal-par-meta").join("wal");
+    write_split(&dir, &recs, &cuts, Some((3, b"other metadata")));
+    let r = parallel_matches(&dir, None);
+    let c = r.corruption.expect("corruption");
+    assert!(matches!(c.kind, CorruptKind::MetadataConflict), "{c}");
+    assert_eq!(c.segment, list_segments(&dir).unwrap()[3].name);
+    let mut mm = recs.clone();
+    mm.insert(cuts[2] + 5, Rec { rec_type: METADATA_TYPE, data: Some(b"x".to_vec()), index: None, offset: 0, len: 0 });
+    let r = parallel_matches(&split_dir("wal-par-meta2", &mm, &cuts), None);
+    assert!(matches!(r.corruption.expect("corruption").kind, CorruptKind::MetadataConflict));
+
+    // An unknown record type in a middle segment.
+    let mut uk = recs.clone();
+    uk.insert(cuts[1] + 7, Rec { rec_type: 9, data: Some(b"?".to_vec()), index: None, offset: 0, len: 0 });
+    let r = parallel_matches(&split_dir("wal-par-unknown", &uk, &cuts), None);
+    assert!(matches!(r.corruption.expect("corruption").kind, CorruptKind::UnknownType(9)));
+
+    // A middle segment without its head crc record (the chain simply continues), and an empty one.
+    let dir = split_dir("wal-par-nohead", &recs, &cuts);
+    let segs = list_segments(&dir).unwrap();
+    let b = fs::read(&segs[2].path).unwrap();
+    let (rec_bytes, pad) = etcdsnap_wal::record::decode_frame_size(u64::from_le_bytes(b[..8].try_into().unwrap()));
+    fs::write(&segs[2].path, &b[(8 + rec_bytes + pad) as usize..]).unwrap();
+    let r = parallel_matches(&dir, None);
+    assert_eq!(r.problems(), Vec::<String>::new());
+    assert_eq!(r.crc_records, 4);
+    for s in segs.iter().skip(1).rev() {
+        fs::rename(&s.path, dir.join(segment_name(s.seq + 1, s.index))).unwrap();
+    }
+    fs::write(dir.join(segment_name(1, segs[1].index)), vec![0u8; 4096]).unwrap();
+    let r = parallel_matches(&dir, None);
+    assert_eq!(r.problems(), Vec::<String>::new());
+    assert_eq!(r.segments.len(), 6);
+}
+
+/// The fixture WAL's grant (etcdctl role grant-permission --prefix tenant1-rw readwrite /tenant-1/)
+/// plus an appended revoke: both key ranges are renamed as the snapshot rewrite renames role permissions.
+#[test]
+fn rewrite_renames_auth_role_permission_ranges() {
+    use etcdsnap_proto::etcdserverpb::{AuthRoleRevokePermissionRequest, InternalRaftRequest};
+    use etcdsnap_proto::raftpb::Entry;
+    let mut recs = records(&wal_dir(EtcdVersion::V3_5_1));
+    let last = recs.iter().rev().find(|r| r.rec_type == ENTRY_TYPE).unwrap().clone();
+    let last_entry = Entry::decode(last.data.as_deref().unwrap()).unwrap();
+    let revoke = InternalRaftRequest {
+        auth_role_revoke_permission: Some(AuthRoleRevokePermissionRequest {
+            role: "tenant1-rw".into(),
+            key: b"/tenant-1/registry/a".to_vec(),
+            range_end: b"/tenant-1/registry/b".to_vec(),
+        }),
+        ..Default::default()
+    };
+    let entry = Entry { index: last_entry.index + 1, data: Some(revoke.encode_to_vec()), ..last_entry };
+    let index = entry.index;
+    recs.push(Rec { rec_type: ENTRY_TYPE, data: Some(entry.encode_to_vec()), index: Some(index), offset: 0, len: 0 });
+    let dir = scratch("wal-perm").join("wal");
+    write_segments(&dir, &recs, &[]);
+
+    let perms = |dir: &Path| -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for r in records(dir).iter().filter(|r| r.rec_type == ENTRY_TYPE) {
+            let e = Entry::decode(r.data.as_deref().unwrap()).unwrap();
+            let Ok(irr) = InternalRaftRequest::decode(e.data.as_deref().unwrap_or(&[])) else { continue };
+            if let Some(p) = irr.auth_role_grant_permission.and_then(|g| g.perm) {
+                out.push((p.key, p.range_end));
+            }
+            if let Some(v) = irr.auth_role_revoke_permission {
+                out.push((v.key, v.range_end));
+            }
+        }
+        out
+    };
+    let before = perms(&dir);
+    assert_eq!(
+        before,
+        vec![
+            (b"/tenant-1/".to_vec(), b"/tenant-10".to_vec()),
+            (b"/tenant-1/registry/a".to_vec(), b"/tenant-1/registry/b".to_vec())
+        ]
+    );
+
+    let rules = KeyRules {
+        include: vec![b"/tenant-1/".to_vec()],
+        renames: vec![etcdsnap_keys::Rename::parse("/tenant-1/=/t1/").unwrap()],
+        ..KeyRules::default()
+    };
+    let out = scratch("wal-perm-out").join("wal");
+    let rep = etcdsnap_wal::rewrite::rewrite(&dir, &out, &rules).unwrap();
+    assert_eq!(rep.permissions_renamed, 2);
+    let after = perms(&out);
+    let want: Vec<(Vec<u8>, Vec<u8>)> = before.iter().map(|(k, e)| rules.renamed_range(k, e)).collect();
+    assert_eq!(after, want);
+    assert_eq!(
+        after,
+        vec![(b"/t1/".to_vec(), b"/t10".to_vec()), (b"/t1/registry/a".to_vec(), b"/t1/registry/b".to_vec())]
+    );
+    assert_eq!(verify(&out, None).unwrap().problems(), Vec::<String>::new());
+
+    // A filter without renames leaves them alone.
+    let rules = KeyRules { include: vec![b"/tenant-1/".to_vec()], ..KeyRules::default() };
+    let out = scratch("wal-perm-out2").join("wal");
+    let rep = etcdsnap_wal::rewrite::rewrite(&dir, &out, &rules).unwrap();
+    assert_eq!(rep.permissions_renamed, 0);
+    assert_eq!(perms(&out), before);
+}
+
+fn entry_term(r: &Rec) -> u64 {
+    etcdsnap_proto::raftpb::Entry::decode(r.data.as_deref().unwrap()).unwrap().term
 }
 
 proptest::proptest! {

@@ -9,6 +9,7 @@ mod bolt_cmd;
 mod etcd_cmd;
 mod output;
 mod rewrite_cmd;
+mod rules_args;
 mod wal_cmd;
 
 use std::process::ExitCode;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use etcdsnap_keys::{KeyRules, Rename};
 use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, NoProgress, Progress, RewriteOptions};
 use etcdsnap_mvcc::snapshot::TrailerMode;
 use etcdsnap_mvcc::trailer::{hex, Trailer};
@@ -20,21 +19,8 @@ pub struct RewriteArgs {
     input: PathBuf,
     /// Output file (written beside, then renamed; mode 0600; must not be the input).
     output: PathBuf,
-    /// Keep only keys under this prefix (repeatable; default: all keys).
-    #[arg(long = "include", value_name = "PREFIX")]
-    include: Vec<String>,
-    /// Drop keys under this prefix (repeatable).
-    #[arg(long = "exclude", value_name = "PREFIX")]
-    exclude: Vec<String>,
-    /// Keep this exact key whatever the prefixes say (repeatable), e.g. compact_rev_key.
-    #[arg(long = "keep-key", value_name = "KEY")]
-    keep_key: Vec<String>,
-    /// Drop this exact key whatever the prefixes say (repeatable).
-    #[arg(long = "drop-key", value_name = "KEY")]
-    drop_key: Vec<String>,
-    /// Rename a key prefix, FROM=TO (repeatable; applied after filtering; first match wins).
-    #[arg(long = "rename", value_name = "FROM=TO")]
-    rename: Vec<String>,
+    #[command(flatten)]
+    rules: crate::rules_args::KeyRuleArgs,
     /// Add one revision marker at the latest revision + N (as etcdutl restore --bump-revision).
     #[arg(long, value_name = "N")]
     bump_revision: Option<i64>,
@@ -135,10 +121,6 @@ struct ReportJson {
     elapsed_ms: u64,
 }
 
-fn bytes(v: &[String]) -> Vec<Vec<u8>> {
-    v.iter().map(|s| s.as_bytes().to_vec()).collect()
-}
-
 pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     if !(0.1..=1.0).contains(&a.fill_percent) {
         bail!("--fill-percent must be between 0.1 and 1.0, got {}", a.fill_percent);
@@ -148,14 +130,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             bail!("--bump-revision must be positive, got {n}");
         }
     }
-    let renames = a.rename.iter().map(|r| Rename::parse(r)).collect::<Result<Vec<_>, _>>()?;
-    let rules = KeyRules {
-        include: bytes(&a.include),
-        exclude: bytes(&a.exclude),
-        keep_keys: bytes(&a.keep_key),
-        drop_keys: bytes(&a.drop_key),
-        renames,
-    };
+    let rules = a.rules.rules()?;
     let opts = RewriteOptions {
         rules,
         bump_revision: a.bump_revision,

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use etcdsnap_keys::{KeyRules, Rename};
 use etcdsnap_wal::repair::{repair, RepairOutcome};
 use etcdsnap_wal::rewrite::rewrite;
 use etcdsnap_wal::verify::consistent_index_problems;
@@ -73,21 +72,8 @@ pub struct RewriteArgs {
     input: PathBuf,
     /// Output WAL directory (must not exist or be empty).
     output: PathBuf,
-    /// Keep only keys under this prefix (repeatable; default: all keys).
-    #[arg(long = "include", value_name = "PREFIX")]
-    include: Vec<String>,
-    /// Drop keys under this prefix (repeatable).
-    #[arg(long = "exclude", value_name = "PREFIX")]
-    exclude: Vec<String>,
-    /// Keep this exact key whatever the prefixes say (repeatable).
-    #[arg(long = "keep-key", value_name = "KEY")]
-    keep_key: Vec<String>,
-    /// Drop this exact key whatever the prefixes say (repeatable).
-    #[arg(long = "drop-key", value_name = "KEY")]
-    drop_key: Vec<String>,
-    /// Rename a key prefix, FROM=TO (repeatable; applied after filtering; first match wins).
-    #[arg(long = "rename", value_name = "FROM=TO")]
-    rename: Vec<String>,
+    #[command(flatten)]
+    rules: crate::rules_args::KeyRuleArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -343,20 +329,9 @@ fn repair_cmd(a: &RepairArgs, out: &mut Out) -> Result<Outcome> {
     }
 }
 
-fn bytes(v: &[String]) -> Vec<Vec<u8>> {
-    v.iter().map(|s| s.as_bytes().to_vec()).collect()
-}
-
 fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     let layout = wal_dir_of(&a.input)?;
-    let renames = a.rename.iter().map(|r| Rename::parse(r)).collect::<Result<Vec<_>, _>>()?;
-    let rules = KeyRules {
-        include: bytes(&a.include),
-        exclude: bytes(&a.exclude),
-        keep_keys: bytes(&a.keep_key),
-        drop_keys: bytes(&a.drop_key),
-        renames,
-    };
+    let rules = a.rules.rules()?;
     let report = match rewrite(&layout.wal_dir, &a.output, &rules) {
         Ok(r) => r,
         Err(WalError::Corrupt(c)) => {

@@ -20,6 +20,9 @@ use crate::Outcome;
 pub struct StatusArgs {
     /// Snapshot file (with SHA-256 trailer) or raw member/snap/db.
     file: PathBuf,
+    /// Also verify the SHA-256 trailer (etcdutl's status does not; `verify` always does).
+    #[arg(long)]
+    verify_trailer: bool,
     /// Print one JSON object (etcdutl's fields plus ours).
     #[arg(long)]
     json: bool,
@@ -112,6 +115,33 @@ fn trailer_name(t: &Trailer) -> &'static str {
     }
 }
 
+/// The trailer as `status` reports it: verified only on request, as etcdutl never does.
+enum TrailerState {
+    Absent,
+    /// Present, digest not checked.
+    Present([u8; trailer::TRAILER_LEN]),
+    Verified(Trailer),
+}
+
+impl TrailerState {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Absent => "absent",
+            Self::Present(_) => "present",
+            Self::Verified(t) => trailer_name(t),
+        }
+    }
+
+    fn stored(&self) -> Option<[u8; trailer::TRAILER_LEN]> {
+        match self {
+            Self::Absent | Self::Verified(Trailer::Absent) => None,
+            Self::Present(d)
+            | Self::Verified(Trailer::Valid(d))
+            | Self::Verified(Trailer::Mismatch { stored: d, .. }) => Some(*d),
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct StatusJson {
@@ -139,10 +169,24 @@ struct StatusJson {
 
 pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     let file = map(&a.file)?;
-    let t = trailer::verify(&file);
     let db = open(&a.file, &file)?;
+    // The bbolt check, the figures and (when asked) the trailer digest are
+    // independent passes over the mapped file: run them side by side.
+    let (t, check, s) = std::thread::scope(|scope| {
+        let digest = a.verify_trailer.then(|| scope.spawn(|| trailer::verify(&file)));
+        let check = scope.spawn(|| db.check());
+        let s = status(&db);
+        let t = match digest {
+            Some(h) => h.join().map(TrailerState::Verified).unwrap_or(TrailerState::Absent),
+            None => match trailer::split(&file).1 {
+                Some(d) => TrailerState::Present(d),
+                None => TrailerState::Absent,
+            },
+        };
+        (t, check.join(), s)
+    });
+    let check = check.map_err(|_| anyhow::anyhow!("bbolt check thread panicked"))?;
     // Like etcdutl, figures of a structurally damaged file are refused.
-    let check = db.check();
     if !check.is_ok() {
         for p in check.problems.iter().take(10) {
             eprintln!("{p}");
@@ -154,18 +198,15 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
         );
         return Ok(Outcome::Problems);
     }
-    let s = status(&db).with_context(|| format!("reading {}", a.file.display()))?;
+    let s = s.with_context(|| format!("reading {}", a.file.display()))?;
     let j = StatusJson {
         hash: s.hash,
         revision: s.revision,
         total_key: s.total_key,
         total_size: s.total_size,
         total_key_v36: s.total_key_v36,
-        trailer: trailer_name(&t),
-        trailer_sha256: match t {
-            Trailer::Valid(d) | Trailer::Mismatch { stored: d, .. } => Some(trailer::hex(&d)),
-            Trailer::Absent => None,
-        },
+        trailer: t.name(),
+        trailer_sha256: t.stored().map(|d| trailer::hex(&d)),
         page_size: s.page_size,
         storage_version: s.storage_version().as_str().to_string(),
         consistent_index: s.meta.consistent_index,
@@ -181,7 +222,8 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
         auth_enabled: s.auth_enabled,
     };
     // A damaged trailer is a problem found, whatever the output format.
-    let outcome = if matches!(t, Trailer::Mismatch { .. }) { Outcome::Problems } else { Outcome::Clean };
+    let outcome =
+        if matches!(t, TrailerState::Verified(Trailer::Mismatch { .. })) { Outcome::Problems } else { Outcome::Clean };
     if a.json {
         out.json(&j)?;
         return Ok(outcome);

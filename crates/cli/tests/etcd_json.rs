@@ -173,8 +173,13 @@ fn status_json_contract() {
             (1473, Some(1147), Some(1147))
         );
         let snapshot = f.ends_with("snapshot.db");
-        assert_eq!(s.trailer, if snapshot { "valid" } else { "absent" });
+        // Like etcdutl, status does not hash the file unless asked to.
+        assert_eq!(s.trailer, if snapshot { "present" } else { "absent" });
         assert_eq!(s.trailer_sha256.is_some(), snapshot);
+        let (out, _) = run(&args(&["status", &p(&f), "--json", "--verify-trailer"]), 0);
+        let v: StatusJson = one(&out);
+        assert_eq!(v.trailer, if snapshot { "valid" } else { "absent" });
+        assert_eq!(v.trailer_sha256, s.trailer_sha256);
         assert_eq!(s.total_key, if ver == EtcdVersion::V3_4_23 { 1231 } else { 1233 });
         assert_eq!((s.live_keys, s.leases, s.revisions), (718, 4, 1217));
         assert!(!s.auth_enabled);
@@ -311,9 +316,12 @@ fn verify_json_contract_and_exit_codes() {
         assert!(out.is_empty() && !err.is_empty(), "{cmd:?}");
     }
 
-    // status on a damaged trailer: figures printed, exit 1 in both formats.
-    let (out, _) = run(&args(&["status", &damaged, "--json"]), 1);
+    // status --verify-trailer on a damaged trailer: figures printed, exit 1 in both formats;
+    // without the flag the digest is not checked (as etcdutl) and the trailer is "present".
+    let (out, _) = run(&args(&["status", &damaged, "--json", "--verify-trailer"]), 1);
     let s: StatusJson = one(&out);
     assert_eq!(s.trailer, "mismatch");
-    run(&args(&["status", &damaged]), 1);
+    run(&args(&["status", &damaged, "--verify-trailer"]), 1);
+    let (out, _) = run(&args(&["status", &damaged, "--json"]), 0);
+    assert_eq!(one::<StatusJson>(&out).trailer, "present");
 }

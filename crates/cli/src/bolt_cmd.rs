@@ -36,18 +36,8 @@ pub struct CompactArgs {
     input: PathBuf,
     /// Output file (written beside, then renamed; mode 0600; must not be the input).
     output: PathBuf,
-    /// Fraction of each page to fill, 0.1 to 1.0 (etcd defrag uses 0.9, bbolt compact 1.0).
-    #[arg(long, default_value_t = etcdsnap_bolt::builder::DEFAULT_FILL_PERCENT)]
-    fill_percent: f64,
-    /// Page size of the output in bytes, 1024 to 65536 [default: the input's].
-    #[arg(long)]
-    page_size: Option<u32>,
-    /// Append a SHA-256 trailer even if the input has none.
-    #[arg(long, conflicts_with = "no_trailer")]
-    trailer: bool,
-    /// Do not append a SHA-256 trailer even if the input has one.
-    #[arg(long)]
-    no_trailer: bool,
+    #[command(flatten)]
+    layout: crate::layout_args::LayoutArgs,
     /// Print a JSON report.
     #[arg(long)]
     json: bool,
@@ -442,19 +432,15 @@ struct CompactJson {
 }
 
 fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
-    use etcdsnap_mvcc::snapshot::{CompactOptions, TrailerMode};
-    use etcdsnap_mvcc::trailer::{hex, Trailer};
-    if !(0.1..=1.0).contains(&a.fill_percent) {
-        bail!("--fill-percent must be between 0.1 and 1.0, got {}", a.fill_percent);
-    }
-    if let Some(ps) = a.page_size {
-        if !(1024..=65536).contains(&ps) {
-            bail!("--page-size must be between 1024 and 65536, got {ps}");
-        }
-    }
-    let trailer = TrailerMode::from_flags(a.trailer, a.no_trailer);
-    let opts =
-        CompactOptions { page_size: a.page_size, fill_percent: a.fill_percent, trailer, ..CompactOptions::default() };
+    use etcdsnap_mvcc::snapshot::CompactOptions;
+    use etcdsnap_mvcc::trailer::hex;
+    let l = a.layout.layout()?;
+    let opts = CompactOptions {
+        page_size: l.page_size,
+        fill_percent: l.fill_percent,
+        trailer: l.trailer,
+        ..CompactOptions::default()
+    };
     let r = etcdsnap_mvcc::snapshot::compact(&a.input, &a.output, &opts)
         .with_context(|| format!("compacting {} into {}", a.input.display(), a.output.display()))?;
     let j = CompactJson {
@@ -465,11 +451,7 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         page_size: r.page_size,
         buckets: r.buckets,
         keys: r.keys,
-        trailer_in: match r.trailer_in {
-            Trailer::Absent => "absent",
-            Trailer::Valid(_) => "valid",
-            Trailer::Mismatch { .. } => "mismatch",
-        },
+        trailer_in: r.trailer_in.name(),
         trailer_out: r.trailer_out.as_ref().map(hex),
         elapsed_ms: r.elapsed.as_millis() as u64,
     };

@@ -107,14 +107,6 @@ fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
     Db::open(image).with_context(|| format!("{} is not a readable bbolt file", path.display()))
 }
 
-fn trailer_name(t: &Trailer) -> &'static str {
-    match t {
-        Trailer::Absent => "absent",
-        Trailer::Valid(_) => "valid",
-        Trailer::Mismatch { .. } => "mismatch",
-    }
-}
-
 /// The trailer as `status` reports it: verified only on request, as etcdutl never does.
 enum TrailerState {
     Absent,
@@ -128,7 +120,7 @@ impl TrailerState {
         match self {
             Self::Absent => "absent",
             Self::Present(_) => "present",
-            Self::Verified(t) => trailer_name(t),
+            Self::Verified(t) => t.name(),
         }
     }
 
@@ -342,7 +334,7 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
                     ok: r.is_ok(),
                     problem_count: r.problem_count,
                     warning_count: r.findings.iter().filter(|f| f.severity == Severity::Warning).count() as u64,
-                    trailer: trailer_name(&r.trailer),
+                    trailer: r.trailer.name(),
                     revision: r.stats.revision,
                     revisions: r.stats.revisions,
                     tombstones: r.stats.tombstones,

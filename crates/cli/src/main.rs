@@ -7,6 +7,7 @@
 
 mod bolt_cmd;
 mod etcd_cmd;
+mod layout_args;
 mod output;
 mod rewrite_cmd;
 mod rules_args;

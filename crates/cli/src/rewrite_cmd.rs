@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, NoProgress, Progress, RewriteOptions};
-use etcdsnap_mvcc::snapshot::TrailerMode;
-use etcdsnap_mvcc::trailer::{hex, Trailer};
+use etcdsnap_mvcc::trailer::hex;
 use serde::Serialize;
 
 use crate::output::{table, Out};
@@ -39,18 +38,8 @@ pub struct RewriteArgs {
     /// Drop lease records that no kept key references.
     #[arg(long)]
     drop_orphan_leases: bool,
-    /// Append a SHA-256 trailer even if the input has none.
-    #[arg(long, conflicts_with = "no_trailer")]
-    trailer: bool,
-    /// Write no SHA-256 trailer (restore then needs --skip-hash-check).
-    #[arg(long)]
-    no_trailer: bool,
-    /// Page size of the output [default: the input's].
-    #[arg(long)]
-    page_size: Option<u32>,
-    /// Fraction of each page to fill, 0.1 to 1.0.
-    #[arg(long, default_value_t = etcdsnap_bolt::builder::DEFAULT_FILL_PERCENT)]
-    fill_percent: f64,
+    #[command(flatten)]
+    layout: crate::layout_args::LayoutArgs,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -122,9 +111,7 @@ struct ReportJson {
 }
 
 pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
-    if !(0.1..=1.0).contains(&a.fill_percent) {
-        bail!("--fill-percent must be between 0.1 and 1.0, got {}", a.fill_percent);
-    }
+    let layout = a.layout.layout()?;
     if let Some(n) = a.bump_revision {
         if n <= 0 {
             bail!("--bump-revision must be positive, got {n}");
@@ -138,9 +125,9 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         compact: a.compact.then_some(a.compact_rev),
         allow_key_bound_encrypted: a.allow_key_bound_encrypted,
         drop_orphan_leases: a.drop_orphan_leases,
-        trailer: TrailerMode::from_flags(a.trailer, a.no_trailer),
-        page_size: a.page_size,
-        fill_percent: a.fill_percent,
+        trailer: layout.trailer,
+        page_size: layout.page_size,
+        fill_percent: layout.fill_percent,
     };
     let tty = std::io::stderr().is_terminal();
     let mut bar = StderrProgress { last: 0 };
@@ -187,11 +174,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         hashkv: r.hashkv.hash,
         hashkv_compact_revision: r.hashkv.compact_revision,
         hashkv_revision: r.hashkv.revision,
-        trailer_in: match r.trailer_in {
-            Trailer::Absent => "absent",
-            Trailer::Valid(_) => "valid",
-            Trailer::Mismatch { .. } => "mismatch",
-        },
+        trailer_in: r.trailer_in.name(),
         trailer_sha256: r.trailer_out.as_ref().map(hex),
         bytes_in: r.bytes_in,
         bytes_out: r.bytes_out,

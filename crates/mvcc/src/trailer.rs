@@ -31,6 +31,15 @@ pub enum Trailer {
 }
 
 impl Trailer {
+    /// `absent`, `valid` or `mismatch`, as the JSON outputs say it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Absent => "absent",
+            Self::Valid(_) => "valid",
+            Self::Mismatch { .. } => "mismatch",
+        }
+    }
+
     /// Whether the file carries a trailer, valid or not.
     pub fn is_present(&self) -> bool {
         !matches!(self, Self::Absent)

@@ -1,0 +1,47 @@
+//! Output layout flags shared by `bolt compact` and `rewrite`.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use etcdsnap_mvcc::snapshot::TrailerMode;
+
+/// `--page-size`, `--fill-percent`, `--trailer`, `--no-trailer`.
+#[derive(Debug, Args)]
+pub struct LayoutArgs {
+    /// Page size of the output in bytes, 1024 to 65536 [default: the input's].
+    #[arg(long)]
+    page_size: Option<u32>,
+    /// Fraction of each page to fill, 0.1 to 1.0 (etcd defrag uses 0.9, bbolt compact 1.0).
+    #[arg(long, default_value_t = etcdsnap_bolt::builder::DEFAULT_FILL_PERCENT)]
+    fill_percent: f64,
+    /// Append a SHA-256 trailer even if the input has none.
+    #[arg(long, conflicts_with = "no_trailer")]
+    trailer: bool,
+    /// Write no SHA-256 trailer even if the input has one (restore then needs --skip-hash-check).
+    #[arg(long)]
+    no_trailer: bool,
+}
+
+/// Checked layout options.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    pub page_size: Option<u32>,
+    pub fill_percent: f64,
+    pub trailer: TrailerMode,
+}
+
+impl LayoutArgs {
+    /// The options, with their ranges checked.
+    pub fn layout(&self) -> Result<Layout> {
+        if !(0.1..=1.0).contains(&self.fill_percent) {
+            bail!("--fill-percent must be between 0.1 and 1.0, got {}", self.fill_percent);
+        }
+        if let Some(ps) = self.page_size.filter(|ps| !(1024..=65536).contains(ps)) {
+            bail!("--page-size must be between 1024 and 65536, got {ps}");
+        }
+        Ok(Layout {
+            page_size: self.page_size,
+            fill_percent: self.fill_percent,
+            trailer: TrailerMode::from_flags(self.trailer, self.no_trailer),
+        })
+    }
+}

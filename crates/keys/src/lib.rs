@@ -117,8 +117,14 @@ impl KeyRules {
     /// A permission range `[key, range_end)` after renaming: the key is renamed;
     /// a range end that closes a prefix (`prefix_end(key)`) is recomputed for the
     /// new key, one under a renamed prefix is renamed, and others stay.
+    ///
+    /// A range whose key a rename to the empty prefix empties starts at `\0`
+    /// instead: etcd refuses an empty permission key and writes "every key" as
+    /// `["\0", "\0")` (etcdctl's `permRange`); no key sorts below `\0` but the
+    /// empty one, which etcd never stores. A single-key permission so emptied
+    /// stays empty: it names no key etcd can hold, and callers must refuse it.
     pub fn renamed_range(&self, key: &[u8], range_end: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        let new_key = self.renamed(key).into_owned();
+        let mut new_key = self.renamed(key).into_owned();
         let new_end = if range_end.is_empty() || range_end == [0] {
             range_end.to_vec()
         } else if prefix_end(key).as_deref() == Some(range_end) && self.rename_for(key).is_some() {
@@ -126,6 +132,9 @@ impl KeyRules {
         } else {
             self.renamed(range_end).into_owned()
         };
+        if new_key.is_empty() && !range_end.is_empty() {
+            new_key.push(0);
+        }
         (new_key, new_end)
     }
 }
@@ -210,6 +219,18 @@ mod tests {
         assert_eq!(r.renamed_range(b"/tenant-1/registry/a", b"\0"), (b"/registry/a".to_vec(), b"\0".to_vec()));
         // Outside the rename.
         assert_eq!(r.renamed_range(b"/tenant-2/", b"/tenant-20"), (b"/tenant-2/".to_vec(), b"/tenant-20".to_vec()));
+    }
+
+    #[test]
+    fn permission_ranges_renamed_to_the_empty_prefix() {
+        let r = KeyRules { renames: vec![Rename::parse("/tenant-1/=").unwrap()], ..KeyRules::default() };
+        // The whole prefix becomes every key, as etcdctl writes it (never an empty key).
+        assert_eq!(r.renamed_range(b"/tenant-1/", b"/tenant-10"), (b"\0".to_vec(), b"\0".to_vec()));
+        assert_eq!(r.renamed_range(b"/tenant-1/", b"\0"), (b"\0".to_vec(), b"\0".to_vec()));
+        assert_eq!(r.renamed_range(b"/tenant-1/", b"/tenant-1/m"), (b"\0".to_vec(), b"m".to_vec()));
+        // A single key emptied stays empty, for the caller to refuse.
+        assert_eq!(r.renamed_range(b"/tenant-1/", b""), (b"".to_vec(), b"".to_vec()));
+        assert_eq!(r.renamed_range(b"/tenant-1/a", b""), (b"a".to_vec(), b"".to_vec()));
     }
 
     #[test]

@@ -219,6 +219,13 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             let renamed = rules.rename_for(kv.key).is_some();
             if !rules.renames.is_empty() {
                 let target = rules.renamed(kv.key);
+                if target.is_empty() {
+                    // etcd rejects empty keys, and its index would merge this one with the revision markers.
+                    return Err(MvccError::Invalid(format!(
+                        "rename of {} gives the empty key, which etcd rejects; nothing was written",
+                        display(kv.key)
+                    )));
+                }
                 let collision = |other: &[u8]| {
                     MvccError::Invalid(format!(
                         "rename collision: {} and {} would both become {}; nothing was written",
@@ -483,6 +490,15 @@ fn write_roles<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules,
         let mut changed = false;
         for p in &mut role.key_permission {
             let (k, end) = rules.renamed_range(&p.key, &p.range_end);
+            if k.is_empty() {
+                // etcd refuses a permission with an empty key (isValidPermissionRange).
+                return Err(MvccError::Invalid(format!(
+                    "rename of the permission on {} of role {} gives the empty key, which etcd rejects; nothing was \
+                     written",
+                    display(&p.key),
+                    display(&role.name)
+                )));
+            }
             if k != p.key || end != p.range_end {
                 p.key = k;
                 p.range_end = end;

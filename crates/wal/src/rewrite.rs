@@ -117,12 +117,25 @@ struct Ctx<'r> {
     rules: &'r KeyRules,
     index: u64,
     report: RewriteReport,
+    /// A request the rules cannot express (a key renamed to the empty key): the rewrite fails.
+    refused: Option<String>,
 }
 
 impl Ctx<'_> {
     /// Applies the rules to one key range in place.
     fn range(&mut self, key: &mut Vec<u8>, range_end: &mut Vec<u8>) -> Fate {
         match range_fate(self.rules, key, range_end) {
+            RangeFate::Keep(k, _) if k.is_empty() => {
+                // etcd rejects the empty key, as the snapshot rewrite refuses it.
+                self.refused.get_or_insert_with(|| {
+                    format!(
+                        "entry {}: renaming {} gives the empty key, which etcd rejects; nothing was written",
+                        self.index,
+                        crate::entry::show(key)
+                    )
+                });
+                Fate::Same
+            }
             RangeFate::Keep(k, e) => {
                 if k == *key && e == *range_end {
                     Fate::Same
@@ -325,7 +338,7 @@ fn create_file_private(path: &Path) -> Result<File> {
 
 fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules) -> Result<RewriteReport> {
     create_dir_private(tmp)?;
-    let mut ctx = Ctx { rules, index: 0, report: RewriteReport::default() };
+    let mut ctx = Ctx { rules, index: 0, report: RewriteReport::default(), refused: None };
     let mut enc: Option<Encoder> = None;
     let mut current: Option<(usize, PathBuf, BufWriter<File>)> = None;
     let end = read_wal(segments, |i, f| {
@@ -351,7 +364,11 @@ fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules)
             ENTRY_TYPE => {
                 ctx.report.entries += 1;
                 let data = f.record.data();
-                match ctx.entry(data)? {
+                let rewritten = ctx.entry(data)?;
+                if let Some(msg) = ctx.refused.take() {
+                    return Err(WalError::Invalid(msg));
+                }
+                match rewritten {
                     Some(new) => enc.encode(w, ENTRY_TYPE, Some(&new)).map_err(io)?,
                     None => enc.encode(w, ENTRY_TYPE, Some(data)).map_err(io)?,
                 };

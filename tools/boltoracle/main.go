@@ -1,4 +1,4 @@
-// boltoracle is the Go bbolt (1.3.6) reference oracle for etcdsnap's tests.
+// boltoracle is the Go bbolt (1.3.6, 1.4.x, 1.5.x) reference oracle for etcdsnap's tests.
 //
 // Subcommands:
 //
@@ -40,7 +40,13 @@ const usage = `usage:
   boltoracle info FILE
   boltoracle compact SRC DST [TXMAXSIZE]
   boltoracle gen OUT --page-size N [--no-freelist-sync] [--seed S] [--keys K] [--free-heavy]
+  boltoracle version
 `
+
+// bboltVersion names the bbolt this binary was built against; the install
+// script sets it with -ldflags "-X main.bboltVersion=..." (GOPATH builds have
+// no module information to read it from).
+var bboltVersion = "unknown"
 
 // Hidden subcommand: the check child process. bbolt's Tx.Check runs in its
 // own goroutine, so a panic there cannot be recovered in this process; the
@@ -74,6 +80,9 @@ func main() {
 		os.Exit(runCompact(args))
 	case "gen":
 		os.Exit(runGen(args))
+	case "version":
+		fmt.Println(bboltVersion)
+		os.Exit(0)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		os.Exit(0)

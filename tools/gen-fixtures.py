@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the committed etcd fixtures under testdata/ with real etcd servers.
 
-Usage: python3 tools/gen-fixtures.py --version 3.4.23|3.5.1|all --out testdata/
+Usage: python3 tools/gen-fixtures.py --version 3.4.23|3.5.1|3.5.35|3.6.16|3.7.3|all --out testdata/
 
 For each version this starts a real single-member etcd on 127.0.0.1 (temporary
 data dir, small --snapshot-count), drives a deterministic Kubernetes-like
@@ -54,6 +54,15 @@ VERSIONS = {
         "port": 23890,
     },
 }
+# etcd built from Go modules by tools/install-oracles.sh (tools/oracles/etcd-<v>/).
+for _ver, _port in (("3.5.35", 23590), ("3.6.16", 23690), ("3.7.3", 23490)):
+    _d = os.path.join(ORACLES, "etcd-" + _ver)
+    VERSIONS[_ver] = {
+        "etcd": os.path.join(_d, "etcd"),
+        "etcdctl": os.path.join(_d, "etcdctl"),
+        "status": [os.path.join(_d, "etcdutl"), "snapshot", "status", "-w", "json"],
+        "port": _port,
+    }
 
 SEED = 20240501
 SNAPSHOT_COUNT = 200

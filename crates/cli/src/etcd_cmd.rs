@@ -8,6 +8,7 @@ use etcdsnap_bolt::{display_bytes, Db, MappedFile};
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
 use etcdsnap_mvcc::keyspace::{all_revisions, at_revision, Selection};
 use etcdsnap_mvcc::kv::KvRef;
+use etcdsnap_mvcc::schema::EtcdLine;
 use etcdsnap_mvcc::status::status;
 use etcdsnap_mvcc::trailer::{self, Trailer};
 use etcdsnap_mvcc::verify::{verify, Severity, VerifyOptions};
@@ -23,9 +24,19 @@ pub struct StatusArgs {
     /// Also verify the SHA-256 trailer (etcdutl's status does not; `verify` always does).
     #[arg(long)]
     verify_trailer: bool,
+    /// Give the figures `etcdutl snapshot status` of this etcd line prints:
+    /// 3.4/3.5 count every entry of every bucket as `totalKey`, 3.6/3.7 count
+    /// live user keys and add `version` [default: the line that wrote the
+    /// file, from `meta/storageVersion`, else `meta/term` (3.5) or neither (3.4)]
+    #[arg(long, value_parser = parse_line)]
+    as_etcd: Option<EtcdLine>,
     /// Print one JSON object (etcdutl's fields plus ours).
     #[arg(long)]
     json: bool,
+}
+
+fn parse_line(s: &str) -> std::result::Result<EtcdLine, String> {
+    EtcdLine::parse(s).ok_or_else(|| format!("{s:?} is not an etcd line etcdsnap knows (3.4, 3.5, 3.6, 3.7)"))
 }
 
 /// Which tombstones at the compact revision HashKV hashes.
@@ -141,6 +152,11 @@ struct StatusJson {
     revision: i64,
     total_key: u64,
     total_size: u64,
+    /// Only under the 3.6+ rule, as etcdutl 3.6+ prints it: `meta/storageVersion` or "".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    as_etcd: &'static str,
+    total_key_v35: u64,
     total_key_v36: u64,
     trailer: &'static str,
     trailer_sha256: Option<String>,
@@ -191,11 +207,25 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
         return Ok(Outcome::Problems);
     }
     let s = s.with_context(|| format!("reading {}", a.file.display()))?;
+    let sv = s.storage_version();
+    let line = match a.as_etcd {
+        Some(l) => l,
+        None => sv.line().with_context(|| {
+            format!(
+                "{}: meta/storageVersion {:?} names no etcd version; choose one with --as-etcd",
+                a.file.display(),
+                sv.as_str()
+            )
+        })?,
+    };
     let j = StatusJson {
         hash: s.hash,
         revision: s.revision,
-        total_key: s.total_key,
+        total_key: if line.counts_live_keys() { s.total_key_v36 } else { s.total_key },
         total_size: s.total_size,
+        version: line.counts_live_keys().then(|| s.meta.storage_version.clone().unwrap_or_default()),
+        as_etcd: line.as_str(),
+        total_key_v35: s.total_key,
         total_key_v36: s.total_key_v36,
         trailer: t.name(),
         trailer_sha256: t.stored().map(|d| trailer::hex(&d)),
@@ -227,7 +257,10 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
         vec!["revision".into(), j.revision.to_string()],
         vec![
             "total keys".into(),
-            format!("{} (etcd 3.4/3.5 count), {} (etcd 3.6 count)", j.total_key, j.total_key_v36),
+            format!(
+                "{} (etcdutl {} count; 3.4/3.5 count {}, 3.6+ count {})",
+                j.total_key, j.as_etcd, j.total_key_v35, j.total_key_v36
+            ),
         ],
         vec!["total size".into(), j.total_size.to_string()],
         vec![

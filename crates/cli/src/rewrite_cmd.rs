@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, NoProgress, Progress, RewriteOptions};
+use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, CompactTombstones, NoProgress, Progress, RewriteOptions};
+use etcdsnap_mvcc::schema::EtcdLine;
 use etcdsnap_mvcc::trailer::hex;
 use serde::Serialize;
 
@@ -32,6 +33,15 @@ pub struct RewriteArgs {
     /// Revision to compact at with --compact [default: the new latest revision].
     #[arg(long, value_name = "REV", requires = "compact")]
     compact_rev: Option<i64>,
+    /// With --compact, a tombstone stored at exactly the compact revision:
+    /// `keep` (etcd ≥3.5.16, ≥3.4.34, 3.6, 3.7) or `drop` (etcd ≤3.5.15,
+    /// ≤3.4.33, e.g. 3.4.23 and 3.5.1) — to match that etcd's own compaction.
+    #[arg(long, value_enum, requires = "compact", default_value_t = TombstonesArg::Keep)]
+    compact_tombstones: TombstonesArg,
+    /// Stamp the output for an older etcd line (3.5 or 3.6): `meta/storageVersion`
+    /// and `cluster/clusterVersion` lowered, as `etcdutl migrate` does to a data dir.
+    #[arg(long, value_name = "3.5|3.6", value_parser = parse_target)]
+    target_version: Option<EtcdLine>,
     /// Rename values encrypted by key-bound providers (k8s:enc:aesgcm:, k8s:enc:kms:) anyway.
     #[arg(long)]
     allow_key_bound_encrypted: bool,
@@ -43,6 +53,19 @@ pub struct RewriteArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TombstonesArg {
+    Keep,
+    Drop,
+}
+
+fn parse_target(s: &str) -> std::result::Result<EtcdLine, String> {
+    match EtcdLine::parse(s) {
+        Some(l @ (EtcdLine::V3_5 | EtcdLine::V3_6)) => Ok(l),
+        _ => Err(format!("{s:?}: --target-version takes 3.5 or 3.6")),
+    }
 }
 
 /// A progress line on stderr, redrawn in place; only used when stderr is a terminal.
@@ -97,9 +120,12 @@ struct ReportJson {
     key_bound_renamed: u64,
     roles_rewritten: u64,
     compact_rev_key: &'static str,
+    compact_tombstones: Option<&'static str>,
+    target_version: Option<&'static str>,
     status_hash: u32,
     status_revision: i64,
     status_total_key: u64,
+    status_as_etcd: &'static str,
     hashkv: u32,
     hashkv_compact_revision: i64,
     hashkv_revision: i64,
@@ -123,6 +149,11 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         bump_revision: a.bump_revision,
         mark_compacted: a.mark_compacted,
         compact: a.compact.then_some(a.compact_rev),
+        compact_tombstones: match a.compact_tombstones {
+            TombstonesArg::Keep => CompactTombstones::Keep,
+            TombstonesArg::Drop => CompactTombstones::Drop,
+        },
+        target_version: a.target_version,
         allow_key_bound_encrypted: a.allow_key_bound_encrypted,
         drop_orphan_leases: a.drop_orphan_leases,
         trailer: layout.trailer,
@@ -138,6 +169,9 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     if tty {
         eprint!("\r\x1b[K");
     }
+    // The output's totalKey as etcdutl of the line that wrote it (or the
+    // target line) counts it.
+    let line = r.status.storage_version().line().unwrap_or(EtcdLine::V3_7);
     let j = ReportJson {
         input: a.input.display().to_string(),
         output: a.output.display().to_string(),
@@ -168,9 +202,12 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             CompactRevKey::Kept => "kept",
             CompactRevKey::Dropped => "dropped",
         },
+        compact_tombstones: a.compact.then_some(opts.compact_tombstones.as_str()),
+        target_version: a.target_version.map(EtcdLine::as_str),
         status_hash: r.status.hash,
         status_revision: r.status.revision,
-        status_total_key: r.status.total_key,
+        status_total_key: if line.counts_live_keys() { r.status.total_key_v36 } else { r.status.total_key },
+        status_as_etcd: line.as_str(),
         hashkv: r.hashkv.hash,
         hashkv_compact_revision: r.hashkv.compact_revision,
         hashkv_revision: r.hashkv.revision,
@@ -227,8 +264,15 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         vec!["roles rewritten".into(), j.roles_rewritten.to_string()],
         vec!["compact_rev_key".into(), j.compact_rev_key.into()],
         vec![
+            "storage version".into(),
+            j.target_version.map_or("as the input".into(), |t| format!("lowered for etcd {t}")),
+        ],
+        vec![
             "status hash".into(),
-            format!("{} (revision {}, totalKey {})", j.status_hash, j.status_revision, j.status_total_key),
+            format!(
+                "{} (revision {}, totalKey {} as etcdutl {} counts)",
+                j.status_hash, j.status_revision, j.status_total_key, j.status_as_etcd
+            ),
         ],
         vec![
             "hashkv".into(),

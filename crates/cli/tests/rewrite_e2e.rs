@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use etcdsnap_testkit::{
-    boltoracle_check_ok, free_port, header_revision, kv_rows, restore, scratch, EtcdServer, EtcdVersion, KvRow,
+    boltoracle_check_ok, free_port, header_revision, kv_rows, restore, scratch, BboltVersion, EtcdServer, EtcdVersion,
+    KvRow,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -68,9 +69,12 @@ struct ReportJson {
     key_bound_renamed: u64,
     roles_rewritten: u64,
     compact_rev_key: String,
+    compact_tombstones: Option<String>,
+    target_version: Option<String>,
     status_hash: u32,
     status_revision: i64,
     status_total_key: u64,
+    status_as_etcd: String,
     hashkv: u32,
     hashkv_compact_revision: i64,
     hashkv_revision: i64,
@@ -140,10 +144,11 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|c| format!("{c:02x}")).collect()
 }
 
-/// (4) The output offline: a fresh SHA-256 trailer, `etcdsnap verify` clean, Go
-/// bbolt's check OK, and `etcdsnap status --json` equal to `etcdutl snapshot
-/// status -w json` (3.5.1, which reads both versions' files) and to the report.
-fn check_offline(output: &Path, r: &ReportJson) {
+/// (4) The output offline: a fresh SHA-256 trailer, `etcdsnap verify` clean,
+/// every Go bbolt line's check OK (1.3.6, 1.4.3, 1.5.0), and `etcdsnap status
+/// --json` equal to `version`'s own `snapshot status -w json` (etcdctl for
+/// 3.4.23, etcdutl after) and to the report.
+fn check_offline(version: EtcdVersion, output: &Path, r: &ReportJson) {
     let data = std::fs::read(output).unwrap();
     let (body, tr) = data.split_at(data.len() - 32);
     assert_eq!(body.len() % 512, 0);
@@ -158,28 +163,40 @@ fn check_offline(output: &Path, r: &ReportJson) {
     assert_eq!(vj["revision"].as_i64(), Some(r.new_revision), "{vj}");
 
     boltoracle_check_ok(output);
+    for b in BboltVersion::ALL {
+        b.check_ok(output);
+    }
 
-    let s = etcdsnap(&["status", "--json"], &[output]);
+    let s = etcdsnap(&["status", "--json", "--as-etcd", version.minor()], &[output]);
     assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
     let ours: Value = serde_json::from_slice(&s.stdout).unwrap();
-    // etcdutl gets a copy, so nothing it might do to the file can matter.
+    // The tool gets a copy, so nothing it might do to the file can matter.
     let copy = output.with_extension("etcdutl-status.db");
     std::fs::copy(output, &copy).unwrap();
-    let st = Command::new(EtcdVersion::V3_5_1.etcdutl())
+    let st = version
+        .snapshot_tool_command()
         .args(["snapshot", "status", "-w", "json"])
         .arg(&copy)
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(st.status.success(), "etcdutl snapshot status: {}", String::from_utf8_lossy(&st.stderr));
+    assert!(st.status.success(), "{version} snapshot status: {}", String::from_utf8_lossy(&st.stderr));
     let theirs: Value = serde_json::from_slice(&st.stdout).unwrap();
-    for f in ["hash", "revision", "totalKey", "totalSize"] {
-        assert!(theirs[f].is_number(), "etcdutl {f}: {theirs}");
-        assert_eq!(ours[f], theirs[f], "status {f}: ours {ours}, etcdutl {theirs}");
+    let fields = theirs.as_object().unwrap();
+    assert!(fields.len() >= 4, "{theirs}");
+    for (f, v) in fields {
+        assert_eq!(&ours[f], v, "status {f}: ours {ours}, {version} {theirs}");
     }
     assert_eq!(theirs["hash"].as_u64(), Some(u64::from(r.status_hash)));
     assert_eq!(theirs["revision"].as_i64(), Some(r.status_revision));
-    assert_eq!(theirs["totalKey"].as_u64(), Some(r.status_total_key));
+    // The report counts totalKey as etcdutl of the output's own line does.
+    assert_eq!(
+        r.status_as_etcd,
+        if r.target_version.is_some() { r.target_version.clone().unwrap() } else { version.minor().to_string() }
+    );
+    if r.status_as_etcd == version.minor() || r.target_version.is_none() {
+        assert_eq!(theirs["totalKey"].as_u64(), Some(r.status_total_key), "{theirs}");
+    }
     assert_eq!(ours["scheduledCompactRevision"].as_i64(), r.scheduled_compact_revision, "{ours}");
     assert_eq!(ours["finishedCompactRevision"].as_i64(), r.finished_compact_revision, "{ours}");
     std::fs::remove_file(copy).unwrap();
@@ -344,7 +361,7 @@ fn tenant_move(version: EtcdVersion) {
     assert_eq!(r.compact_rev_key, "kept");
     assert_eq!(r.trailer_in, "valid");
     assert!(r.revisions.renamed > 0 && r.revisions.filtered > 0);
-    check_offline(&out, &r);
+    check_offline(version, &out, &r);
 
     let (server, log) = restore_start(version, &out, &format!("rewrite-e2e-move-{version}-etcd"));
     // etcd runs the scheduled compaction (3.5.1 at the server's start, 3.4.23 in the restore).
@@ -364,15 +381,7 @@ fn tenant_move(version: EtcdVersion) {
     assert_eq!(put_revision(&server, "/registry/after"), new + 1);
 }
 
-#[test]
-fn tenant_move_3_5_1() {
-    tenant_move(EtcdVersion::V3_5_1);
-}
-
-#[test]
-fn tenant_move_3_4_23() {
-    tenant_move(EtcdVersion::V3_4_23);
-}
+etcdsnap_testkit::per_version!(tenant_move);
 
 // ---------------------------------------------------------------------------
 // 2. Filter without bump, dropping the tenant whose put holds the latest revision
@@ -387,7 +396,7 @@ fn exclude_last_writer(version: EtcdVersion) {
     assert_eq!(r.finished_compact_revision, Some(OLD_COMPACT));
     assert_eq!(r.hashkv_compact_revision, OLD_COMPACT);
     assert_eq!(r.compact_rev_key, "kept");
-    check_offline(&out, &r);
+    check_offline(version, &out, &r);
 
     let (server, _) = restore_start(version, &out, &format!("rewrite-e2e-exclude-{version}-etcd"));
     assert_hashkv_matches_report(&server, &r);
@@ -403,15 +412,7 @@ fn exclude_last_writer(version: EtcdVersion) {
     assert_eq!(put_revision(&server, "/tenant-1/after"), OLD_LATEST + 1);
 }
 
-#[test]
-fn exclude_last_writer_3_5_1() {
-    exclude_last_writer(EtcdVersion::V3_5_1);
-}
-
-#[test]
-fn exclude_last_writer_3_4_23() {
-    exclude_last_writer(EtcdVersion::V3_4_23);
-}
+etcdsnap_testkit::per_version!(exclude_last_writer);
 
 // ---------------------------------------------------------------------------
 // 3. Offline compaction against the same rewrite without it
@@ -437,8 +438,8 @@ fn offline_compact(version: EtcdVersion) {
     assert!(compacted.revisions.compacted > 0);
     assert_eq!(compacted.revisions.filtered, plain.revisions.filtered, "filtered entries are counted as filtered");
     assert!(compacted.bytes_out < plain.bytes_out, "{} !< {}", compacted.bytes_out, plain.bytes_out);
-    check_offline(&plain_out, &plain);
-    check_offline(&compact_out, &compacted);
+    check_offline(version, &plain_out, &plain);
+    check_offline(version, &compact_out, &compacted);
 
     let (s_plain, _) = restore_start(version, &plain_out, &format!("rewrite-e2e-compact-{version}-plain-etcd"));
     let (s_comp, log) = restore_start(version, &compact_out, &format!("rewrite-e2e-compact-{version}-compacted-etcd"));
@@ -467,14 +468,213 @@ fn offline_compact(version: EtcdVersion) {
     assert_eq!(put_revision(&s_comp, "/tenant-1/after"), new + 1);
 }
 
-#[test]
-fn offline_compact_3_5_1() {
-    offline_compact(EtcdVersion::V3_5_1);
+etcdsnap_testkit::per_version!(offline_compact);
+
+// ---------------------------------------------------------------------------
+// 4. Keep-all bump: every key served as before, revisions far above, old ones compacted
+
+fn keep_all_bump(version: EtcdVersion) {
+    let dir = scratch(&format!("rewrite-e2e-bump-{version}"));
+    let out = dir.join("bumped.db");
+    let r = rewrite(&version.fixture_snapshot(), &out, &["--bump-revision", "1000000000", "--mark-compacted"]);
+    let new = OLD_LATEST + BUMP;
+    assert_eq!((r.new_revision, r.scheduled_compact_revision), (new, Some(new)));
+    assert_eq!(r.revisions.filtered + r.revisions.renamed + r.revisions.compacted, 0);
+    check_offline(version, &out, &r);
+    let (server, _) = restore_start(version, &out, &format!("rewrite-e2e-bump-{version}-etcd"));
+    assert_hashkv_matches_report(&server, &r);
+    let (rev, rows) = served_get(&server, &[]);
+    assert_eq!(rev, new);
+    assert_rows(version, &rows, &expected_rows(version, |k| Some(k.to_vec())));
+    assert_watch_compacted(&server, OLD_LATEST);
+    assert_eq!(put_revision(&server, "/tenant-1/after"), new + 1);
+}
+
+etcdsnap_testkit::per_version!(keep_all_bump);
+
+// ---------------------------------------------------------------------------
+// 5. Parity with upstream's own bump (etcdutl restore --bump-revision --mark-compacted, 3.5.10+)
+
+fn parity_with_etcdutl_bump(version: EtcdVersion) {
+    assert!(version.restore_can_bump());
+    let dir = scratch(&format!("rewrite-e2e-parity-{version}"));
+    let n = "1000000000";
+    // Upstream: the original snapshot, bumped by etcdutl while restoring.
+    let theirs_data = dir.join("etcdutl-data");
+    let (tc, tp) = (free_port(), free_port());
+    let fixture = version.fixture_snapshot();
+    etcdsnap_testkit::restore_with(version, &fixture, &theirs_data, tp, &["--bump-revision", n, "--mark-compacted"]);
+    let theirs = EtcdServer::start(version, &theirs_data, tc, tp);
+    // Ours: rewritten offline, then a plain restore.
+    let out = dir.join("ours.db");
+    let r = rewrite(&fixture, &out, &["--bump-revision", n, "--mark-compacted"]);
+    let (ours, _) = restore_start(version, &out, &format!("rewrite-e2e-parity-{version}-ours"));
+
+    let (rev_t, rows_t) = served_get(&theirs, &[]);
+    let (rev_o, rows_o) = served_get(&ours, &[]);
+    assert_eq!(rev_o, rev_t, "{version}: served revision, ours vs etcdutl's bump");
+    assert_eq!(rev_o, r.new_revision);
+    assert_rows(version, &rows_o, &rows_t);
+    assert_eq!(served_hashkv(&ours), served_hashkv(&theirs), "{version}: endpoint hashkv, ours vs etcdutl's bump");
+    for server in [&ours, &theirs] {
+        assert_get_compacted(server, r.new_revision - 1);
+        assert_watch_compacted(server, OLD_LATEST);
+    }
+    assert_eq!(put_revision(&ours, "/after"), put_revision(&theirs, "/after"));
+}
+
+etcdsnap_testkit::per_version!(parity_with_etcdutl_bump: V3_5_35, V3_6_16, V3_7_3);
+
+// ---------------------------------------------------------------------------
+// 6. Offline compaction at a tombstone's revision = the version's own compaction
+
+/// The first single-key delete after the fixture's compaction: its tombstone's revision.
+fn tombstone_revision(version: EtcdVersion) -> i64 {
+    let text = std::fs::read_to_string(version.fixture_dir().join("writes.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|w| {
+            w["op"] == "del" && w["prefix"] == false && w["deleted"] == 1 && w["rev"].as_i64().unwrap() > OLD_COMPACT
+        })
+        .and_then(|w| w["rev"].as_i64())
+        .unwrap()
+}
+
+fn all_revisions(file: &Path) -> Vec<Value> {
+    let out = etcdsnap(&["keys", "--all-revisions", "--json"], &[file]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn compact_at_tombstone_like_etcd(version: EtcdVersion) {
+    let dir = scratch(&format!("rewrite-e2e-tombcompact-{version}"));
+    let at = tombstone_revision(version);
+    // etcd's own compaction, online, then a snapshot of the result.
+    let online = dir.join("online.db");
+    {
+        let (server, _) =
+            restore_start(version, &version.fixture_snapshot(), &format!("rewrite-e2e-tomb-{version}-online"));
+        server.ctl_ok(&["compact", &at.to_string(), "--physical"]);
+        server.ctl_ok(&["snapshot", "save", online.to_str().unwrap()]);
+    }
+    // Ours, offline, with the rule of that release (3.4.23 and 3.5.1 drop the tombstone).
+    let rule = if version.keeps_compact_tombstone() { "keep" } else { "drop" };
+    let offline = dir.join("offline.db");
+    let r = rewrite(
+        &version.fixture_snapshot(),
+        &offline,
+        &["--compact", "--compact-rev", &at.to_string(), "--compact-tombstones", rule],
+    );
+    assert_eq!(r.compact_tombstones.as_deref(), Some(rule));
+    assert_eq!((r.scheduled_compact_revision, r.finished_compact_revision), (Some(at), Some(at)));
+    let ours = all_revisions(&offline);
+    let theirs = all_revisions(&online);
+    let tomb_at = |v: &[Value]| v.iter().any(|e| e["revision"] == at && e["tombstone"] == true);
+    assert_eq!(tomb_at(&theirs), version.keeps_compact_tombstone(), "{version}: etcd's own rule");
+    assert_eq!(ours.len(), theirs.len(), "{version}: stored revisions after compacting at {at}");
+    assert!(ours == theirs, "{version}: the key buckets differ after compacting at {at}");
+    check_offline(version, &offline, &r);
+    let (served, _) = restore_start(version, &offline, &format!("rewrite-e2e-tomb-{version}-offline"));
+    assert_hashkv_matches_report(&served, &r);
+}
+
+etcdsnap_testkit::per_version!(compact_at_tombstone_like_etcd);
+
+// ---------------------------------------------------------------------------
+// 7. Upgrade paths: a file written by one line, rewritten, restored and served by the next
+
+fn tenant_move_across(from: EtcdVersion, to: EtcdVersion) {
+    let dir = scratch(&format!("rewrite-e2e-upgrade-{from}-{to}"));
+    let out = dir.join("tenant-1.db");
+    let r = rewrite(
+        &from.fixture_snapshot(),
+        &out,
+        &[
+            "--include",
+            "/tenant-1/",
+            "--rename",
+            "/tenant-1/registry/=/registry/",
+            "--bump-revision",
+            "1000000000",
+            "--mark-compacted",
+            "--keep-key",
+            "compact_rev_key",
+        ],
+    );
+    let (server, _) = restore_start(to, &out, &format!("rewrite-e2e-upgrade-{from}-{to}-etcd"));
+    assert_hashkv_matches_report(&server, &r);
+    let (rev, rows) = served_get(&server, &[]);
+    assert_eq!(rev, OLD_LATEST + BUMP);
+    assert_rows(to, &rows, &expected_rows(from, move_tenant_1));
+    assert_watch_compacted(&server, OLD_LATEST);
+    assert_eq!(put_revision(&server, "/registry/after"), OLD_LATEST + BUMP + 1);
 }
 
 #[test]
-fn offline_compact_3_4_23() {
-    offline_compact(EtcdVersion::V3_4_23);
+fn upgrade_3_5_35_rewritten_restored_by_3_6_16() {
+    tenant_move_across(EtcdVersion::V3_5_35, EtcdVersion::V3_6_16);
+}
+
+#[test]
+fn upgrade_3_6_16_rewritten_restored_by_3_7_3() {
+    tenant_move_across(EtcdVersion::V3_6_16, EtcdVersion::V3_7_3);
+}
+
+// ---------------------------------------------------------------------------
+// 8. Going to an older etcd on purpose: --target-version
+
+fn cluster_version_of(file: &Path) -> String {
+    let out = etcdsnap(&["bolt", "dump"], &[file]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let prefix = format!("K {} {} ", hex(b"cluster"), hex(b"clusterVersion"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no clusterVersion in {}", file.display()));
+    let v = line.strip_prefix(&prefix).unwrap();
+    String::from_utf8((0..v.len()).step_by(2).map(|i| u8::from_str_radix(&v[i..i + 2], 16).unwrap()).collect()).unwrap()
+}
+
+fn target_version(from: EtcdVersion, to: EtcdVersion) {
+    let dir = scratch(&format!("rewrite-e2e-target-{from}-{to}"));
+    // Unstamped, the older line refuses what the newer one wrote (3.6 on a 3.7
+    // file: `version "3.7.0" is not supported`).
+    if from == EtcdVersion::V3_7_3 {
+        let data = dir.join("unstamped");
+        let (c, p) = (free_port(), free_port());
+        restore(to, &from.fixture_snapshot(), &data, p);
+        let log = EtcdServer::start_expect_exit(to, &data, c, p);
+        assert!(log.contains("is not supported"), "{to} on {from}'s data: {}", etcdsnap_testkit::tail(&log, 20));
+    }
+    let out = dir.join("stamped.db");
+    let r = rewrite(&from.fixture_snapshot(), &out, &["--target-version", to.minor()]);
+    assert_eq!(r.target_version.as_deref(), Some(to.minor()));
+    assert_eq!(r.new_revision, OLD_LATEST);
+    assert_eq!(cluster_version_of(&out), format!("{}.0", to.minor()));
+    let st = etcdsnap(&["status", "--json"], &[&out]);
+    let st: Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["asEtcd"], to.minor(), "{st}");
+    check_offline(to, &out, &r);
+    let (server, _) = restore_start(to, &out, &format!("rewrite-e2e-target-{from}-{to}-etcd"));
+    assert_hashkv_matches_report(&server, &r);
+    let (rev, rows) = served_get(&server, &[]);
+    assert_eq!(rev, OLD_LATEST);
+    assert_rows(to, &rows, &expected_rows(from, |k| Some(k.to_vec())));
+    assert_eq!(put_revision(&server, "/after"), OLD_LATEST + 1);
+    // Refused upward or sideways: etcd migrates up by itself.
+    let e = rewrite_refused(&to.fixture_snapshot(), &dir.join("up.db"), &["--target-version", to.minor()]);
+    assert!(e.contains("not newer than the target"), "{e}");
+}
+
+#[test]
+fn target_version_3_7_3_to_3_6_16() {
+    target_version(EtcdVersion::V3_7_3, EtcdVersion::V3_6_16);
+}
+
+#[test]
+fn target_version_3_6_16_to_3_5_35() {
+    target_version(EtcdVersion::V3_6_16, EtcdVersion::V3_5_35);
 }
 
 // ---------------------------------------------------------------------------
@@ -541,7 +741,7 @@ fn raw_db_input() {
         let mut targs = args.to_vec();
         targs.push("--trailer");
         let r = rewrite(&input, &with, &targs);
-        check_offline(&with, &r);
+        check_offline(version, &with, &r);
         restore(version, &with, &dir.join("data"), free_port());
     }
 }

@@ -46,6 +46,16 @@ pub enum MvccError {
         #[source]
         source: std::io::Error,
     },
+    /// The file cannot be stamped for the requested older etcd line.
+    #[error("cannot rewrite storage version {file} for etcd {target}: {reason}")]
+    TargetVersion {
+        /// The storage version of the input (`3.4`, `3.5`, `3.6.0`, …).
+        file: String,
+        /// The requested line.
+        target: &'static str,
+        /// Why not.
+        reason: &'static str,
+    },
     /// The options cannot be honoured (e.g. a rename collision).
     #[error("{0}")]
     Invalid(String),

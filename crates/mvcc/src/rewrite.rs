@@ -24,7 +24,10 @@ use crate::hashkv::{hash_kv, KeyValueHash, TombstoneRule};
 use crate::index::Index;
 use crate::kv::{encode_with_key, KvRef};
 use crate::revision::{BucketKey, Revision};
-use crate::schema::{read_meta, AUTH_ROLES, FINISHED_COMPACT_REV, KEY, LEASE, META, SCHEDULED_COMPACT_REV};
+use crate::schema::{
+    read_meta, EtcdLine, AUTH_ROLES, CLUSTER, CLUSTER_VERSION, FINISHED_COMPACT_REV, KEY, LEASE, META,
+    SCHEDULED_COMPACT_REV, STORAGE_VERSION,
+};
 use crate::snapshot::TrailerMode;
 use crate::status::{status, Status};
 use crate::trailer::{self, Trailer, TRAILER_LEN};
@@ -43,6 +46,13 @@ pub struct RewriteOptions {
     pub mark_compacted: bool,
     /// Compact offline at this revision (`Some(None)`: the new latest revision).
     pub compact: Option<Option<i64>>,
+    /// What the offline compaction does with a tombstone stored at exactly the
+    /// compact revision.
+    pub compact_tombstones: CompactTombstones,
+    /// Stamp the output for an older etcd line (`meta/storageVersion`,
+    /// `cluster/clusterVersion`), as `etcdutl migrate --target-version` does to
+    /// a data dir: only 3.5 and 3.6, and only below the input's own line.
+    pub target_version: Option<EtcdLine>,
     /// Rename values encrypted by key-bound providers anyway.
     pub allow_key_bound_encrypted: bool,
     /// Drop lease records no kept key references.
@@ -62,11 +72,45 @@ impl Default for RewriteOptions {
             bump_revision: None,
             mark_compacted: false,
             compact: None,
+            compact_tombstones: CompactTombstones::Keep,
+            target_version: None,
             allow_key_bound_encrypted: false,
             drop_orphan_leases: false,
             trailer: TrailerMode::LikeInput,
             page_size: None,
             fill_percent: DEFAULT_FILL_PERCENT,
+        }
+    }
+}
+
+/// What a compaction at revision R does with a tombstone stored at exactly R.
+///
+/// etcd ≥3.5.16, ≥3.4.34, 3.6 and 3.7 keep it (their index compaction selects
+/// the generation whose tombstone equals R and keeps that tombstone; etcd PR
+/// #18274 with backports #18474/#18475); etcd ≤3.5.15 and ≤3.4.33 — 3.4.23 and
+/// 3.5.1 among them — delete it with the rest of its generation. Served keys
+/// and `endpoint hashkv` are the same either way (HashKV never hashes that
+/// tombstone); the stored revisions, and so `snapshot status`'s hash, differ.
+///
+/// The default is `Keep`, the rule of every maintained release. A file cannot
+/// tell which patch release wrote it (3.5.1 and 3.5.35 write the same schema),
+/// so matching a ≤3.5.15 / ≤3.4.33 etcd byte for byte needs `Drop` explicitly;
+/// a kept tombstone is harmless there (it is deleted at its next compaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompactTombstones {
+    /// Keep it (etcd ≥3.5.16, ≥3.4.34, 3.6, 3.7).
+    #[default]
+    Keep,
+    /// Delete it (etcd ≤3.5.15, ≤3.4.33).
+    Drop,
+}
+
+impl CompactTombstones {
+    /// `keep` or `drop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keep => "keep",
+            Self::Drop => "drop",
         }
     }
 }
@@ -159,6 +203,10 @@ struct Plan<'a> {
     new_latest: i64,
     markers: Vec<Revision>,
     keep: Option<(i64, HashSet<Revision>)>,
+    /// Whether the compaction keeps a tombstone at exactly its revision.
+    keep_compact_tombstone: bool,
+    /// `--target-version`, checked against the input.
+    target: Option<EtcdLine>,
     referenced_leases: HashSet<i64>,
     key_bound_renamed: u64,
     compact_rev_key: CompactRevKey,
@@ -326,7 +374,13 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
         (None, false) => (meta.scheduled_compact.map(|r| r.main), meta.finished_compact.map(|r| r.main)),
     };
     let referenced_leases = leased.into_values().collect();
+    let target = match opts.target_version {
+        Some(t) => Some(check_target(&meta, t)?),
+        None => None,
+    };
     Ok(Plan {
+        keep_compact_tombstone: opts.compact_tombstones == CompactTombstones::Keep,
+        target,
         old_latest,
         new_latest,
         markers,
@@ -358,9 +412,15 @@ struct Counts {
     encrypted: BTreeMap<String, u64>,
 }
 
-fn compacted_away(plan: &Plan<'_>, rev: Revision) -> bool {
+fn compacted_away(plan: &Plan<'_>, bk: BucketKey) -> bool {
     match &plan.keep {
-        Some((r, keep)) => rev.main <= *r && !keep.contains(&rev),
+        Some((r, keep)) => {
+            let rev = bk.rev;
+            // The index's keep set is the ≤3.5.15 compaction's; newer etcd also
+            // keeps a tombstone at exactly the compact revision.
+            let kept_tombstone = plan.keep_compact_tombstone && bk.tombstone && rev.main == *r;
+            rev.main <= *r && !keep.contains(&rev) && !kept_tombstone
+        }
         None => false,
     }
 }
@@ -383,7 +443,7 @@ fn write_key_bucket<W: Write>(
         }
         let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
         if e.value.is_empty() {
-            if compacted_away(plan, bk.rev) {
+            if compacted_away(plan, bk) {
                 c.compacted += 1;
                 continue;
             }
@@ -397,7 +457,7 @@ fn write_key_bucket<W: Write>(
             c.filtered += 1;
             continue;
         };
-        if compacted_away(plan, bk.rev) {
+        if compacted_away(plan, bk) {
             c.compacted += 1;
             continue;
         }
@@ -415,7 +475,7 @@ fn write_key_bucket<W: Write>(
         }
     }
     for m in &plan.markers {
-        if compacted_away(plan, *m) {
+        if compacted_away(plan, BucketKey { rev: *m, tombstone: false }) {
             continue;
         }
         out.put(&m.to_bytes(), b"")?;
@@ -423,6 +483,28 @@ fn write_key_bucket<W: Write>(
         c.markers.push(*m);
     }
     Ok(())
+}
+
+/// Which downgrades a snapshot can take offline. What differs between the
+/// schemas of 3.5, 3.6 and 3.7 is only `meta/storageVersion` (3.6's schema
+/// step adds it, 3.7's step is empty; server/storage/schema/schema.go) and
+/// the `cluster/clusterVersion` the servers compare with their own version at
+/// start (3.6 refuses a newer storageVersion, every 3.5+ panics on a newer
+/// clusterVersion: MustDetectDowngrade). Key, lease, auth and alarm records
+/// are encoded identically in all of them.
+fn check_target(meta: &crate::schema::MetaInfo, target: EtcdLine) -> Result<EtcdLine> {
+    let sv = meta.version();
+    let err = |reason| MvccError::TargetVersion { file: sv.as_str().to_string(), target: target.as_str(), reason };
+    if !matches!(target, EtcdLine::V3_5 | EtcdLine::V3_6) {
+        return Err(err("only 3.5 and 3.6 can be targeted (3.4 has no storage versions to lower to; newer lines migrate up by themselves)"));
+    }
+    let Some(line) = sv.line() else { return Err(err("the input's storageVersion does not parse")) };
+    if line <= target {
+        return Err(err(
+            "the input is not newer than the target; etcd migrates its storage version up by itself at start",
+        ));
+    }
+    Ok(target)
 }
 
 fn write_meta<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, plan: &Plan<'_>) -> Result<()> {
@@ -446,8 +528,35 @@ fn write_meta<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, plan: &Plan<'_>) -
             entries.entry(key.to_vec()).or_insert(bytes);
         }
     }
+    match plan.target.map(EtcdLine::storage_version) {
+        None => {}
+        // 3.5 has no storageVersion; etcdutl migrate to 3.5 deletes it.
+        Some(None) => {
+            entries.remove(STORAGE_VERSION);
+        }
+        Some(Some(v)) => {
+            entries.insert(STORAGE_VERSION.to_vec(), v.as_bytes().to_vec());
+        }
+    }
     for (k, v) in &entries {
         out.put(k, v)?;
+    }
+    Ok(())
+}
+
+/// The `cluster` bucket: `clusterVersion` lowered to the target line, the
+/// rest (`downgrade`) carried.
+fn write_cluster<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, target: EtcdLine) -> Result<()> {
+    for e in b.cursor() {
+        let e = e?;
+        if e.is_bucket() {
+            return Err(MvccError::value(CLUSTER, e.key, "unexpected nested bucket".into()));
+        }
+        if e.key == CLUSTER_VERSION {
+            out.put(e.key, target.cluster_version().as_bytes())?;
+        } else {
+            out.put(e.key, e.value)?;
+        }
     }
     Ok(())
 }
@@ -529,11 +638,12 @@ fn emit<W: Write>(
         let top = top?;
         let bucket = root.child(top)?;
         out.create_bucket(top.key, bucket.sequence())?;
-        match top.key {
-            KEY => write_key_bucket(&bucket, out, plan, &opts.rules, c, progress)?,
-            META => write_meta(&bucket, out, plan)?,
-            LEASE => write_leases(&bucket, out, plan, opts.drop_orphan_leases, c)?,
-            AUTH_ROLES => write_roles(&bucket, out, &opts.rules, c)?,
+        match (top.key, plan.target) {
+            (KEY, _) => write_key_bucket(&bucket, out, plan, &opts.rules, c, progress)?,
+            (META, _) => write_meta(&bucket, out, plan)?,
+            (LEASE, _) => write_leases(&bucket, out, plan, opts.drop_orphan_leases, c)?,
+            (AUTH_ROLES, _) => write_roles(&bucket, out, &opts.rules, c)?,
+            (CLUSTER, Some(target)) => write_cluster(&bucket, out, target)?,
             _ => etcdsnap_bolt::compact::copy_bucket(&bucket, out)?,
         }
         out.close_bucket()?;

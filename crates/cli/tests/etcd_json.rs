@@ -36,6 +36,11 @@ struct StatusJson {
     revision: i64,
     total_key: u64,
     total_size: u64,
+    /// Present only under the 3.6+ rule (as etcdutl 3.6+ prints it).
+    #[serde(default)]
+    version: Option<String>,
+    as_etcd: String,
+    total_key_v35: u64,
     total_key_v36: u64,
     trailer: String,
     trailer_sha256: Option<String>,
@@ -180,7 +185,17 @@ fn status_json_contract() {
         let v: StatusJson = one(&out);
         assert_eq!(v.trailer, if snapshot { "valid" } else { "absent" });
         assert_eq!(v.trailer_sha256, s.trailer_sha256);
-        assert_eq!(s.total_key, if ver == EtcdVersion::V3_4_23 { 1231 } else { 1233 });
+        // totalKey as the etcdutl of the line that wrote the file counts it.
+        assert_eq!(s.as_etcd, ver.minor());
+        let v35 = match ver {
+            EtcdVersion::V3_4_23 => 1231,
+            EtcdVersion::V3_5_1 | EtcdVersion::V3_5_35 => 1233,
+            _ => 1234, // + meta/storageVersion
+        };
+        assert_eq!(s.total_key_v35, v35, "{ver}");
+        assert_eq!(s.total_key, if ver.counts_live_keys() { 718 } else { v35 }, "{ver}");
+        assert_eq!(s.total_key_v36, 718);
+        assert_eq!(s.version.as_deref(), ver.counts_live_keys().then(|| format!("{}.0", ver.minor())).as_deref());
         assert_eq!((s.live_keys, s.leases, s.revisions), (718, 4, 1217));
         assert!(!s.auth_enabled);
     }
@@ -199,10 +214,16 @@ fn hashkv_json_contract() {
     }
     let (out, _) = run(&args(&["hashkv", &f, "--json"]), 0);
     assert_eq!(one::<HashkvJson>(&out).tombstone_rule, "skip", "default rule");
-    for rev in ["1147", "1000", "99999", "-1"] {
+    for rev in ["1146", "1000", "99999", "-1"] {
         let (out, err) = run(&args(&["hashkv", &f, "--rev", rev, "--json"]), 2);
         assert!(out.is_empty() && !err.is_empty(), "--rev {rev}");
     }
+    // The compact revision itself: hashed under `skip` (etcd 3.5.35+, 3.6, 3.7),
+    // refused under `include` (3.4.23, 3.5.1).
+    let (out, _) = run(&args(&["hashkv", &f, "--rev", "1147", "--json"]), 0);
+    assert_eq!(one::<HashkvJson>(&out).hash_revision, 1147);
+    let (out, err) = run(&args(&["hashkv", &f, "--rev", "1147", "--tombstone-rule", "include", "--json"]), 2);
+    assert!(out.is_empty() && err.contains("has been compacted"), "{err}");
 }
 
 #[test]

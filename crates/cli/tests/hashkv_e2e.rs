@@ -1,4 +1,5 @@
-//! `etcdsnap hashkv --tombstone-rule include` against real etcd: each fixture
+//! `etcdsnap hashkv` (default tombstone rule) against real etcd of every
+//! version: each fixture
 //! snapshot is restored with its version's stock tool (hash checked) and served;
 //! `etcdctl endpoint hashkv --rev N` and our figure must agree for the latest
 //! revision and revisions after the compaction, and both must refuse the
@@ -17,16 +18,23 @@ use serde_json::Value;
 const COMPACT: i64 = 1147;
 const LATEST: i64 = 1473;
 
-fn ours(file: &Path, rev: i64) -> std::process::Output {
-    etcdsnap(&[
-        "hashkv".as_ref(),
-        file.as_os_str(),
-        "--rev".as_ref(),
-        rev.to_string().as_ref(),
-        "--json".as_ref(),
-        "--tombstone-rule".as_ref(),
-        "include".as_ref(),
-    ])
+/// The rule of the version: 3.4.23 and 3.5.1 `include` (and refuse the
+/// compact revision), later releases `skip` (the default; they hash at it).
+fn rule(version: EtcdVersion) -> &'static str {
+    if version.keeps_compact_tombstone() {
+        "skip"
+    } else {
+        "include"
+    }
+}
+
+fn ours(file: &Path, rev: i64, rule: &str) -> std::process::Output {
+    let mut args =
+        vec!["hashkv".to_string(), file.display().to_string(), "--rev".into(), rev.to_string(), "--json".into()];
+    if rule != "skip" {
+        args.extend(["--tombstone-rule".to_string(), rule.to_string()]);
+    }
+    etcdsnap(&args)
 }
 
 fn etcd_hashkv(server: &EtcdServer, rev: i64) -> std::process::Output {
@@ -36,13 +44,18 @@ fn etcd_hashkv(server: &EtcdServer, rev: i64) -> std::process::Output {
 fn check_version(version: EtcdVersion) {
     let server = restore_and_start(version, &version.fixture_snapshot(), &format!("hashkv_e2e-{version}"));
     let files = [version.fixture_snapshot(), version.fixture_raw_db()];
-    for rev in [0, 1148, 1200, 1300, 1472, LATEST] {
+    let accepts_compact = version.keeps_compact_tombstone();
+    let mut revs = vec![0, 1148, 1200, 1300, 1472, LATEST];
+    if accepts_compact {
+        revs.push(COMPACT);
+    }
+    for rev in revs {
         let out = etcd_hashkv(&server, rev);
         assert!(out.status.success(), "etcd {version} hashkv --rev {rev}: {}", String::from_utf8_lossy(&out.stderr));
         let theirs: Value = json(&out.stdout);
         let h = &theirs[0]["HashKV"];
         for file in &files {
-            let o = ours(file, rev);
+            let o = ours(file, rev, rule(version));
             assert!(
                 o.status.success(),
                 "etcdsnap hashkv {} --rev {rev}: {}",
@@ -55,21 +68,25 @@ fn check_version(version: EtcdVersion) {
             assert_eq!(us["compact_revision"], h["compact_revision"], "{what}");
             assert_eq!(us["current_revision"], h["header"]["revision"], "{what}");
             assert_eq!(us["hash_revision"], if rev == 0 { LATEST } else { rev }, "{what}");
-            assert_eq!(us["tombstone_rule"], "include");
+            assert_eq!(us["tombstone_rule"], rule(version));
         }
     }
     // Refusals: etcd and we agree.
-    for (rev, etcd_says, we_say) in [
-        (COMPACT, "required revision has been compacted", "has been compacted"),
+    let mut refused = vec![
         (1000, "required revision has been compacted", "has been compacted"),
+        (COMPACT - 1, "required revision has been compacted", "has been compacted"),
         (99999, "required revision is a future revision", "is a future revision"),
-    ] {
+    ];
+    if !accepts_compact {
+        refused.push((COMPACT, "required revision has been compacted", "has been compacted"));
+    }
+    for (rev, etcd_says, we_say) in refused {
         let out = etcd_hashkv(&server, rev);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "etcd {version} accepted hashkv --rev {rev}");
         assert!(err.contains(etcd_says), "etcd {version} --rev {rev}: {err}");
         for file in &files {
-            let o = ours(file, rev);
+            let o = ours(file, rev, rule(version));
             let e = String::from_utf8_lossy(&o.stderr);
             assert_eq!(o.status.code(), Some(2), "etcdsnap hashkv --rev {rev}: {e}");
             assert!(e.contains(we_say), "etcdsnap hashkv --rev {rev}: {e}");
@@ -78,12 +95,4 @@ fn check_version(version: EtcdVersion) {
     }
 }
 
-#[test]
-fn hashkv_equals_etcd_3_4_23() {
-    check_version(EtcdVersion::V3_4_23);
-}
-
-#[test]
-fn hashkv_equals_etcd_3_5_1() {
-    check_version(EtcdVersion::V3_5_1);
-}
+etcdsnap_testkit::per_version!(check_version);

@@ -92,12 +92,4 @@ fn check_version(version: EtcdVersion) {
     }
 }
 
-#[test]
-fn keys_equal_etcd_3_4_23() {
-    check_version(EtcdVersion::V3_4_23);
-}
-
-#[test]
-fn keys_equal_etcd_3_5_1() {
-    check_version(EtcdVersion::V3_5_1);
-}
+etcdsnap_testkit::per_version!(check_version);

@@ -8,17 +8,20 @@ use crate::index::Index;
 use crate::revision::{BucketKey, Revision};
 use crate::schema::{read_meta, KEY};
 
-/// How a tombstone stored at exactly the compact revision is hashed.
+/// How a tombstone stored at exactly the compact revision is hashed, and
+/// whether the compact revision itself may be hashed.
 ///
 /// etcd v3.5.16 / v3.4.34 and later keep such tombstones on disk when
 /// compacting, and skip them when hashing so that old and new members agree
 /// (etcd PRs #18274, #18474, #18475). Earlier releases hash them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TombstoneRule {
-    /// Skip them: etcd ≥ 3.5.16, ≥ 3.4.34, and 3.6.
+    /// Skip them, and hash at the compact revision on request: etcd ≥ 3.5.16,
+    /// ≥ 3.4.34, 3.6 and 3.7 (the second part seen on 3.5.35, 3.6.16, 3.7.3).
     #[default]
     Skip,
-    /// Hash them: etcd ≤ 3.5.15, ≤ 3.4.33.
+    /// Hash them, and refuse the compact revision itself: etcd ≤ 3.5.15,
+    /// ≤ 3.4.33 (both parts seen on 3.4.23 and 3.5.1).
     Include,
 }
 
@@ -48,9 +51,10 @@ pub fn hash_kv(db: &Db<'_>, rev: i64, rule: TombstoneRule) -> Result<KeyValueHas
     };
     // etcd raises the current revision to at least the compact revision (#17780).
     let current = last.max(compact);
-    // etcd's hashByRev refuses `rev <= compactRev` (Range refuses only `rev < compactRev`):
-    // the compact revision itself cannot be hashed.
-    if rev > 0 && rev <= compact {
+    // etcd 3.5.35, 3.6 and 3.7's hashByRev refuse `rev < compactRev`; 3.4.23
+    // and 3.5.1 (the releases that also hash the tombstone at the compact
+    // revision) refuse `rev <= compactRev`, the compact revision itself.
+    if rev > 0 && (rev < compact || (rule == TombstoneRule::Include && rev == compact)) {
         return Err(MvccError::Compacted { rev, compact });
     }
     if rev > current {

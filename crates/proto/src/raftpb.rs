@@ -221,9 +221,11 @@ pub enum ConfChangeType {
 /// `raftpb.ConfChange`: data of an `EntryConfChange` entry.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ConfChange {
-    /// `id` / Go `ID` (1): always emitted.
-    #[prost(uint64, required, tag = "1")]
-    pub id: u64,
+    /// `id` / Go `ID` (1): emitted by etcd ≤3.6 (gogo, non-nullable) even when
+    /// 0, left out by 3.7 (google.golang.org/protobuf, proto2 presence) when
+    /// unset; `Some(0)` and `None` keep each form byte for byte.
+    #[prost(uint64, optional, tag = "1")]
+    pub id: Option<u64>,
     /// `type` (2): [`ConfChangeType`]; always emitted.
     #[prost(enumeration = "ConfChangeType", required, tag = "2")]
     pub r#type: i32,

@@ -1,5 +1,10 @@
-//! Golden tests against bytes written by real etcd servers (3.4.23 and 3.5.1 fixtures):
-//! every message decoded from the fixtures must re-encode to exactly the original bytes.
+//! Golden tests against bytes written by real etcd servers (3.4.23 … 3.7.3
+//! fixtures): every message decoded from the fixtures must re-encode to exactly
+//! the original bytes — except raft messages written by 3.7, whose
+//! google.golang.org/protobuf encoder leaves unset proto2 fields out (an
+//! `Entry` of type EntryNormal has no field 1) where gogo (≤3.6) always wrote
+//! them: those must decode to the same message after re-encoding, and may only
+//! gain the explicit default fields (DIFFERENCES.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
@@ -8,16 +13,22 @@ use etcdsnap_proto::etcdserverpb::{AlarmMember, InternalRaftRequest, Metadata, R
 use etcdsnap_proto::raftpb::{self, ConfChange, ConfChangeV2, Entry, EntryType, HardState};
 use etcdsnap_proto::{authpb, leasepb, mvccpb, snappb, walpb, Message};
 
-const VERSIONS: [&str; 2] = ["etcd-3.4.23", "etcd-3.5.1"];
+const VERSIONS: [&str; 5] = ["etcd-3.4.23", "etcd-3.5.1", "etcd-3.5.35", "etcd-3.6.16", "etcd-3.7.3"];
 
 fn testdata(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(version)
 }
 
 /// Decodes `bytes` as `M`, asserts that re-encoding reproduces them exactly, returns the message.
-fn roundtrip_exact<M: Message + Default>(bytes: &[u8], what: &str) -> M {
+fn roundtrip_exact<M: Message + Default + PartialEq>(bytes: &[u8], what: &str) -> M {
     let m = M::decode(bytes).unwrap_or_else(|e| panic!("{what}: decode failed: {e}"));
     let again = m.encode_to_vec();
+    if what.starts_with("etcd-3.7") && again != bytes {
+        let m2 = M::decode(again.as_slice()).unwrap();
+        assert!(m2 == m, "{what}: re-encoding does not decode to the same message ({m:?})");
+        assert!(again.len() > bytes.len(), "{what}: re-encoding lost bytes");
+        return m;
+    }
     assert_eq!(again, bytes, "{what}: re-encoding differs from the original bytes ({m:?})");
     assert_eq!(m.encoded_len(), bytes.len(), "{what}: encoded_len");
     m

@@ -183,7 +183,12 @@ fn hard_state() -> S<raftpb::HardState> {
     msg!(raftpb::HardState { term: any::<u64>(), vote: any::<u64>(), commit: any::<u64>() })
 }
 fn conf_change() -> S<raftpb::ConfChange> {
-    msg!(raftpb::ConfChange { id: any::<u64>(), r#type: enum_val(3), node_id: any::<u64>(), context: opt_bytes() })
+    msg!(raftpb::ConfChange {
+        id: proptest::option::of(any::<u64>()),
+        r#type: enum_val(3),
+        node_id: any::<u64>(),
+        context: opt_bytes()
+    })
 }
 fn conf_change_single() -> S<raftpb::ConfChangeSingle> {
     msg!(raftpb::ConfChangeSingle { r#type: enum_val(3), node_id: any::<u64>() })

@@ -120,7 +120,7 @@ impl Payload {
             Payload::V2(r) => v2_summary(r),
             Payload::ConfChange(c) => {
                 let t = conf_change_type(c.r#type);
-                format!("conf_change method={t} id={:x} node={:x}", c.id, c.node_id)
+                format!("conf_change method={t} id={:x} node={:x}", c.id.unwrap_or(0), c.node_id)
             }
             Payload::ConfChangeV2(c) => {
                 let ch: Vec<String> = c

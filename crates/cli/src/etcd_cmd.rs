@@ -108,12 +108,12 @@ pub struct GetArgs {
     json: bool,
 }
 
-fn map(path: &Path) -> Result<MappedFile> {
+pub(crate) fn map(path: &Path) -> Result<MappedFile> {
     MappedFile::open(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// The bbolt image of a snapshot (trailer cut off) or db file.
-fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
+pub(crate) fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
     let (image, _) = trailer::split(file);
     Db::open(image).with_context(|| format!("{} is not a readable bbolt file", path.display()))
 }

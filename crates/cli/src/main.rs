@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 mod bolt_cmd;
+mod diff_cmd;
+mod du_cmd;
 mod etcd_cmd;
 mod layout_args;
 mod output;
@@ -42,6 +44,10 @@ enum Command {
     Get(etcd_cmd::GetArgs),
     /// Rewrite a snapshot: filter and rename prefixes, bump revisions, mark compacted or compact.
     Rewrite(rewrite_cmd::RewriteArgs),
+    /// What fills the file: live data, history and leases per tenant, resource, namespace or prefix.
+    Du(du_cmd::DuArgs),
+    /// Where two snapshots, dbs or members' data dirs differ (keys, leases, auth, members, history).
+    Diff(diff_cmd::DiffArgs),
     /// WAL segments and .snap files: verify, dump, repair, rewrite.
     #[command(subcommand)]
     Wal(wal_cmd::WalCommand),
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
         Command::Keys(a) => with_out(|out| etcd_cmd::keys_cmd(&a, out)),
         Command::Get(a) => with_out(|out| etcd_cmd::get_cmd(&a, out)),
         Command::Rewrite(a) => with_out(|out| rewrite_cmd::run(&a, out)),
+        Command::Du(a) => with_out(|out| du_cmd::run(&a, out)),
+        Command::Diff(a) => with_out(|out| diff_cmd::run(&a, out)),
         Command::Wal(cmd) => with_out(|out| wal_cmd::run(cmd, out)),
     };
     match result {

@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod diff;
+pub mod du;
 mod error;
 pub mod hashkv;
 pub mod index;

@@ -7,6 +7,8 @@
 #   - etcd 3.5.35, 3.6.16, 3.7.3 (etcd, etcdctl, etcdutl, and walcount: etcd's
 #     own WAL reader over a directory) built from the Go
 #     module proxy through the wrapper modules tools/oracles/etcd-<v>/
+#   - k8scrypt (tools/oracles/k8scrypt-0.36.6): k8s.io/apiserver's encryption
+#     config loader and transformers, sealing/opening values like kube-apiserver
 #   - tools/boltoracle built against Go bbolt 1.4.3 and 1.5.0 through
 #     tools/oracles/bbolt-<v>/{go.mod,go.sum}
 # Go-module builds are cached outside the clone, in $CACHE/oracles/<name>-<v>/
@@ -133,6 +135,14 @@ for v in $BBOLT_MODULE_VERSIONS; do
   build_cached bbolt "$v" "$tmpsrc" boltoracle -- build_bolt "$v"
   rm -rf "$tmpsrc"
 done
+
+# k8scrypt: kube-apiserver's own EncryptionConfiguration loader and value
+# transformers (k8s.io/apiserver), to seal and open values as the API server does.
+K8SCRYPT_VERSION=0.36.6
+build_k8scrypt() {
+  "$GO" build -trimpath -o "$OUT/k8scrypt" .
+}
+build_cached k8scrypt "$K8SCRYPT_VERSION" "$repo/tools/oracles/k8scrypt-$K8SCRYPT_VERSION" k8scrypt -- build_k8scrypt
 
 echo "oracles: etcd $(/usr/bin/etcd --version 2>/dev/null | head -1 | awk '{print $3}') (Debian)," \
   "etcd $("$e35/etcd" --version | head -1 | awk '{print $3}') (PyPI)," \

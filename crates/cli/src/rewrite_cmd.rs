@@ -43,8 +43,14 @@ pub struct RewriteArgs {
     #[arg(long, value_name = "3.5|3.6", value_parser = parse_target)]
     target_version: Option<EtcdLine>,
     /// Rename values encrypted by key-bound providers (k8s:enc:aesgcm:, k8s:enc:kms:) anyway.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "reencrypt")]
     allow_key_bound_encrypted: bool,
+    /// The tenant API server's EncryptionConfiguration: aesgcm values under
+    /// renamed keys are decrypted with the old key as authenticated data and
+    /// sealed again for the new key (same key name, new nonce). Any value that
+    /// does not decrypt stops the rewrite before anything is written.
+    #[arg(long, value_name = "CONFIG")]
+    reencrypt: Option<PathBuf>,
     /// Drop lease records that no kept key references.
     #[arg(long)]
     drop_orphan_leases: bool,
@@ -118,6 +124,7 @@ struct ReportJson {
     leases: LeasesJson,
     encrypted: std::collections::BTreeMap<String, u64>,
     key_bound_renamed: u64,
+    reencrypted: std::collections::BTreeMap<String, u64>,
     roles_rewritten: u64,
     compact_rev_key: &'static str,
     compact_tombstones: Option<&'static str>,
@@ -154,6 +161,18 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             TombstonesArg::Drop => CompactTombstones::Drop,
         },
         target_version: a.target_version,
+        reseal: match &a.reencrypt {
+            Some(path) => {
+                let cfg = etcdsnap_k8s::EncryptionConfig::load(path)?;
+                if cfg.aesgcm.is_empty() {
+                    bail!("{}: no aesgcm keys: nothing to re-encrypt with", path.display());
+                }
+                let r: std::sync::Arc<dyn etcdsnap_mvcc::rewrite::Reseal> =
+                    std::sync::Arc::new(etcdsnap_k8s::AesGcmResealer::new(&cfg)?);
+                Some(r)
+            }
+            None => None,
+        },
         allow_key_bound_encrypted: a.allow_key_bound_encrypted,
         drop_orphan_leases: a.drop_orphan_leases,
         trailer: layout.trailer,
@@ -196,6 +215,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         },
         encrypted: r.encrypted.clone(),
         key_bound_renamed: r.key_bound_renamed,
+        reencrypted: r.resealed.clone(),
         roles_rewritten: r.roles_rewritten,
         compact_rev_key: match r.compact_rev_key {
             CompactRevKey::Absent => "absent",
@@ -261,6 +281,14 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             ),
         ],
         vec!["encrypted values".into(), format!("{enc}; {} key-bound under renamed keys", j.key_bound_renamed)],
+        vec![
+            "re-encrypted".into(),
+            if j.reencrypted.is_empty() {
+                "none".into()
+            } else {
+                j.reencrypted.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+            },
+        ],
         vec!["roles rewritten".into(), j.roles_rewritten.to_string()],
         vec!["compact_rev_key".into(), j.compact_rev_key.into()],
         vec![

@@ -46,6 +46,19 @@ pub enum MvccError {
         #[source]
         source: std::io::Error,
     },
+    /// A key-bound encrypted value cannot be re-sealed for its renamed key.
+    #[error(
+        "cannot re-encrypt the value of {} at revision {revision}: {reason}; nothing was written",
+        display_bytes(key)
+    )]
+    Reseal {
+        /// The key (as stored in the input).
+        key: Vec<u8>,
+        /// Its revision.
+        revision: i64,
+        /// Why.
+        reason: String,
+    },
     /// The file cannot be stamped for the requested older etcd line.
     #[error("cannot rewrite storage version {file} for etcd {target}: {reason}")]
     TargetVersion {

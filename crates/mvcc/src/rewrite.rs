@@ -36,7 +36,7 @@ use crate::trailer::{self, Trailer, TRAILER_LEN};
 pub const COMPACT_REV_KEY: &[u8] = b"compact_rev_key";
 
 /// Options of [`rewrite`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct RewriteOptions {
     /// Which keys to keep and how to rename them.
     pub rules: KeyRules,
@@ -49,6 +49,9 @@ pub struct RewriteOptions {
     /// What the offline compaction does with a tombstone stored at exactly the
     /// compact revision.
     pub compact_tombstones: CompactTombstones,
+    /// Re-seal key-bound encrypted values under renamed keys instead of
+    /// refusing them (`--reencrypt`).
+    pub reseal: Option<std::sync::Arc<dyn Reseal>>,
     /// Stamp the output for an older etcd line (`meta/storageVersion`,
     /// `cluster/clusterVersion`), as `etcdutl migrate --target-version` does to
     /// a data dir: only 3.5 and 3.6, and only below the input's own line.
@@ -74,6 +77,7 @@ impl Default for RewriteOptions {
             compact: None,
             compact_tombstones: CompactTombstones::Keep,
             target_version: None,
+            reseal: None,
             allow_key_bound_encrypted: false,
             drop_orphan_leases: false,
             trailer: TrailerMode::LikeInput,
@@ -81,6 +85,30 @@ impl Default for RewriteOptions {
             fill_percent: DEFAULT_FILL_PERCENT,
         }
     }
+}
+
+/// Re-seals values that a key-bound encryption provider wrote (the etcd key is
+/// their authenticated data), so they stay readable under their renamed key.
+/// Implemented by `etcdsnap-k8s` from a Kubernetes EncryptionConfiguration.
+pub trait Reseal: Send + Sync + std::fmt::Debug {
+    /// Called in the analysis pass, before anything is written, for every
+    /// key-bound value under a renamed key: decrypts it under `old_key` and
+    /// returns the label it is counted under (`aesgcm/key1`), or why it
+    /// cannot be re-sealed (wrong key, unknown key name, unsupported provider).
+    fn check(&self, old_key: &[u8], value: &[u8]) -> std::result::Result<String, String>;
+
+    /// The value sealed again for `new_key`: same provider and key name, a
+    /// new nonce. `rev` (the revision key) is unique per stored value, so an
+    /// implementation can derive nonces that are fresh per run yet identical
+    /// across the passes of one run (the layout pass and the write pass must
+    /// see the same bytes). The output has the input's length.
+    fn reseal(
+        &self,
+        old_key: &[u8],
+        new_key: &[u8],
+        rev: &[u8],
+        value: &[u8],
+    ) -> std::result::Result<(String, Vec<u8>), String>;
 }
 
 /// What a compaction at revision R does with a tombstone stored at exactly R.
@@ -153,8 +181,11 @@ pub struct RewriteReport {
     pub leases_orphaned: u64,
     /// Kept values by Kubernetes encryption provider.
     pub encrypted: BTreeMap<String, u64>,
-    /// Of those, values of key-bound providers under renamed keys.
+    /// Of those, values of key-bound providers under renamed keys (left as
+    /// they are: unreadable under the new key).
     pub key_bound_renamed: u64,
+    /// Values re-sealed for their renamed key (`--reencrypt`), by provider/key name.
+    pub resealed: BTreeMap<String, u64>,
     /// Roles whose permissions were renamed.
     pub roles_rewritten: u64,
     /// `compact_rev_key`.
@@ -207,6 +238,8 @@ struct Plan<'a> {
     keep_compact_tombstone: bool,
     /// `--target-version`, checked against the input.
     target: Option<EtcdLine>,
+    /// `--reencrypt`.
+    reseal: Option<std::sync::Arc<dyn Reseal>>,
     referenced_leases: HashSet<i64>,
     key_bound_renamed: u64,
     compact_rev_key: CompactRevKey,
@@ -301,8 +334,20 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             if !bk.tombstone {
                 if let Some(enc) = encryption(kv.value) {
                     if renamed && enc.key_bound() {
-                        key_bound += 1;
-                        first_key_bound.get_or_insert(kv.key);
+                        match &opts.reseal {
+                            // Every value is decrypted here, before anything is written.
+                            Some(r) => {
+                                r.check(kv.key, kv.value).map_err(|reason| MvccError::Reseal {
+                                    key: kv.key.to_vec(),
+                                    revision: bk.rev.main,
+                                    reason,
+                                })?;
+                            }
+                            None => {
+                                key_bound += 1;
+                                first_key_bound.get_or_insert(kv.key);
+                            }
+                        }
                     }
                 }
             }
@@ -381,6 +426,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     Ok(Plan {
         keep_compact_tombstone: opts.compact_tombstones == CompactTombstones::Keep,
         target,
+        reseal: opts.reseal.clone(),
         old_latest,
         new_latest,
         markers,
@@ -410,6 +456,8 @@ struct Counts {
     roles_rewritten: u64,
     // Written values by encryption provider (after filtering and compaction).
     encrypted: BTreeMap<String, u64>,
+    // Re-sealed values by provider/key name.
+    resealed: BTreeMap<String, u64>,
 }
 
 fn compacted_away(plan: &Plan<'_>, bk: BucketKey) -> bool {
@@ -467,6 +515,18 @@ fn write_key_bucket<W: Write>(
             *c.encrypted.entry(enc.to_string()).or_insert(0) += 1;
         }
         if let Cow::Owned(new_key) = key {
+            let sealed;
+            let kv = match (&plan.reseal, bk.tombstone, encryption(kv.value)) {
+                (Some(r), false, Some(enc)) if enc.key_bound() => {
+                    let (label, v) = r
+                        .reseal(kv.key, &new_key, e.key, kv.value)
+                        .map_err(|reason| MvccError::Reseal { key: kv.key.to_vec(), revision: bk.rev.main, reason })?;
+                    *c.resealed.entry(label).or_insert(0) += 1;
+                    sealed = v;
+                    KvRef { value: &sealed, ..kv }
+                }
+                _ => kv,
+            };
             encode_with_key(&kv, &new_key, &mut buf);
             out.put(e.key, &buf)?;
             c.renamed += 1;
@@ -736,6 +796,7 @@ pub fn rewrite(
         leases_dropped: c.leases_dropped,
         leases_orphaned: c.leases_orphaned,
         encrypted: c.encrypted,
+        resealed: c.resealed,
         key_bound_renamed: plan.key_bound_renamed,
         roles_rewritten: c.roles_rewritten,
         compact_rev_key: plan.compact_rev_key,

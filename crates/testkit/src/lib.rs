@@ -59,6 +59,31 @@ pub fn boltoracle() -> PathBuf {
     require_exe(&oracles_dir().join("bin/boltoracle"))
 }
 
+/// `k8scrypt` (tools/oracles/k8scrypt-<v>): seals and opens values with
+/// k8s.io/apiserver's own EncryptionConfiguration loader and transformers.
+pub fn k8scrypt() -> PathBuf {
+    require_exe(&oracles_dir().join("k8scrypt-0.36.6/k8scrypt"))
+}
+
+/// Runs `k8scrypt seal|open CONFIG RESOURCE ETCD_KEY` with `input` on stdin;
+/// returns (exit code, stdout, stderr).
+pub fn k8scrypt_run(op: &str, config: &Path, resource: &str, etcd_key: &[u8], input: &[u8]) -> (i32, Vec<u8>, String) {
+    use std::os::unix::ffi::OsStrExt;
+    let mut child = Command::new(k8scrypt())
+        .arg(op)
+        .arg(config)
+        .arg(resource)
+        .arg(std::ffi::OsStr::from_bytes(etcd_key))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning k8scrypt: {e}"));
+    child.stdin.take().expect("stdin").write_all(input).expect("writing k8scrypt stdin");
+    let out = child.wait_with_output().expect("k8scrypt output");
+    (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 /// Runs `boltoracle check FILE`; asserts exit 0 and stdout `OK`.
 pub fn boltoracle_check_ok(file: &Path) {
     let out = run(Command::new(boltoracle()).arg("check").arg(file));

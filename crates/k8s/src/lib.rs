@@ -1,0 +1,43 @@
+//! Kubernetes value formats for etcdsnap: the API server's
+//! `EncryptionConfiguration` and re-encryption of values that a key-bound
+//! provider wrote, so a tenant's Secrets stay readable under renamed keys.
+//!
+//! kube-apiserver passes the full etcd key (its `--etcd-prefix` included) as
+//! the AEAD's authenticated data of `aesgcm` and KMS values
+//! (k8s.io/apiserver pkg/storage/etcd3/store.go, `authenticatedDataString`);
+//! `aescbc`, `secretbox` and `identity` values do not depend on the key and are
+//! carried byte for byte by the rewrite.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod aesgcm;
+mod config;
+
+pub use aesgcm::AesGcmResealer;
+pub use config::{AesKey, EncryptionConfig, ProviderKind};
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum K8sError {
+    /// The configuration file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is not a valid EncryptionConfiguration.
+    #[error("{path}: {what}")]
+    Config {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong (key material is never included).
+        what: String,
+    },
+    /// No random bytes for the nonce seed.
+    #[error("no randomness for nonces: {0}")]
+    Random(String),
+}

@@ -67,6 +67,7 @@ struct ReportJson {
     leases: LeasesJson,
     encrypted: BTreeMap<String, u64>,
     key_bound_renamed: u64,
+    reencrypted: BTreeMap<String, u64>,
     roles_rewritten: u64,
     compact_rev_key: String,
     compact_tombstones: Option<String>,

@@ -4,7 +4,7 @@
 use etcdsnap_bolt::Db;
 
 use crate::error::{MvccError, Result};
-use crate::index::Index;
+use crate::index::LatestAt;
 use crate::revision::{BucketKey, Revision};
 use crate::schema::{read_meta, KEY};
 
@@ -43,7 +43,6 @@ pub struct KeyValueHash {
 pub fn hash_kv(db: &Db<'_>, rev: i64, rule: TombstoneRule) -> Result<KeyValueHash> {
     let meta = read_meta(db)?;
     let compact = meta.compact_rev();
-    let index = Index::build(db)?;
     let bucket = db.bucket(&[KEY])?;
     let last = match &bucket {
         Some(b) => b.cursor().last_entry()?.map_or(0, |e| BucketKey::lenient_main(e.key)),
@@ -61,7 +60,9 @@ pub fn hash_kv(db: &Db<'_>, rev: i64, rule: TombstoneRule) -> Result<KeyValueHas
         return Err(MvccError::FutureRev { rev, current });
     }
     let rev = if rev == 0 { current } else { rev };
-    let keep = index.keep(rev);
+    // etcd's `Keep(rev)`, from one record per key (see LatestAt), then the hash pass.
+    let keep = LatestAt::build(db, rev)?;
+    let keep_empty = keep.keeps_nothing();
     let mut crc = crc32c::crc32c(KEY);
     if let Some(b) = bucket {
         for e in b.cursor() {
@@ -71,8 +72,12 @@ pub fn hash_kv(db: &Db<'_>, rev: i64, rule: TombstoneRule) -> Result<KeyValueHas
             if kr >= Revision::new(rev + 1, 0) {
                 break; // keys are in revision order
             }
-            if kr < Revision::new(compact + 1, 0) && !keep.is_empty() && !keep.contains(&kr) {
-                continue;
+            if kr.main <= compact && !keep_empty {
+                let kv =
+                    crate::kv::KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
+                if !keep.keeps(kv.key, kr) {
+                    continue;
+                }
             }
             if rule == TombstoneRule::Skip && kr.main == compact && bk.tombstone {
                 continue;

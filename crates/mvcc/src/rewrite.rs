@@ -21,7 +21,7 @@ use etcdsnap_proto::{authpb, Message};
 
 use crate::error::{MvccError, Result};
 use crate::hashkv::{hash_kv, KeyValueHash, TombstoneRule};
-use crate::index::Index;
+use crate::index::LatestAt;
 use crate::kv::{encode_with_key, KvRef};
 use crate::revision::{BucketKey, Revision};
 use crate::schema::{
@@ -233,7 +233,7 @@ struct Plan<'a> {
     old_latest: Revision,
     new_latest: i64,
     markers: Vec<Revision>,
-    keep: Option<(i64, HashSet<Revision>)>,
+    keep: Option<(i64, LatestAt)>,
     /// Whether the compaction keeps a tombstone at exactly its revision.
     keep_compact_tombstone: bool,
     /// `--target-version`, checked against the input.
@@ -262,7 +262,8 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     let meta = read_meta(db)?;
     let mut old_latest = Revision::default();
     let mut last_kept = 0i64;
-    let mut index = opts.compact.is_some().then(Index::default);
+    // etcd's keep set for the offline compaction: one record per key (LatestAt).
+    let mut index = opts.compact.map(|at| LatestAt::new(at.unwrap_or(i64::MAX)));
     // Lease of each kept key whose latest revision is a put with a lease: only
     // those keys, so memory follows leased keys, not the key space.
     let mut leased: HashMap<&'a [u8], i64> = HashMap::new();
@@ -409,7 +410,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             for m in &markers {
                 ix.add(b"", BucketKey { rev: *m, tombstone: false });
             }
-            Some((r, ix.keep(r)))
+            Some((r, ix))
         }
         _ => None,
     };
@@ -460,14 +461,14 @@ struct Counts {
     resealed: BTreeMap<String, u64>,
 }
 
-fn compacted_away(plan: &Plan<'_>, bk: BucketKey) -> bool {
+fn compacted_away(plan: &Plan<'_>, key: &[u8], bk: BucketKey) -> bool {
     match &plan.keep {
         Some((r, keep)) => {
             let rev = bk.rev;
-            // The index's keep set is the ≤3.5.15 compaction's; newer etcd also
-            // keeps a tombstone at exactly the compact revision.
+            // The keep set is the ≤3.5.15 compaction's; newer etcd also keeps a
+            // tombstone at exactly the compact revision.
             let kept_tombstone = plan.keep_compact_tombstone && bk.tombstone && rev.main == *r;
-            rev.main <= *r && !keep.contains(&rev) && !kept_tombstone
+            rev.main <= *r && !keep.keeps(key, rev) && !kept_tombstone
         }
         None => false,
     }
@@ -491,7 +492,7 @@ fn write_key_bucket<W: Write>(
         }
         let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
         if e.value.is_empty() {
-            if compacted_away(plan, bk) {
+            if compacted_away(plan, b"", bk) {
                 c.compacted += 1;
                 continue;
             }
@@ -505,7 +506,7 @@ fn write_key_bucket<W: Write>(
             c.filtered += 1;
             continue;
         };
-        if compacted_away(plan, bk) {
+        if compacted_away(plan, kv.key, bk) {
             c.compacted += 1;
             continue;
         }
@@ -535,7 +536,7 @@ fn write_key_bucket<W: Write>(
         }
     }
     for m in &plan.markers {
-        if compacted_away(plan, BucketKey { rev: *m, tombstone: false }) {
+        if compacted_away(plan, b"", BucketKey { rev: *m, tombstone: false }) {
             continue;
         }
         out.put(&m.to_bytes(), b"")?;

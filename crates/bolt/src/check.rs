@@ -10,7 +10,7 @@
 use crate::db::Db;
 use crate::error::{CorruptKind, Corruption};
 use crate::freelist::Freelist;
-use crate::layout::{PageType, Pgid};
+use crate::layout::{PageHeader, PageType, Pgid, BUCKET_LEAF_FLAG};
 use crate::page::{bucket_value, inline_node, BucketRoot, Node, NodeKind, Pages};
 
 /// Deepest B+tree the checker descends.
@@ -182,8 +182,9 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    /// Walks one bucket's tree (or inline page).
-    fn bucket(&mut self, root: BucketRoot<'a>, nesting: usize) {
+    /// Walks one bucket's tree (or inline page); `parent` is the page holding its
+    /// bucket entry (its key is the last element of `self.path`).
+    fn bucket(&mut self, root: BucketRoot<'a>, parent: Option<Pgid>, nesting: usize) {
         if nesting > MAX_BUCKET_DEPTH {
             self.report(Corruption::new(CorruptKind::BucketsTooDeep { max: MAX_BUCKET_DEPTH }));
             return;
@@ -192,17 +193,51 @@ impl<'a> Checker<'a, '_> {
             BucketRoot::Paged(id) => {
                 self.tree(id, None, None, 1, nesting);
             }
-            BucketRoot::Inline(image) => match inline_node(image) {
-                Ok(node) => {
-                    self.leaf(&node, None, None, nesting);
+            BucketRoot::Inline(image) => {
+                let name = self.path.last().cloned().unwrap_or_default();
+                let at = |kind| located(parent, kind).with_key(&name);
+                let node = match inline_node(image) {
+                    Ok(node) => node,
+                    Err(kind) => return self.report(at(kind)),
+                };
+                // bbolt writes an inline page with `node.write` into a zeroed buffer
+                // (`bucket.write`), which sets only flags and count: the id stays 0.
+                if let Some(h) = PageHeader::parse(image).filter(|h| h.id != 0) {
+                    self.report(at(CorruptKind::InlinePageId { found: h.id }));
                 }
-                Err(kind) => self.report(Corruption::new(kind)),
-            },
+                // The buffer is exactly `bucketHeaderSize + node.size()` long, so the
+                // image ends where the last element's value ends.
+                match node.layout() {
+                    Ok(used) if used != image.len() as u64 => {
+                        self.report(at(CorruptKind::InlineSizeMismatch { len: image.len() as u64, used }));
+                    }
+                    Ok(_) => {}
+                    Err(kind) => self.report(at(kind)),
+                }
+                self.leaf(&node, None, None, nesting);
+            }
         }
     }
 
-    /// Walks the subtree at page `id`; returns the largest key in it, as bbolt's
-    /// `recursivelyCheckPagesInternal` does, for the order checks of the parent.
+    /// Reports elements that are not where bbolt's writer puts them, and an
+    /// `overflow` other than the one bbolt allocates for the bytes they use:
+    /// `node.spill` allocates exactly `ceil(node.size() / pageSize)` pages.
+    fn page_layout(&mut self, id: Pgid, node: &Node<'a>, overflow: u32) {
+        match node.layout() {
+            Ok(used) => {
+                let page_size = (self.pages.page_size() as u64).max(1);
+                let expected = used.div_ceil(page_size).saturating_sub(1);
+                if u64::from(overflow) != expected {
+                    self.report_page(id, CorruptKind::OverflowMismatch { overflow, used, expected });
+                }
+            }
+            Err(kind) => self.report_page(id, kind),
+        }
+    }
+
+    /// Walks the subtree at page `id`; returns its first key and its largest key
+    /// (as bbolt's `recursivelyCheckPagesInternal` does, for the order checks of the
+    /// parent), or nothing when the page could not be walked.
     fn tree(
         &mut self,
         id: Pgid,
@@ -210,14 +245,14 @@ impl<'a> Checker<'a, '_> {
         max_open: Option<&'a [u8]>,
         depth: usize,
         nesting: usize,
-    ) -> Option<&'a [u8]> {
+    ) -> Span<'a> {
         if depth > MAX_TREE_DEPTH {
             self.report_page(id, CorruptKind::TooDeep { max: MAX_TREE_DEPTH });
-            return None;
+            return Span::default();
         }
         if id >= self.pages.hwm() {
             self.report_page(id, CorruptKind::OutOfBounds { hwm: self.pages.hwm() });
-            return None;
+            return Span::default();
         }
         let page = match self.pages.page(id) {
             Ok(p) => p,
@@ -227,60 +262,81 @@ impl<'a> Checker<'a, '_> {
                 if self.use_of(id) == Some(PageUse::Unreached) {
                     self.set_use(id, PageUse::Tree);
                 }
-                return None;
+                return Span::default();
             }
         };
         if !self.claim(id, page.header.overflow, PageUse::Tree) {
-            return None;
+            return Span::default();
         }
         self.stats.overflow_pages = self.stats.overflow_pages.saturating_add(u64::from(page.header.overflow));
         self.stats.max_depth = self.stats.max_depth.max(depth as u64);
+        // `from_flags` accepts exactly one known flag, as bbolt 1.3.7+'s `fastCheck`.
         let kind = match page.header.page_type() {
             PageType::Branch => NodeKind::Branch,
             PageType::Leaf => NodeKind::Leaf,
             _ => {
                 self.report_page(id, CorruptKind::InvalidType { flags: page.header.flags, expected: "branch or leaf" });
-                return None;
+                return Span::default();
             }
         };
         let node = match Node::new(Some(id), kind, page.header.count, page.bytes) {
             Ok(n) => n,
             Err(k) => {
                 self.report_page(id, k);
-                return None;
+                return Span::default();
             }
         };
+        self.page_layout(id, &node, page.header.overflow);
         match kind {
             NodeKind::Leaf => {
                 self.stats.leaf_pages = self.stats.leaf_pages.saturating_add(1);
+                // Rebalancing removes a leaf that deletes emptied (`node.rebalance`);
+                // only a bucket's root leaf may be empty.
+                if node.count == 0 && depth > 1 {
+                    self.report_page(id, CorruptKind::EmptyLeaf);
+                }
                 self.leaf(&node, min_closed, max_open, nesting)
             }
             NodeKind::Branch => {
                 self.stats.branch_pages = self.stats.branch_pages.saturating_add(1);
                 if node.count == 0 {
                     self.report_page(id, CorruptKind::EmptyBranch);
-                    return None;
+                    return Span::default();
                 }
                 let mut running_min = min_closed;
-                let mut max_in_subtree = None;
+                let mut span = Span::default();
                 for i in 0..node.count {
                     let (key, child) = match node.branch(i) {
                         Ok(kc) => kc,
                         Err(k) => {
                             self.report_page(id, k);
-                            return max_in_subtree;
+                            return span;
                         }
                     };
+                    if i == 0 {
+                        span.first = Some(key);
+                    }
                     self.key_order(id, i, key, running_min, max_open);
                     let next_key = if i.saturating_add(1) < node.count {
                         node.branch(i.saturating_add(1)).ok().map(|(k, _)| k)
                     } else {
                         max_open
                     };
-                    max_in_subtree = self.tree(child, Some(key), next_key, depth.saturating_add(1), nesting);
-                    running_min = max_in_subtree;
+                    let sub = self.tree(child, Some(key), next_key, depth.saturating_add(1), nesting);
+                    // `node.spill` sets each branch key to its child's first key
+                    // (`parent.put(.., inodes[0].key, ..)`) whenever the child is
+                    // written, and a child is written whenever its keys change; so a
+                    // different key means the branch or the child is damaged (the
+                    // search still works with a lower bound, which hides the damage).
+                    if sub.first.is_some_and(|first| first != key) {
+                        self.report(
+                            Corruption::on_page(id, CorruptKind::BranchKeyMismatch { index: i, child }).with_key(key),
+                        );
+                    }
+                    span.last = sub.last;
+                    running_min = sub.last;
                 }
-                max_in_subtree
+                span
             }
         }
     }
@@ -307,17 +363,27 @@ impl<'a> Checker<'a, '_> {
         min_closed: Option<&'a [u8]>,
         max_open: Option<&'a [u8]>,
         nesting: usize,
-    ) -> Option<&'a [u8]> {
+    ) -> Span<'a> {
         let mut running_min = min_closed;
+        let mut first = None;
         let page = node.page;
         for i in 0..node.count {
             let e = match node.leaf(i) {
                 Ok(e) => e,
                 Err(k) => {
                     self.report(located(page, k));
-                    return running_min;
+                    return Span { first, last: running_min };
                 }
             };
+            if i == 0 {
+                first = Some(e.key);
+            }
+            // bbolt defines one leaf element flag, `bucketLeafFlag`, and its writer
+            // stores only 0 or that flag; readers test that bit alone and would
+            // silently ignore any other, so another set bit is damage.
+            if e.flags & !BUCKET_LEAF_FLAG != 0 {
+                self.report(located(page, CorruptKind::UnknownElementFlags { index: i, flags: e.flags }).with_key(e.key));
+            }
             match page {
                 Some(p) => self.key_order(p, i, e.key, running_min, max_open),
                 None => {
@@ -354,16 +420,23 @@ impl<'a> Checker<'a, '_> {
                 BucketRoot::Paged(r) if r < 2 => {
                     self.report(located(page, CorruptKind::BucketRootOutOfRange { root: r }).with_key(e.key));
                 }
-                BucketRoot::Paged(_) => self.bucket(root, nesting.saturating_add(1)),
+                BucketRoot::Paged(_) => self.bucket(root, page, nesting.saturating_add(1)),
                 BucketRoot::Inline(_) => {
                     self.stats.inline_buckets = self.stats.inline_buckets.saturating_add(1);
-                    self.bucket(root, nesting.saturating_add(1));
+                    self.bucket(root, page, nesting.saturating_add(1));
                 }
             }
             self.path.pop();
         }
-        running_min
+        Span { first, last: running_min }
     }
+}
+
+/// The first and the largest key of a subtree, when it could be read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span<'a> {
+    first: Option<&'a [u8]>,
+    last: Option<&'a [u8]>,
 }
 
 fn located(page: Option<Pgid>, kind: CorruptKind) -> Corruption {
@@ -397,12 +470,29 @@ pub fn check(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
         path: Vec::new(),
     };
 
+    // Both metas must be valid, the inactive one too. bbolt writes a meta page
+    // with one `pwrite` after syncing the data pages, and the whole meta struct
+    // (bytes 0..80) lies in the page's first 512-byte sector, which disks write
+    // atomically: a crash leaves the old or the new meta, both valid. Every file
+    // written by etcd that we have (raw dbs and snapshots of 3.4 to 3.7) has two
+    // valid metas, T and T-1. So an invalid one is damage, even though bbolt
+    // would fall back to the other.
     for (i, slot) in db.metas().slots.iter().enumerate() {
+        let (id, meta_no) = (i as Pgid, i as u8);
         if let Err(fault) = &slot.validity {
-            c.report_page(i as Pgid, CorruptKind::InvalidMeta { meta: i as u8, fault: fault.clone() });
-        } else if let Some(h) = slot.header {
-            if h.page_type() != PageType::Meta {
-                c.report_page(i as Pgid, CorruptKind::InvalidType { flags: h.flags, expected: "meta" });
+            c.report_page(id, CorruptKind::InvalidMeta { meta: meta_no, fault: fault.clone() });
+        }
+        let Some(h) = slot.header else { continue };
+        if h.page_type() != PageType::Meta {
+            c.report_page(id, CorruptKind::InvalidType { flags: h.flags, expected: "meta" });
+        }
+        // The header is not covered by the checksum; `meta.write` sets id to the
+        // slot (`txid % 2`, or 0 and 1 in `WriteTo`), count and overflow to 0.
+        for (field, value, want) in
+            [("id", h.id, id), ("count", u64::from(h.count), 0), ("overflow", u64::from(h.overflow), 0)]
+        {
+            if value != want {
+                c.report_page(id, CorruptKind::MetaHeader { meta: meta_no, field, value });
             }
         }
     }
@@ -422,7 +512,7 @@ pub fn check(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
     if root < 2 || root >= pages.hwm() {
         c.report(Corruption::new(CorruptKind::MetaField { field: "root", value: root, hwm: pages.hwm() }));
     } else {
-        c.bucket(BucketRoot::Paged(root), 0);
+        c.bucket(BucketRoot::Paged(root), None, 0);
     }
 
     let persisted = meta.has_freelist();

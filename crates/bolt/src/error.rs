@@ -411,6 +411,61 @@ pub enum CorruptKind {
     },
     /// A value was read as a bucket but is not one, or the reverse.
     NotABucket,
+    /// An element's key/value data is not where bbolt's writer puts it: right after
+    /// the element array for element 0, right after the previous element's data for
+    /// the others (offsets relative to the page start).
+    ElementLayout {
+        /// Element index.
+        index: usize,
+        /// Page offset the element's `pos` points at.
+        found: u64,
+        /// Page offset bbolt's writer would have used.
+        expected: u64,
+    },
+    /// A page's `overflow` is not the number of extra pages its elements need.
+    OverflowMismatch {
+        /// The page's `overflow`.
+        overflow: u32,
+        /// Bytes the header, element array and data use.
+        used: u64,
+        /// The `overflow` bbolt allocates for that size.
+        expected: u64,
+    },
+    /// A leaf element's `flags` has bits set other than `bucketLeafFlag`.
+    UnknownElementFlags {
+        /// Element index.
+        index: usize,
+        /// The element's flags.
+        flags: u32,
+    },
+    /// A branch key differs from the first key of the child page it points to.
+    BranchKeyMismatch {
+        /// Element index in the branch.
+        index: usize,
+        /// The child page.
+        child: Pgid,
+    },
+    /// An inline bucket's page image has a page id other than 0.
+    InlinePageId {
+        /// The id found.
+        found: Pgid,
+    },
+    /// An inline bucket's page image is longer or shorter than its elements.
+    InlineSizeMismatch {
+        /// Bytes of the image (the bucket value after its header).
+        len: u64,
+        /// Bytes its header, element array and data use.
+        used: u64,
+    },
+    /// A meta page's header field is not what bbolt writes.
+    MetaHeader {
+        /// Which meta page (0 or 1).
+        meta: u8,
+        /// Field name as in bbolt (`id`, `count`, `overflow`).
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
 }
 
 impl fmt::Display for CorruptKind {
@@ -460,6 +515,25 @@ impl fmt::Display for CorruptKind {
             Self::BucketRootOutOfRange { root } => write!(f, "bucket root {root} out of range"),
             Self::BadInlineBucket { reason } => write!(f, "inline bucket: {reason}"),
             Self::NotABucket => write!(f, "not a bucket"),
+            Self::ElementLayout { index, found, expected } => {
+                write!(f, "element {index}: data at page offset {found}, bbolt writes it at {expected}")
+            }
+            Self::OverflowMismatch { overflow, used, expected } => {
+                write!(f, "overflow {overflow}, but the elements use {used} bytes (overflow {expected})")
+            }
+            Self::UnknownElementFlags { index, flags } => {
+                write!(f, "element {index}: flags {flags:#x} has bits bbolt never sets")
+            }
+            Self::BranchKeyMismatch { index, child } => {
+                write!(f, "key[{index}] differs from the first key of its child page {child}")
+            }
+            Self::InlinePageId { found } => write!(f, "inline bucket: page id {found}, bbolt writes 0"),
+            Self::InlineSizeMismatch { len, used } => {
+                write!(f, "inline bucket: page image of {len} bytes, its elements use {used}")
+            }
+            Self::MetaHeader { meta, field, value } => {
+                write!(f, "meta {meta}: page header {field} is {value}")
+            }
         }
     }
 }

@@ -186,6 +186,42 @@ impl<'a> Node<'a> {
         Ok(LeafElem { flags, key, value })
     }
 
+    /// Checks that the elements' data sits where bbolt's writer (`node.write`) puts
+    /// it: element 0's right after the element array, each next one right after the
+    /// previous element's key (and value, in a leaf), never past the node's bytes.
+    /// Returns the bytes the node uses (bbolt's `node.size()`).
+    ///
+    /// bbolt never leaves gaps, overlaps or reordered data, so any other layout is
+    /// damage; this is what catches a lowered `count` (element 0's data then no
+    /// longer starts after the array) and a changed `pos`, `ksize` or `vsize`
+    /// (the next element's data no longer follows).
+    pub fn layout(&self) -> Result<u64, CorruptKind> {
+        let bytes_len = self.bytes.len() as u64;
+        let mut expected = (self.count as u64).saturating_mul(BRANCH_ELEMENT_SIZE as u64).saturating_add(PAGE_HEADER_SIZE as u64);
+        for i in 0..self.count {
+            let e = Self::element_offset(i);
+            let bad = CorruptKind::ElementPastPage { index: i };
+            let (pos, ksize, vsize) = match self.kind {
+                NodeKind::Branch => (u32_at(self.bytes, e), u32_at(self.bytes, e.saturating_add(4)), Some(0)),
+                NodeKind::Leaf => (
+                    u32_at(self.bytes, e.saturating_add(4)),
+                    u32_at(self.bytes, e.saturating_add(8)),
+                    u32_at(self.bytes, e.saturating_add(12)),
+                ),
+            };
+            let (Some(pos), Some(ksize), Some(vsize)) = (pos, ksize, vsize) else { return Err(bad) };
+            let found = (e as u64).saturating_add(u64::from(pos));
+            if found != expected {
+                return Err(CorruptKind::ElementLayout { index: i, found, expected });
+            }
+            expected = expected.saturating_add(u64::from(ksize)).saturating_add(u64::from(vsize));
+            if expected > bytes_len {
+                return Err(bad);
+            }
+        }
+        Ok(expected)
+    }
+
     /// The key of element `i`, whatever the node kind.
     pub fn key(&self, i: usize) -> Result<&'a [u8], CorruptKind> {
         match self.kind {

@@ -457,8 +457,8 @@ fn overflow_use(use_: PageUse) -> PageUse {
 pub fn check(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
     let pages = db.pages();
     let meta = db.meta();
-    let file_pages = (db.data().len() / db.page_size().max(1)) as u64;
-    let tracked = usize::try_from(pages.hwm().min(file_pages)).unwrap_or(0);
+    // Sized by the file, not by the meta's `pgid` alone (see `Pages::readable`).
+    let tracked = usize::try_from(pages.readable()).unwrap_or(0);
     let mut c = Checker {
         pages,
         opts,

@@ -18,6 +18,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The input is not a regular file (a FIFO, device, socket or directory):
+    /// reading one could block forever or never end, and a map of it means nothing.
+    #[error("{path} is not a regular file but a {kind}")]
+    NotRegularFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead (`FIFO`, `directory`, `character device`, …).
+        kind: &'static str,
+    },
     /// The file's bytes break a rule of the format.
     #[error(transparent)]
     Corrupt(#[from] Box<Corruption>),

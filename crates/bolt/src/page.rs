@@ -42,6 +42,14 @@ impl<'a> Pages<'a> {
         self.hwm
     }
 
+    /// Pages that can be read: below the HWM and wholly inside the file. Loops and
+    /// tables sized by a page count use this, never the HWM alone, which a damaged
+    /// or crafted meta can make as large as 2^64 - 1.
+    pub fn readable(&self) -> u64 {
+        let in_file = (self.data.len() / self.page_size.max(1)) as u64;
+        self.hwm.min(in_file)
+    }
+
     /// The whole file.
     pub fn data(&self) -> &'a [u8] {
         self.data

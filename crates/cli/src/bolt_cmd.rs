@@ -295,8 +295,12 @@ fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
     let report = check::check(&db, &CheckOptions { max_problems: 0 });
     let pages = db.pages();
     let mut rows = vec![vec!["ID".into(), "TYPE".into(), "ITEMS".into(), "OVRFLW".into()]];
+    // Rows stop at the end of the file: a meta claiming a huge HWM must not make
+    // us print (or hold) a row per page that is not there. One `missing` row
+    // stands for every page from its id up to the HWM.
+    let end = pages.readable();
     let mut id: u64 = 0;
-    while id < db.hwm() {
+    while id < end {
         let use_ = usize::try_from(id).ok().and_then(|i| report.page_use.get(i)).copied();
         let row = match (use_, pages.raw(id).and_then(etcdsnap_bolt::PageHeader::parse)) {
             (None, _) | (_, None) => PageJson { id, kind: "missing".into(), items: None, overflow: None },
@@ -328,6 +332,14 @@ fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
             ]);
         }
         id = id.saturating_add(step);
+    }
+    if id < db.hwm() {
+        let row = PageJson { id, kind: "missing".into(), items: None, overflow: None };
+        if a.json {
+            out.json(&row)?;
+        } else {
+            rows.push(vec![row.id.to_string(), row.kind, String::new(), String::new()]);
+        }
     }
     if !a.json {
         for line in table(&rows) {

@@ -301,7 +301,11 @@ fn print(name: &str, r: &Result) {
             .iter()
             .map(|o| {
                 let (rej, pan) = t.go.get(o).copied().unwrap_or_default();
-                format!("{:.1}/{:.1}", pct(rej, t.go_runs), pct(pan, t.go_runs))
+                if t.go_runs == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{:.1}/{:.1}", pct(rej, t.go_runs), pct(pan, t.go_runs))
+                }
             })
             .collect();
         println!(

@@ -382,7 +382,9 @@ impl<'a> Checker<'a, '_> {
             // stores only 0 or that flag; readers test that bit alone and would
             // silently ignore any other, so another set bit is damage.
             if e.flags & !BUCKET_LEAF_FLAG != 0 {
-                self.report(located(page, CorruptKind::UnknownElementFlags { index: i, flags: e.flags }).with_key(e.key));
+                self.report(
+                    located(page, CorruptKind::UnknownElementFlags { index: i, flags: e.flags }).with_key(e.key),
+                );
             }
             match page {
                 Some(p) => self.key_order(p, i, e.key, running_min, max_open),
@@ -478,7 +480,7 @@ pub fn check(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
     // valid metas, T and T-1. So an invalid one is damage, even though bbolt
     // would fall back to the other.
     for (i, slot) in db.metas().slots.iter().enumerate() {
-        let (id, meta_no) = (i as Pgid, i as u8);
+        let (id, meta_no) = (i as Pgid, u8::from(i == 1));
         if let Err(fault) = &slot.validity {
             c.report_page(id, CorruptKind::InvalidMeta { meta: meta_no, fault: fault.clone() });
         }

@@ -214,7 +214,7 @@ pub fn display_bytes(b: &[u8]) -> String {
     if !b.is_empty() && b.iter().all(|c| (0x20..0x7f).contains(c)) {
         String::from_utf8_lossy(b).into_owned()
     } else {
-        let mut s = String::with_capacity(2 + 2 * b.len());
+        let mut s = String::with_capacity(b.len().saturating_mul(2).saturating_add(2));
         s.push_str("0x");
         for c in b {
             s.push_str(&format!("{c:02x}"));

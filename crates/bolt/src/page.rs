@@ -46,7 +46,7 @@ impl<'a> Pages<'a> {
     /// tables sized by a page count use this, never the HWM alone, which a damaged
     /// or crafted meta can make as large as 2^64 - 1.
     pub fn readable(&self) -> u64 {
-        let in_file = (self.data.len() / self.page_size.max(1)) as u64;
+        let in_file = self.data.len().checked_div(self.page_size).unwrap_or(0) as u64;
         self.hwm.min(in_file)
     }
 
@@ -153,7 +153,7 @@ impl<'a> Node<'a> {
             .checked_mul(LEAF_ELEMENT_SIZE) // same size for branch elements
             .and_then(|n| n.checked_add(PAGE_HEADER_SIZE));
         if array_end.is_none_or(|end| end > bytes.len()) {
-            return Err(CorruptKind::ElementsPastPage { count: count as u16 });
+            return Err(CorruptKind::ElementsPastPage { count: u16::try_from(count).unwrap_or(u16::MAX) });
         }
         Ok(Self { page, kind, count, bytes })
     }
@@ -205,7 +205,8 @@ impl<'a> Node<'a> {
     /// (the next element's data no longer follows).
     pub fn layout(&self) -> Result<u64, CorruptKind> {
         let bytes_len = self.bytes.len() as u64;
-        let mut expected = (self.count as u64).saturating_mul(BRANCH_ELEMENT_SIZE as u64).saturating_add(PAGE_HEADER_SIZE as u64);
+        let mut expected =
+            (self.count as u64).saturating_mul(BRANCH_ELEMENT_SIZE as u64).saturating_add(PAGE_HEADER_SIZE as u64);
         for i in 0..self.count {
             let e = Self::element_offset(i);
             let bad = CorruptKind::ElementPastPage { index: i };
@@ -242,9 +243,10 @@ impl<'a> Node<'a> {
     pub fn lower_bound(&self, key: &[u8]) -> Result<usize, CorruptKind> {
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
+            // lo < hi: neither the midpoint nor its successor overflows.
+            let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
             if self.key(mid)? < key {
-                lo = mid + 1;
+                lo = mid.saturating_add(1);
             } else {
                 hi = mid;
             }
@@ -258,9 +260,10 @@ impl<'a> Node<'a> {
         let (mut lo, mut hi) = (0usize, self.count);
         // Find the first index with key > `key`.
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
+            // lo < hi: neither the midpoint nor its successor overflows.
+            let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
             if self.key(mid)? <= key {
-                lo = mid + 1;
+                lo = mid.saturating_add(1);
             } else {
                 hi = mid;
             }

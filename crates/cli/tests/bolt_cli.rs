@@ -347,7 +347,12 @@ fn a_huge_high_water_mark_costs_no_more_than_the_file() {
     assert_eq!(stdout(&o).lines().count(), 6);
     for args in [&["bolt", "check", f][..], &["bolt", "info", f], &["verify", f], &["bolt", "dump", f]] {
         let o = etcdsnap_limited(args);
-        assert!(matches!(o.status.code(), Some(0..=2)), "{args:?}: {:?} {}", o.status, String::from_utf8_lossy(&o.stderr));
+        assert!(
+            matches!(o.status.code(), Some(0..=2)),
+            "{args:?}: {:?} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     let o = etcdsnap_limited(&["bolt", "check", f]);
     assert_eq!(o.status.code(), Some(1));

@@ -167,8 +167,11 @@ fn versions() -> Vec<String> {
 /// The Go bbolt checkers: (name, binary). Missing binaries fail the test.
 fn oracles() -> Vec<(&'static str, PathBuf)> {
     let dir = std::env::var_os("ETCDSNAP_ORACLES").map(PathBuf::from).unwrap_or_else(|| root().join(".oracles"));
-    let list =
-        [("go-1.3.6", "bin/boltoracle"), ("go-1.4.3", "bbolt-1.4.3/boltoracle"), ("go-1.5.0", "bbolt-1.5.0/boltoracle")];
+    let list = [
+        ("go-1.3.6", "bin/boltoracle"),
+        ("go-1.4.3", "bbolt-1.4.3/boltoracle"),
+        ("go-1.5.0", "bbolt-1.5.0/boltoracle"),
+    ];
     list.iter()
         .map(|(n, p)| {
             let bin = dir.join(p);
@@ -342,7 +345,12 @@ fn print(name: &str, r: &Result) {
         pct(detectable.verify, detectable.flips),
         pct(detectable.check, detectable.flips)
     );
-    println!("  panics {}, slowest flip {:?}, missed where Go rejects {}", r.panics.len(), r.slowest, r.missed_go.len());
+    println!(
+        "  panics {}, slowest flip {:?}, missed where Go rejects {}",
+        r.panics.len(),
+        r.slowest,
+        r.missed_go.len()
+    );
 }
 
 fn fixture(version: &str) -> Vec<u8> {
@@ -360,11 +368,8 @@ fn assert_result(name: &str, r: &Result) {
     assert!(r.panics.is_empty(), "{name}: panics on {:?}", r.panics);
     assert!(r.missed_go.is_empty(), "{name}: Go rejects, we accept: {:#?}", r.missed_go);
     assert!(r.slowest < Duration::from_secs(10), "{name}: a flip took {:?}", r.slowest);
-    let (flips, detected) = r
-        .by_class
-        .iter()
-        .filter(|(c, _)| c.detectable())
-        .fold((0, 0), |(f, d), (_, t)| (f + t.flips, d + t.verify));
+    let (flips, detected) =
+        r.by_class.iter().filter(|(c, _)| c.detectable()).fold((0, 0), |(f, d), (_, t)| (f + t.flips, d + t.verify));
     let rate = pct(detected, flips);
     assert!(rate >= 99.0, "{name}: {rate:.2}% of {flips} flips detected; missed: {:#?}", r.missed);
 }

@@ -132,6 +132,18 @@ impl fmt::Display for BuildFailure {
 impl std::error::Error for BuildFailure {}
 
 impl Error {
+    /// A stable kebab-case name of the error's kind: `io`, `not-regular-file`,
+    /// `unsupported`, `build`, or the corruption's [`CorruptKind::code`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "io",
+            Self::NotRegularFile { .. } => "not-regular-file",
+            Self::Corrupt(c) => c.kind.code(),
+            Self::Unsupported(_) => "unsupported",
+            Self::Build(_) => "build",
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { path: path.into(), source }
@@ -475,6 +487,53 @@ pub enum CorruptKind {
         /// Its value.
         value: u64,
     },
+}
+
+impl CorruptKind {
+    /// A stable name for the kind, for machine-readable output (`--json`):
+    /// the variant's name in kebab case, e.g. `element-layout`. Never changes once
+    /// published; new kinds get new names.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::FileTooSmall { .. } => "file-too-small",
+            Self::InvalidMeta { .. } => "invalid-meta",
+            Self::NoValidMeta => "no-valid-meta",
+            Self::MetaField { .. } => "meta-field",
+            Self::FileShorterThanHwm { .. } => "file-shorter-than-hwm",
+            Self::OutOfBounds { .. } => "out-of-bounds",
+            Self::PastEndOfFile => "past-end-of-file",
+            Self::IdMismatch { .. } => "id-mismatch",
+            Self::OverflowPastHwm { .. } => "overflow-past-hwm",
+            Self::InvalidType { .. } => "invalid-type",
+            Self::ElementsPastPage { .. } => "elements-past-page",
+            Self::ElementPastPage { .. } => "element-past-page",
+            Self::EmptyBranch => "empty-branch",
+            Self::EmptyLeaf => "empty-leaf",
+            Self::EmptyKey { .. } => "empty-key",
+            Self::KeyOrder { .. } => "key-order",
+            Self::KeyBelowAncestor { .. } => "key-below-ancestor",
+            Self::KeyNotBelowNext { .. } => "key-not-below-next",
+            Self::TooDeep { .. } => "too-deep",
+            Self::BucketsTooDeep { .. } => "buckets-too-deep",
+            Self::Revisited => "revisited",
+            Self::MultipleReferences => "multiple-references",
+            Self::ReachableFreed => "reachable-freed",
+            Self::AlreadyFreed => "already-freed",
+            Self::UnreachableUnfreed => "unreachable-unfreed",
+            Self::FreelistIdOutOfRange { .. } => "freelist-id-out-of-range",
+            Self::BucketValueTooShort { .. } => "bucket-value-too-short",
+            Self::BucketRootOutOfRange { .. } => "bucket-root-out-of-range",
+            Self::BadInlineBucket { .. } => "bad-inline-bucket",
+            Self::NotABucket => "not-a-bucket",
+            Self::ElementLayout { .. } => "element-layout",
+            Self::OverflowMismatch { .. } => "overflow-mismatch",
+            Self::UnknownElementFlags { .. } => "unknown-element-flags",
+            Self::BranchKeyMismatch { .. } => "branch-key-mismatch",
+            Self::InlinePageId { .. } => "inline-page-id",
+            Self::InlineSizeMismatch { .. } => "inline-size-mismatch",
+            Self::MetaHeader { .. } => "meta-header",
+        }
+    }
 }
 
 impl fmt::Display for CorruptKind {

@@ -206,6 +206,7 @@ fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
 
 #[derive(Serialize)]
 pub struct ProblemJson {
+    pub kind: &'static str,
     pub page: Option<u64>,
     pub offset: Option<u64>,
     pub bucket: Vec<OwnedBytes>,
@@ -216,6 +217,7 @@ pub struct ProblemJson {
 impl From<&Corruption> for ProblemJson {
     fn from(c: &Corruption) -> Self {
         Self {
+            kind: c.kind.code(),
             page: c.page,
             offset: c.offset,
             bucket: c.bucket.iter().map(|b| OwnedBytes(b.clone())).collect(),

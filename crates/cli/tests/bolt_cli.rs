@@ -78,6 +78,7 @@ enum JsonBytes {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct ProblemJson {
+    kind: String,
     page: Option<u64>,
     offset: Option<u64>,
     bucket: Vec<JsonBytes>,
@@ -183,6 +184,7 @@ fn check_json_is_clean_on_fixtures_and_exit_1_on_damage() {
     assert!(!c.ok);
     assert_eq!(c.problem_count, 1);
     assert_eq!(c.problems[0].page, Some(0));
+    assert_eq!(c.problems[0].kind, "invalid-meta");
     assert!(c.problems[0].message.starts_with("page 0: meta 0: checksum error"));
     let human = etcdsnap(&["bolt", "check", bad.to_str().unwrap()]);
     assert_eq!(human.status.code(), Some(1));

@@ -64,10 +64,11 @@ pub fn hash_kv(db: &Db<'_>, rev: i64, rule: TombstoneRule) -> Result<KeyValueHas
             let e = e?;
             let bk = BucketKey::parse(e.key).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
             let kr = bk.rev;
-            if kr >= Revision::new(rev + 1, 0) {
+            if kr >= Revision::new(rev.saturating_add(1), 0) {
                 break; // keys are in revision order
             }
-            if kr < Revision::new(compact + 1, 0) && !keep.is_empty() && !keep.contains(&kr) {
+            // `compact` comes from the file: saturate rather than overflow.
+            if kr < Revision::new(compact.saturating_add(1), 0) && !keep.is_empty() && !keep.contains(&kr) {
                 continue;
             }
             if rule == TombstoneRule::Skip && kr.main == compact && bk.tombstone {

@@ -43,19 +43,19 @@ impl KeyIndex {
         if self.is_empty() {
             return;
         }
-        let last = self.generations.len() - 1;
+        let last = self.generations.len().saturating_sub(1);
         let mut gen_idx = 0;
         while gen_idx < last {
             if self.generations[gen_idx].last().is_some_and(|tomb| tomb.main > at) {
                 break;
             }
-            gen_idx += 1;
+            gen_idx = gen_idx.saturating_add(1);
         }
         let g = &self.generations[gen_idx];
         if let Some(rev_idx) = g.iter().rposition(|r| r.main <= at) {
             available.insert(g[rev_idx]);
             // A tombstone ending a non-final generation is not kept.
-            if rev_idx == g.len() - 1 && gen_idx != last {
+            if rev_idx == g.len().saturating_sub(1) && gen_idx != last {
                 available.remove(&g[rev_idx]);
             }
         }

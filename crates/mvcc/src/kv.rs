@@ -49,8 +49,9 @@ fn varint(b: &[u8], pos: &mut usize) -> Result<u64, KvError> {
     let mut v: u64 = 0;
     for i in 0..10 {
         let byte = *b.get(*pos).ok_or(KvError::Truncated(start))?;
-        *pos += 1;
-        v |= u64::from(byte & 0x7f) << (7 * i);
+        *pos = pos.saturating_add(1);
+        // i < 10, so the shift is at most 63.
+        v |= u64::from(byte & 0x7f).wrapping_shl(7u32.saturating_mul(i));
         if byte & 0x80 == 0 {
             return Ok(v);
         }

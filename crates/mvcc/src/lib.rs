@@ -3,6 +3,10 @@
 //! MVCC verification, the key space at a revision, and whole-file operations.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Values read from a file feed revisions, versions and counters: no expression
+// may wrap or panic on them; tests may use plain arithmetic.
+#![deny(clippy::arithmetic_side_effects)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 mod error;
 pub mod hashkv;

@@ -196,7 +196,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
             let e = e?;
-            revisions += 1;
+            revisions = revisions.saturating_add(1);
             if revisions % 65536 == 0 {
                 progress.update("analysing", revisions, 0);
             }
@@ -253,7 +253,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             if !bk.tombstone {
                 if let Some(enc) = encryption(kv.value) {
                     if renamed && enc.key_bound() {
-                        key_bound += 1;
+                        key_bound = key_bound.saturating_add(1);
                         first_key_bound.get_or_insert(kv.key);
                     }
                 }
@@ -377,39 +377,40 @@ fn write_key_bucket<W: Write>(
     let mut done = 0u64;
     for e in b.cursor() {
         let e = e?;
-        done += 1;
+        done = done.saturating_add(1);
         if done % 65536 == 0 {
             progress.update("writing", done, plan.revisions);
         }
         let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
         if e.value.is_empty() {
             if compacted_away(plan, bk.rev) {
-                c.compacted += 1;
+                c.compacted = c.compacted.saturating_add(1);
                 continue;
             }
             out.put(e.key, e.value)?;
-            c.kept += 1;
+            c.kept = c.kept.saturating_add(1);
             continue;
         }
         let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
         // The filter first: entries of dropped keys count as filtered, with or without --compact.
         let Some(key) = rules.apply(kv.key) else {
-            c.filtered += 1;
+            c.filtered = c.filtered.saturating_add(1);
             continue;
         };
         if compacted_away(plan, bk.rev) {
-            c.compacted += 1;
+            c.compacted = c.compacted.saturating_add(1);
             continue;
         }
-        c.kept += 1;
-        c.tombstones += u64::from(bk.tombstone);
+        c.kept = c.kept.saturating_add(1);
+        c.tombstones = c.tombstones.saturating_add(u64::from(bk.tombstone));
         if let (false, Some(enc)) = (bk.tombstone, encryption(kv.value)) {
-            *c.encrypted.entry(enc.to_string()).or_insert(0) += 1;
+            let n = c.encrypted.entry(enc.to_string()).or_insert(0);
+            *n = n.saturating_add(1);
         }
         if let Cow::Owned(new_key) = key {
             encode_with_key(&kv, &new_key, &mut buf);
             out.put(e.key, &buf)?;
-            c.renamed += 1;
+            c.renamed = c.renamed.saturating_add(1);
         } else {
             out.put(e.key, e.value)?;
         }
@@ -419,7 +420,7 @@ fn write_key_bucket<W: Write>(
             continue;
         }
         out.put(&m.to_bytes(), b"")?;
-        c.kept += 1;
+        c.kept = c.kept.saturating_add(1);
         c.markers.push(*m);
     }
     Ok(())
@@ -461,18 +462,18 @@ fn write_leases<W: Write>(
 ) -> Result<()> {
     for e in b.cursor() {
         let e = e?;
-        c.leases_read += 1;
+        c.leases_read = c.leases_read.saturating_add(1);
         let id = <[u8; 8]>::try_from(e.key)
             .map(i64::from_be_bytes)
             .map_err(|_| MvccError::value(LEASE, e.key, "lease key is not 8 bytes".into()))?;
         if !plan.referenced_leases.contains(&id) {
-            c.leases_orphaned += 1;
+            c.leases_orphaned = c.leases_orphaned.saturating_add(1);
             if drop {
-                c.leases_dropped += 1;
+                c.leases_dropped = c.leases_dropped.saturating_add(1);
                 continue;
             }
         }
-        c.leases_kept += 1;
+        c.leases_kept = c.leases_kept.saturating_add(1);
         out.put(e.key, e.value)?;
     }
     Ok(())
@@ -506,7 +507,7 @@ fn write_roles<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules,
             }
         }
         if changed {
-            c.roles_rewritten += 1;
+            c.roles_rewritten = c.roles_rewritten.saturating_add(1);
             out.put(e.key, &role.encode_to_vec())?;
         } else {
             out.put(e.key, e.value)?;
@@ -605,7 +606,7 @@ pub fn rewrite(
     if let Some(d) = &trailer_out {
         f.write_all(d).map_err(|source| MvccError::Io { path: output.to_path_buf(), source })?;
     }
-    let bytes_out = summary.bytes + if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 };
+    let bytes_out = summary.bytes.saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
     atomic.commit()?;
 
     // Figures of what was written, read back from the output.

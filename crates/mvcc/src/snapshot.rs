@@ -163,7 +163,7 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
     if let Some(d) = &digest {
         f.write_all(d).map_err(io_err(output))?;
     }
-    let bytes_out = summary.bytes + if digest.is_some() { TRAILER_LEN as u64 } else { 0 };
+    let bytes_out = summary.bytes.saturating_add(if digest.is_some() { TRAILER_LEN as u64 } else { 0 });
     out.commit()?;
     Ok(CompactReport {
         bytes_in: file.len() as u64,

@@ -219,7 +219,7 @@ struct Collector {
 impl Collector {
     fn push(&mut self, f: Finding) {
         if f.severity == Severity::Problem {
-            self.problems += 1;
+            self.problems = self.problems.saturating_add(1);
         }
         if self.findings.len() < MAX_FINDINGS {
             self.findings.push(f);
@@ -279,7 +279,7 @@ pub fn verify(file: &[u8], opts: VerifyOptions) -> VerifyReport {
         f.key = p.key.clone();
         c.push(f);
     }
-    c.problems += check.problem_count.saturating_sub(check.problems.len() as u64);
+    c.problems = c.problems.saturating_add(check.problem_count.saturating_sub(check.problems.len() as u64));
     verify_schema(&db, &mut c, &mut stats);
     VerifyReport { trailer, findings: c.findings, problem_count: c.problems, stats }
 }
@@ -434,7 +434,7 @@ fn verify_leases(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) -> Has
                 break;
             }
         };
-        stats.leases += 1;
+        stats.leases = stats.leases.saturating_add(1);
         let id = match <[u8; 8]>::try_from(e.key) {
             Ok(b) => i64::from_be_bytes(b),
             Err(_) => {
@@ -476,7 +476,7 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
                 break;
             }
         };
-        stats.revisions += 1;
+        stats.revisions = stats.revisions.saturating_add(1);
         let bk = match BucketKey::parse(e.key) {
             Ok(bk) => bk,
             Err(err) => {
@@ -506,7 +506,7 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
         let here = |kind: FindingKind, msg: String| Finding::problem(kind, KEY, msg).with_key(e.key).at(rev, kv.key);
         if e.value.is_empty() {
             // An empty value: a revision marker, as etcdutl's --bump-revision writes.
-            stats.markers += 1;
+            stats.markers = stats.markers.saturating_add(1);
             if bk.tombstone {
                 c.push(here(FindingKind::TombstoneWithoutKey, "tombstone without a key".into()));
             }
@@ -518,7 +518,7 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
         }
         let prev = state.get(kv.key).copied();
         if bk.tombstone {
-            stats.tombstones += 1;
+            stats.tombstones = stats.tombstones.saturating_add(1);
             if kv.create_revision != 0
                 || kv.mod_revision != 0
                 || kv.version != 0
@@ -550,7 +550,8 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
         }
         match prev {
             Some(p) if p.alive => {
-                if kv.create_revision != p.create || kv.version != p.version + 1 {
+                // `version` comes from the file: i64::MAX must not overflow.
+                if kv.create_revision != p.create || Some(kv.version) != p.version.checked_add(1) {
                     c.push(here(
                         FindingKind::VersionMismatch,
                         format!(

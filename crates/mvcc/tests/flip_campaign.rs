@@ -21,6 +21,7 @@
 //!   valid bbolt file). Counted as class `bucket-sequence` and reported apart;
 //! - unused bytes: the rest of a meta page after the checksum, the tail of a page
 //!   after its last element's data, pages that no tree reaches (free pages).
+//!
 //! See DIFFERENCES.md, "Undetectable bit flips".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 

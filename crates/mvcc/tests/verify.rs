@@ -348,3 +348,29 @@ fn i_trailer_mismatch() {
     // The rest of the file is intact.
     assert_eq!(r.stats, check(&fixture()).stats);
 }
+
+#[test]
+fn j_version_at_i64_max_does_not_overflow() {
+    let file = fixture();
+    let image = trailer::split(&file).0;
+    let es = entries(image);
+    let keys = by_user_key(&es);
+    // A live put followed by another put of the same key: give the first version
+    // i64::MAX, so "previous version + 1" would overflow.
+    let (prev, last) = keys
+        .values()
+        .filter(|ix| ix.len() >= 2)
+        .filter_map(|ix| {
+            let (last, prev) = (&es[ix[ix.len() - 1]], &es[ix[ix.len() - 2]]);
+            (!last.bk.tombstone && !prev.bk.tombstone && last.kv.0 == prev.kv.0).then(|| (prev.clone(), last.clone()))
+        })
+        .min_by_key(|(p, _)| p.bk.rev)
+        .unwrap();
+    let v = reencode(&prev.value, |kv| kv.version = i64::MAX);
+    let r = check(&replace_value(image, &prev.key, v));
+    let p = problems(&r);
+    let at_last: Vec<_> = p.iter().filter(|f| f.revision == Some(last.bk.rev)).collect();
+    assert_eq!(at_last.len(), 1, "{p:#?}");
+    assert_eq!(at_last[0].kind, FindingKind::VersionMismatch);
+    assert!(at_last[0].message.contains(&format!("version {}", i64::MAX)), "{}", at_last[0].message);
+}

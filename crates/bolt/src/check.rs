@@ -17,6 +17,11 @@ use crate::page::{bucket_value, inline_node, BucketRoot, Node, NodeKind, Pages};
 pub const MAX_TREE_DEPTH: usize = crate::cursor::MAX_DEPTH;
 /// Deepest bucket nesting the checker follows.
 pub const MAX_BUCKET_DEPTH: usize = 256;
+/// Most tree levels the checker's walk descends at once, summed over nested
+/// buckets. The two caps above alone would allow 64 levels in each of 256 nested
+/// buckets, over 16 000 recursive calls and megabytes of stack on a crafted file;
+/// no real file comes near this (etcd nests buckets one level, trees a few).
+pub const MAX_WALK_DEPTH: usize = 1024;
 
 /// Options of a check.
 #[derive(Debug, Clone)]
@@ -98,6 +103,8 @@ struct Checker<'a, 'o> {
     problem_count: u64,
     stats: CheckStats,
     path: Vec<Vec<u8>>,
+    /// Tree levels entered and not yet left, over all nested buckets.
+    walk_depth: usize,
 }
 
 impl<'a> Checker<'a, '_> {
@@ -239,6 +246,25 @@ impl<'a> Checker<'a, '_> {
     /// (as bbolt's `recursivelyCheckPagesInternal` does, for the order checks of the
     /// parent), or nothing when the page could not be walked.
     fn tree(
+        &mut self,
+        id: Pgid,
+        min_closed: Option<&'a [u8]>,
+        max_open: Option<&'a [u8]>,
+        depth: usize,
+        nesting: usize,
+    ) -> Span<'a> {
+        if self.walk_depth >= MAX_WALK_DEPTH {
+            self.report_page(id, CorruptKind::WalkTooDeep { max: MAX_WALK_DEPTH });
+            return Span::default();
+        }
+        self.walk_depth = self.walk_depth.saturating_add(1);
+        let span = self.tree_page(id, min_closed, max_open, depth, nesting);
+        self.walk_depth = self.walk_depth.saturating_sub(1);
+        span
+    }
+
+    /// [`Self::tree`] once the walk budget allows one more level.
+    fn tree_page(
         &mut self,
         id: Pgid,
         min_closed: Option<&'a [u8]>,
@@ -470,6 +496,7 @@ pub fn check(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
         problem_count: 0,
         stats: CheckStats::default(),
         path: Vec::new(),
+        walk_depth: 0,
     };
 
     // Both metas must be valid, the inactive one too. bbolt writes a meta page

@@ -400,6 +400,12 @@ pub enum CorruptKind {
         /// The cap.
         max: usize,
     },
+    /// Trees of nested buckets are deeper, all levels added up, than the checker's
+    /// walk descends (a crafted file; no real one comes near).
+    WalkTooDeep {
+        /// The cap.
+        max: usize,
+    },
     /// Iteration reached more pages than the file holds: a page is referenced twice.
     Revisited,
     /// A page reached by two references (bbolt: "multiple references").
@@ -515,6 +521,7 @@ impl CorruptKind {
             Self::KeyNotBelowNext { .. } => "key-not-below-next",
             Self::TooDeep { .. } => "too-deep",
             Self::BucketsTooDeep { .. } => "buckets-too-deep",
+            Self::WalkTooDeep { .. } => "walk-too-deep",
             Self::Revisited => "revisited",
             Self::MultipleReferences => "multiple-references",
             Self::ReachableFreed => "reachable-freed",
@@ -571,6 +578,7 @@ impl fmt::Display for CorruptKind {
             }
             Self::TooDeep { max } => write!(f, "tree deeper than {max} levels (cycle?)"),
             Self::BucketsTooDeep { max } => write!(f, "buckets nested deeper than {max} levels"),
+            Self::WalkTooDeep { max } => write!(f, "nested bucket trees deeper than {max} levels in all"),
             Self::Revisited => write!(f, "page reached twice while iterating (cycle or shared page)"),
             Self::MultipleReferences => write!(f, "multiple references"),
             Self::ReachableFreed => write!(f, "reachable freed"),

@@ -363,3 +363,90 @@ fn branch_key_that_is_only_a_lower_bound() {
     assert_eq!((p[0].page, &p[0].kind), (Some(root), &CorruptKind::BranchKeyMismatch { index: last, child }));
     assert_eq!(p[0].key.as_ref().map(Vec::len), Some(16));
 }
+
+/// A crafted file: 256 nested buckets, each a chain of 63 one-child branch pages
+/// over a leaf holding the next bucket (1 KiB pages). Every per-bucket cap allows
+/// it; without the walk budget the checker recursed 16 000 levels and overflowed a
+/// 2 MiB thread stack.
+fn deep_nested_trees() -> (Vec<u8>, usize) {
+    const PS: usize = 1024;
+    const NEST: usize = 256;
+    const DEPTH: usize = 63;
+    let pages = 3 + NEST * (DEPTH + 1);
+    let mut d = vec![0u8; pages * PS];
+    let mut meta = etcdsnap_bolt::Meta {
+        magic: etcdsnap_bolt::layout::MAGIC,
+        version: etcdsnap_bolt::layout::VERSION,
+        page_size: PS as u32,
+        flags: 0,
+        root: BucketHeader { root: 2, sequence: 0 },
+        freelist: u64::MAX,
+        pgid: pages as u64,
+        txid: 2,
+        checksum: 0,
+    };
+    for slot in 0..2u64 {
+        meta.txid = 2 - slot;
+        let page = etcdsnap_bolt::meta::meta_page(&meta, slot);
+        d[slot as usize * PS..(slot as usize + 1) * PS].copy_from_slice(&page);
+    }
+    let node = |d: &mut Vec<u8>, id: usize, flags: u16, elem: [u32; 4], tail: u64, data: &[u8]| {
+        let p = id * PS;
+        put_u64(d, p, id as u64);
+        put_u16(d, p + 8, flags);
+        put_u16(d, p + 10, 1);
+        for (i, v) in elem.iter().enumerate() {
+            put_u32(d, p + 16 + 4 * i, *v);
+        }
+        if flags == 0x01 {
+            put_u64(d, p + 24, tail);
+        }
+        d[p + 32..p + 32 + data.len()].copy_from_slice(data);
+    };
+    let bucket_value = |root: u64| {
+        let mut v = b"b".to_vec();
+        v.extend(root.to_le_bytes());
+        v.extend(0u64.to_le_bytes());
+        v
+    };
+    // Root bucket: one bucket `b` rooted at page 3.
+    node(&mut d, 2, 0x02, [1, 16, 1, 16], 0, &bucket_value(3));
+    for k in 0..NEST {
+        let base = 3 + k * (DEPTH + 1);
+        for level in 0..DEPTH {
+            // branch element: pos 16, ksize 1, child = next page
+            node(&mut d, base + level, 0x01, [16, 1, 0, 0], (base + level + 1) as u64, b"b");
+        }
+        let leaf = base + DEPTH;
+        if k + 1 < NEST {
+            node(&mut d, leaf, 0x02, [1, 16, 1, 16], 0, &bucket_value(leaf as u64 + 1));
+        } else {
+            node(&mut d, leaf, 0x02, [0, 16, 1, 1], 0, b"bv");
+        }
+    }
+    // The root bucket's leaf and 15 buckets of 64 levels, then 63 branches of the
+    // 16th: its leaf is level 1025.
+    (d, 3 + 15 * (DEPTH + 1) + DEPTH)
+}
+
+#[test]
+fn deep_nested_bucket_trees_stop_at_the_walk_budget_on_a_2_mib_stack() {
+    let (d, stopped_at) = deep_nested_trees();
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let db = Db::open(&d).unwrap();
+            let report = db.check();
+            let mut n = Count(0);
+            walk(&db, &mut n).unwrap();
+            (report.problems, n.0)
+        })
+        .unwrap();
+    let (p, values) = handle.join().expect("no stack overflow, no panic");
+    assert_eq!(p.len(), 1, "{p:?}");
+    let max = etcdsnap_bolt::check::MAX_WALK_DEPTH;
+    assert_eq!((p[0].page, &p[0].kind), (Some(stopped_at as u64), &CorruptKind::WalkTooDeep { max }));
+    assert_eq!(p[0].bucket.len(), 16, "bucket path of the 16th nested bucket");
+    // Iteration keeps one cursor per nesting level and does reach the innermost value.
+    assert_eq!(values, 1);
+}

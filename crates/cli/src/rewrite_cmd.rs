@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, NoProgress, Progress, RewriteOptions};
 use etcdsnap_mvcc::trailer::hex;
+use etcdsnap_mvcc::{MvccError, Refusal};
 use serde::Serialize;
 
 use crate::output::{table, Out};
@@ -134,6 +135,13 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     let mut none = NoProgress;
     let progress: &mut dyn Progress = if tty { &mut bar } else { &mut none };
     let r = rewrite(&a.input, &a.output, &opts, progress)
+        .map_err(|e| match &e {
+            MvccError::Refused(r) => match flag_hint(r) {
+                Some(hint) => anyhow::Error::new(e).context(hint),
+                None => anyhow::Error::new(e),
+            },
+            _ => anyhow::Error::new(e),
+        })
         .with_context(|| format!("rewriting {} into {}", a.input.display(), a.output.display()))?;
     if tty {
         eprint!("\r\x1b[K");
@@ -244,4 +252,18 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         out.line(line)?;
     }
     Ok(Outcome::Clean)
+}
+
+/// The command-line way out of a refusal, where there is one (the library's
+/// messages name no flags).
+fn flag_hint(r: &Refusal) -> Option<&'static str> {
+    match r {
+        Refusal::KeyBoundEncrypted { .. } => Some("refused: --allow-key-bound-encrypted renames them anyway"),
+        Refusal::CompactRevKeyUnruled => {
+            Some("refused: say what to do with it with --keep-key compact_rev_key or --drop-key compact_rev_key")
+        }
+        Refusal::BumpOverflow { .. } | Refusal::BumpNotPositive(_) => Some("refused: check --bump-revision"),
+        Refusal::CompactAndMarkCompacted => Some("refused: --compact and --mark-compacted exclude each other"),
+        _ => None,
+    }
 }

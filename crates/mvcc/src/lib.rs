@@ -22,4 +22,4 @@ pub mod stream;
 pub mod trailer;
 pub mod verify;
 
-pub use error::{MvccError, Result};
+pub use error::{MvccError, Refusal, Result};

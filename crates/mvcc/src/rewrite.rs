@@ -19,7 +19,7 @@ use etcdsnap_bolt::{AtomicFile, Bucket, Db, MappedFile};
 use etcdsnap_keys::{encryption, KeyRules};
 use etcdsnap_proto::{authpb, Message};
 
-use crate::error::{MvccError, Result};
+use crate::error::{MvccError, Refusal, Result};
 use crate::hashkv::{hash_kv, KeyValueHash, TombstoneRule};
 use crate::index::Index;
 use crate::kv::{encode_with_key, KvRef};
@@ -172,10 +172,6 @@ fn corrupt(key: &[u8], e: impl ToString) -> MvccError {
     MvccError::value(KEY, key, e.to_string())
 }
 
-fn display(k: &[u8]) -> String {
-    etcdsnap_bolt::display_bytes(k)
-}
-
 fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> Result<Plan<'a>> {
     let rules = &opts.rules;
     let meta = read_meta(db)?;
@@ -221,18 +217,14 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
                 let target = rules.renamed(kv.key);
                 if target.is_empty() {
                     // etcd rejects empty keys, and its index would merge this one with the revision markers.
-                    return Err(MvccError::Invalid(format!(
-                        "rename of {} gives the empty key, which etcd rejects; nothing was written",
-                        display(kv.key)
-                    )));
+                    return Err(MvccError::Refused(Refusal::RenameToEmptyKey { key: kv.key.to_vec() }));
                 }
                 let collision = |other: &[u8]| {
-                    MvccError::Invalid(format!(
-                        "rename collision: {} and {} would both become {}; nothing was written",
-                        display(other),
-                        display(kv.key),
-                        display(&target)
-                    ))
+                    MvccError::Refused(Refusal::RenameCollision {
+                        first: other.to_vec(),
+                        second: kv.key.to_vec(),
+                        target: target.to_vec(),
+                    })
                 };
                 let h = std::hash::BuildHasher::hash_one(&hasher, &*target);
                 match targets.get(&h) {
@@ -268,30 +260,22 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             }
         }
     }
-    let compact_rev_key =
-        match (present, rules.keeps(COMPACT_REV_KEY)) {
-            (false, _) => CompactRevKey::Absent,
-            (true, true) => CompactRevKey::Kept,
-            (true, false) if rules.names(COMPACT_REV_KEY) => CompactRevKey::Dropped,
-            (true, false) => return Err(MvccError::Invalid(
-                "compact_rev_key (written by kube-apiserver, shared by every tenant) would be dropped by the prefix \
-                 filter: say what to do with it with --keep-key compact_rev_key or --drop-key compact_rev_key"
-                    .into(),
-            )),
-        };
+    let compact_rev_key = match (present, rules.keeps(COMPACT_REV_KEY)) {
+        (false, _) => CompactRevKey::Absent,
+        (true, true) => CompactRevKey::Kept,
+        (true, false) if rules.names(COMPACT_REV_KEY) => CompactRevKey::Dropped,
+        (true, false) => return Err(MvccError::Refused(Refusal::CompactRevKeyUnruled)),
+    };
     if let (Some(first), false) = (first_key_bound, opts.allow_key_bound_encrypted) {
-        return Err(MvccError::Invalid(format!(
-            "{key_bound} values under renamed keys are encrypted by a key-bound provider (aesgcm or kms), which \
-             authenticates the etcd key: kube-apiserver could not decrypt them under the new key. First: {}. \
-             Re-encrypt them before the move, or pass --allow-key-bound-encrypted; nothing was written",
-            display(first)
-        )));
+        return Err(MvccError::Refused(Refusal::KeyBoundEncrypted { count: key_bound, first: first.to_vec() }));
     }
     let mut markers = Vec::new();
     let new_latest = match opts.bump_revision {
         Some(n) => {
-            let main =
-                old_latest.main.checked_add(n).ok_or_else(|| MvccError::Invalid("--bump-revision overflows".into()))?;
+            let main = old_latest
+                .main
+                .checked_add(n)
+                .ok_or(MvccError::Refused(Refusal::BumpOverflow { latest: old_latest.main, by: n }))?;
             markers.push(Revision::new(main, 0));
             main
         }
@@ -493,12 +477,10 @@ fn write_roles<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules,
             let (k, end) = rules.renamed_range(&p.key, &p.range_end);
             if k.is_empty() {
                 // etcd refuses a permission with an empty key (isValidPermissionRange).
-                return Err(MvccError::Invalid(format!(
-                    "rename of the permission on {} of role {} gives the empty key, which etcd rejects; nothing was \
-                     written",
-                    display(&p.key),
-                    display(&role.name)
-                )));
+                return Err(MvccError::Refused(Refusal::PermissionRenameToEmptyKey {
+                    role: role.name.clone(),
+                    key: p.key.clone(),
+                }));
             }
             if k != p.key || end != p.range_end {
                 p.key = k;
@@ -543,12 +525,12 @@ fn emit<W: Write>(
 }
 
 fn validate(opts: &RewriteOptions) -> Result<()> {
-    opts.rules.validate().map_err(|e| MvccError::Invalid(e.to_string()))?;
-    if opts.bump_revision.is_some_and(|n| n <= 0) {
-        return Err(MvccError::Invalid("--bump-revision must be positive".into()));
+    opts.rules.validate().map_err(|e| MvccError::Refused(Refusal::Rules(e)))?;
+    if let Some(n) = opts.bump_revision.filter(|&n| n <= 0) {
+        return Err(MvccError::Refused(Refusal::BumpNotPositive(n)));
     }
     if opts.compact.is_some() && opts.mark_compacted {
-        return Err(MvccError::Invalid("--compact already compacts; --mark-compacted would schedule it again".into()));
+        return Err(MvccError::Refused(Refusal::CompactAndMarkCompacted));
     }
     Ok(())
 }
@@ -568,15 +550,16 @@ pub fn rewrite(
     let (trailer_in, plan) = std::thread::scope(|scope| {
         let check = scope.spawn(|| trailer::verify(&file));
         let plan = plan(&db, opts, progress);
-        (check.join().unwrap_or(Trailer::Absent), plan)
+        // A panicked check is an error, never "no trailer".
+        (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), plan)
     });
+    let trailer_in = trailer_in?;
     if let Trailer::Mismatch { stored, computed } = trailer_in {
-        return Err(MvccError::Invalid(format!(
-            "{}: SHA-256 trailer mismatch (stored {}, computed {}): the input is damaged",
-            input.display(),
-            trailer::hex(&stored),
-            trailer::hex(&computed)
-        )));
+        return Err(MvccError::Refused(Refusal::TrailerMismatch {
+            path: input.to_path_buf(),
+            stored: trailer::hex(&stored),
+            computed: trailer::hex(&computed),
+        }));
     }
     let plan = plan?;
     let page_size = opts.page_size.unwrap_or(db.page_size() as u32);

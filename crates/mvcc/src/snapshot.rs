@@ -26,6 +26,9 @@ pub enum SnapshotError {
         /// Computed digest, hex.
         computed: String,
     },
+    /// A worker thread panicked (a bug); its result is unknown.
+    #[error("internal error: the {0} worker thread panicked")]
+    WorkerPanicked(&'static str),
     /// Writing the output failed.
     #[error("I/O error on {path}")]
     Io {
@@ -143,8 +146,10 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
                 Ok(etcdsnap_bolt::compact::compact_streamed(&db, w, build, &layout)?.1)
             })
         });
-        (check.join().unwrap_or(Trailer::Absent), written)
+        // A panicked check is an error, never "no trailer".
+        (check.join().map_err(|_| SnapshotError::WorkerPanicked("trailer check")), written)
     });
+    let trailer_in = trailer_in?;
     if let Trailer::Mismatch { stored, computed } = trailer_in {
         if !opts.ignore_trailer_mismatch {
             return Err(SnapshotError::TrailerMismatch {

@@ -27,11 +27,11 @@ mod wire;
 
 pub use decoder::{Failure, Frame, SegmentDecoder};
 pub use entry::{Payload, RawEntry};
-pub use error::{CorruptKind, Corruption, Result, WalError};
+pub use error::{CorruptKind, Corruption, Refusal, Result, WalError};
 /// The protobuf messages the decoded payloads use.
 pub use etcdsnap_proto as proto;
 pub use layout::Layout;
 pub use reader::{read_wal, ReadEnd, TornTail};
 pub use record::{Encoder, RawRecord};
 pub use segment::{list_segments, parse_segment_name, segment_name, Segment};
-pub use verify::{verify, verify_with, WalReport};
+pub use verify::{verify, verify_with, WalFinding, WalFindingKind, WalReport};

@@ -102,43 +102,151 @@ pub struct WalReport {
     pub usable_snapshot: Option<SnapMark>,
 }
 
+/// What kind of problem a [`WalFinding`] is; [`WalFindingKind::code`] is its
+/// stable name in machine-readable output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WalFindingKind {
+    /// The directory holds no WAL segment.
+    NoSegments,
+    /// Segment sequence numbers do not follow (etcd refuses to open the WAL).
+    SequenceGap,
+    /// Raft indexes jump without an overwrite to explain it.
+    IndexGap,
+    /// Corruption that stopped the read; the code is the corruption's
+    /// ([`crate::CorruptKind::code`]).
+    Corrupt(&'static str),
+    /// A torn last record (repairable).
+    TornTail,
+    /// The hard state's commit index is beyond the last entry.
+    CommitBeyondLastIndex,
+    /// A `.snap` file that does not check.
+    BadSnapFile,
+    /// `.snap` files exist but none matches a committed WAL snapshot record.
+    NoUsableSnapshot,
+    /// The db's `consistent_index` is below the newest usable snapshot's index.
+    ConsistentIndexBelowSnapshot,
+    /// The db's `consistent_index` is beyond the WAL's last index.
+    ConsistentIndexBeyondWal,
+}
+
+impl WalFindingKind {
+    /// A stable kebab-case name, e.g. `sequence-gap`; corruption uses the
+    /// corruption's name, e.g. `crc-mismatch`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NoSegments => "no-segments",
+            Self::SequenceGap => "sequence-gap",
+            Self::IndexGap => "index-gap",
+            Self::Corrupt(code) => code,
+            Self::TornTail => "torn-tail",
+            Self::CommitBeyondLastIndex => "commit-beyond-last-index",
+            Self::BadSnapFile => "bad-snap-file",
+            Self::NoUsableSnapshot => "no-usable-snapshot",
+            Self::ConsistentIndexBelowSnapshot => "consistent-index-below-snapshot",
+            Self::ConsistentIndexBeyondWal => "consistent-index-beyond-wal",
+        }
+    }
+}
+
+/// One problem `wal verify` found: its kind, where, and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalFinding {
+    /// What kind of problem.
+    pub kind: WalFindingKind,
+    /// The segment or `.snap` file concerned, when one is.
+    pub file: Option<String>,
+    /// Byte offset in that file, when known.
+    pub offset: Option<u64>,
+    /// Raft index concerned, when known.
+    pub index: Option<u64>,
+    /// One line saying what and where.
+    pub message: String,
+}
+
+impl WalFinding {
+    fn new(kind: WalFindingKind, message: String) -> Self {
+        Self { kind, file: None, offset: None, index: None, message }
+    }
+
+    fn at(mut self, file: &str, offset: Option<u64>) -> Self {
+        self.file = Some(file.to_owned());
+        self.offset = offset;
+        self
+    }
+}
+
+impl std::fmt::Display for WalFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl WalReport {
-    /// Problems, one line each; empty when the WAL is clean.
-    pub fn problems(&self) -> Vec<String> {
+    /// Problems found; empty when the WAL is clean.
+    pub fn problems(&self) -> Vec<WalFinding> {
+        use WalFindingKind as K;
         let mut p = Vec::new();
         if self.segments.is_empty() {
-            p.push("no WAL segments".to_string());
+            p.push(WalFinding::new(K::NoSegments, "no WAL segments".to_string()));
         }
         for (a, b) in &self.sequence_gaps {
-            p.push(format!("segment sequence gap: {b} does not follow {a}"));
+            p.push(
+                WalFinding::new(K::SequenceGap, format!("segment sequence gap: {b} does not follow {a}")).at(b, None),
+            );
         }
         for g in &self.index_gaps {
-            p.push(format!(
-                "{}: offset {}: index gap: expected index {}, found {}",
-                g.segment, g.offset, g.expected, g.found
-            ));
+            let mut f = WalFinding::new(
+                K::IndexGap,
+                format!(
+                    "{}: offset {}: index gap: expected index {}, found {}",
+                    g.segment, g.offset, g.expected, g.found
+                ),
+            )
+            .at(&g.segment, Some(g.offset));
+            f.index = Some(g.found);
+            p.push(f);
         }
         if let Some(c) = &self.corruption {
-            p.push(format!("corrupt: {c}"));
+            let mut f =
+                WalFinding::new(K::Corrupt(c.kind.code()), format!("corrupt: {c}")).at(&c.segment, Some(c.offset));
+            f.index = c.index;
+            p.push(f);
         }
         if let Some(t) = &self.torn {
-            p.push(format!(
-                "{}: offset {}: torn last record ({}); repairable: truncate at offset {}",
-                t.segment, t.offset, t.detail, t.offset
-            ));
+            p.push(
+                WalFinding::new(
+                    K::TornTail,
+                    format!(
+                        "{}: offset {}: torn last record ({}); repairable: truncate at offset {}",
+                        t.segment, t.offset, t.detail, t.offset
+                    ),
+                )
+                .at(&t.segment, Some(t.offset)),
+            );
         }
         if let (Some(hs), Some(last)) = (&self.hard_state, self.last_index) {
             if hs.commit > last {
-                p.push(format!("hard state commit {} is beyond the last entry index {last}", hs.commit));
+                let mut f = WalFinding::new(
+                    K::CommitBeyondLastIndex,
+                    format!("hard state commit {} is beyond the last entry index {last}", hs.commit),
+                );
+                f.index = Some(hs.commit);
+                p.push(f);
             }
         }
         for s in &self.snap_files {
             if let Some(why) = &s.problem {
-                p.push(format!("{}: {why}", s.name));
+                let mut f = WalFinding::new(K::BadSnapFile, format!("{}: {why}", s.name)).at(&s.name, None);
+                f.index = Some(s.index);
+                p.push(f);
             }
         }
         if self.snap_files.iter().any(|s| s.problem.is_none()) && self.usable_snapshot.is_none() {
-            p.push("no .snap file matches a committed WAL snapshot record".to_string());
+            p.push(WalFinding::new(
+                K::NoUsableSnapshot,
+                "no .snap file matches a committed WAL snapshot record".to_string(),
+            ));
         }
         p
     }
@@ -515,16 +623,32 @@ fn merge_in_order(
 /// The data-dir relation etcd relies on at boot: the backend's `consistent_index`
 /// is at least the newest usable snapshot's index (else etcd needs `<index>.snap.db`)
 /// and at most the WAL's last index (else the db is ahead of its log).
-pub fn consistent_index_problems(consistent_index: u64, snapshot: Option<u64>, wal_last: Option<u64>) -> Vec<String> {
+pub fn consistent_index_problems(
+    consistent_index: u64,
+    snapshot: Option<u64>,
+    wal_last: Option<u64>,
+) -> Vec<WalFinding> {
     let mut p = Vec::new();
     if let Some(s) = snapshot {
         if consistent_index < s {
-            p.push(format!("db consistent_index {consistent_index} is below the snapshot index {s} (etcd would need {s:016x}.snap.db)"));
+            let mut f = WalFinding::new(
+                WalFindingKind::ConsistentIndexBelowSnapshot,
+                format!(
+                    "db consistent_index {consistent_index} is below the snapshot index {s} (etcd would need {s:016x}.snap.db)"
+                ),
+            );
+            f.index = Some(consistent_index);
+            p.push(f);
         }
     }
     if let Some(l) = wal_last {
         if consistent_index > l {
-            p.push(format!("db consistent_index {consistent_index} is beyond the WAL's last index {l}"));
+            let mut f = WalFinding::new(
+                WalFindingKind::ConsistentIndexBeyondWal,
+                format!("db consistent_index {consistent_index} is beyond the WAL's last index {l}"),
+            );
+            f.index = Some(consistent_index);
+            p.push(f);
         }
     }
     p

@@ -30,9 +30,6 @@ pub enum Error {
     /// The file's bytes break a rule of the format.
     #[error(transparent)]
     Corrupt(#[from] Box<Corruption>),
-    /// The file uses something this crate does not handle (e.g. big-endian).
-    #[error("unsupported: {0}")]
-    Unsupported(String),
     /// The builder was called out of order or with data bbolt cannot hold.
     #[error(transparent)]
     Build(#[from] Box<BuildFailure>),
@@ -133,13 +130,12 @@ impl std::error::Error for BuildFailure {}
 
 impl Error {
     /// A stable kebab-case name of the error's kind: `io`, `not-regular-file`,
-    /// `unsupported`, `build`, or the corruption's [`CorruptKind::code`].
+    /// `build`, or the corruption's [`CorruptKind::code`].
     pub fn code(&self) -> &'static str {
         match self {
             Self::Io { .. } => "io",
             Self::NotRegularFile { .. } => "not-regular-file",
             Self::Corrupt(c) => c.kind.code(),
-            Self::Unsupported(_) => "unsupported",
             Self::Build(_) => "build",
         }
     }

@@ -5,8 +5,21 @@
 #![warn(missing_docs)]
 // Values read from a file feed revisions, versions and counters: no expression
 // may wrap or panic on them; tests may use plain arithmetic.
-#![deny(clippy::arithmetic_side_effects)]
-#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )
+)]
 
 mod error;
 pub mod hashkv;

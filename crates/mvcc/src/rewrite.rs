@@ -562,7 +562,8 @@ pub fn rewrite(
         }));
     }
     let plan = plan?;
-    let page_size = opts.page_size.unwrap_or(db.page_size() as u32);
+    // The meta's page size is a u32 to begin with.
+    let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
     let build = BuildOptions {
         page_size,
         fill_percent: opts.fill_percent,

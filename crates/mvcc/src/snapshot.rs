@@ -134,7 +134,8 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
     let input_has_trailer = trailer::has_trailer(file.len() as u64);
     let (image, _) = trailer::split(&file);
     let db = Db::open(image)?;
-    let page_size = opts.page_size.unwrap_or(db.page_size() as u32);
+    // The meta's page size is a u32 to begin with.
+    let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
     let build = BuildOptions { page_size, fill_percent: opts.fill_percent, ..BuildOptions::default() };
     let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
     let mut out = AtomicFile::create(output, &[input])?;

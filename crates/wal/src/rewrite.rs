@@ -168,8 +168,8 @@ impl Ctx<'_> {
             changed |= matches!(fate, Fate::Changed);
             !matches!(fate, Fate::Dropped)
         });
-        let dropped = before - ops.len();
-        self.report.ops_dropped += dropped as u64;
+        let dropped = before.saturating_sub(ops.len());
+        self.report.ops_dropped = self.report.ops_dropped.saturating_add(dropped as u64);
         changed || dropped > 0
     }
 
@@ -184,7 +184,7 @@ impl Ctx<'_> {
             }
             Fate::Dropped => false,
         });
-        let dropped = before - t.compare.len();
+        let dropped = before.saturating_sub(t.compare.len());
         changed |= dropped > 0;
         changed |= self.ops(&mut t.success);
         changed |= self.ops(&mut t.failure);
@@ -192,7 +192,7 @@ impl Ctx<'_> {
             // Nothing left to do: the whole txn goes (its compares with it).
             return Fate::Dropped;
         }
-        self.report.compares_dropped += dropped as u64;
+        self.report.compares_dropped = self.report.compares_dropped.saturating_add(dropped as u64);
         if changed {
             Fate::Changed
         } else {
@@ -238,7 +238,7 @@ impl Ctx<'_> {
         }
         *key = k;
         *range_end = e;
-        self.report.permissions_renamed += 1;
+        self.report.permissions_renamed = self.report.permissions_renamed.saturating_add(1);
         Fate::Changed
     }
 
@@ -251,17 +251,17 @@ impl Ctx<'_> {
             return Ok(None);
         }
         let Ok(mut irr) = InternalRaftRequest::decode(payload) else {
-            self.report.v2_requests += 1;
+            self.report.v2_requests = self.report.v2_requests.saturating_add(1);
             return Ok(None);
         };
         let new_data = match self.irr(&mut irr) {
             Fate::Same => return Ok(None),
             Fate::Changed => {
-                self.report.rewritten += 1;
+                self.report.rewritten = self.report.rewritten.saturating_add(1);
                 Some(irr.encode_to_vec())
             }
             Fate::Dropped => {
-                self.report.emptied += 1;
+                self.report.emptied = self.report.emptied.saturating_add(1);
                 None
             }
         };
@@ -347,19 +347,19 @@ fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules)
             let path = tmp.join(name);
             let file = create_file_private(&path)?;
             current = Some((i, path, BufWriter::with_capacity(1 << 20, file)));
-            ctx.report.segments += 1;
+            ctx.report.segments = ctx.report.segments.saturating_add(1);
         }
         let Some((_, path, w)) = current.as_mut() else { return Ok(()) };
         // The first crc record seeds the chain (non-zero when older segments were purged).
         let enc = enc.get_or_insert_with(|| Encoder::new(if f.record.rec_type == CRC_TYPE { f.record.crc } else { 0 }));
         let io = |e| WalError::io(path.clone(), e);
-        ctx.report.records += 1;
+        ctx.report.records = ctx.report.records.saturating_add(1);
         match f.record.rec_type {
             CRC_TYPE => {
                 enc.encode_crc_record(w).map_err(io)?;
             }
             ENTRY_TYPE => {
-                ctx.report.entries += 1;
+                ctx.report.entries = ctx.report.entries.saturating_add(1);
                 let data = f.record.data();
                 let rewritten = ctx.entry(data)?;
                 if let Some(r) = ctx.refused.take() {

@@ -366,15 +366,15 @@ impl Acc {
                 l.head_crc = Some(f.record.crc);
             }
         }
-        self.r.records += 1;
+        self.r.records = self.r.records.saturating_add(1);
         if let Some(s) = self.r.segments.get_mut(slot) {
-            s.records += 1;
+            s.records = s.records.saturating_add(1);
         }
         let data = f.record.data();
         match f.record.rec_type {
-            CRC_TYPE => self.r.crc_records += 1,
+            CRC_TYPE => self.r.crc_records = self.r.crc_records.saturating_add(1),
             METADATA_TYPE => {
-                self.r.metadata_records += 1;
+                self.r.metadata_records = self.r.metadata_records.saturating_add(1);
                 match &self.metadata_bytes {
                     Some(m) if m.as_slice() != data => {
                         return Err(self.corrupt(name, f, CorruptKind::MetadataConflict))
@@ -387,7 +387,7 @@ impl Acc {
                 }
             }
             STATE_TYPE => {
-                self.r.state_records += 1;
+                self.r.state_records = self.r.state_records.saturating_add(1);
                 match HardState::decode(data) {
                     Ok(h) => self.r.hard_state = Some(h),
                     Err(e) => return Err(self.corrupt(name, f, CorruptKind::Decode(format!("HardState: {e}")))),
@@ -406,7 +406,7 @@ impl Acc {
             },
             ENTRY_TYPE => {
                 let r = &mut self.r;
-                r.entry_records += 1;
+                r.entry_records = r.entry_records.saturating_add(1);
                 let Some(e) = f.entry else { return Ok(()) };
                 if let Some(s) = r.segments.get_mut(slot) {
                     s.first_index.get_or_insert(e.index);
@@ -451,11 +451,11 @@ impl Acc {
             self.metadata_bytes = w.metadata_bytes;
             r.metadata = w.r.metadata;
         }
-        r.records += w.r.records;
-        r.crc_records += w.r.crc_records;
-        r.metadata_records += w.r.metadata_records;
-        r.entry_records += w.r.entry_records;
-        r.state_records += w.r.state_records;
+        r.records = r.records.saturating_add(w.r.records);
+        r.crc_records = r.crc_records.saturating_add(w.r.crc_records);
+        r.metadata_records = r.metadata_records.saturating_add(w.r.metadata_records);
+        r.entry_records = r.entry_records.saturating_add(w.r.entry_records);
+        r.state_records = r.state_records.saturating_add(w.r.state_records);
         for s in &l.pre_snaps {
             self.last = snapshot_moves(self.last, *s);
         }
@@ -467,7 +467,7 @@ impl Acc {
             r.last_index = w.r.last_index;
             r.last_term = w.r.last_term;
         }
-        r.overwritten += w.r.overwritten;
+        r.overwritten = r.overwritten.saturating_add(w.r.overwritten);
         r.index_gaps.extend(w.r.index_gaps);
         if let Some(fi) = w.r.first_index {
             r.first_index = Some(r.first_index.map_or(fi, |g| g.min(fi)));
@@ -506,7 +506,7 @@ fn follow(last: Option<u64>, index: u64, overwritten: &mut u64) -> Option<IndexG
     match last {
         None => None,
         Some(l) if index <= l => {
-            *overwritten += (l - index).saturating_add(1);
+            *overwritten = overwritten.saturating_add(l.saturating_sub(index).saturating_add(1));
             None
         }
         Some(l) if Some(index) != l.checked_add(1) => {
@@ -524,7 +524,7 @@ fn read_alone(segments: &[Segment], k: usize, sb: &mut StreamBuf) -> Partial {
     let seg = segments.get(k)?;
     let mut w = Acc::new(WalReport { segments: vec![SegmentReport::empty(seg)], ..WalReport::default() });
     w.local = Some(Local::default());
-    let last = k + 1 == segments.len();
+    let last = k.saturating_add(1) == segments.len();
     let mut last_index = None;
     let end = read_segment_frames(seg, k, last, 0, &mut last_index, sb, &mut |_, f| w.visit(0, &seg.name, f)).ok()?;
     Some((w, end))
@@ -588,7 +588,7 @@ fn merge_in_order(
             }
         }
         // Read in order with the real state: exactly the sequential read of this segment.
-        let last = k + 1 == segments.len();
+        let last = k.saturating_add(1) == segments.len();
         let mut last_index = acc.r.last_index;
         let sb = sb.get_or_insert_with(StreamBuf::default);
         let seed = acc.crc;

@@ -168,7 +168,7 @@ fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
         freelist,
         freelist_page,
         freelist_ids,
-        metas: db.metas().slots.iter().enumerate().map(|(i, s)| meta_json(i as u8, s)).collect(),
+        metas: db.metas().slots.iter().enumerate().map(|(i, s)| meta_json(u8::from(i == 1), s)).collect(),
     };
     if a.json {
         out.json(&info)?;
@@ -400,7 +400,9 @@ fn decode_name(s: &str, hex: bool) -> Result<Vec<u8>> {
     (0..s.len())
         .step_by(2)
         .map(|i| {
-            s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).with_context(|| format!("{s:?} is not hex"))
+            s.get(i..i.saturating_add(2))
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .with_context(|| format!("{s:?} is not hex"))
         })
         .collect()
 }
@@ -467,7 +469,7 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         keys: r.keys,
         trailer_in: r.trailer_in.name(),
         trailer_out: r.trailer_out.as_ref().map(hex),
-        elapsed_ms: r.elapsed.as_millis() as u64,
+        elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
     };
     if a.json {
         out.json(&j)?;

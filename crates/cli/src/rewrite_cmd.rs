@@ -53,12 +53,15 @@ struct StderrProgress {
 
 impl Progress for StderrProgress {
     fn update(&mut self, phase: &'static str, done: u64, total: u64) {
-        if done < self.last + 65536 && done != total {
+        if done < self.last.saturating_add(65536) && done != total {
             return;
         }
         self.last = done;
         if total > 0 {
-            eprint!("\r{phase}: {done}/{total} revisions ({}%)   ", done * 100 / total.max(1));
+            eprint!(
+                "\r{phase}: {done}/{total} revisions ({}%)   ",
+                done.saturating_mul(100).checked_div(total).unwrap_or(100)
+            );
         } else {
             eprint!("\r{phase}: {done} revisions   ");
         }
@@ -186,7 +189,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         trailer_sha256: r.trailer_out.as_ref().map(hex),
         bytes_in: r.bytes_in,
         bytes_out: r.bytes_out,
-        elapsed_ms: r.elapsed.as_millis() as u64,
+        elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
     };
     if a.json {
         out.json(&j)?;

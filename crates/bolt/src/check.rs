@@ -5,7 +5,16 @@
 //! (bbolt 1.3.7+ rules), nested and inline buckets, and then accounts every
 //! page below the HWM as reachable, free, or leaked. The walk keeps a
 //! per-page state table, so a page reached twice is reported and not walked
-//! again: no cycle can make it loop, and recursion depth is capped.
+//! again: no cycle can make it loop, and recursion depth is capped (per tree,
+//! per bucket nesting, and in all).
+//!
+//! Beyond what bbolt checks, pages must be laid out exactly as bbolt's writer
+//! lays them out, because a single flipped bit otherwise often leaves a page
+//! that still parses: element data in order and contiguous after the element
+//! array, `overflow` exactly what that data needs, no leaf element flag but
+//! `bucketLeafFlag`, each branch key equal to its child's first key, inline
+//! pages with id 0 and no spare bytes, both metas valid with clean headers.
+//! Each rule states its reason where it is checked; DIFFERENCES.md lists them.
 
 use crate::db::Db;
 use crate::error::{CorruptKind, Corruption};

@@ -159,3 +159,42 @@ fn outputs_are_private() {
         assert_eq!(mode, 0o600, "{args:?}: outputs hold Secrets");
     }
 }
+
+/// Makes `dir` read-only for this process: mode 0555, or, where that does not
+/// bind (root), a read-only tmpfs mounted over it. Returns whether a mount must
+/// be undone.
+fn make_read_only(dir: &Path) -> bool {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let probe = dir.join(".probe");
+    if std::fs::write(&probe, b"").is_err() {
+        return false;
+    }
+    std::fs::remove_file(&probe).unwrap();
+    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"]).arg(dir).status().unwrap();
+    assert!(ok.success(), "cannot make {} read-only (mode 0555 does not bind and mount failed)", dir.display());
+    true
+}
+
+#[test]
+fn a_read_only_output_directory_is_reported_with_its_path() {
+    let dir = scratch("faults-read-only");
+    let (input, bytes) = input_in(&dir);
+    let ro = dir.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let mounted = make_read_only(&ro);
+    let out = ro.join("out.db");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let results: Vec<(Vec<&str>, Output)> = writers(i, o).into_iter().map(|a| (a.clone(), etcdsnap(&a))).collect();
+    let listed = listing(&ro);
+    if mounted {
+        assert!(Command::new("umount").arg(&ro).status().unwrap().success());
+    }
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (args, r) in results {
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&ro.display().to_string()), "{args:?}: names no path: {err}");
+    }
+    assert!(listed.is_empty(), "nothing written: {listed:?}");
+    assert_eq!(std::fs::read(&input).unwrap(), bytes);
+}

@@ -19,7 +19,7 @@
 use crate::db::Db;
 use crate::error::{CorruptKind, Corruption};
 use crate::freelist::Freelist;
-use crate::layout::{PageHeader, PageType, Pgid, BUCKET_LEAF_FLAG};
+use crate::layout::{PageHeader, PageType, Pgid, BUCKET_HEADER_SIZE, BUCKET_LEAF_FLAG};
 use crate::page::{bucket_value, inline_node, BucketRoot, Node, NodeKind, Pages};
 
 /// Deepest B+tree the checker descends.
@@ -452,6 +452,15 @@ impl<'a> Checker<'a, '_> {
                     continue;
                 }
             };
+            // `bucket.spill` stores a bucket with its own pages as exactly the 16-byte
+            // header, and an inline one as header + page image: a longer value with a
+            // root page is damage (typically an inline bucket's zero root flipped to
+            // point at some page, whose contents would then pass for the bucket's).
+            if matches!(root, BucketRoot::Paged(_)) && e.value.len() != BUCKET_HEADER_SIZE {
+                self.report(
+                    located(page, CorruptKind::PagedBucketValueLength { len: e.value.len() as u64 }).with_key(e.key),
+                );
+            }
             self.path.push(e.key.to_vec());
             match root {
                 BucketRoot::Paged(r) if r < 2 => {

@@ -480,6 +480,12 @@ pub enum CorruptKind {
         /// Bytes its header, element array and data use.
         used: u64,
     },
+    /// A bucket with a root page whose value is longer than the bucket header
+    /// (bbolt stores exactly the header; only inline buckets carry more).
+    PagedBucketValueLength {
+        /// The value's length.
+        len: u64,
+    },
     /// A meta page's header field is not what bbolt writes.
     MetaHeader {
         /// Which meta page (0 or 1).
@@ -535,6 +541,7 @@ impl CorruptKind {
             Self::InlinePageId { .. } => "inline-page-id",
             Self::InlineSizeMismatch { .. } => "inline-size-mismatch",
             Self::MetaHeader { .. } => "meta-header",
+            Self::PagedBucketValueLength { .. } => "paged-bucket-value-length",
         }
     }
 }
@@ -602,6 +609,9 @@ impl fmt::Display for CorruptKind {
             Self::InlinePageId { found } => write!(f, "inline bucket: page id {found}, bbolt writes 0"),
             Self::InlineSizeMismatch { len, used } => {
                 write!(f, "inline bucket: page image of {len} bytes, its elements use {used}")
+            }
+            Self::PagedBucketValueLength { len } => {
+                write!(f, "bucket with a root page has a {len}-byte value, bbolt writes the 16-byte header only")
             }
             Self::MetaHeader { meta, field, value } => {
                 write!(f, "meta {meta}: page header {field} is {value}")

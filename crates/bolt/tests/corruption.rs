@@ -450,3 +450,21 @@ fn deep_nested_bucket_trees_stop_at_the_walk_budget_on_a_2_mib_stack() {
     // Iteration keeps one cursor per nesting level and does reach the innermost value.
     assert_eq!(values, 1);
 }
+
+#[test]
+fn inline_bucket_root_pointed_at_a_page() {
+    // An inline bucket's root 0 with one bit set: the bucket now claims a page of
+    // its own while its value still carries the inline image.
+    let mut d = fixture();
+    let (root, image, name) = inline_bucket(&d);
+    let header = image - 16;
+    put_u64(&mut d, header, 256);
+    let p = check(&d);
+    let hit = p
+        .iter()
+        .find(|c| matches!(c.kind, CorruptKind::PagedBucketValueLength { .. }))
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert_eq!(hit.page, Some(root));
+    assert_eq!(hit.key.as_deref(), Some(&name[..]));
+    assert_eq!(hit.kind.code(), "paged-bucket-value-length");
+}

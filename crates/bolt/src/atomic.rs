@@ -34,6 +34,27 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Removes `<prefix><pid>` files in `dir` left by a process that no longer runs
+/// (killed while writing: SIGKILL runs no cleanup). Only on Linux, where
+/// `/proc/<pid>` says whether a process runs; elsewhere they stay.
+fn remove_stale_temps(dir: &Path, prefix: &std::ffi::OsStr) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let (Some(prefix), Ok(entries)) = (prefix.to_str(), std::fs::read_dir(dir)) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let running = Path::new("/proc").join(pid).exists();
+        if !running && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl AtomicFile {
     /// Creates the temporary file for `target`; refuses when `target` is any of `inputs`.
     pub fn create(target: impl AsRef<Path>, inputs: &[&Path]) -> Result<Self> {
@@ -54,9 +75,12 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".tmp.{}", std::process::id()));
+        let mut prefix = std::ffi::OsString::from(".");
+        prefix.push(name);
+        prefix.push(".tmp.");
+        remove_stale_temps(&dir, &prefix);
+        let mut tmp_name = prefix;
+        tmp_name.push(std::process::id().to_string());
         let tmp = dir.join(tmp_name);
         let mut opts = OpenOptions::new();
         opts.read(true).write(true).create_new(true);
@@ -153,6 +177,26 @@ mod tests {
         }
         assert_eq!(std::fs::read(&target).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temp_files_of_dead_processes_are_removed() {
+        let d = dir("stale");
+        let target = d.join("out.db");
+        // No process has this pid (above pid_max); a live one's temp file stays.
+        let stale = d.join(".out.db.tmp.4294967295");
+        let live = d.join(format!(".out.db.tmp.{}", std::process::id()));
+        let other = d.join(".other.db.tmp.4294967295");
+        for f in [&stale, &other] {
+            std::fs::write(f, b"partial").unwrap();
+        }
+        let f = AtomicFile::create(&target, &[]).unwrap();
+        assert!(live.exists(), "our own temporary file");
+        drop(f);
+        if cfg!(target_os = "linux") {
+            assert!(!stale.exists(), "the dead writer's temporary file is removed");
+        }
+        assert!(other.exists(), "another target's temporary files are left alone");
     }
 
     #[test]

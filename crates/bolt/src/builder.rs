@@ -93,7 +93,7 @@ static ZERO_KEY: [u8; MAX_KEY_SIZE] = [0; MAX_KEY_SIZE];
 impl PageBuf {
     /// Serialized size: header, element array and data (bbolt's `node.size`).
     fn size(&self) -> usize {
-        PAGE_HEADER_SIZE + ELEMENT_SIZE * self.elems.len() + self.data_len
+        ELEMENT_SIZE.saturating_mul(self.elems.len()).saturating_add(PAGE_HEADER_SIZE).saturating_add(self.data_len)
     }
 
     fn first_key(&self) -> &[u8] {
@@ -111,8 +111,10 @@ impl PageBuf {
     /// Adds a leaf element (`child` 0) or a branch element (`value` empty).
     fn push(&mut self, flags: u32, key: &[u8], value: &[u8], child: Pgid) {
         // Lengths were checked against bbolt's limits, which fit in u32.
-        self.elems.push(Elem { flags, ksize: key.len() as u32, vsize: value.len() as u32, child });
-        self.data_len += key.len() + value.len();
+        let (ksize, vsize) =
+            (u32::try_from(key.len()).unwrap_or(u32::MAX), u32::try_from(value.len()).unwrap_or(u32::MAX));
+        self.elems.push(Elem { flags, ksize, vsize, child });
+        self.data_len = self.data_len.saturating_add(key.len()).saturating_add(value.len());
         if !self.sizes_only {
             self.data.extend_from_slice(key);
             self.data.extend_from_slice(value);
@@ -125,17 +127,19 @@ impl PageBuf {
         let size = self.size();
         let pages = size.div_ceil(page_size).max(1);
         let too_large = || Error::from(BuildError::PageTooLarge { size }.at(Vec::new(), self.first_key()));
-        let overflow = u32::try_from(pages - 1).map_err(|_| too_large())?;
+        let overflow = u32::try_from(pages.saturating_sub(1)).map_err(|_| too_large())?;
         let count = u16::try_from(self.elems.len()).ok().filter(|&c| c < u16::MAX).ok_or_else(too_large)?;
+        let padded = pages.checked_mul(page_size).ok_or_else(too_large)?;
         out.clear();
-        out.reserve(if pad { pages * page_size } else { size });
+        out.reserve(if pad { padded } else { size });
         let mut h = [0u8; PAGE_HEADER_SIZE];
         PageHeader { id, flags: page_flag, count, overflow }.write_to(&mut h);
         out.extend_from_slice(&h);
-        let n = self.elems.len();
-        let mut data_off = PAGE_HEADER_SIZE + ELEMENT_SIZE * n;
+        // `size` did not overflow, so neither do these offsets, which stay below it.
+        let elem_off = |i: usize| ELEMENT_SIZE.saturating_mul(i).saturating_add(PAGE_HEADER_SIZE);
+        let mut data_off = elem_off(self.elems.len());
         for (i, e) in self.elems.iter().enumerate() {
-            let pos = (data_off - (PAGE_HEADER_SIZE + ELEMENT_SIZE * i)) as u32;
+            let pos = u32::try_from(data_off.saturating_sub(elem_off(i))).map_err(|_| too_large())?;
             if page_flag == BRANCH_PAGE_FLAG {
                 out.extend_from_slice(&pos.to_le_bytes());
                 out.extend_from_slice(&e.ksize.to_le_bytes());
@@ -146,11 +150,11 @@ impl PageBuf {
                 out.extend_from_slice(&e.ksize.to_le_bytes());
                 out.extend_from_slice(&e.vsize.to_le_bytes());
             }
-            data_off += e.ksize as usize + e.vsize as usize;
+            data_off = data_off.saturating_add(e.ksize as usize).saturating_add(e.vsize as usize);
         }
         out.extend_from_slice(&self.data);
         if pad {
-            out.resize(pages * page_size, 0);
+            out.resize(padded, 0);
         }
         Ok(overflow)
     }
@@ -318,6 +322,8 @@ impl<W: Write> Builder<W> {
         }
         let page_size = opts.page_size as usize;
         let fill = if opts.fill_percent.is_nan() { DEFAULT_FILL_PERCENT } else { opts.fill_percent.clamp(0.1, 1.0) };
+        // fill is in 0.1..=1.0 and page_size at most 64 KiB: the product is a small positive number.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let threshold = ((page_size as f64) * fill) as usize;
         // Freelist choice: an empty freelist page rather than etcd's no-freelist
         // sentinel. Every reader accepts it as is: Go bbolt read-only and
@@ -327,12 +333,14 @@ impl<W: Write> Builder<W> {
         // readers that reject the sentinel. It is also exact: we leave no free pages.
         let mut head = match mode {
             Mode::Streamed(meta) => meta_pages(&meta),
-            _ => vec![0u8; 2 * page_size],
+            _ => vec![0u8; page_size.saturating_mul(2)],
         };
-        head.resize(3 * page_size, 0);
+        // page_size is at most 64 KiB (checked above): none of these overflow.
+        let freelist_at = page_size.saturating_mul(2);
+        head.resize(page_size.saturating_mul(3), 0);
         let mut h = [0u8; PAGE_HEADER_SIZE];
         PageHeader { id: FREELIST_PGID, flags: FREELIST_PAGE_FLAG, count: 0, overflow: 0 }.write_to(&mut h);
-        if let Some(dst) = head.get_mut(2 * page_size..2 * page_size + PAGE_HEADER_SIZE) {
+        if let Some(dst) = head.get_mut(freelist_at..freelist_at.saturating_add(PAGE_HEADER_SIZE)) {
             dst.copy_from_slice(&h);
         }
         if mode != Mode::Plan {
@@ -407,7 +415,7 @@ impl<W: Write> Builder<W> {
             return Err(BuildError::ValueTooLarge { len: value.len() }.at(self.path(), key).into());
         }
         self.top()?.last_key = Some(key.to_vec());
-        self.keys += 1;
+        self.keys = self.keys.saturating_add(1);
         self.append(0, 0, key, value, 0)
     }
 
@@ -424,7 +432,7 @@ impl<W: Write> Builder<W> {
             Closed::Inline(image) => value.extend_from_slice(&image),
         }
         debug_assert!(value.len() >= BUCKET_HEADER_SIZE);
-        self.buckets += 1;
+        self.buckets = self.buckets.saturating_add(1);
         self.append(0, BUCKET_LEAF_FLAG, &bucket.name, &value, 0)
     }
 
@@ -432,7 +440,7 @@ impl<W: Write> Builder<W> {
     /// fit, the open page is written first and a new one started.
     fn append(&mut self, level: usize, flags: u32, key: &[u8], value: &[u8], child: Pgid) -> Result<()> {
         let threshold = self.threshold;
-        let elem = ELEMENT_SIZE + key.len() + value.len();
+        let elem = ELEMENT_SIZE.saturating_add(key.len()).saturating_add(value.len());
         // Every page takes at least two elements (bbolt's `minKeysPerPage`): a branch
         // level then has at most half the pages of the one below, so the tree
         // converges even when keys are larger than a page, and large values share
@@ -442,8 +450,8 @@ impl<W: Write> Builder<W> {
         let full = {
             let lv = self.level(level)?;
             let (n, size) = (lv.open.elems.len(), lv.open.size());
-            let grown = size + elem;
-            let fits_padding = size > page_size && grown <= size.div_ceil(page_size) * page_size;
+            let grown = size.saturating_add(elem);
+            let fits_padding = size > page_size && grown <= size.div_ceil(page_size).saturating_mul(page_size);
             n >= usize::from(u16::MAX - 1) || (n >= 2 && grown > threshold && !fits_padding)
         };
         if full {
@@ -469,8 +477,9 @@ impl<W: Write> Builder<W> {
     fn flush_level(&mut self, level: usize) -> Result<()> {
         let page = std::mem::take(&mut self.level(level)?.open);
         let pgid = self.write_page(&page, level)?;
-        self.level(level)?.written += 1;
-        self.append(level + 1, 0, page.first_key(), &[], pgid)?;
+        let lv = self.level(level)?;
+        lv.written = lv.written.saturating_add(1);
+        self.append(level.saturating_add(1), 0, page.first_key(), &[], pgid)?;
         let mut page = page;
         page.clear();
         self.level(level)?.open = page;
@@ -483,7 +492,8 @@ impl<W: Write> Builder<W> {
         let overflow = if self.sizes_only() {
             let size = page.size();
             let pages = size.div_ceil(self.page_size).max(1);
-            u32::try_from(pages - 1).map_err(|_| Error::from(BuildError::PageTooLarge { size }.at(Vec::new(), b"")))?
+            u32::try_from(pages.saturating_sub(1))
+                .map_err(|_| Error::from(BuildError::PageTooLarge { size }.at(Vec::new(), b"")))?
         } else {
             let mut scratch = std::mem::take(&mut self.scratch);
             let overflow = page.serialize(id, flag, self.page_size, true, &mut scratch)?;
@@ -492,7 +502,7 @@ impl<W: Write> Builder<W> {
             overflow
         };
         self.next_pgid = id
-            .checked_add(u64::from(overflow) + 1)
+            .checked_add(u64::from(overflow).saturating_add(1))
             .ok_or_else(|| Error::from(BuildError::PageTooLarge { size: 0 }.at(Vec::new(), b"")))?;
         Ok(id)
     }
@@ -524,7 +534,8 @@ impl<W: Write> Builder<W> {
             }
             // The open page is never empty once a page of its level was written.
             self.flush_level(level)?;
-            level += 1;
+            // `level` reaching MAX_DEPTH fails in `self.level`.
+            level = level.saturating_add(1);
         }
     }
 

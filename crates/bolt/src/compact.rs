@@ -89,7 +89,7 @@ fn copy_nested<W: Write>(
                 }
             }
             builder.create_bucket(e.key, child.sequence())?;
-            copy_nested(&child, builder, seen, depth + 1)?;
+            copy_nested(&child, builder, seen, depth.saturating_add(1))?;
             builder.close_bucket()?;
         } else {
             builder.put(e.key, e.value)?;

@@ -100,7 +100,9 @@ impl<'a> Cursor<'a> {
 
     fn load(&mut self, id: Pgid) -> Result<Node<'a>> {
         self.visits = self.visits.saturating_add(1);
-        if self.visits > self.pages.hwm().saturating_add(MAX_DEPTH as u64) {
+        // A full scan loads each page once; more loads than readable pages means a
+        // page is shared or revisited (bounded by the file, not by the meta's HWM).
+        if self.visits > self.pages.readable().saturating_add(MAX_DEPTH as u64) {
             return Err(self.corrupt(Some(id), CorruptKind::Revisited));
         }
         if self.stack.len() >= MAX_DEPTH {

@@ -21,11 +21,7 @@ struct Dumper<W> {
 }
 
 fn hex_digit(n: u8) -> u8 {
-    if n < 10 {
-        b'0' + n
-    } else {
-        b'a' + (n - 10)
-    }
+    b"0123456789abcdef".get(usize::from(n & 0x0f)).copied().unwrap_or(b'0')
 }
 
 fn push_hex(line: &mut Vec<u8>, bytes: &[u8]) {

@@ -18,12 +18,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The input is not a regular file (a FIFO, device, socket or directory):
+    /// reading one could block forever or never end, and a map of it means nothing.
+    #[error("{path} is not a regular file but a {kind}")]
+    NotRegularFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead (`FIFO`, `directory`, `character device`, …).
+        kind: &'static str,
+    },
     /// The file's bytes break a rule of the format.
     #[error(transparent)]
     Corrupt(#[from] Box<Corruption>),
-    /// The file uses something this crate does not handle (e.g. big-endian).
-    #[error("unsupported: {0}")]
-    Unsupported(String),
     /// The builder was called out of order or with data bbolt cannot hold.
     #[error(transparent)]
     Build(#[from] Box<BuildFailure>),
@@ -123,6 +129,17 @@ impl fmt::Display for BuildFailure {
 impl std::error::Error for BuildFailure {}
 
 impl Error {
+    /// A stable kebab-case name of the error's kind: `io`, `not-regular-file`,
+    /// `build`, or the corruption's [`CorruptKind::code`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "io",
+            Self::NotRegularFile { .. } => "not-regular-file",
+            Self::Corrupt(c) => c.kind.code(),
+            Self::Build(_) => "build",
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { path: path.into(), source }
@@ -205,7 +222,7 @@ pub fn display_bytes(b: &[u8]) -> String {
     if !b.is_empty() && b.iter().all(|c| (0x20..0x7f).contains(c)) {
         String::from_utf8_lossy(b).into_owned()
     } else {
-        let mut s = String::with_capacity(2 + 2 * b.len());
+        let mut s = String::with_capacity(b.len().saturating_mul(2).saturating_add(2));
         s.push_str("0x");
         for c in b {
             s.push_str(&format!("{c:02x}"));
@@ -379,6 +396,12 @@ pub enum CorruptKind {
         /// The cap.
         max: usize,
     },
+    /// Trees of nested buckets are deeper, all levels added up, than the checker's
+    /// walk descends (a crafted file; no real one comes near).
+    WalkTooDeep {
+        /// The cap.
+        max: usize,
+    },
     /// Iteration reached more pages than the file holds: a page is referenced twice.
     Revisited,
     /// A page reached by two references (bbolt: "multiple references").
@@ -411,6 +434,116 @@ pub enum CorruptKind {
     },
     /// A value was read as a bucket but is not one, or the reverse.
     NotABucket,
+    /// An element's key/value data is not where bbolt's writer puts it: right after
+    /// the element array for element 0, right after the previous element's data for
+    /// the others (offsets relative to the page start).
+    ElementLayout {
+        /// Element index.
+        index: usize,
+        /// Page offset the element's `pos` points at.
+        found: u64,
+        /// Page offset bbolt's writer would have used.
+        expected: u64,
+    },
+    /// A page's `overflow` is not the number of extra pages its elements need.
+    OverflowMismatch {
+        /// The page's `overflow`.
+        overflow: u32,
+        /// Bytes the header, element array and data use.
+        used: u64,
+        /// The `overflow` bbolt allocates for that size.
+        expected: u64,
+    },
+    /// A leaf element's `flags` has bits set other than `bucketLeafFlag`.
+    UnknownElementFlags {
+        /// Element index.
+        index: usize,
+        /// The element's flags.
+        flags: u32,
+    },
+    /// A branch key differs from the first key of the child page it points to.
+    BranchKeyMismatch {
+        /// Element index in the branch.
+        index: usize,
+        /// The child page.
+        child: Pgid,
+    },
+    /// An inline bucket's page image has a page id other than 0.
+    InlinePageId {
+        /// The id found.
+        found: Pgid,
+    },
+    /// An inline bucket's page image is longer or shorter than its elements.
+    InlineSizeMismatch {
+        /// Bytes of the image (the bucket value after its header).
+        len: u64,
+        /// Bytes its header, element array and data use.
+        used: u64,
+    },
+    /// A bucket with a root page whose value is longer than the bucket header
+    /// (bbolt stores exactly the header; only inline buckets carry more).
+    PagedBucketValueLength {
+        /// The value's length.
+        len: u64,
+    },
+    /// A meta page's header field is not what bbolt writes.
+    MetaHeader {
+        /// Which meta page (0 or 1).
+        meta: u8,
+        /// Field name as in bbolt (`id`, `count`, `overflow`).
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+}
+
+impl CorruptKind {
+    /// A stable name for the kind, for machine-readable output (`--json`):
+    /// the variant's name in kebab case, e.g. `element-layout`. Never changes once
+    /// published; new kinds get new names.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::FileTooSmall { .. } => "file-too-small",
+            Self::InvalidMeta { .. } => "invalid-meta",
+            Self::NoValidMeta => "no-valid-meta",
+            Self::MetaField { .. } => "meta-field",
+            Self::FileShorterThanHwm { .. } => "file-shorter-than-hwm",
+            Self::OutOfBounds { .. } => "out-of-bounds",
+            Self::PastEndOfFile => "past-end-of-file",
+            Self::IdMismatch { .. } => "id-mismatch",
+            Self::OverflowPastHwm { .. } => "overflow-past-hwm",
+            Self::InvalidType { .. } => "invalid-type",
+            Self::ElementsPastPage { .. } => "elements-past-page",
+            Self::ElementPastPage { .. } => "element-past-page",
+            Self::EmptyBranch => "empty-branch",
+            Self::EmptyLeaf => "empty-leaf",
+            Self::EmptyKey { .. } => "empty-key",
+            Self::KeyOrder { .. } => "key-order",
+            Self::KeyBelowAncestor { .. } => "key-below-ancestor",
+            Self::KeyNotBelowNext { .. } => "key-not-below-next",
+            Self::TooDeep { .. } => "too-deep",
+            Self::BucketsTooDeep { .. } => "buckets-too-deep",
+            Self::WalkTooDeep { .. } => "walk-too-deep",
+            Self::Revisited => "revisited",
+            Self::MultipleReferences => "multiple-references",
+            Self::ReachableFreed => "reachable-freed",
+            Self::AlreadyFreed => "already-freed",
+            Self::UnreachableUnfreed => "unreachable-unfreed",
+            Self::FreelistIdOutOfRange { .. } => "freelist-id-out-of-range",
+            Self::BucketValueTooShort { .. } => "bucket-value-too-short",
+            Self::BucketRootOutOfRange { .. } => "bucket-root-out-of-range",
+            Self::BadInlineBucket { .. } => "bad-inline-bucket",
+            Self::NotABucket => "not-a-bucket",
+            Self::ElementLayout { .. } => "element-layout",
+            Self::OverflowMismatch { .. } => "overflow-mismatch",
+            Self::UnknownElementFlags { .. } => "unknown-element-flags",
+            Self::BranchKeyMismatch { .. } => "branch-key-mismatch",
+            Self::InlinePageId { .. } => "inline-page-id",
+            Self::InlineSizeMismatch { .. } => "inline-size-mismatch",
+            Self::MetaHeader { .. } => "meta-header",
+            Self::PagedBucketValueLength { .. } => "paged-bucket-value-length",
+        }
+    }
 }
 
 impl fmt::Display for CorruptKind {
@@ -448,6 +581,7 @@ impl fmt::Display for CorruptKind {
             }
             Self::TooDeep { max } => write!(f, "tree deeper than {max} levels (cycle?)"),
             Self::BucketsTooDeep { max } => write!(f, "buckets nested deeper than {max} levels"),
+            Self::WalkTooDeep { max } => write!(f, "nested bucket trees deeper than {max} levels in all"),
             Self::Revisited => write!(f, "page reached twice while iterating (cycle or shared page)"),
             Self::MultipleReferences => write!(f, "multiple references"),
             Self::ReachableFreed => write!(f, "reachable freed"),
@@ -460,6 +594,28 @@ impl fmt::Display for CorruptKind {
             Self::BucketRootOutOfRange { root } => write!(f, "bucket root {root} out of range"),
             Self::BadInlineBucket { reason } => write!(f, "inline bucket: {reason}"),
             Self::NotABucket => write!(f, "not a bucket"),
+            Self::ElementLayout { index, found, expected } => {
+                write!(f, "element {index}: data at page offset {found}, bbolt writes it at {expected}")
+            }
+            Self::OverflowMismatch { overflow, used, expected } => {
+                write!(f, "overflow {overflow}, but the elements use {used} bytes (overflow {expected})")
+            }
+            Self::UnknownElementFlags { index, flags } => {
+                write!(f, "element {index}: flags {flags:#x} has bits bbolt never sets")
+            }
+            Self::BranchKeyMismatch { index, child } => {
+                write!(f, "key[{index}] differs from the first key of its child page {child}")
+            }
+            Self::InlinePageId { found } => write!(f, "inline bucket: page id {found}, bbolt writes 0"),
+            Self::InlineSizeMismatch { len, used } => {
+                write!(f, "inline bucket: page image of {len} bytes, its elements use {used}")
+            }
+            Self::PagedBucketValueLength { len } => {
+                write!(f, "bucket with a root page has a {len}-byte value, bbolt writes the 16-byte header only")
+            }
+            Self::MetaHeader { meta, field, value } => {
+                write!(f, "meta {meta}: page header {field} is {value}")
+            }
         }
     }
 }

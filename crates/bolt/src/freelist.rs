@@ -62,7 +62,7 @@ impl Freelist {
             .get(first..)
             .unwrap_or(&[])
             .chunks_exact(8)
-            .take(count as usize)
+            .take(usize::try_from(count).unwrap_or(usize::MAX))
             .filter_map(|c| u64_at(c, 0))
             .collect();
         Ok(Self::Persisted { page: id, overflow: page.header.overflow, ids })

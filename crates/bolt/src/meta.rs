@@ -62,7 +62,7 @@ impl Meta {
             (56, &self.checksum.to_le_bytes()),
         ];
         for (off, bytes) in fields {
-            if let Some(dst) = out.get_mut(off..off + bytes.len()) {
+            if let Some(dst) = out.get_mut(off..off.saturating_add(bytes.len())) {
                 dst.copy_from_slice(bytes);
             }
         }

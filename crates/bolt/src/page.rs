@@ -42,6 +42,14 @@ impl<'a> Pages<'a> {
         self.hwm
     }
 
+    /// Pages that can be read: below the HWM and wholly inside the file. Loops and
+    /// tables sized by a page count use this, never the HWM alone, which a damaged
+    /// or crafted meta can make as large as 2^64 - 1.
+    pub fn readable(&self) -> u64 {
+        let in_file = self.data.len().checked_div(self.page_size).unwrap_or(0) as u64;
+        self.hwm.min(in_file)
+    }
+
     /// The whole file.
     pub fn data(&self) -> &'a [u8] {
         self.data
@@ -145,7 +153,7 @@ impl<'a> Node<'a> {
             .checked_mul(LEAF_ELEMENT_SIZE) // same size for branch elements
             .and_then(|n| n.checked_add(PAGE_HEADER_SIZE));
         if array_end.is_none_or(|end| end > bytes.len()) {
-            return Err(CorruptKind::ElementsPastPage { count: count as u16 });
+            return Err(CorruptKind::ElementsPastPage { count: u16::try_from(count).unwrap_or(u16::MAX) });
         }
         Ok(Self { page, kind, count, bytes })
     }
@@ -186,6 +194,43 @@ impl<'a> Node<'a> {
         Ok(LeafElem { flags, key, value })
     }
 
+    /// Checks that the elements' data sits where bbolt's writer (`node.write`) puts
+    /// it: element 0's right after the element array, each next one right after the
+    /// previous element's key (and value, in a leaf), never past the node's bytes.
+    /// Returns the bytes the node uses (bbolt's `node.size()`).
+    ///
+    /// bbolt never leaves gaps, overlaps or reordered data, so any other layout is
+    /// damage; this is what catches a lowered `count` (element 0's data then no
+    /// longer starts after the array) and a changed `pos`, `ksize` or `vsize`
+    /// (the next element's data no longer follows).
+    pub fn layout(&self) -> Result<u64, CorruptKind> {
+        let bytes_len = self.bytes.len() as u64;
+        let mut expected =
+            (self.count as u64).saturating_mul(BRANCH_ELEMENT_SIZE as u64).saturating_add(PAGE_HEADER_SIZE as u64);
+        for i in 0..self.count {
+            let e = Self::element_offset(i);
+            let bad = CorruptKind::ElementPastPage { index: i };
+            let (pos, ksize, vsize) = match self.kind {
+                NodeKind::Branch => (u32_at(self.bytes, e), u32_at(self.bytes, e.saturating_add(4)), Some(0)),
+                NodeKind::Leaf => (
+                    u32_at(self.bytes, e.saturating_add(4)),
+                    u32_at(self.bytes, e.saturating_add(8)),
+                    u32_at(self.bytes, e.saturating_add(12)),
+                ),
+            };
+            let (Some(pos), Some(ksize), Some(vsize)) = (pos, ksize, vsize) else { return Err(bad) };
+            let found = (e as u64).saturating_add(u64::from(pos));
+            if found != expected {
+                return Err(CorruptKind::ElementLayout { index: i, found, expected });
+            }
+            expected = expected.saturating_add(u64::from(ksize)).saturating_add(u64::from(vsize));
+            if expected > bytes_len {
+                return Err(bad);
+            }
+        }
+        Ok(expected)
+    }
+
     /// The key of element `i`, whatever the node kind.
     pub fn key(&self, i: usize) -> Result<&'a [u8], CorruptKind> {
         match self.kind {
@@ -198,9 +243,10 @@ impl<'a> Node<'a> {
     pub fn lower_bound(&self, key: &[u8]) -> Result<usize, CorruptKind> {
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
+            // lo < hi: neither the midpoint nor its successor overflows.
+            let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
             if self.key(mid)? < key {
-                lo = mid + 1;
+                lo = mid.saturating_add(1);
             } else {
                 hi = mid;
             }
@@ -214,9 +260,10 @@ impl<'a> Node<'a> {
         let (mut lo, mut hi) = (0usize, self.count);
         // Find the first index with key > `key`.
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
+            // lo < hi: neither the midpoint nor its successor overflows.
+            let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
             if self.key(mid)? <= key {
-                lo = mid + 1;
+                lo = mid.saturating_add(1);
             } else {
                 hi = mid;
             }

@@ -168,7 +168,7 @@ fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
         freelist,
         freelist_page,
         freelist_ids,
-        metas: db.metas().slots.iter().enumerate().map(|(i, s)| meta_json(i as u8, s)).collect(),
+        metas: db.metas().slots.iter().enumerate().map(|(i, s)| meta_json(u8::from(i == 1), s)).collect(),
     };
     if a.json {
         out.json(&info)?;
@@ -206,6 +206,7 @@ fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
 
 #[derive(Serialize)]
 pub struct ProblemJson {
+    pub kind: &'static str,
     pub page: Option<u64>,
     pub offset: Option<u64>,
     pub bucket: Vec<OwnedBytes>,
@@ -216,6 +217,7 @@ pub struct ProblemJson {
 impl From<&Corruption> for ProblemJson {
     fn from(c: &Corruption) -> Self {
         Self {
+            kind: c.kind.code(),
             page: c.page,
             offset: c.offset,
             bucket: c.bucket.iter().map(|b| OwnedBytes(b.clone())).collect(),
@@ -295,8 +297,12 @@ fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
     let report = check::check(&db, &CheckOptions { max_problems: 0 });
     let pages = db.pages();
     let mut rows = vec![vec!["ID".into(), "TYPE".into(), "ITEMS".into(), "OVRFLW".into()]];
+    // Rows stop at the end of the file: a meta claiming a huge HWM must not make
+    // us print (or hold) a row per page that is not there. One `missing` row
+    // stands for every page from its id up to the HWM.
+    let end = pages.readable();
     let mut id: u64 = 0;
-    while id < db.hwm() {
+    while id < end {
         let use_ = usize::try_from(id).ok().and_then(|i| report.page_use.get(i)).copied();
         let row = match (use_, pages.raw(id).and_then(etcdsnap_bolt::PageHeader::parse)) {
             (None, _) | (_, None) => PageJson { id, kind: "missing".into(), items: None, overflow: None },
@@ -328,6 +334,14 @@ fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
             ]);
         }
         id = id.saturating_add(step);
+    }
+    if id < db.hwm() {
+        let row = PageJson { id, kind: "missing".into(), items: None, overflow: None };
+        if a.json {
+            out.json(&row)?;
+        } else {
+            rows.push(vec![row.id.to_string(), row.kind, String::new(), String::new()]);
+        }
     }
     if !a.json {
         for line in table(&rows) {
@@ -386,7 +400,9 @@ fn decode_name(s: &str, hex: bool) -> Result<Vec<u8>> {
     (0..s.len())
         .step_by(2)
         .map(|i| {
-            s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).with_context(|| format!("{s:?} is not hex"))
+            s.get(i..i.saturating_add(2))
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .with_context(|| format!("{s:?} is not hex"))
         })
         .collect()
 }
@@ -453,7 +469,7 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         keys: r.keys,
         trailer_in: r.trailer_in.name(),
         trailer_out: r.trailer_out.as_ref().map(hex),
-        elapsed_ms: r.elapsed.as_millis() as u64,
+        elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
     };
     if a.json {
         out.json(&j)?;

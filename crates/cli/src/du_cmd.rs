@@ -135,15 +135,18 @@ fn by_name(by: GroupBy) -> String {
 fn human(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
+    let mut unit = "B";
+    for u in UNITS.iter().skip(1) {
+        if v < 1024.0 {
+            break;
+        }
         v /= 1024.0;
-        u += 1;
+        unit = u;
     }
-    if u == 0 {
+    if unit == "B" {
         format!("{n} B")
     } else {
-        format!("{v:.1} {}", UNITS.get(u).copied().unwrap_or("B"))
+        format!("{v:.1} {unit}")
     }
 }
 
@@ -205,18 +208,11 @@ pub fn run(a: &DuArgs, out: &mut Out) -> Result<Outcome> {
     }
     if r.groups.len() > a.top {
         let mut rest = Usage::default();
-        let mut n = 0;
         for g in r.groups.iter().skip(a.top) {
-            n += 1;
-            rest.live_keys += g.usage.live_keys;
-            rest.live_value_bytes += g.usage.live_value_bytes;
-            rest.live_stored_bytes += g.usage.live_stored_bytes;
-            rest.history_revisions += g.usage.history_revisions;
-            rest.history_stored_bytes += g.usage.history_stored_bytes;
-            rest.tombstones += g.usage.tombstones;
-            rest.leased_keys += g.usage.leased_keys;
+            rest.add(&g.usage);
         }
-        rows.push(row(format!("({n} more groups)"), &rest));
+        rest.largest = None;
+        rows.push(row(format!("({} more groups)", r.groups.len().saturating_sub(a.top)), &rest));
     }
     rows.push(row("TOTAL".into(), &r.totals));
     for line in table(&rows) {

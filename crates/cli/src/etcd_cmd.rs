@@ -11,7 +11,7 @@ use etcdsnap_mvcc::kv::KvRef;
 use etcdsnap_mvcc::schema::EtcdLine;
 use etcdsnap_mvcc::status::status;
 use etcdsnap_mvcc::trailer::{self, Trailer};
-use etcdsnap_mvcc::verify::{verify, Severity, VerifyOptions};
+use etcdsnap_mvcc::verify::{verify, FindingKind, Severity, VerifyOptions};
 use serde::Serialize;
 
 use crate::output::{table, Bytes, Out, OwnedBytes};
@@ -332,6 +332,7 @@ pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
 #[derive(Serialize)]
 struct FindingJson {
     severity: &'static str,
+    kind: &'static str,
     bucket: OwnedBytes,
     page: Option<u64>,
     key: Option<OwnedBytes>,
@@ -379,6 +380,7 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
                         .iter()
                         .map(|f| FindingJson {
                             severity: if f.severity == Severity::Problem { "problem" } else { "warning" },
+                            kind: f.kind.code(),
                             bucket: OwnedBytes(f.bucket.clone()),
                             page: f.page,
                             key: f.key.clone().map(OwnedBytes),
@@ -404,6 +406,7 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
                 leases: 0,
                 findings: vec![FindingJson {
                     severity: "problem",
+                    kind: FindingKind::Unreadable.code(),
                     bucket: OwnedBytes(Vec::new()),
                     page: None,
                     key: None,

@@ -98,7 +98,7 @@ pub fn table(rows: &[Vec<String>]) -> Vec<String> {
         .map(|r| {
             let mut line = String::new();
             for (c, cell) in r.iter().enumerate() {
-                if c + 1 == r.len() {
+                if c.saturating_add(1) == r.len() {
                     line.push_str(cell);
                 } else {
                     let w = widths.get(c).copied().unwrap_or(0);

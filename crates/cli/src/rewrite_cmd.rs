@@ -8,6 +8,7 @@ use clap::Args;
 use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, CompactTombstones, NoProgress, Progress, RewriteOptions};
 use etcdsnap_mvcc::schema::EtcdLine;
 use etcdsnap_mvcc::trailer::hex;
+use etcdsnap_mvcc::{MvccError, Refusal};
 use serde::Serialize;
 
 use crate::output::{table, Out};
@@ -81,12 +82,15 @@ struct StderrProgress {
 
 impl Progress for StderrProgress {
     fn update(&mut self, phase: &'static str, done: u64, total: u64) {
-        if done < self.last + 65536 && done != total {
+        if done < self.last.saturating_add(65536) && done != total {
             return;
         }
         self.last = done;
         if total > 0 {
-            eprint!("\r{phase}: {done}/{total} revisions ({}%)   ", done * 100 / total.max(1));
+            eprint!(
+                "\r{phase}: {done}/{total} revisions ({}%)   ",
+                done.saturating_mul(100).checked_div(total).unwrap_or(100)
+            );
         } else {
             eprint!("\r{phase}: {done} revisions   ");
         }
@@ -184,6 +188,13 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     let mut none = NoProgress;
     let progress: &mut dyn Progress = if tty { &mut bar } else { &mut none };
     let r = rewrite(&a.input, &a.output, &opts, progress)
+        .map_err(|e| match &e {
+            MvccError::Refused(r) => match flag_hint(r) {
+                Some(hint) => anyhow::Error::new(e).context(hint),
+                None => anyhow::Error::new(e),
+            },
+            _ => anyhow::Error::new(e),
+        })
         .with_context(|| format!("rewriting {} into {}", a.input.display(), a.output.display()))?;
     if tty {
         eprint!("\r\x1b[K");
@@ -235,7 +246,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         trailer_sha256: r.trailer_out.as_ref().map(hex),
         bytes_in: r.bytes_in,
         bytes_out: r.bytes_out,
-        elapsed_ms: r.elapsed.as_millis() as u64,
+        elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
     };
     if a.json {
         out.json(&j)?;
@@ -316,4 +327,18 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         out.line(line)?;
     }
     Ok(Outcome::Clean)
+}
+
+/// The command-line way out of a refusal, where there is one (the library's
+/// messages name no flags).
+fn flag_hint(r: &Refusal) -> Option<&'static str> {
+    match r {
+        Refusal::KeyBoundEncrypted { .. } => Some("refused: --allow-key-bound-encrypted renames them anyway"),
+        Refusal::CompactRevKeyUnruled => {
+            Some("refused: say what to do with it with --keep-key compact_rev_key or --drop-key compact_rev_key")
+        }
+        Refusal::BumpOverflow { .. } | Refusal::BumpNotPositive(_) => Some("refused: check --bump-revision"),
+        Refusal::CompactAndMarkCompacted => Some("refused: --compact and --mark-compacted exclude each other"),
+        _ => None,
+    }
 }

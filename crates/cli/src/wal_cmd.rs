@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use etcdsnap_wal::repair::{repair, RepairOutcome};
 use etcdsnap_wal::rewrite::rewrite;
 use etcdsnap_wal::verify::consistent_index_problems;
-use etcdsnap_wal::{list_segments, read_wal, verify, Layout, WalError, WalReport};
+use etcdsnap_wal::{list_segments, read_wal, verify, Layout, WalError, WalFinding, WalReport};
 use serde_json::json;
 
 use crate::output::{table, Out};
@@ -148,7 +148,7 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
-fn print_verify(out: &mut Out, layout: &Layout, r: &WalReport, ci: Option<u64>, problems: &[String]) -> Result<()> {
+fn print_verify(out: &mut Out, layout: &Layout, r: &WalReport, ci: Option<u64>, problems: &[WalFinding]) -> Result<()> {
     let mut rows: Vec<Vec<String>> = vec![
         vec!["wal dir".into(), layout.wal_dir.display().to_string()],
         vec!["segments".into(), r.segments.len().to_string()],
@@ -220,7 +220,7 @@ fn print_verify(out: &mut Out, layout: &Layout, r: &WalReport, ci: Option<u64>, 
         out.line("OK")?;
     } else {
         for p in problems {
-            out.line(p)?;
+            out.line(&p.message)?;
         }
         out.line(format!("{} problems found", problems.len()))?;
     }
@@ -263,7 +263,7 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
         };
         r.map_err(|e| {
             out_err = Some(e);
-            WalError::Invalid("output failed".into())
+            WalError::Stopped
         })
     });
     if let Some(e) = out_err {

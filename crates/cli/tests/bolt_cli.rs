@@ -78,6 +78,7 @@ enum JsonBytes {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct ProblemJson {
+    kind: String,
     page: Option<u64>,
     offset: Option<u64>,
     bucket: Vec<JsonBytes>,
@@ -183,6 +184,7 @@ fn check_json_is_clean_on_fixtures_and_exit_1_on_damage() {
     assert!(!c.ok);
     assert_eq!(c.problem_count, 1);
     assert_eq!(c.problems[0].page, Some(0));
+    assert_eq!(c.problems[0].kind, "invalid-meta");
     assert!(c.problems[0].message.starts_with("page 0: meta 0: checksum error"));
     let human = etcdsnap(&["bolt", "check", bad.to_str().unwrap()]);
     assert_eq!(human.status.code(), Some(1));
@@ -286,4 +288,97 @@ fn closed_stdout_is_not_an_error() {
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert_eq!(status.code(), Some(0), "stderr: {err}");
     assert!(err.is_empty(), "{err}");
+}
+
+/// FNV-1a 64, the meta checksum.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Four 64 KiB pages whose two valid metas claim a high-water mark of 2^40 pages
+/// (64 PiB): a root leaf at page 3, no freelist.
+fn huge_hwm_file(dir: &Path) -> PathBuf {
+    const PS: usize = 65536;
+    let mut d = vec![0u8; 4 * PS];
+    for (slot, txid) in [(0usize, 2u64), (1, 1)] {
+        let p = slot * PS;
+        d[p..p + 8].copy_from_slice(&(slot as u64).to_le_bytes());
+        d[p + 8..p + 10].copy_from_slice(&4u16.to_le_bytes());
+        let mut m = Vec::new();
+        m.extend(0xED0C_DAEDu32.to_le_bytes());
+        m.extend(2u32.to_le_bytes());
+        m.extend((PS as u32).to_le_bytes());
+        m.extend(0u32.to_le_bytes());
+        m.extend(3u64.to_le_bytes()); // root
+        m.extend(0u64.to_le_bytes()); // root sequence
+        m.extend(u64::MAX.to_le_bytes()); // no freelist
+        m.extend((1u64 << 40).to_le_bytes()); // pgid
+        m.extend(txid.to_le_bytes());
+        let sum = fnv1a(&m);
+        m.extend(sum.to_le_bytes());
+        d[p + 16..p + 80].copy_from_slice(&m);
+    }
+    d[3 * PS..3 * PS + 8].copy_from_slice(&3u64.to_le_bytes());
+    d[3 * PS + 8..3 * PS + 10].copy_from_slice(&2u16.to_le_bytes());
+    let f = dir.join("huge-hwm.db");
+    std::fs::write(&f, d).unwrap();
+    f
+}
+
+/// Runs etcdsnap under a 1 GB address-space limit and a 60 s timeout.
+fn etcdsnap_limited(args: &[&str]) -> Output {
+    let mut cmd = String::from("ulimit -v 1000000; exec timeout 60 \"$0\"");
+    for i in 1..=args.len() {
+        cmd.push_str(&format!(" \"${i}\""));
+    }
+    Command::new("sh").arg("-c").arg(cmd).arg(env!("CARGO_BIN_EXE_etcdsnap")).args(args).output().unwrap()
+}
+
+#[test]
+fn a_huge_high_water_mark_costs_no_more_than_the_file() {
+    let dir = scratch("cli-huge-hwm");
+    let f = huge_hwm_file(&dir);
+    let f = f.to_str().unwrap();
+    let o = etcdsnap_limited(&["bolt", "pages", "--json", f]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let pages: Vec<PageJson> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<(u64, &str)> = pages.iter().map(|p| (p.id, p.kind.as_str())).collect();
+    assert_eq!(kinds, [(0, "meta"), (1, "meta"), (2, "free"), (3, "leaf"), (4, "missing")]);
+    let o = etcdsnap_limited(&["bolt", "pages", f]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o).lines().count(), 6);
+    for args in [&["bolt", "check", f][..], &["bolt", "info", f], &["verify", f], &["bolt", "dump", f]] {
+        let o = etcdsnap_limited(args);
+        assert!(
+            matches!(o.status.code(), Some(0..=2)),
+            "{args:?}: {:?} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = etcdsnap_limited(&["bolt", "check", f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("shorter than pgid × pageSize"), "{}", stdout(&o));
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_devices_and_directories_are_refused() {
+    let dir = scratch("cli-not-a-file");
+    let fifo = dir.join("backup.db");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let fifo = fifo.to_str().unwrap();
+    for (path, kind) in [(fifo, "FIFO"), ("/dev/zero", "character device"), (dir.to_str().unwrap(), "directory")] {
+        let message = format!("{path} is not a regular file but a {kind}");
+        for args in [&["bolt", "check", path][..], &["bolt", "pages", path]] {
+            let o = etcdsnap_limited(args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(&message), "{args:?}: {err}");
+        }
+        // `verify` reports an unreadable file as a problem of that file and goes on.
+        let o = etcdsnap_limited(&["verify", path]);
+        assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(stdout(&o).contains(&message), "{}", stdout(&o));
+    }
 }

@@ -74,6 +74,7 @@ struct HashkvJson {
 #[allow(dead_code)]
 struct FindingJson {
     severity: String,
+    kind: String,
     bucket: JBytes,
     page: Option<u64>,
     key: Option<JBytes>,
@@ -303,6 +304,7 @@ fn verify_json_contract_and_exit_codes() {
     assert!(r[0].ok && r[3].ok);
     assert!(!r[1].ok && r[1].problem_count == 1 && r[1].trailer == "mismatch");
     assert_eq!(r[1].findings[0].severity, "problem");
+    assert_eq!(r[1].findings[0].kind, "trailer-mismatch");
     assert_eq!(r[1].findings[0].bucket, JBytes::Text(String::new()));
     assert!(r[1].findings[0].message.contains("SHA-256 trailer mismatch"));
     assert_eq!(r[1].revisions, 1217, "the db itself is intact");

@@ -705,8 +705,9 @@ fn refusals_write_nothing() {
         &["--include", "/tenant-2/", "--keep-key", "compact_rev_key", "--rename", "/tenant-2/registry/=/registry/"],
     );
     assert!(e.contains("key-bound") && e.contains("First: /tenant-2/registry/secrets/"), "{e}");
+    assert!(e.contains("--allow-key-bound-encrypted"), "the CLI names the flag: {e}");
     let e = rewrite_refused(&input, &out, &["--include", "/tenant-1/"]);
-    assert!(e.contains("compact_rev_key"), "{e}");
+    assert!(e.contains("compact_rev_key") && e.contains("--keep-key compact_rev_key"), "{e}");
     let e = rewrite_refused(&input, &out, &["--bump-revision", "0"]);
     assert!(e.contains("--bump-revision"), "{e}");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no temporary files left");

@@ -197,6 +197,17 @@ fn verify_json_and_exit_codes() {
     assert_eq!(j["corruption"]["segment"], json!(SEG0));
     assert!(j["corruption"]["offset"].as_u64().unwrap() <= 200_000);
     assert!(j["corruption"]["index"].is_u64() || j["corruption"]["after_index"].is_u64());
+    // Each problem is typed: a stable kind, the file and offset, and a message.
+    let problems = j["problems"].as_array().unwrap();
+    let corrupt = problems.iter().find(|p| p["file"] == json!(SEG0)).expect("a problem naming the segment");
+    let kinds = ["crc-mismatch", "crc-record-mismatch", "decode", "truncated", "unknown-type", "metadata-conflict"];
+    assert!(kinds.contains(&corrupt["kind"].as_str().unwrap()), "{corrupt}");
+    assert_eq!(corrupt["offset"], j["corruption"]["offset"]);
+    assert!(corrupt["message"].as_str().unwrap().starts_with("corrupt: "), "{corrupt}");
+    for p in problems {
+        let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["file", "index", "kind", "message", "offset"], "{p}");
+    }
     let o = etcdsnap(&["wal", "repair", p(&data)]);
     assert_eq!(o.status.code(), Some(1), "repair refuses corruption");
     assert!(String::from_utf8_lossy(&o.stdout).contains("refusing"));

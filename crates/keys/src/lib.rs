@@ -3,6 +3,22 @@
 //! Kubernetes encrypted in a way bound to the key.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Keys and rules come from files and the command line: no expression may panic.
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )
+)]
 
 use std::borrow::Cow;
 use std::fmt;
@@ -100,9 +116,11 @@ impl KeyRules {
     pub fn renamed<'k>(&self, key: &'k [u8]) -> Cow<'k, [u8]> {
         match self.rename_for(key) {
             Some(r) => {
-                let mut out = Vec::with_capacity(key.len() - r.from.len() + r.to.len());
+                // `key` starts with `r.from` (rename_for), so the tail exists.
+                let tail = key.get(r.from.len()..).unwrap_or_default();
+                let mut out = Vec::with_capacity(tail.len().saturating_add(r.to.len()));
                 out.extend_from_slice(&r.to);
-                out.extend_from_slice(&key[r.from.len()..]);
+                out.extend_from_slice(tail);
                 Cow::Owned(out)
             }
             None => Cow::Borrowed(key),
@@ -144,8 +162,10 @@ impl KeyRules {
 /// when every byte is 0xff (the range then runs to the end, written `\0`).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let i = prefix.iter().rposition(|&b| b < 0xff)?;
-    let mut end = prefix[..=i].to_vec();
-    end[i] += 1;
+    let mut end = prefix.get(..=i)?.to_vec();
+    // The byte at `i` is below 0xff: incrementing it cannot overflow.
+    let last = end.last_mut()?;
+    *last = last.saturating_add(1);
     Some(end)
 }
 

@@ -194,7 +194,7 @@ pub fn diff<'a>(a: &Db<'a>, b: &Db<'a>, opts: &DiffOptions) -> Result<DiffReport
                         b: None,
                     });
                 }
-                i += 1;
+                i = i.saturating_add(1);
             }
             Ordering::Greater => {
                 if let Some(r) = right.get(j) {
@@ -206,7 +206,7 @@ pub fn diff<'a>(a: &Db<'a>, b: &Db<'a>, opts: &DiffOptions) -> Result<DiffReport
                         b: Some(*r),
                     });
                 }
-                j += 1;
+                j = j.saturating_add(1);
             }
             Ordering::Equal => {
                 if let (Some((k, s)), Some(r)) = (left.get(i), right.get(j)) {
@@ -221,8 +221,8 @@ pub fn diff<'a>(a: &Db<'a>, b: &Db<'a>, opts: &DiffOptions) -> Result<DiffReport
                         });
                     }
                 }
-                i += 1;
-                j += 1;
+                i = i.saturating_add(1);
+                j = j.saturating_add(1);
             }
         }
     }
@@ -430,15 +430,15 @@ pub fn history_diff(a: &Db<'_>, b: &Db<'_>) -> Result<HistoryDiff> {
             (None, Some(_)) => Ordering::Greater,
             (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
         };
-        d.compared += 1;
+        d.compared = d.compared.saturating_add(1);
         let differing = match (ord, ea, eb) {
             (Ordering::Less, Some((k, _)), _) => {
-                d.only_a += 1;
+                d.only_a = d.only_a.saturating_add(1);
                 ea = next_selected(&mut ca, Which::A, &all)?;
                 Some(k)
             }
             (Ordering::Greater, _, Some((k, _))) => {
-                d.only_b += 1;
+                d.only_b = d.only_b.saturating_add(1);
                 eb = next_selected(&mut cb, Which::B, &all)?;
                 Some(k)
             }
@@ -446,7 +446,7 @@ pub fn history_diff(a: &Db<'_>, b: &Db<'_>) -> Result<HistoryDiff> {
                 ea = next_selected(&mut ca, Which::A, &all)?;
                 eb = next_selected(&mut cb, Which::B, &all)?;
                 (va != vb).then(|| {
-                    d.changed += 1;
+                    d.changed = d.changed.saturating_add(1);
                     k
                 })
             }

@@ -43,7 +43,7 @@ pub const CLUSTER_SCOPED: &str = "(cluster)";
 fn registry_split(key: &[u8]) -> Option<(&[u8], &[u8])> {
     const R: &[u8] = b"/registry/";
     let pos = key.windows(R.len()).position(|w| w == R)?;
-    Some((key.get(..pos)?, key.get(pos + R.len()..)?))
+    Some((key.get(..pos)?, key.get(pos.checked_add(R.len())?..)?))
 }
 
 /// The group label of `key`.
@@ -55,7 +55,7 @@ pub fn group_of(key: &[u8], by: GroupBy) -> Vec<u8> {
             let mut seen = 0usize;
             for (i, &b) in key.iter().enumerate().skip(start) {
                 if b == b'/' {
-                    seen += 1;
+                    seen = seen.saturating_add(1);
                     if seen == n {
                         return key.get(..i).unwrap_or(key).to_vec();
                     }
@@ -132,14 +132,15 @@ impl Usage {
         self.live_stored_bytes.saturating_add(self.history_stored_bytes)
     }
 
-    fn add(&mut self, o: &Usage) {
-        self.live_keys += o.live_keys;
-        self.live_value_bytes += o.live_value_bytes;
-        self.live_stored_bytes += o.live_stored_bytes;
-        self.history_revisions += o.history_revisions;
-        self.history_stored_bytes += o.history_stored_bytes;
-        self.tombstones += o.tombstones;
-        self.leased_keys += o.leased_keys;
+    /// Adds `o` to this usage (the largest key is the larger of both).
+    pub fn add(&mut self, o: &Usage) {
+        self.live_keys = self.live_keys.saturating_add(o.live_keys);
+        self.live_value_bytes = self.live_value_bytes.saturating_add(o.live_value_bytes);
+        self.live_stored_bytes = self.live_stored_bytes.saturating_add(o.live_stored_bytes);
+        self.history_revisions = self.history_revisions.saturating_add(o.history_revisions);
+        self.history_stored_bytes = self.history_stored_bytes.saturating_add(o.history_stored_bytes);
+        self.tombstones = self.tombstones.saturating_add(o.tombstones);
+        self.leased_keys = self.leased_keys.saturating_add(o.leased_keys);
         if let Some(l) = &o.largest {
             if self.largest.as_ref().is_none_or(|m| l.value_bytes > m.value_bytes) {
                 self.largest = Some(l.clone());
@@ -221,20 +222,20 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
             let e = e?;
             let bk = BucketKey::parse(e.key).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
             if bk.rev.main > rev {
-                later += 1;
+                later = later.saturating_add(1);
                 continue;
             }
             if e.value.is_empty() {
-                markers += 1;
+                markers = markers.saturating_add(1);
                 continue;
             }
             let kv = KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
-            let stored = (e.key.len() + e.value.len()) as u64;
+            let stored = (e.key.len() as u64).saturating_add(e.value.len() as u64);
             if let Some(s) = keys.get(kv.key) {
                 // The previous revision of this key is history now.
                 if let Some(g) = groups.get_mut(s.group) {
-                    g.usage.history_revisions += 1;
-                    g.usage.history_stored_bytes += s.last_bytes;
+                    g.usage.history_revisions = g.usage.history_revisions.saturating_add(1);
+                    g.usage.history_stored_bytes = g.usage.history_stored_bytes.saturating_add(s.last_bytes);
                 }
             } else {
                 let label = group_of(kv.key, opts.by);
@@ -264,7 +265,7 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
             state.last_rev = bk.rev.main;
             if bk.tombstone {
                 if let Some(g) = groups.get_mut(state.group) {
-                    g.usage.tombstones += 1;
+                    g.usage.tombstones = g.usage.tombstones.saturating_add(1);
                 }
             }
         }
@@ -273,14 +274,14 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
     for (key, s) in &keys {
         let Some(g) = groups.get_mut(s.group).map(|g| &mut g.usage) else { continue };
         if s.last_tomb {
-            g.history_revisions += 1;
-            g.history_stored_bytes += s.last_bytes;
+            g.history_revisions = g.history_revisions.saturating_add(1);
+            g.history_stored_bytes = g.history_stored_bytes.saturating_add(s.last_bytes);
             continue;
         }
-        g.live_keys += 1;
-        g.live_value_bytes += s.last_value;
-        g.live_stored_bytes += s.last_bytes;
-        g.leased_keys += u64::from(s.last_lease != 0);
+        g.live_keys = g.live_keys.saturating_add(1);
+        g.live_value_bytes = g.live_value_bytes.saturating_add(s.last_value);
+        g.live_stored_bytes = g.live_stored_bytes.saturating_add(s.last_bytes);
+        g.leased_keys = g.leased_keys.saturating_add(u64::from(s.last_lease != 0));
         let sk = || SizedKey { key: key.to_vec(), value_bytes: s.last_value, mod_revision: s.last_rev };
         let bigger = |m: &SizedKey| (s.last_value, *key) > (m.value_bytes, m.key.as_slice());
         if g.largest.as_ref().is_none_or(bigger) {

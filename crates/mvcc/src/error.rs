@@ -69,9 +69,123 @@ pub enum MvccError {
         /// Why not.
         reason: &'static str,
     },
-    /// The options cannot be honoured (e.g. a rename collision).
-    #[error("{0}")]
-    Invalid(String),
+    /// The rewrite was refused before anything was written: the options cannot be
+    /// honoured on this input.
+    #[error("{0}; nothing was written")]
+    Refused(Refusal),
+    /// A worker thread panicked (a bug); its result is unknown.
+    #[error("internal error: the {0} worker thread panicked")]
+    WorkerPanicked(&'static str),
+}
+
+/// Why a rewrite was refused; each names what it concerns. Messages name no
+/// command-line flag: the CLI adds the hint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A rename turns a key into the empty key, which etcd rejects (and which its
+    /// index would merge with the revision markers).
+    #[error("rename of {} gives the empty key, which etcd rejects", display_bytes(key))]
+    RenameToEmptyKey {
+        /// The key before the rename.
+        key: Vec<u8>,
+    },
+    /// A rename of a role permission's key range gives the empty key (etcd's
+    /// `isValidPermissionRange` refuses it).
+    #[error(
+        "rename of the permission on {} of role {} gives the empty key, which etcd rejects",
+        display_bytes(key),
+        display_bytes(role)
+    )]
+    PermissionRenameToEmptyKey {
+        /// The role.
+        role: Vec<u8>,
+        /// The permission's key before the rename.
+        key: Vec<u8>,
+    },
+    /// Two keys would have the same name after renaming.
+    #[error(
+        "rename collision: {} and {} would both become {}",
+        display_bytes(first),
+        display_bytes(second),
+        display_bytes(target)
+    )]
+    RenameCollision {
+        /// One key.
+        first: Vec<u8>,
+        /// The other key.
+        second: Vec<u8>,
+        /// The name both would get.
+        target: Vec<u8>,
+    },
+    /// `compact_rev_key` (written by kube-apiserver, shared by every tenant) would
+    /// be dropped by the prefix filter, and no rule says whether to keep it.
+    #[error(
+        "compact_rev_key (written by kube-apiserver, shared by every tenant) would be dropped by the prefix \
+         filter: a keep or drop rule for it must say what to do"
+    )]
+    CompactRevKeyUnruled,
+    /// Values encrypted by a key-bound provider (`k8s:enc:aesgcm:`, `k8s:enc:kms:`)
+    /// would be renamed: kube-apiserver authenticates the etcd key and could not
+    /// decrypt them under the new one.
+    #[error(
+        "{count} values under renamed keys are encrypted by a key-bound provider (aesgcm or kms), which \
+         authenticates the etcd key: kube-apiserver could not decrypt them under the new key. First: {}. \
+         Re-encrypt them before the move, or allow renaming key-bound encrypted values",
+        display_bytes(first)
+    )]
+    KeyBoundEncrypted {
+        /// How many such values.
+        count: u64,
+        /// The first such key.
+        first: Vec<u8>,
+    },
+    /// The bump does not fit in a revision (i64).
+    #[error("bumping revision {latest} by {by} overflows")]
+    BumpOverflow {
+        /// The latest revision of the input.
+        latest: i64,
+        /// The bump asked for.
+        by: i64,
+    },
+    /// A bump of zero or less.
+    #[error("a revision bump must be positive, got {0}")]
+    BumpNotPositive(i64),
+    /// An offline compaction and marking the file for compaction at start were
+    /// both asked for: the first already compacts.
+    #[error("an offline compaction already compacts; marking the file compacted would schedule it again")]
+    CompactAndMarkCompacted,
+    /// The key rules contradict each other.
+    #[error("key rules: {0}")]
+    Rules(etcdsnap_keys::KeysError),
+    /// The input's SHA-256 trailer does not match its bytes.
+    #[error("{}: SHA-256 trailer mismatch (stored {stored}, computed {computed}): the input is damaged", path.display())]
+    TrailerMismatch {
+        /// The input.
+        path: PathBuf,
+        /// The stored digest, hex.
+        stored: String,
+        /// The computed digest, hex.
+        computed: String,
+    },
+}
+
+impl Refusal {
+    /// A stable kebab-case name of the refusal, for machine-readable output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::RenameToEmptyKey { .. } => "rename-to-empty-key",
+            Self::PermissionRenameToEmptyKey { .. } => "permission-rename-to-empty-key",
+            Self::RenameCollision { .. } => "rename-collision",
+            Self::CompactRevKeyUnruled => "compact-rev-key-unruled",
+            Self::KeyBoundEncrypted { .. } => "key-bound-encrypted",
+            Self::BumpOverflow { .. } => "bump-overflow",
+            Self::BumpNotPositive(_) => "bump-not-positive",
+            Self::CompactAndMarkCompacted => "compact-and-mark-compacted",
+            Self::Rules(_) => "rules",
+            Self::TrailerMismatch { .. } => "trailer-mismatch",
+        }
+    }
 }
 
 impl MvccError {

@@ -69,7 +69,7 @@ pub fn hash_kv(db: &Db<'_>, rev: i64, rule: TombstoneRule) -> Result<KeyValueHas
             let e = e?;
             let bk = BucketKey::parse(e.key).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
             let kr = bk.rev;
-            if kr >= Revision::new(rev + 1, 0) {
+            if kr >= Revision::new(rev.saturating_add(1), 0) {
                 break; // keys are in revision order
             }
             if kr.main <= compact && !keep_empty {

@@ -43,20 +43,22 @@ impl KeyIndex {
         if self.is_empty() {
             return;
         }
-        let last = self.generations.len() - 1;
-        let mut gen_idx = 0;
-        while gen_idx < last {
-            if self.generations[gen_idx].last().is_some_and(|tomb| tomb.main > at) {
-                break;
-            }
-            gen_idx += 1;
-        }
-        let g = &self.generations[gen_idx];
+        let last = self.generations.len().saturating_sub(1);
+        // The first generation still alive after `at` (ended by a later tombstone), else the last.
+        let gen_idx = self
+            .generations
+            .iter()
+            .take(last)
+            .position(|g| g.last().is_some_and(|tomb| tomb.main > at))
+            .unwrap_or(last);
+        let Some(g) = self.generations.get(gen_idx) else { return };
         if let Some(rev_idx) = g.iter().rposition(|r| r.main <= at) {
-            available.insert(g[rev_idx]);
+            let Some(&rev) = g.get(rev_idx) else { return };
             // A tombstone ending a non-final generation is not kept.
-            if rev_idx == g.len() - 1 && gen_idx != last {
-                available.remove(&g[rev_idx]);
+            if rev_idx == g.len().saturating_sub(1) && gen_idx != last {
+                available.remove(&rev);
+            } else {
+                available.insert(rev);
             }
         }
     }

@@ -49,8 +49,9 @@ fn varint(b: &[u8], pos: &mut usize) -> Result<u64, KvError> {
     let mut v: u64 = 0;
     for i in 0..10 {
         let byte = *b.get(*pos).ok_or(KvError::Truncated(start))?;
-        *pos += 1;
-        v |= u64::from(byte & 0x7f) << (7 * i);
+        *pos = pos.saturating_add(1);
+        // i < 10, so the shift is at most 63.
+        v |= u64::from(byte & 0x7f).wrapping_shl(7u32.saturating_mul(i));
         if byte & 0x80 == 0 {
             return Ok(v);
         }
@@ -117,10 +118,11 @@ impl<'a> KvRef<'a> {
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        // The low seven bits, with the continuation bit.
+        out.push(v.to_le_bytes()[0] | 0x80);
         v >>= 7;
     }
-    out.push(v as u8);
+    out.push(v.to_le_bytes()[0]);
 }
 
 /// Encodes a `KeyValue` exactly as etcd's gogo marshaler does (fields in order,
@@ -135,7 +137,8 @@ pub fn encode_with_key(kv: &KvRef<'_>, key: &[u8], out: &mut Vec<u8>) {
     for (tag, v) in [(0x10u8, kv.create_revision), (0x18, kv.mod_revision), (0x20, kv.version)] {
         if v != 0 {
             out.push(tag);
-            put_varint(out, v as u64);
+            // Protobuf encodes a negative int64 as its two's complement (10 bytes).
+            put_varint(out, u64::from_ne_bytes(v.to_ne_bytes()));
         }
     }
     if !kv.value.is_empty() {
@@ -145,7 +148,7 @@ pub fn encode_with_key(kv: &KvRef<'_>, key: &[u8], out: &mut Vec<u8>) {
     }
     if kv.lease != 0 {
         out.push(0x30);
-        put_varint(out, kv.lease as u64);
+        put_varint(out, u64::from_ne_bytes(kv.lease.to_ne_bytes()));
     }
 }
 

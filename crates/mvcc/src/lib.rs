@@ -3,6 +3,23 @@
 //! MVCC verification, the key space at a revision, and whole-file operations.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Values read from a file feed revisions, versions and counters: no expression
+// may wrap or panic on them; tests may use plain arithmetic.
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )
+)]
 
 pub mod diff;
 pub mod du;
@@ -20,4 +37,4 @@ pub mod stream;
 pub mod trailer;
 pub mod verify;
 
-pub use error::{MvccError, Result};
+pub use error::{MvccError, Refusal, Result};

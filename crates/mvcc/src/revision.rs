@@ -29,10 +29,14 @@ impl Revision {
 
     /// The 17 bytes etcd stores (`revToBytes`).
     pub fn to_bytes(self) -> [u8; REV_BYTES_LEN] {
+        // etcd writes the int64s' two's-complement bytes, big-endian.
         let mut b = [0u8; REV_BYTES_LEN];
-        b[..8].copy_from_slice(&(self.main as u64).to_be_bytes());
-        b[8] = b'_';
-        b[9..].copy_from_slice(&(self.sub as u64).to_be_bytes());
+        let (main, rest) = b.split_at_mut(8);
+        main.copy_from_slice(&self.main.to_be_bytes());
+        if let Some((sep, sub)) = rest.split_first_mut() {
+            *sep = b'_';
+            sub.copy_from_slice(&self.sub.to_be_bytes());
+        }
         b
     }
 }

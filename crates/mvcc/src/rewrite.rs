@@ -19,7 +19,7 @@ use etcdsnap_bolt::{AtomicFile, Bucket, Db, MappedFile};
 use etcdsnap_keys::{encryption, KeyRules};
 use etcdsnap_proto::{authpb, Message};
 
-use crate::error::{MvccError, Result};
+use crate::error::{MvccError, Refusal, Result};
 use crate::hashkv::{hash_kv, KeyValueHash, TombstoneRule};
 use crate::index::LatestAt;
 use crate::kv::{encode_with_key, KvRef};
@@ -253,10 +253,6 @@ fn corrupt(key: &[u8], e: impl ToString) -> MvccError {
     MvccError::value(KEY, key, e.to_string())
 }
 
-fn display(k: &[u8]) -> String {
-    etcdsnap_bolt::display_bytes(k)
-}
-
 fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> Result<Plan<'a>> {
     let rules = &opts.rules;
     let meta = read_meta(db)?;
@@ -278,7 +274,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
             let e = e?;
-            revisions += 1;
+            revisions = revisions.saturating_add(1);
             if revisions % 65536 == 0 {
                 progress.update("analysing", revisions, 0);
             }
@@ -303,18 +299,14 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
                 let target = rules.renamed(kv.key);
                 if target.is_empty() {
                     // etcd rejects empty keys, and its index would merge this one with the revision markers.
-                    return Err(MvccError::Invalid(format!(
-                        "rename of {} gives the empty key, which etcd rejects; nothing was written",
-                        display(kv.key)
-                    )));
+                    return Err(MvccError::Refused(Refusal::RenameToEmptyKey { key: kv.key.to_vec() }));
                 }
                 let collision = |other: &[u8]| {
-                    MvccError::Invalid(format!(
-                        "rename collision: {} and {} would both become {}; nothing was written",
-                        display(other),
-                        display(kv.key),
-                        display(&target)
-                    ))
+                    MvccError::Refused(Refusal::RenameCollision {
+                        first: other.to_vec(),
+                        second: kv.key.to_vec(),
+                        target: target.to_vec(),
+                    })
                 };
                 let h = std::hash::BuildHasher::hash_one(&hasher, &*target);
                 match targets.get(&h) {
@@ -345,7 +337,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
                                 })?;
                             }
                             None => {
-                                key_bound += 1;
+                                key_bound = key_bound.saturating_add(1);
                                 first_key_bound.get_or_insert(kv.key);
                             }
                         }
@@ -362,30 +354,22 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             }
         }
     }
-    let compact_rev_key =
-        match (present, rules.keeps(COMPACT_REV_KEY)) {
-            (false, _) => CompactRevKey::Absent,
-            (true, true) => CompactRevKey::Kept,
-            (true, false) if rules.names(COMPACT_REV_KEY) => CompactRevKey::Dropped,
-            (true, false) => return Err(MvccError::Invalid(
-                "compact_rev_key (written by kube-apiserver, shared by every tenant) would be dropped by the prefix \
-                 filter: say what to do with it with --keep-key compact_rev_key or --drop-key compact_rev_key"
-                    .into(),
-            )),
-        };
+    let compact_rev_key = match (present, rules.keeps(COMPACT_REV_KEY)) {
+        (false, _) => CompactRevKey::Absent,
+        (true, true) => CompactRevKey::Kept,
+        (true, false) if rules.names(COMPACT_REV_KEY) => CompactRevKey::Dropped,
+        (true, false) => return Err(MvccError::Refused(Refusal::CompactRevKeyUnruled)),
+    };
     if let (Some(first), false) = (first_key_bound, opts.allow_key_bound_encrypted) {
-        return Err(MvccError::Invalid(format!(
-            "{key_bound} values under renamed keys are encrypted by a key-bound provider (aesgcm or kms), which \
-             authenticates the etcd key: kube-apiserver could not decrypt them under the new key. First: {}. \
-             Re-encrypt them before the move, or pass --allow-key-bound-encrypted; nothing was written",
-            display(first)
-        )));
+        return Err(MvccError::Refused(Refusal::KeyBoundEncrypted { count: key_bound, first: first.to_vec() }));
     }
     let mut markers = Vec::new();
     let new_latest = match opts.bump_revision {
         Some(n) => {
-            let main =
-                old_latest.main.checked_add(n).ok_or_else(|| MvccError::Invalid("--bump-revision overflows".into()))?;
+            let main = old_latest
+                .main
+                .checked_add(n)
+                .ok_or(MvccError::Refused(Refusal::BumpOverflow { latest: old_latest.main, by: n }))?;
             markers.push(Revision::new(main, 0));
             main
         }
@@ -486,34 +470,35 @@ fn write_key_bucket<W: Write>(
     let mut done = 0u64;
     for e in b.cursor() {
         let e = e?;
-        done += 1;
+        done = done.saturating_add(1);
         if done % 65536 == 0 {
             progress.update("writing", done, plan.revisions);
         }
         let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
         if e.value.is_empty() {
             if compacted_away(plan, b"", bk) {
-                c.compacted += 1;
+                c.compacted = c.compacted.saturating_add(1);
                 continue;
             }
             out.put(e.key, e.value)?;
-            c.kept += 1;
+            c.kept = c.kept.saturating_add(1);
             continue;
         }
         let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
         // The filter first: entries of dropped keys count as filtered, with or without --compact.
         let Some(key) = rules.apply(kv.key) else {
-            c.filtered += 1;
+            c.filtered = c.filtered.saturating_add(1);
             continue;
         };
         if compacted_away(plan, kv.key, bk) {
-            c.compacted += 1;
+            c.compacted = c.compacted.saturating_add(1);
             continue;
         }
-        c.kept += 1;
-        c.tombstones += u64::from(bk.tombstone);
+        c.kept = c.kept.saturating_add(1);
+        c.tombstones = c.tombstones.saturating_add(u64::from(bk.tombstone));
         if let (false, Some(enc)) = (bk.tombstone, encryption(kv.value)) {
-            *c.encrypted.entry(enc.to_string()).or_insert(0) += 1;
+            let n = c.encrypted.entry(enc.to_string()).or_insert(0);
+            *n = n.saturating_add(1);
         }
         if let Cow::Owned(new_key) = key {
             let sealed;
@@ -522,7 +507,8 @@ fn write_key_bucket<W: Write>(
                     let (label, v) = r
                         .reseal(kv.key, &new_key, e.key, kv.value)
                         .map_err(|reason| MvccError::Reseal { key: kv.key.to_vec(), revision: bk.rev.main, reason })?;
-                    *c.resealed.entry(label).or_insert(0) += 1;
+                    let n = c.resealed.entry(label).or_insert(0);
+                    *n = n.saturating_add(1);
                     sealed = v;
                     KvRef { value: &sealed, ..kv }
                 }
@@ -530,7 +516,7 @@ fn write_key_bucket<W: Write>(
             };
             encode_with_key(&kv, &new_key, &mut buf);
             out.put(e.key, &buf)?;
-            c.renamed += 1;
+            c.renamed = c.renamed.saturating_add(1);
         } else {
             out.put(e.key, e.value)?;
         }
@@ -540,7 +526,7 @@ fn write_key_bucket<W: Write>(
             continue;
         }
         out.put(&m.to_bytes(), b"")?;
-        c.kept += 1;
+        c.kept = c.kept.saturating_add(1);
         c.markers.push(*m);
     }
     Ok(())
@@ -631,18 +617,18 @@ fn write_leases<W: Write>(
 ) -> Result<()> {
     for e in b.cursor() {
         let e = e?;
-        c.leases_read += 1;
+        c.leases_read = c.leases_read.saturating_add(1);
         let id = <[u8; 8]>::try_from(e.key)
             .map(i64::from_be_bytes)
             .map_err(|_| MvccError::value(LEASE, e.key, "lease key is not 8 bytes".into()))?;
         if !plan.referenced_leases.contains(&id) {
-            c.leases_orphaned += 1;
+            c.leases_orphaned = c.leases_orphaned.saturating_add(1);
             if drop {
-                c.leases_dropped += 1;
+                c.leases_dropped = c.leases_dropped.saturating_add(1);
                 continue;
             }
         }
-        c.leases_kept += 1;
+        c.leases_kept = c.leases_kept.saturating_add(1);
         out.put(e.key, e.value)?;
     }
     Ok(())
@@ -662,12 +648,10 @@ fn write_roles<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules,
             let (k, end) = rules.renamed_range(&p.key, &p.range_end);
             if k.is_empty() {
                 // etcd refuses a permission with an empty key (isValidPermissionRange).
-                return Err(MvccError::Invalid(format!(
-                    "rename of the permission on {} of role {} gives the empty key, which etcd rejects; nothing was \
-                     written",
-                    display(&p.key),
-                    display(&role.name)
-                )));
+                return Err(MvccError::Refused(Refusal::PermissionRenameToEmptyKey {
+                    role: role.name.clone(),
+                    key: p.key.clone(),
+                }));
             }
             if k != p.key || end != p.range_end {
                 p.key = k;
@@ -676,7 +660,7 @@ fn write_roles<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules,
             }
         }
         if changed {
-            c.roles_rewritten += 1;
+            c.roles_rewritten = c.roles_rewritten.saturating_add(1);
             out.put(e.key, &role.encode_to_vec())?;
         } else {
             out.put(e.key, e.value)?;
@@ -713,12 +697,12 @@ fn emit<W: Write>(
 }
 
 fn validate(opts: &RewriteOptions) -> Result<()> {
-    opts.rules.validate().map_err(|e| MvccError::Invalid(e.to_string()))?;
-    if opts.bump_revision.is_some_and(|n| n <= 0) {
-        return Err(MvccError::Invalid("--bump-revision must be positive".into()));
+    opts.rules.validate().map_err(|e| MvccError::Refused(Refusal::Rules(e)))?;
+    if let Some(n) = opts.bump_revision.filter(|&n| n <= 0) {
+        return Err(MvccError::Refused(Refusal::BumpNotPositive(n)));
     }
     if opts.compact.is_some() && opts.mark_compacted {
-        return Err(MvccError::Invalid("--compact already compacts; --mark-compacted would schedule it again".into()));
+        return Err(MvccError::Refused(Refusal::CompactAndMarkCompacted));
     }
     Ok(())
 }
@@ -738,18 +722,20 @@ pub fn rewrite(
     let (trailer_in, plan) = std::thread::scope(|scope| {
         let check = scope.spawn(|| trailer::verify(&file));
         let plan = plan(&db, opts, progress);
-        (check.join().unwrap_or(Trailer::Absent), plan)
+        // A panicked check is an error, never "no trailer".
+        (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), plan)
     });
+    let trailer_in = trailer_in?;
     if let Trailer::Mismatch { stored, computed } = trailer_in {
-        return Err(MvccError::Invalid(format!(
-            "{}: SHA-256 trailer mismatch (stored {}, computed {}): the input is damaged",
-            input.display(),
-            trailer::hex(&stored),
-            trailer::hex(&computed)
-        )));
+        return Err(MvccError::Refused(Refusal::TrailerMismatch {
+            path: input.to_path_buf(),
+            stored: trailer::hex(&stored),
+            computed: trailer::hex(&computed),
+        }));
     }
     let plan = plan?;
-    let page_size = opts.page_size.unwrap_or(db.page_size() as u32);
+    // The meta's page size is a u32 to begin with.
+    let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
     let build = BuildOptions {
         page_size,
         fill_percent: opts.fill_percent,
@@ -776,7 +762,7 @@ pub fn rewrite(
     if let Some(d) = &trailer_out {
         f.write_all(d).map_err(|source| MvccError::Io { path: output.to_path_buf(), source })?;
     }
-    let bytes_out = summary.bytes + if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 };
+    let bytes_out = summary.bytes.saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
     atomic.commit()?;
 
     // Figures of what was written, read back from the output.

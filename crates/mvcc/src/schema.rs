@@ -249,7 +249,7 @@ pub fn count(db: &Db<'_>, bucket: &[u8]) -> Result<u64> {
     let mut n = 0u64;
     for e in b.cursor() {
         e?;
-        n += 1;
+        n = n.saturating_add(1);
     }
     Ok(n)
 }

@@ -26,6 +26,9 @@ pub enum SnapshotError {
         /// Computed digest, hex.
         computed: String,
     },
+    /// A worker thread panicked (a bug); its result is unknown.
+    #[error("internal error: the {0} worker thread panicked")]
+    WorkerPanicked(&'static str),
     /// Writing the output failed.
     #[error("I/O error on {path}")]
     Io {
@@ -131,7 +134,8 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
     let input_has_trailer = trailer::has_trailer(file.len() as u64);
     let (image, _) = trailer::split(&file);
     let db = Db::open(image)?;
-    let page_size = opts.page_size.unwrap_or(db.page_size() as u32);
+    // The meta's page size is a u32 to begin with.
+    let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
     let build = BuildOptions { page_size, fill_percent: opts.fill_percent, ..BuildOptions::default() };
     let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
     let mut out = AtomicFile::create(output, &[input])?;
@@ -143,8 +147,10 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
                 Ok(etcdsnap_bolt::compact::compact_streamed(&db, w, build, &layout)?.1)
             })
         });
-        (check.join().unwrap_or(Trailer::Absent), written)
+        // A panicked check is an error, never "no trailer".
+        (check.join().map_err(|_| SnapshotError::WorkerPanicked("trailer check")), written)
     });
+    let trailer_in = trailer_in?;
     if let Trailer::Mismatch { stored, computed } = trailer_in {
         if !opts.ignore_trailer_mismatch {
             return Err(SnapshotError::TrailerMismatch {
@@ -163,7 +169,7 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
     if let Some(d) = &digest {
         f.write_all(d).map_err(io_err(output))?;
     }
-    let bytes_out = summary.bytes + if digest.is_some() { TRAILER_LEN as u64 } else { 0 };
+    let bytes_out = summary.bytes.saturating_add(if digest.is_some() { TRAILER_LEN as u64 } else { 0 });
     out.commit()?;
     Ok(CompactReport {
         bytes_in: file.len() as u64,

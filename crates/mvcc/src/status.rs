@@ -73,17 +73,17 @@ pub fn status(db: &Db<'_>) -> Result<Status> {
             if !e.is_bucket() {
                 crc = crc32c::crc32c_append(crc, e.value);
             }
-            total_key += 1;
+            total_key = total_key.saturating_add(1);
             if is_key {
                 revision = BucketKey::lenient_main(e.key);
-                revisions += 1;
+                revisions = revisions.saturating_add(1);
                 let tomb = BucketKey::parse(e.key).map(|k| k.tombstone).unwrap_or(false);
                 if e.value.is_empty() {
-                    markers += 1;
+                    markers = markers.saturating_add(1);
                 }
                 let kv = KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
                 if tomb {
-                    tombstones += 1;
+                    tombstones = tombstones.saturating_add(1);
                     live.remove(kv.key);
                 } else {
                     live.insert(kv.key);
@@ -92,7 +92,7 @@ pub fn status(db: &Db<'_>) -> Result<Status> {
         }
     }
     let total_key_v36 = live.len() as u64;
-    let live_keys = total_key_v36 - u64::from(live.contains(&b""[..]));
+    let live_keys = total_key_v36.saturating_sub(u64::from(live.contains(&b""[..])));
     Ok(Status {
         hash: crc,
         revision,

@@ -41,7 +41,7 @@ impl ChunkWriter {
 impl Write for ChunkWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
-        self.written += data.len() as u64;
+        self.written = self.written.saturating_add(data.len() as u64);
         if self.buf.len() >= CHUNK {
             self.send()?;
         }

@@ -53,7 +53,7 @@ pub fn split(file: &[u8]) -> (&[u8], Option<[u8; TRAILER_LEN]>) {
     if !has_trailer(file.len() as u64) {
         return (file, None);
     }
-    let (db, tail) = file.split_at(file.len() - TRAILER_LEN);
+    let (db, tail) = file.split_at(file.len().saturating_sub(TRAILER_LEN));
     (db, tail.try_into().ok())
 }
 

@@ -21,11 +21,102 @@ pub enum Severity {
     Problem,
 }
 
+/// What kind of thing a [`Finding`] is; [`FindingKind::code`] is its stable name
+/// in machine-readable output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// The SHA-256 trailer does not match the bytes before it.
+    TrailerMismatch,
+    /// No trailer where one is required.
+    TrailerMissing,
+    /// The file could not be read or opened (I/O, not a regular file).
+    Unreadable,
+    /// The bbolt structure breaks a rule; the code is the bbolt corruption's
+    /// ([`etcdsnap_bolt::CorruptKind::code`]).
+    Structure(&'static str),
+    /// A top-level key that is not a bucket.
+    ValueInRoot,
+    /// A bucket etcd needs (or creates at start) is absent.
+    BucketMissing,
+    /// The `meta` bucket has no `consistent_index`.
+    NoConsistentIndex,
+    /// `scheduledCompactRev` is below `finishedCompactRev`.
+    CompactRevisionsOutOfOrder,
+    /// A compact revision is beyond the latest revision.
+    CompactRevisionBeyondLatest,
+    /// A value that does not decode as the message its bucket holds.
+    ValueUndecodable,
+    /// A key that does not decode as what its bucket holds.
+    KeyUndecodable,
+    /// An alarm is raised (a warning).
+    AlarmRaised,
+    /// A lease record stored under another lease's ID.
+    LeaseIdMismatch,
+    /// A live key references a lease that is not in the `lease` bucket.
+    LeaseMissing,
+    /// A `key` bucket key that is not a revision (`main_sub`, optional `t`).
+    RevisionKeyMalformed,
+    /// A tombstone revision with an empty value (no key to delete).
+    TombstoneWithoutKey,
+    /// A `KeyValue` with an empty key.
+    EmptyUserKey,
+    /// A tombstone carrying more than its key.
+    TombstoneWithData,
+    /// A tombstone right after another tombstone of the same key.
+    DoubleTombstone,
+    /// `mod_revision` differs from the revision the value is stored under.
+    ModRevisionMismatch,
+    /// `create_revision` outside `1..=mod_revision`.
+    CreateRevisionOutOfRange,
+    /// `version` below 1, or not continuing the previous revision of the key.
+    VersionMismatch,
+    /// A key recreated after a tombstone without starting a new generation.
+    GenerationStartMismatch,
+    /// Any other error while reading the file.
+    ReadError,
+}
+
+impl FindingKind {
+    /// A stable kebab-case name, e.g. `mod-revision-mismatch`; structural findings
+    /// use the bbolt corruption's name, e.g. `element-layout`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TrailerMismatch => "trailer-mismatch",
+            Self::TrailerMissing => "trailer-missing",
+            Self::Unreadable => "unreadable",
+            Self::Structure(code) => code,
+            Self::ValueInRoot => "value-in-root",
+            Self::BucketMissing => "bucket-missing",
+            Self::NoConsistentIndex => "no-consistent-index",
+            Self::CompactRevisionsOutOfOrder => "compact-revisions-out-of-order",
+            Self::CompactRevisionBeyondLatest => "compact-revision-beyond-latest",
+            Self::ValueUndecodable => "value-undecodable",
+            Self::KeyUndecodable => "key-undecodable",
+            Self::AlarmRaised => "alarm-raised",
+            Self::LeaseIdMismatch => "lease-id-mismatch",
+            Self::LeaseMissing => "lease-missing",
+            Self::RevisionKeyMalformed => "revision-key-malformed",
+            Self::TombstoneWithoutKey => "tombstone-without-key",
+            Self::EmptyUserKey => "empty-user-key",
+            Self::TombstoneWithData => "tombstone-with-data",
+            Self::DoubleTombstone => "double-tombstone",
+            Self::ModRevisionMismatch => "mod-revision-mismatch",
+            Self::CreateRevisionOutOfRange => "create-revision-out-of-range",
+            Self::VersionMismatch => "version-mismatch",
+            Self::GenerationStartMismatch => "generation-start-mismatch",
+            Self::ReadError => "read-error",
+        }
+    }
+}
+
 /// One thing verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// Problem or warning.
     pub severity: Severity,
+    /// What kind of finding.
+    pub kind: FindingKind,
     /// Bucket concerned (empty for the file as a whole).
     pub bucket: Vec<u8>,
     /// bbolt page, for structural problems.
@@ -41,9 +132,10 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(severity: Severity, bucket: &[u8], message: impl Into<String>) -> Self {
+    fn new(severity: Severity, kind: FindingKind, bucket: &[u8], message: impl Into<String>) -> Self {
         Self {
             severity,
+            kind,
             bucket: bucket.to_vec(),
             page: None,
             key: None,
@@ -53,12 +145,12 @@ impl Finding {
         }
     }
 
-    fn problem(bucket: &[u8], message: impl Into<String>) -> Self {
-        Self::new(Severity::Problem, bucket, message)
+    fn problem(kind: FindingKind, bucket: &[u8], message: impl Into<String>) -> Self {
+        Self::new(Severity::Problem, kind, bucket, message)
     }
 
-    fn warning(bucket: &[u8], message: impl Into<String>) -> Self {
-        Self::new(Severity::Warning, bucket, message)
+    fn warning(kind: FindingKind, bucket: &[u8], message: impl Into<String>) -> Self {
+        Self::new(Severity::Warning, kind, bucket, message)
     }
 
     fn with_key(mut self, key: &[u8]) -> Self {
@@ -127,7 +219,7 @@ struct Collector {
 impl Collector {
     fn push(&mut self, f: Finding) {
         if f.severity == Severity::Problem {
-            self.problems += 1;
+            self.problems = self.problems.saturating_add(1);
         }
         if self.findings.len() < MAX_FINDINGS {
             self.findings.push(f);
@@ -140,7 +232,14 @@ impl Collector {
             crate::MvccError::Bolt(b) => b.corruption().and_then(|c| c.page),
             _ => None,
         };
-        let mut f = Finding::problem(bucket, e.to_string());
+        let kind = match &e {
+            crate::MvccError::Bolt(etcdsnap_bolt::Error::Corrupt(c)) => FindingKind::Structure(c.kind.code()),
+            crate::MvccError::Bolt(etcdsnap_bolt::Error::Io { .. } | etcdsnap_bolt::Error::NotRegularFile { .. })
+            | crate::MvccError::Io { .. } => FindingKind::Unreadable,
+            crate::MvccError::Corrupt { .. } => FindingKind::ValueUndecodable,
+            _ => FindingKind::ReadError,
+        };
+        let mut f = Finding::problem(kind, bucket, e.to_string());
         f.page = page;
         self.push(f);
     }
@@ -153,12 +252,15 @@ pub fn verify(file: &[u8], opts: VerifyOptions) -> VerifyReport {
     let trailer = trailer::verify(file);
     match trailer {
         Trailer::Mismatch { stored, computed } => c.push(Finding::problem(
+            FindingKind::TrailerMismatch,
             b"",
             format!("SHA-256 trailer mismatch: stored {}, computed {}", trailer::hex(&stored), trailer::hex(&computed)),
         )),
-        Trailer::Absent if opts.require_trailer => {
-            c.push(Finding::problem(b"", "no SHA-256 trailer (size % 512 != 32): not a file written by snapshot save"))
-        }
+        Trailer::Absent if opts.require_trailer => c.push(Finding::problem(
+            FindingKind::TrailerMissing,
+            b"",
+            "no SHA-256 trailer (size % 512 != 32): not a file written by snapshot save",
+        )),
         _ => {}
     }
     let (image, _) = trailer::split(file);
@@ -171,12 +273,13 @@ pub fn verify(file: &[u8], opts: VerifyOptions) -> VerifyReport {
     };
     let check = etcdsnap_bolt::check::check(&db, &CheckOptions { max_problems: MAX_FINDINGS });
     for p in &check.problems {
-        let mut f = Finding::problem(p.bucket.first().map(Vec::as_slice).unwrap_or_default(), p.to_string());
+        let bucket = p.bucket.first().map(Vec::as_slice).unwrap_or_default();
+        let mut f = Finding::problem(FindingKind::Structure(p.kind.code()), bucket, p.to_string());
         f.page = p.page;
         f.key = p.key.clone();
         c.push(f);
     }
-    c.problems += check.problem_count.saturating_sub(check.problems.len() as u64);
+    c.problems = c.problems.saturating_add(check.problem_count.saturating_sub(check.problems.len() as u64));
     verify_schema(&db, &mut c, &mut stats);
     VerifyReport { trailer, findings: c.findings, problem_count: c.problems, stats }
 }
@@ -196,7 +299,10 @@ fn verify_schema(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) {
         for e in root.cursor() {
             match e {
                 Ok(e) if !e.is_bucket() => {
-                    c.push(Finding::problem(b"", "top-level key is not a bucket").with_key(e.key));
+                    c.push(
+                        Finding::problem(FindingKind::ValueInRoot, b"", "top-level key is not a bucket")
+                            .with_key(e.key),
+                    );
                 }
                 Ok(_) => {}
                 Err(_) => break, // reported by the bbolt check
@@ -206,8 +312,12 @@ fn verify_schema(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) {
     for name in ALL_BUCKETS {
         match db.bucket(&[name]) {
             Ok(Some(_)) => {}
-            Ok(None) if name == KEY || name == META => c.push(Finding::problem(name, "required bucket missing")),
-            Ok(None) => c.push(Finding::warning(name, "bucket missing (etcd creates it at start)")),
+            Ok(None) if name == KEY || name == META => {
+                c.push(Finding::problem(FindingKind::BucketMissing, name, "required bucket missing"))
+            }
+            Ok(None) => {
+                c.push(Finding::warning(FindingKind::BucketMissing, name, "bucket missing (etcd creates it at start)"))
+            }
             Err(e) => c.error(name, e),
         }
     }
@@ -219,15 +329,22 @@ fn verify_schema(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) {
         }
     };
     if meta.consistent_index.is_none() {
-        c.push(Finding::warning(META, "no consistent_index").with_key(schema::CONSISTENT_INDEX));
+        c.push(
+            Finding::warning(FindingKind::NoConsistentIndex, META, "no consistent_index")
+                .with_key(schema::CONSISTENT_INDEX),
+        );
     }
     let leases = verify_leases(db, c, stats);
     verify_keys(db, c, stats, &leases);
     if let (Some(s), Some(f)) = (meta.scheduled_compact, meta.finished_compact) {
         if s.main < f.main {
             c.push(
-                Finding::problem(META, format!("scheduledCompactRev {} < finishedCompactRev {}", s.main, f.main))
-                    .with_key(schema::SCHEDULED_COMPACT_REV),
+                Finding::problem(
+                    FindingKind::CompactRevisionsOutOfOrder,
+                    META,
+                    format!("scheduledCompactRev {} < finishedCompactRev {}", s.main, f.main),
+                )
+                .with_key(schema::SCHEDULED_COMPACT_REV),
             );
         }
     }
@@ -238,6 +355,7 @@ fn verify_schema(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) {
             if r.main > stats.revision {
                 c.push(
                     Finding::problem(
+                        FindingKind::CompactRevisionBeyondLatest,
                         META,
                         format!("compact revision {} is beyond the latest revision {}", r.main, stats.revision),
                     )
@@ -261,7 +379,14 @@ fn verify_schema(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) {
                             authpb::Role::decode(e.value).map(|_| ())
                         };
                         if let Err(err) = r {
-                            c.push(Finding::problem(name, format!("value does not decode: {err}")).with_key(e.key));
+                            c.push(
+                                Finding::problem(
+                                    FindingKind::ValueUndecodable,
+                                    name,
+                                    format!("value does not decode: {err}"),
+                                )
+                                .with_key(e.key),
+                            );
                         }
                     }
                 }
@@ -278,14 +403,20 @@ fn verify_schema(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) {
                 Ok(e) => match etcdserverpb::AlarmMember::decode(e.key) {
                     Ok(a) => c.push(
                         Finding::warning(
+                            FindingKind::AlarmRaised,
                             schema::ALARM,
                             format!("alarm {} raised on member {:x}", a.alarm, a.member_id),
                         )
                         .with_key(e.key),
                     ),
-                    Err(err) => {
-                        c.push(Finding::problem(schema::ALARM, format!("key does not decode: {err}")).with_key(e.key))
-                    }
+                    Err(err) => c.push(
+                        Finding::problem(
+                            FindingKind::KeyUndecodable,
+                            schema::ALARM,
+                            format!("key does not decode: {err}"),
+                        )
+                        .with_key(e.key),
+                    ),
                 },
             }
         }
@@ -303,11 +434,13 @@ fn verify_leases(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) -> Has
                 break;
             }
         };
-        stats.leases += 1;
+        stats.leases = stats.leases.saturating_add(1);
         let id = match <[u8; 8]>::try_from(e.key) {
             Ok(b) => i64::from_be_bytes(b),
             Err(_) => {
-                c.push(Finding::problem(LEASE, "lease key is not 8 bytes").with_key(e.key));
+                c.push(
+                    Finding::problem(FindingKind::KeyUndecodable, LEASE, "lease key is not 8 bytes").with_key(e.key),
+                );
                 continue;
             }
         };
@@ -316,9 +449,17 @@ fn verify_leases(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) -> Has
                 ids.insert(id);
             }
             Ok(l) => c.push(
-                Finding::problem(LEASE, format!("lease record has ID {:x}, stored under {id:x}", l.id)).with_key(e.key),
+                Finding::problem(
+                    FindingKind::LeaseIdMismatch,
+                    LEASE,
+                    format!("lease record has ID {:x}, stored under {id:x}", l.id),
+                )
+                .with_key(e.key),
             ),
-            Err(err) => c.push(Finding::problem(LEASE, format!("value does not decode: {err}")).with_key(e.key)),
+            Err(err) => c.push(
+                Finding::problem(FindingKind::ValueUndecodable, LEASE, format!("value does not decode: {err}"))
+                    .with_key(e.key),
+            ),
         }
     }
     ids
@@ -335,11 +476,14 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
                 break;
             }
         };
-        stats.revisions += 1;
+        stats.revisions = stats.revisions.saturating_add(1);
         let bk = match BucketKey::parse(e.key) {
             Ok(bk) => bk,
             Err(err) => {
-                c.push(Finding::problem(KEY, format!("malformed revision key: {err}")).with_key(e.key));
+                c.push(
+                    Finding::problem(FindingKind::RevisionKeyMalformed, KEY, format!("malformed revision key: {err}"))
+                        .with_key(e.key),
+                );
                 continue;
             }
         };
@@ -348,61 +492,80 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
         let kv = match KvRef::parse(e.value) {
             Ok(kv) => kv,
             Err(err) => {
-                c.push(Finding::problem(KEY, format!("value does not decode as KeyValue: {err}")).with_key(e.key));
+                c.push(
+                    Finding::problem(
+                        FindingKind::ValueUndecodable,
+                        KEY,
+                        format!("value does not decode as KeyValue: {err}"),
+                    )
+                    .with_key(e.key),
+                );
                 continue;
             }
         };
-        let here = |msg: String| Finding::problem(KEY, msg).with_key(e.key).at(rev, kv.key);
+        let here = |kind: FindingKind, msg: String| Finding::problem(kind, KEY, msg).with_key(e.key).at(rev, kv.key);
         if e.value.is_empty() {
             // An empty value: a revision marker, as etcdutl's --bump-revision writes.
-            stats.markers += 1;
+            stats.markers = stats.markers.saturating_add(1);
             if bk.tombstone {
-                c.push(here("tombstone without a key".into()));
+                c.push(here(FindingKind::TombstoneWithoutKey, "tombstone without a key".into()));
             }
             continue;
         }
         if kv.key.is_empty() {
-            c.push(here("KeyValue with an empty key".into()));
+            c.push(here(FindingKind::EmptyUserKey, "KeyValue with an empty key".into()));
             continue;
         }
         let prev = state.get(kv.key).copied();
         if bk.tombstone {
-            stats.tombstones += 1;
+            stats.tombstones = stats.tombstones.saturating_add(1);
             if kv.create_revision != 0
                 || kv.mod_revision != 0
                 || kv.version != 0
                 || !kv.value.is_empty()
                 || kv.lease != 0
             {
-                c.push(here("tombstone carries more than its key".into()));
+                c.push(here(FindingKind::TombstoneWithData, "tombstone carries more than its key".into()));
             }
             if let Some(p) = prev.filter(|p| !p.alive) {
-                c.push(here(format!("tombstone follows the tombstone at {}", p.rev)));
+                c.push(here(FindingKind::DoubleTombstone, format!("tombstone follows the tombstone at {}", p.rev)));
             }
             state.insert(kv.key, KeyState { rev, create: 0, version: 0, lease: 0, alive: false });
             continue;
         }
         if kv.mod_revision != rev.main {
-            c.push(here(format!("mod_revision {} differs from the revision's main {}", kv.mod_revision, rev.main)));
+            c.push(here(
+                FindingKind::ModRevisionMismatch,
+                format!("mod_revision {} differs from the revision's main {}", kv.mod_revision, rev.main),
+            ));
         }
         if kv.create_revision <= 0 || kv.create_revision > kv.mod_revision {
-            c.push(here(format!("create_revision {} not in 1..=mod_revision {}", kv.create_revision, kv.mod_revision)));
+            c.push(here(
+                FindingKind::CreateRevisionOutOfRange,
+                format!("create_revision {} not in 1..=mod_revision {}", kv.create_revision, kv.mod_revision),
+            ));
         }
         if kv.version < 1 {
-            c.push(here(format!("put with version {}", kv.version)));
+            c.push(here(FindingKind::VersionMismatch, format!("put with version {}", kv.version)));
         }
         match prev {
             Some(p) if p.alive => {
-                if kv.create_revision != p.create || kv.version != p.version + 1 {
-                    c.push(here(format!(
-                        "create_revision {} / version {} do not continue create_revision {} / version {} at {}",
-                        kv.create_revision, kv.version, p.create, p.version, p.rev
-                    )));
+                // `version` comes from the file: i64::MAX must not overflow.
+                if kv.create_revision != p.create || Some(kv.version) != p.version.checked_add(1) {
+                    c.push(here(
+                        FindingKind::VersionMismatch,
+                        format!(
+                            "create_revision {} / version {} do not continue create_revision {} / version {} at {}",
+                            kv.create_revision, kv.version, p.create, p.version, p.rev
+                        ),
+                    ));
                 }
             }
             Some(p) => {
                 if kv.create_revision != rev.main || kv.version != 1 {
-                    c.push(here(format!(
+                    c.push(here(
+                        FindingKind::GenerationStartMismatch,
+                        format!(
                         "new generation after the tombstone at {} must have create_revision {} and version 1, has {} and {}",
                         p.rev, rev.main, kv.create_revision, kv.version
                     )));
@@ -411,7 +574,10 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
             None => {
                 // Earlier revisions may have been compacted away.
                 if kv.create_revision == rev.main && kv.version != 1 {
-                    c.push(here(format!("created at this revision with version {}", kv.version)));
+                    c.push(here(
+                        FindingKind::VersionMismatch,
+                        format!("created at this revision with version {}", kv.version),
+                    ));
                 }
             }
         }
@@ -427,8 +593,11 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
         .collect();
     missing.sort_by_key(|(_, s)| s.rev);
     for (k, s) in missing {
-        let f =
-            Finding::problem(KEY, format!("live key references lease {:x}, which is not in the lease bucket", s.lease));
+        let f = Finding::problem(
+            FindingKind::LeaseMissing,
+            KEY,
+            format!("live key references lease {:x}, which is not in the lease bucket", s.lease),
+        );
         c.push(f.with_key(&BucketKey { rev: s.rev, tombstone: false }.to_bytes()).at(s.rev, k));
     }
     stats.live_keys = state.values().filter(|s| s.alive).count() as u64;

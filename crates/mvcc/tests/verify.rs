@@ -17,7 +17,7 @@ use etcdsnap_mvcc::kv::{encode_with_key, KvRef};
 use etcdsnap_mvcc::revision::{BucketKey, Revision};
 use etcdsnap_mvcc::schema::{KEY, LEASE, META, SCHEDULED_COMPACT_REV};
 use etcdsnap_mvcc::trailer;
-use etcdsnap_mvcc::verify::{verify, Finding, Severity, VerifyOptions, VerifyReport};
+use etcdsnap_mvcc::verify::{verify, Finding, FindingKind, Severity, VerifyOptions, VerifyReport};
 
 fn fixture() -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/etcd-3.5.1/snapshot.db");
@@ -232,6 +232,8 @@ fn d_malformed_revision_key() {
     assert_eq!(p[0].key.as_deref(), Some(short.as_slice()));
     assert_eq!(p[0].revision, None, "a malformed key has no revision");
     assert!(p[0].message.contains("malformed revision key"), "{}", p[0].message);
+    assert_eq!(p[0].kind, FindingKind::RevisionKeyMalformed);
+    assert_eq!(p[0].kind.code(), "revision-key-malformed");
 }
 
 #[test]
@@ -285,6 +287,7 @@ fn f_scheduled_compact_below_finished() {
     assert_eq!(p[0].bucket, META);
     assert_eq!(p[0].key.as_deref(), Some(SCHEDULED_COMPACT_REV));
     assert!(p[0].message.contains("scheduledCompactRev 1000 < finishedCompactRev 1147"), "{}", p[0].message);
+    assert_eq!(p[0].kind, FindingKind::CompactRevisionsOutOfOrder);
 }
 
 #[test]
@@ -296,6 +299,7 @@ fn g_missing_key_bucket() {
     let p = problems(&r);
     assert_eq!(p[0].bucket, KEY, "{p:#?}");
     assert_eq!(p[0].message, "required bucket missing");
+    assert_eq!(p[0].kind, FindingKind::BucketMissing);
     // Consequences only: with no `key` bucket the latest revision is 0, below
     // both compact revisions kept in `meta`.
     for f in &p[1..] {
@@ -340,6 +344,33 @@ fn i_trailer_mismatch() {
     assert!(p[0].bucket.is_empty());
     assert_eq!(p[0].revision, None);
     assert!(p[0].message.contains("SHA-256 trailer mismatch"), "{}", p[0].message);
+    assert_eq!(p[0].kind.code(), "trailer-mismatch");
     // The rest of the file is intact.
     assert_eq!(r.stats, check(&fixture()).stats);
+}
+
+#[test]
+fn j_version_at_i64_max_does_not_overflow() {
+    let file = fixture();
+    let image = trailer::split(&file).0;
+    let es = entries(image);
+    let keys = by_user_key(&es);
+    // A live put followed by another put of the same key: give the first version
+    // i64::MAX, so "previous version + 1" would overflow.
+    let (prev, last) = keys
+        .values()
+        .filter(|ix| ix.len() >= 2)
+        .filter_map(|ix| {
+            let (last, prev) = (&es[ix[ix.len() - 1]], &es[ix[ix.len() - 2]]);
+            (!last.bk.tombstone && !prev.bk.tombstone && last.kv.0 == prev.kv.0).then(|| (prev.clone(), last.clone()))
+        })
+        .min_by_key(|(p, _)| p.bk.rev)
+        .unwrap();
+    let v = reencode(&prev.value, |kv| kv.version = i64::MAX);
+    let r = check(&replace_value(image, &prev.key, v));
+    let p = problems(&r);
+    let at_last: Vec<_> = p.iter().filter(|f| f.revision == Some(last.bk.rev)).collect();
+    assert_eq!(at_last.len(), 1, "{p:#?}");
+    assert_eq!(at_last[0].kind, FindingKind::VersionMismatch);
+    assert!(at_last[0].message.contains(&format!("version {}", i64::MAX)), "{}", at_last[0].message);
 }

@@ -20,6 +20,22 @@
 //! `try_from` / the generated getters to convert.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Input comes from files: no expression may panic, wrap or truncate silently.
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )
+)]
 
 pub mod authpb;
 pub mod etcdserverpb;

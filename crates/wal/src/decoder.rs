@@ -96,7 +96,7 @@ impl<'a> SegmentDecoder<'a> {
 
     /// etcd `lastOffset`: the offset following the last valid record.
     pub fn offset(&self) -> u64 {
-        self.base + self.pos as u64
+        self.base.saturating_add(self.pos as u64)
     }
 
     /// Bytes of the window consumed by valid records.
@@ -109,15 +109,17 @@ impl<'a> SegmentDecoder<'a> {
         if !self.last {
             return false;
         }
-        let mut file_off = self.offset() + FRAME_HEADER as u64;
+        let mut file_off = self.offset().saturating_add(FRAME_HEADER as u64);
         let mut rest = data;
         while !rest.is_empty() {
-            let chunk_len = usize::try_from(SECTOR - file_off % SECTOR).unwrap_or(usize::MAX).min(rest.len());
+            // SECTOR is a non-zero constant: the remainder is below it.
+            let chunk_len =
+                usize::try_from(SECTOR.saturating_sub(file_off % SECTOR)).unwrap_or(usize::MAX).min(rest.len());
             let (chunk, tail) = rest.split_at(chunk_len);
             if chunk.iter().all(|&b| b == 0) {
                 return true;
             }
-            file_off += chunk_len as u64;
+            file_off = file_off.saturating_add(chunk_len as u64);
             rest = tail;
         }
         false
@@ -172,7 +174,7 @@ impl<'a> SegmentDecoder<'a> {
         }
         let (rec_bytes, pad) = decode_frame_size(len_field);
         let body_len = rec_bytes.saturating_add(pad);
-        let available = (rest.len() - FRAME_HEADER) as u64;
+        let available = rest.len().saturating_sub(FRAME_HEADER) as u64;
         if body_len > available {
             if !self.complete {
                 return Err(Stop::More((FRAME_HEADER as u64).saturating_add(body_len)));
@@ -189,8 +191,9 @@ impl<'a> SegmentDecoder<'a> {
             return Err(Stop::Fail(self.short(body_len, available)));
         }
         // body_len <= available < usize::MAX, so these fit.
-        let body = rest.get(FRAME_HEADER..FRAME_HEADER + body_len as usize).unwrap_or(&[]);
-        let rec_buf = body.get(..rec_bytes as usize).unwrap_or(&[]);
+        let body_usize = usize::try_from(body_len).unwrap_or(usize::MAX);
+        let body = rest.get(FRAME_HEADER..FRAME_HEADER.saturating_add(body_usize)).unwrap_or(&[]);
+        let rec_buf = body.get(..usize::try_from(rec_bytes).unwrap_or(usize::MAX)).unwrap_or(&[]);
         let record = match RawRecord::decode(rec_buf) {
             Ok(r) => r,
             Err(m) => return Err(Stop::Fail(self.fail(body, None, CorruptKind::Decode(m)))),
@@ -229,8 +232,8 @@ impl<'a> SegmentDecoder<'a> {
             }
             self.crc = computed;
         }
-        let frame = Frame { offset: self.offset(), len: FRAME_HEADER as u64 + body_len, record, entry };
-        self.pos += FRAME_HEADER + body_len as usize;
+        let frame = Frame { offset: self.offset(), len: (FRAME_HEADER as u64).saturating_add(body_len), record, entry };
+        self.pos = self.pos.saturating_add(FRAME_HEADER).saturating_add(body_usize);
         Ok(Some(frame))
     }
 

@@ -9,7 +9,7 @@ use etcdsnap_proto::etcdserverpb::{request_op, Compare, InternalRaftRequest, Req
 use etcdsnap_proto::raftpb::{ConfChange, ConfChangeType, ConfChangeV2, EntryType};
 use etcdsnap_proto::Message;
 
-use crate::wire::{Fields, Value, WireError};
+use crate::wire::{low32, Fields, Value, WireError};
 
 /// A `raftpb.Entry` borrowing its data from the segment bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,8 @@ impl<'a> RawEntry<'a> {
         let mut e = RawEntry { entry_type: 0, term: 0, index: 0, data: None };
         for f in Fields::new(buf) {
             match f.map_err(|e| e.to_string())? {
-                (1, Value::Varint(v)) => e.entry_type = v as i32,
+                // gogo keeps the low 32 bits of an enum varint.
+                (1, Value::Varint(v)) => e.entry_type = i32::from_le_bytes(low32(v)),
                 (2, Value::Varint(v)) => e.term = v,
                 (3, Value::Varint(v)) => e.index = v,
                 (4, Value::Bytes(b)) => e.data = Some(b),

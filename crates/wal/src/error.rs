@@ -22,9 +22,77 @@ pub enum WalError {
     /// The WAL is damaged somewhere other than a torn tail.
     #[error("{0}")]
     Corrupt(Corruption),
-    /// The input is not usable for the requested operation (no segments, output not empty, …).
+    /// The input is not usable for the requested operation; nothing was written.
     #[error("{0}")]
-    Invalid(String),
+    Refused(Refusal),
+    /// The caller's visitor stopped the read (for example, its output failed).
+    #[error("stopped by the caller")]
+    Stopped,
+}
+
+/// Why a WAL operation was refused; each names what it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The directory holds no WAL segment.
+    #[error("{}: no WAL segments", dir.display())]
+    NoSegments {
+        /// The WAL directory.
+        dir: PathBuf,
+    },
+    /// Segment sequence numbers do not follow.
+    #[error("segment sequence gap: {next} does not follow {after}")]
+    SequenceGap {
+        /// The segment before the gap.
+        after: String,
+        /// The segment after it.
+        next: String,
+    },
+    /// The output directory exists and is not empty.
+    #[error("{}: output directory is not empty", dir.display())]
+    OutputNotEmpty {
+        /// The output directory.
+        dir: PathBuf,
+    },
+    /// The key rules contradict each other.
+    #[error("key rules: {0}")]
+    Rules(etcdsnap_keys::KeysError),
+    /// An entry's data does not decode as a raft entry.
+    #[error("entry does not decode: {0}")]
+    EntryUndecodable(String),
+    /// A rename gives the empty key, which etcd rejects.
+    #[error("entry {index}: renaming {key} gives the empty key, which etcd rejects; nothing was written")]
+    RenameToEmptyKey {
+        /// Raft index of the entry.
+        index: u64,
+        /// The key before the rename, as text or hex.
+        key: String,
+    },
+    /// The last record is torn: repair the WAL first.
+    #[error("{segment}: offset {offset}: the last record is torn ({detail}); repair the WAL first")]
+    TornTail {
+        /// The segment.
+        segment: String,
+        /// Byte offset of the torn record.
+        offset: u64,
+        /// What is torn.
+        detail: String,
+    },
+}
+
+impl Refusal {
+    /// A stable kebab-case name of the refusal, for machine-readable output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoSegments { .. } => "no-segments",
+            Self::SequenceGap { .. } => "sequence-gap",
+            Self::OutputNotEmpty { .. } => "output-not-empty",
+            Self::Rules(_) => "rules",
+            Self::EntryUndecodable(_) => "entry-undecodable",
+            Self::RenameToEmptyKey { .. } => "rename-to-empty-key",
+            Self::TornTail { .. } => "torn-tail",
+        }
+    }
 }
 
 impl WalError {
@@ -79,6 +147,20 @@ pub enum CorruptKind {
     UnknownType(i64),
     /// Metadata records differ (etcd `ErrMetadataConflict`).
     MetadataConflict,
+}
+
+impl CorruptKind {
+    /// A stable kebab-case name of the kind, for machine-readable output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CorruptKind::CrcMismatch { .. } => "crc-mismatch",
+            CorruptKind::CrcRecordMismatch { .. } => "crc-record-mismatch",
+            CorruptKind::Decode(_) => "decode",
+            CorruptKind::Truncated { .. } => "truncated",
+            CorruptKind::UnknownType(_) => "unknown-type",
+            CorruptKind::MetadataConflict => "metadata-conflict",
+        }
+    }
 }
 
 impl fmt::Display for CorruptKind {

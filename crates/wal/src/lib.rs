@@ -11,6 +11,22 @@
 //! `pkg/crc`, `server/etcdserver/api/snap/snapshotter.go`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Input comes from files: no expression may panic, wrap or truncate silently.
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )
+)]
 
 pub mod decoder;
 pub mod entry;
@@ -27,11 +43,11 @@ mod wire;
 
 pub use decoder::{Failure, Frame, SegmentDecoder};
 pub use entry::{Payload, RawEntry};
-pub use error::{CorruptKind, Corruption, Result, WalError};
+pub use error::{CorruptKind, Corruption, Refusal, Result, WalError};
 /// The protobuf messages the decoded payloads use.
 pub use etcdsnap_proto as proto;
 pub use layout::Layout;
 pub use reader::{read_wal, ReadEnd, TornTail};
 pub use record::{Encoder, RawRecord};
 pub use segment::{list_segments, parse_segment_name, segment_name, Segment};
-pub use verify::{verify, verify_with, WalReport};
+pub use verify::{verify, verify_with, WalFinding, WalFindingKind, WalReport};

@@ -94,7 +94,7 @@ fn fill(
                 *eof = true;
                 break;
             }
-            Ok(n) => *filled += n,
+            Ok(n) => *filled = filled.saturating_add(n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(WalError::io(path, e)),
         }
@@ -131,7 +131,7 @@ pub(crate) fn read_segment_frames(
     let mut crc = seed;
     loop {
         let window = buf.get(start..filled).unwrap_or(&[]);
-        let mut dec = SegmentDecoder::window(window, base + start as u64, eof, last, crc);
+        let mut dec = SegmentDecoder::window(window, base.saturating_add(start as u64), eof, last, crc);
         let outcome = loop {
             match dec.step() {
                 Step::Frame(frame) => {
@@ -147,7 +147,7 @@ pub(crate) fn read_segment_frames(
         };
         crc = dec.crc();
         let offset = dec.offset();
-        start += dec.consumed();
+        start = start.saturating_add(dec.consumed());
         match outcome {
             Outcome::End => return Ok(SegmentEnd { crc, data_end: offset, torn: None }),
             Outcome::Fail(Failure::Torn { offset, detail }) => {
@@ -165,28 +165,29 @@ pub(crate) fn read_segment_frames(
             }
             Outcome::More(n) => {
                 if start == filled {
-                    base += start as u64;
+                    base = base.saturating_add(start as u64);
                     (start, filled) = (0, 0);
                 }
                 // A length word beyond the end of the file asks for no more than the file holds
                 // (plus one byte, to see the end).
-                let left = size.saturating_sub(base + filled as u64);
-                let want = n.min(((filled - start) as u64).saturating_add(left).saturating_add(1));
+                let left = size.saturating_sub(base.saturating_add(filled as u64));
+                let want = n.min((filled.saturating_sub(start) as u64).saturating_add(left).saturating_add(1));
                 let want = usize::try_from(want).unwrap_or(usize::MAX);
                 // Move the partial frame to the front only when it cannot complete in place.
                 if start.saturating_add(want) > buf.len() {
                     buf.copy_within(start..filled, 0);
-                    base += start as u64;
-                    filled -= start;
+                    base = base.saturating_add(start as u64);
+                    filled = filled.saturating_sub(start);
                     start = 0;
                     if buf.len() < want {
                         buf.resize(want.checked_next_power_of_two().unwrap_or(want), 0);
                     }
                 }
                 // Read a chunk, or exactly up to the end of a larger frame (nothing to move next time).
-                let limit = if want > chunk { start + want } else { (filled + chunk).max(start + want) };
+                let end = start.saturating_add(want);
+                let limit = if want > chunk { end } else { filled.saturating_add(chunk).max(end) };
                 let limit = limit.min(buf.len());
-                fill(&mut f, &seg.path, buf.get_mut(..limit).unwrap_or_default(), &mut filled, start + want, &mut eof)?;
+                fill(&mut f, &seg.path, buf.get_mut(..limit).unwrap_or_default(), &mut filled, end, &mut eof)?;
             }
         }
     }
@@ -202,7 +203,7 @@ pub fn read_wal(segments: &[Segment], mut visit: impl FnMut(usize, &Frame<'_>) -
     let mut last_index: Option<u64> = None;
     let mut data_ends = Vec::with_capacity(segments.len());
     for (i, seg) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
+        let last = i.saturating_add(1) == segments.len();
         let end = read_segment_frames(seg, i, last, crc, &mut last_index, &mut sb, &mut visit)?;
         data_ends.push(end.data_end);
         crc = end.crc;

@@ -24,7 +24,7 @@ pub fn decode_frame_size(len_field: u64) -> (u64, u64) {
 
 /// etcd `encodeFrameSize`: the length word and pad count for `rec_bytes` of record.
 pub fn encode_frame_size(rec_bytes: u64) -> (u64, u64) {
-    let pad = (8 - rec_bytes % 8) % 8;
+    let pad = 8u64.saturating_sub(rec_bytes % 8) % 8;
     let mut len_field = rec_bytes;
     if pad != 0 {
         len_field |= (0x80 | pad) << 56;
@@ -51,7 +51,7 @@ impl<'a> RawRecord<'a> {
             match f.map_err(|e| e.to_string())? {
                 (1, Value::Varint(v)) => r.rec_type = v as i64,
                 // gogo keeps the low 32 bits of a uint32 varint.
-                (2, Value::Varint(v)) => r.crc = v as u32,
+                (2, Value::Varint(v)) => r.crc = u32::from_le_bytes(crate::wire::low32(v)),
                 (3, Value::Bytes(b)) => r.data = Some(b),
                 (n @ 1..=3, _) => return Err(WireError::WrongType(n).to_string()),
                 _ => {}
@@ -69,7 +69,8 @@ impl<'a> RawRecord<'a> {
 /// Marshals a `walpb.Record` as gogo does (type, crc always; data when non-nil).
 pub fn encode_record(out: &mut Vec<u8>, rec_type: i64, crc: u32, data: Option<&[u8]>) {
     out.push(0x08);
-    put_varint(out, rec_type as u64);
+    // Protobuf encodes a negative int64 as its two's complement.
+    put_varint(out, u64::from_ne_bytes(rec_type.to_ne_bytes()));
     out.push(0x10);
     put_varint(out, u64::from(crc));
     if let Some(d) = data {
@@ -109,12 +110,13 @@ impl Encoder {
         self.buf.clear();
         self.buf.extend_from_slice(&[0u8; FRAME_HEADER]);
         encode_record(&mut self.buf, rec_type, crc, data);
-        let rec_bytes = (self.buf.len() - FRAME_HEADER) as u64;
+        let rec_bytes = self.buf.len().saturating_sub(FRAME_HEADER) as u64;
         let (len_field, pad) = encode_frame_size(rec_bytes);
         if let Some(h) = self.buf.get_mut(..FRAME_HEADER) {
             h.copy_from_slice(&len_field.to_le_bytes());
         }
-        self.buf.resize(self.buf.len() + pad as usize, 0);
+        // pad < 8.
+        self.buf.resize(self.buf.len().saturating_add(usize::try_from(pad).unwrap_or(0)), 0);
         w.write_all(&self.buf)?;
         Ok(self.buf.len() as u64)
     }

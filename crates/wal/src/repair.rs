@@ -3,7 +3,7 @@
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Result, WalError};
+use crate::error::{Refusal, Result, WalError};
 use crate::reader::read_wal;
 use crate::segment::list_segments;
 
@@ -37,7 +37,7 @@ pub enum RepairOutcome {
 pub fn repair(wal_dir: &Path) -> Result<RepairOutcome> {
     let segments = list_segments(wal_dir)?;
     let Some(last) = segments.last() else {
-        return Err(WalError::Invalid(format!("{}: no WAL segments", wal_dir.display())));
+        return Err(WalError::Refused(Refusal::NoSegments { dir: wal_dir.to_path_buf() }));
     };
     let end = read_wal(&segments, |_, _| Ok(()))?;
     let Some(torn) = end.torn else {

@@ -15,7 +15,7 @@ use etcdsnap_proto::etcdserverpb::{request_op, InternalRaftRequest, RequestOp, T
 use etcdsnap_proto::raftpb::{Entry, EntryType};
 use etcdsnap_proto::Message;
 
-use crate::error::{Result, WalError};
+use crate::error::{Refusal, Result, WalError};
 use crate::reader::read_wal;
 use crate::record::{Encoder, CRC_TYPE, ENTRY_TYPE};
 use crate::segment::list_segments;
@@ -118,7 +118,7 @@ struct Ctx<'r> {
     index: u64,
     report: RewriteReport,
     /// A request the rules cannot express (a key renamed to the empty key): the rewrite fails.
-    refused: Option<String>,
+    refused: Option<Refusal>,
 }
 
 impl Ctx<'_> {
@@ -127,12 +127,9 @@ impl Ctx<'_> {
         match range_fate(self.rules, key, range_end) {
             RangeFate::Keep(k, _) if k.is_empty() => {
                 // etcd rejects the empty key, as the snapshot rewrite refuses it.
-                self.refused.get_or_insert_with(|| {
-                    format!(
-                        "entry {}: renaming {} gives the empty key, which etcd rejects; nothing was written",
-                        self.index,
-                        crate::entry::show(key)
-                    )
+                self.refused.get_or_insert_with(|| Refusal::RenameToEmptyKey {
+                    index: self.index,
+                    key: crate::entry::show(key),
                 });
                 Fate::Same
             }
@@ -171,8 +168,8 @@ impl Ctx<'_> {
             changed |= matches!(fate, Fate::Changed);
             !matches!(fate, Fate::Dropped)
         });
-        let dropped = before - ops.len();
-        self.report.ops_dropped += dropped as u64;
+        let dropped = before.saturating_sub(ops.len());
+        self.report.ops_dropped = self.report.ops_dropped.saturating_add(dropped as u64);
         changed || dropped > 0
     }
 
@@ -187,7 +184,7 @@ impl Ctx<'_> {
             }
             Fate::Dropped => false,
         });
-        let dropped = before - t.compare.len();
+        let dropped = before.saturating_sub(t.compare.len());
         changed |= dropped > 0;
         changed |= self.ops(&mut t.success);
         changed |= self.ops(&mut t.failure);
@@ -195,7 +192,7 @@ impl Ctx<'_> {
             // Nothing left to do: the whole txn goes (its compares with it).
             return Fate::Dropped;
         }
-        self.report.compares_dropped += dropped as u64;
+        self.report.compares_dropped = self.report.compares_dropped.saturating_add(dropped as u64);
         if changed {
             Fate::Changed
         } else {
@@ -241,30 +238,30 @@ impl Ctx<'_> {
         }
         *key = k;
         *range_end = e;
-        self.report.permissions_renamed += 1;
+        self.report.permissions_renamed = self.report.permissions_renamed.saturating_add(1);
         Fate::Changed
     }
 
     /// The new entry bytes, or `None` to carry `data` unchanged.
     fn entry(&mut self, data: &[u8]) -> Result<Option<Vec<u8>>> {
-        let e = Entry::decode(data).map_err(|e| WalError::Invalid(format!("entry does not decode: {e}")))?;
+        let e = Entry::decode(data).map_err(|e| WalError::Refused(Refusal::EntryUndecodable(e.to_string())))?;
         self.index = e.index;
         let payload = e.data.as_deref().unwrap_or(&[]);
         if e.r#type != EntryType::EntryNormal as i32 || payload.is_empty() {
             return Ok(None);
         }
         let Ok(mut irr) = InternalRaftRequest::decode(payload) else {
-            self.report.v2_requests += 1;
+            self.report.v2_requests = self.report.v2_requests.saturating_add(1);
             return Ok(None);
         };
         let new_data = match self.irr(&mut irr) {
             Fate::Same => return Ok(None),
             Fate::Changed => {
-                self.report.rewritten += 1;
+                self.report.rewritten = self.report.rewritten.saturating_add(1);
                 Some(irr.encode_to_vec())
             }
             Fate::Dropped => {
-                self.report.emptied += 1;
+                self.report.emptied = self.report.emptied.saturating_add(1);
                 None
             }
         };
@@ -275,18 +272,18 @@ impl Ctx<'_> {
 /// Rewrites the WAL of `in_dir` into `out_dir` (which must not exist or be empty),
 /// via a temporary directory beside it that is renamed into place when complete.
 pub fn rewrite(in_dir: &Path, out_dir: &Path, rules: &KeyRules) -> Result<RewriteReport> {
-    rules.validate().map_err(|e| WalError::Invalid(e.to_string()))?;
+    rules.validate().map_err(|e| WalError::Refused(Refusal::Rules(e)))?;
     let segments = list_segments(in_dir)?;
     if segments.is_empty() {
-        return Err(WalError::Invalid(format!("{}: no WAL segments", in_dir.display())));
+        return Err(WalError::Refused(Refusal::NoSegments { dir: in_dir.to_path_buf() }));
     }
     if let Some((a, b)) = crate::segment::sequence_gaps(&segments).first() {
-        return Err(WalError::Invalid(format!("segment sequence gap: {b} does not follow {a}")));
+        return Err(WalError::Refused(Refusal::SequenceGap { after: a.clone(), next: b.clone() }));
     }
     if out_dir.exists() {
         let mut rd = fs::read_dir(out_dir).map_err(|e| WalError::io(out_dir, e))?;
         if rd.next().is_some() {
-            return Err(WalError::Invalid(format!("{}: output directory is not empty", out_dir.display())));
+            return Err(WalError::Refused(Refusal::OutputNotEmpty { dir: out_dir.to_path_buf() }));
         }
     }
     let tmp = tmp_dir(out_dir);
@@ -350,23 +347,23 @@ fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules)
             let path = tmp.join(name);
             let file = create_file_private(&path)?;
             current = Some((i, path, BufWriter::with_capacity(1 << 20, file)));
-            ctx.report.segments += 1;
+            ctx.report.segments = ctx.report.segments.saturating_add(1);
         }
         let Some((_, path, w)) = current.as_mut() else { return Ok(()) };
         // The first crc record seeds the chain (non-zero when older segments were purged).
         let enc = enc.get_or_insert_with(|| Encoder::new(if f.record.rec_type == CRC_TYPE { f.record.crc } else { 0 }));
         let io = |e| WalError::io(path.clone(), e);
-        ctx.report.records += 1;
+        ctx.report.records = ctx.report.records.saturating_add(1);
         match f.record.rec_type {
             CRC_TYPE => {
                 enc.encode_crc_record(w).map_err(io)?;
             }
             ENTRY_TYPE => {
-                ctx.report.entries += 1;
+                ctx.report.entries = ctx.report.entries.saturating_add(1);
                 let data = f.record.data();
                 let rewritten = ctx.entry(data)?;
-                if let Some(msg) = ctx.refused.take() {
-                    return Err(WalError::Invalid(msg));
+                if let Some(r) = ctx.refused.take() {
+                    return Err(WalError::Refused(r));
                 }
                 match rewritten {
                     Some(new) => enc.encode(w, ENTRY_TYPE, Some(&new)).map_err(io)?,
@@ -383,10 +380,7 @@ fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules)
         finish(path, w)?;
     }
     if let Some(t) = end.torn {
-        return Err(WalError::Invalid(format!(
-            "{}: offset {}: the last record is torn ({}); run `etcdsnap wal repair` first",
-            t.segment, t.offset, t.detail
-        )));
+        return Err(WalError::Refused(Refusal::TornTail { segment: t.segment, offset: t.offset, detail: t.detail }));
     }
     if let Ok(d) = File::open(tmp) {
         d.sync_all().map_err(|e| WalError::io(tmp, e))?;

@@ -80,6 +80,10 @@ pub fn check_snap_dir(dir: &Path) -> Result<Vec<SnapFile>> {
         let Ok(name) = ent.file_name().into_string() else { continue };
         let Some((term, index)) = parse_snap_name(&name) else { continue };
         let path = ent.path();
+        // Like `list_segments`: only regular files (reading a FIFO would block).
+        if !fs::metadata(&path).map_err(|e| WalError::io(&path, e))?.is_file() {
+            continue;
+        }
         let bytes = fs::read(&path).map_err(|e| WalError::io(&path, e))?;
         let (voters, problem) = check_snap_bytes(term, index, &bytes);
         out.push(SnapFile { name, path, term, index, size: bytes.len() as u64, voters, problem });

@@ -102,43 +102,151 @@ pub struct WalReport {
     pub usable_snapshot: Option<SnapMark>,
 }
 
+/// What kind of problem a [`WalFinding`] is; [`WalFindingKind::code`] is its
+/// stable name in machine-readable output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WalFindingKind {
+    /// The directory holds no WAL segment.
+    NoSegments,
+    /// Segment sequence numbers do not follow (etcd refuses to open the WAL).
+    SequenceGap,
+    /// Raft indexes jump without an overwrite to explain it.
+    IndexGap,
+    /// Corruption that stopped the read; the code is the corruption's
+    /// ([`crate::CorruptKind::code`]).
+    Corrupt(&'static str),
+    /// A torn last record (repairable).
+    TornTail,
+    /// The hard state's commit index is beyond the last entry.
+    CommitBeyondLastIndex,
+    /// A `.snap` file that does not check.
+    BadSnapFile,
+    /// `.snap` files exist but none matches a committed WAL snapshot record.
+    NoUsableSnapshot,
+    /// The db's `consistent_index` is below the newest usable snapshot's index.
+    ConsistentIndexBelowSnapshot,
+    /// The db's `consistent_index` is beyond the WAL's last index.
+    ConsistentIndexBeyondWal,
+}
+
+impl WalFindingKind {
+    /// A stable kebab-case name, e.g. `sequence-gap`; corruption uses the
+    /// corruption's name, e.g. `crc-mismatch`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NoSegments => "no-segments",
+            Self::SequenceGap => "sequence-gap",
+            Self::IndexGap => "index-gap",
+            Self::Corrupt(code) => code,
+            Self::TornTail => "torn-tail",
+            Self::CommitBeyondLastIndex => "commit-beyond-last-index",
+            Self::BadSnapFile => "bad-snap-file",
+            Self::NoUsableSnapshot => "no-usable-snapshot",
+            Self::ConsistentIndexBelowSnapshot => "consistent-index-below-snapshot",
+            Self::ConsistentIndexBeyondWal => "consistent-index-beyond-wal",
+        }
+    }
+}
+
+/// One problem `wal verify` found: its kind, where, and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalFinding {
+    /// What kind of problem.
+    pub kind: WalFindingKind,
+    /// The segment or `.snap` file concerned, when one is.
+    pub file: Option<String>,
+    /// Byte offset in that file, when known.
+    pub offset: Option<u64>,
+    /// Raft index concerned, when known.
+    pub index: Option<u64>,
+    /// One line saying what and where.
+    pub message: String,
+}
+
+impl WalFinding {
+    fn new(kind: WalFindingKind, message: String) -> Self {
+        Self { kind, file: None, offset: None, index: None, message }
+    }
+
+    fn at(mut self, file: &str, offset: Option<u64>) -> Self {
+        self.file = Some(file.to_owned());
+        self.offset = offset;
+        self
+    }
+}
+
+impl std::fmt::Display for WalFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl WalReport {
-    /// Problems, one line each; empty when the WAL is clean.
-    pub fn problems(&self) -> Vec<String> {
+    /// Problems found; empty when the WAL is clean.
+    pub fn problems(&self) -> Vec<WalFinding> {
+        use WalFindingKind as K;
         let mut p = Vec::new();
         if self.segments.is_empty() {
-            p.push("no WAL segments".to_string());
+            p.push(WalFinding::new(K::NoSegments, "no WAL segments".to_string()));
         }
         for (a, b) in &self.sequence_gaps {
-            p.push(format!("segment sequence gap: {b} does not follow {a}"));
+            p.push(
+                WalFinding::new(K::SequenceGap, format!("segment sequence gap: {b} does not follow {a}")).at(b, None),
+            );
         }
         for g in &self.index_gaps {
-            p.push(format!(
-                "{}: offset {}: index gap: expected index {}, found {}",
-                g.segment, g.offset, g.expected, g.found
-            ));
+            let mut f = WalFinding::new(
+                K::IndexGap,
+                format!(
+                    "{}: offset {}: index gap: expected index {}, found {}",
+                    g.segment, g.offset, g.expected, g.found
+                ),
+            )
+            .at(&g.segment, Some(g.offset));
+            f.index = Some(g.found);
+            p.push(f);
         }
         if let Some(c) = &self.corruption {
-            p.push(format!("corrupt: {c}"));
+            let mut f =
+                WalFinding::new(K::Corrupt(c.kind.code()), format!("corrupt: {c}")).at(&c.segment, Some(c.offset));
+            f.index = c.index;
+            p.push(f);
         }
         if let Some(t) = &self.torn {
-            p.push(format!(
-                "{}: offset {}: torn last record ({}); repairable: truncate at offset {}",
-                t.segment, t.offset, t.detail, t.offset
-            ));
+            p.push(
+                WalFinding::new(
+                    K::TornTail,
+                    format!(
+                        "{}: offset {}: torn last record ({}); repairable: truncate at offset {}",
+                        t.segment, t.offset, t.detail, t.offset
+                    ),
+                )
+                .at(&t.segment, Some(t.offset)),
+            );
         }
         if let (Some(hs), Some(last)) = (&self.hard_state, self.last_index) {
             if hs.commit > last {
-                p.push(format!("hard state commit {} is beyond the last entry index {last}", hs.commit));
+                let mut f = WalFinding::new(
+                    K::CommitBeyondLastIndex,
+                    format!("hard state commit {} is beyond the last entry index {last}", hs.commit),
+                );
+                f.index = Some(hs.commit);
+                p.push(f);
             }
         }
         for s in &self.snap_files {
             if let Some(why) = &s.problem {
-                p.push(format!("{}: {why}", s.name));
+                let mut f = WalFinding::new(K::BadSnapFile, format!("{}: {why}", s.name)).at(&s.name, None);
+                f.index = Some(s.index);
+                p.push(f);
             }
         }
         if self.snap_files.iter().any(|s| s.problem.is_none()) && self.usable_snapshot.is_none() {
-            p.push("no .snap file matches a committed WAL snapshot record".to_string());
+            p.push(WalFinding::new(
+                K::NoUsableSnapshot,
+                "no .snap file matches a committed WAL snapshot record".to_string(),
+            ));
         }
         p
     }
@@ -258,15 +366,15 @@ impl Acc {
                 l.head_crc = Some(f.record.crc);
             }
         }
-        self.r.records += 1;
+        self.r.records = self.r.records.saturating_add(1);
         if let Some(s) = self.r.segments.get_mut(slot) {
-            s.records += 1;
+            s.records = s.records.saturating_add(1);
         }
         let data = f.record.data();
         match f.record.rec_type {
-            CRC_TYPE => self.r.crc_records += 1,
+            CRC_TYPE => self.r.crc_records = self.r.crc_records.saturating_add(1),
             METADATA_TYPE => {
-                self.r.metadata_records += 1;
+                self.r.metadata_records = self.r.metadata_records.saturating_add(1);
                 match &self.metadata_bytes {
                     Some(m) if m.as_slice() != data => {
                         return Err(self.corrupt(name, f, CorruptKind::MetadataConflict))
@@ -279,7 +387,7 @@ impl Acc {
                 }
             }
             STATE_TYPE => {
-                self.r.state_records += 1;
+                self.r.state_records = self.r.state_records.saturating_add(1);
                 match HardState::decode(data) {
                     Ok(h) => self.r.hard_state = Some(h),
                     Err(e) => return Err(self.corrupt(name, f, CorruptKind::Decode(format!("HardState: {e}")))),
@@ -298,7 +406,7 @@ impl Acc {
             },
             ENTRY_TYPE => {
                 let r = &mut self.r;
-                r.entry_records += 1;
+                r.entry_records = r.entry_records.saturating_add(1);
                 let Some(e) = f.entry else { return Ok(()) };
                 if let Some(s) = r.segments.get_mut(slot) {
                     s.first_index.get_or_insert(e.index);
@@ -343,11 +451,11 @@ impl Acc {
             self.metadata_bytes = w.metadata_bytes;
             r.metadata = w.r.metadata;
         }
-        r.records += w.r.records;
-        r.crc_records += w.r.crc_records;
-        r.metadata_records += w.r.metadata_records;
-        r.entry_records += w.r.entry_records;
-        r.state_records += w.r.state_records;
+        r.records = r.records.saturating_add(w.r.records);
+        r.crc_records = r.crc_records.saturating_add(w.r.crc_records);
+        r.metadata_records = r.metadata_records.saturating_add(w.r.metadata_records);
+        r.entry_records = r.entry_records.saturating_add(w.r.entry_records);
+        r.state_records = r.state_records.saturating_add(w.r.state_records);
         for s in &l.pre_snaps {
             self.last = snapshot_moves(self.last, *s);
         }
@@ -359,7 +467,7 @@ impl Acc {
             r.last_index = w.r.last_index;
             r.last_term = w.r.last_term;
         }
-        r.overwritten += w.r.overwritten;
+        r.overwritten = r.overwritten.saturating_add(w.r.overwritten);
         r.index_gaps.extend(w.r.index_gaps);
         if let Some(fi) = w.r.first_index {
             r.first_index = Some(r.first_index.map_or(fi, |g| g.min(fi)));
@@ -398,7 +506,7 @@ fn follow(last: Option<u64>, index: u64, overwritten: &mut u64) -> Option<IndexG
     match last {
         None => None,
         Some(l) if index <= l => {
-            *overwritten += (l - index).saturating_add(1);
+            *overwritten = overwritten.saturating_add(l.saturating_sub(index).saturating_add(1));
             None
         }
         Some(l) if Some(index) != l.checked_add(1) => {
@@ -416,7 +524,7 @@ fn read_alone(segments: &[Segment], k: usize, sb: &mut StreamBuf) -> Partial {
     let seg = segments.get(k)?;
     let mut w = Acc::new(WalReport { segments: vec![SegmentReport::empty(seg)], ..WalReport::default() });
     w.local = Some(Local::default());
-    let last = k + 1 == segments.len();
+    let last = k.saturating_add(1) == segments.len();
     let mut last_index = None;
     let end = read_segment_frames(seg, k, last, 0, &mut last_index, sb, &mut |_, f| w.visit(0, &seg.name, f)).ok()?;
     Some((w, end))
@@ -480,7 +588,7 @@ fn merge_in_order(
             }
         }
         // Read in order with the real state: exactly the sequential read of this segment.
-        let last = k + 1 == segments.len();
+        let last = k.saturating_add(1) == segments.len();
         let mut last_index = acc.r.last_index;
         let sb = sb.get_or_insert_with(StreamBuf::default);
         let seed = acc.crc;
@@ -515,16 +623,32 @@ fn merge_in_order(
 /// The data-dir relation etcd relies on at boot: the backend's `consistent_index`
 /// is at least the newest usable snapshot's index (else etcd needs `<index>.snap.db`)
 /// and at most the WAL's last index (else the db is ahead of its log).
-pub fn consistent_index_problems(consistent_index: u64, snapshot: Option<u64>, wal_last: Option<u64>) -> Vec<String> {
+pub fn consistent_index_problems(
+    consistent_index: u64,
+    snapshot: Option<u64>,
+    wal_last: Option<u64>,
+) -> Vec<WalFinding> {
     let mut p = Vec::new();
     if let Some(s) = snapshot {
         if consistent_index < s {
-            p.push(format!("db consistent_index {consistent_index} is below the snapshot index {s} (etcd would need {s:016x}.snap.db)"));
+            let mut f = WalFinding::new(
+                WalFindingKind::ConsistentIndexBelowSnapshot,
+                format!(
+                    "db consistent_index {consistent_index} is below the snapshot index {s} (etcd would need {s:016x}.snap.db)"
+                ),
+            );
+            f.index = Some(consistent_index);
+            p.push(f);
         }
     }
     if let Some(l) = wal_last {
         if consistent_index > l {
-            p.push(format!("db consistent_index {consistent_index} is beyond the WAL's last index {l}"));
+            let mut f = WalFinding::new(
+                WalFindingKind::ConsistentIndexBeyondWal,
+                format!("db consistent_index {consistent_index} is beyond the WAL's last index {l}"),
+            );
+            f.index = Some(consistent_index);
+            p.push(f);
         }
     }
     p

@@ -37,11 +37,12 @@ pub(crate) fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
     let mut v: u64 = 0;
     for i in 0..10u32 {
         let b = *buf.get(*pos).ok_or(WireError::Truncated)?;
-        *pos += 1;
+        *pos = pos.saturating_add(1);
         if i == 9 && b > 1 {
             return Err(WireError::BadVarint);
         }
-        v |= u64::from(b & 0x7f) << (7 * i);
+        // i < 10: the shift is at most 63.
+        v |= u64::from(b & 0x7f).wrapping_shl(7u32.saturating_mul(i));
         if b & 0x80 == 0 {
             return Ok(v);
         }
@@ -116,10 +117,17 @@ impl<'a> Iterator for Fields<'a> {
 /// Appends a varint.
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        // The low seven bits, with the continuation bit.
+        out.push(v.to_le_bytes()[0] | 0x80);
         v >>= 7;
     }
-    out.push(v as u8);
+    out.push(v.to_le_bytes()[0]);
+}
+
+/// The low 32 bits of a varint value, little-endian, as gogo keeps them for 32-bit fields.
+pub(crate) fn low32(v: u64) -> [u8; 4] {
+    let [a, b, c, d, ..] = v.to_le_bytes();
+    [a, b, c, d]
 }
 
 #[cfg(test)]

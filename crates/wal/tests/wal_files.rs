@@ -11,10 +11,16 @@ use etcdsnap_wal::record::SNAPSHOT_TYPE;
 use etcdsnap_wal::record::{Encoder, CRC_TYPE, ENTRY_TYPE, METADATA_TYPE, STATE_TYPE};
 use etcdsnap_wal::repair::{repair, RepairOutcome};
 use etcdsnap_wal::{
-    list_segments, read_wal, segment_name, verify, verify_with, CorruptKind, SegmentDecoder, WalReport,
+    list_segments, read_wal, segment_name, verify, verify_with, CorruptKind, SegmentDecoder, WalFinding,
+    WalFindingKind, WalReport,
 };
 
 const SEG0: &str = "0000000000000000-0000000000000000.wal";
+
+/// The report's problem messages, one per line.
+fn messages(r: &WalReport) -> String {
+    r.problems().iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("\n")
+}
 
 fn wal_dir(v: EtcdVersion) -> PathBuf {
     v.fixture_dir().join("member/wal")
@@ -101,7 +107,7 @@ fn fixtures_verify_clean() {
     for v in EtcdVersion::ALL {
         let snap = v.fixture_dir().join("member/snap");
         let r = verify(&wal_dir(v), Some(&snap)).unwrap();
-        assert_eq!(r.problems(), Vec::<String>::new(), "{v}");
+        assert_eq!(r.problems(), Vec::<WalFinding>::new(), "{v}");
         assert_eq!(r.segments.len(), 1);
         assert_eq!(r.first_index, Some(1));
         let hs = r.hard_state.clone().unwrap();
@@ -175,8 +181,14 @@ fn flipped_byte_is_a_crc_error_naming_segment_offset_and_index() {
     assert_eq!(c.index, target.index);
     assert!(matches!(c.kind, CorruptKind::CrcMismatch { .. }), "{c}");
     assert!(r.torn.is_none());
-    let msg = r.problems().join("\n");
+    let msg = messages(&r);
     assert!(msg.contains(&format!("{SEG0}: offset {}: index {}", target.offset, target.index.unwrap())), "{msg}");
+    let p = r.problems();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(
+        (p[0].kind.code(), p[0].file.as_deref(), p[0].offset),
+        ("crc-mismatch", Some(SEG0), Some(target.offset))
+    );
     // Repair refuses: this is not a torn tail.
     assert!(matches!(repair(&dir), Err(etcdsnap_wal::WalError::Corrupt(_))));
 }
@@ -241,7 +253,7 @@ fn torn_tail_is_reported_and_repaired() {
         }
         assert_eq!(fs::metadata(dir.join(SEG0)).unwrap().len(), off);
         let r = verify(&dir, None).unwrap();
-        assert_eq!(r.problems(), Vec::<String>::new());
+        assert_eq!(r.problems(), Vec::<WalFinding>::new());
         assert!(matches!(repair(&dir).unwrap(), RepairOutcome::NothingToRepair { .. }));
     }
 }
@@ -254,7 +266,7 @@ fn split_segments_verify_and_sequence_gap_is_reported() {
     let (a, b) = (entries[500], entries[1000]);
     write_segments(&dir, &recs, &[a, b]);
     let r = verify(&dir, None).unwrap();
-    assert_eq!(r.problems(), Vec::<String>::new());
+    assert_eq!(r.problems(), Vec::<WalFinding>::new());
     assert_eq!(r.segments.len(), 3);
     assert_eq!(r.segments[1].segment.index, a);
     assert_eq!(r.segments[1].first_index, Some(a));
@@ -273,7 +285,13 @@ fn split_segments_verify_and_sequence_gap_is_reported() {
     fs::rename(&segs[1].path, dir.join(segment_name(7, a))).unwrap();
     let r = verify(&dir, None).unwrap();
     assert_eq!(r.sequence_gaps.len(), 2);
-    assert!(r.problems().iter().any(|p| p.contains("segment sequence gap")), "{:?}", r.problems());
+    assert!(
+        r.problems()
+            .iter()
+            .any(|p| p.kind == WalFindingKind::SequenceGap && p.message.contains("segment sequence gap")),
+        "{:?}",
+        r.problems()
+    );
 }
 
 #[test]
@@ -313,7 +331,7 @@ fn snap_file_crc_mismatch_is_reported() {
     b[n - 100] ^= 0x20;
     fs::write(snap.join(name), &b).unwrap();
     let r = verify(&wal_dir(v), Some(&snap)).unwrap();
-    let p = r.problems().join("\n");
+    let p = messages(&r);
     assert!(p.contains(name) && p.contains("crc mismatch"), "{p}");
 }
 
@@ -373,7 +391,7 @@ fn parallel_verify_matches_sequential_on_fixtures_and_splits() {
         let recs = records(&wal_dir(v));
         let dir = split_dir(&format!("wal-par-split-{v}"), &recs, &even_cuts(&recs, 6));
         let r = parallel_matches(&dir, None);
-        assert_eq!(r.problems(), Vec::<String>::new(), "{v}");
+        assert_eq!(r.problems(), Vec::<WalFinding>::new(), "{v}");
         assert_eq!(r.segments.len(), 6);
         assert_eq!(r.crc_records, 6);
         assert!(r.segments.iter().all(|s| s.data_end > 0 && s.first_index.is_some()));
@@ -381,7 +399,7 @@ fn parallel_verify_matches_sequential_on_fixtures_and_splits() {
         let snaps: Vec<usize> = (0..recs.len()).filter(|&i| recs[i].rec_type == SNAPSHOT_TYPE).collect();
         let dir = split_dir(&format!("wal-par-snaps-{v}"), &recs, &snaps);
         let r = parallel_matches(&dir, None);
-        assert_eq!(r.problems(), Vec::<String>::new(), "{v}");
+        assert_eq!(r.problems(), Vec::<WalFinding>::new(), "{v}");
         assert_eq!(r.segments.len(), snaps.len() + 1);
     }
 }
@@ -511,14 +529,14 @@ fn parallel_verify_matches_sequential_on_damaged_splits() {
     let (rec_bytes, pad) = etcdsnap_wal::record::decode_frame_size(u64::from_le_bytes(b[..8].try_into().unwrap()));
     fs::write(&segs[2].path, &b[(8 + rec_bytes + pad) as usize..]).unwrap();
     let r = parallel_matches(&dir, None);
-    assert_eq!(r.problems(), Vec::<String>::new());
+    assert_eq!(r.problems(), Vec::<WalFinding>::new());
     assert_eq!(r.crc_records, 4);
     for s in segs.iter().skip(1).rev() {
         fs::rename(&s.path, dir.join(segment_name(s.seq + 1, s.index))).unwrap();
     }
     fs::write(dir.join(segment_name(1, segs[1].index)), vec![0u8; 4096]).unwrap();
     let r = parallel_matches(&dir, None);
-    assert_eq!(r.problems(), Vec::<String>::new());
+    assert_eq!(r.problems(), Vec::<WalFinding>::new());
     assert_eq!(r.segments.len(), 6);
 }
 
@@ -583,7 +601,7 @@ fn rewrite_renames_auth_role_permission_ranges() {
         after,
         vec![(b"/t1/".to_vec(), b"/t10".to_vec()), (b"/t1/registry/a".to_vec(), b"/t1/registry/b".to_vec())]
     );
-    assert_eq!(verify(&out, None).unwrap().problems(), Vec::<String>::new());
+    assert_eq!(verify(&out, None).unwrap().problems(), Vec::<WalFinding>::new());
 
     // A filter without renames leaves them alone.
     let rules = KeyRules { include: vec![b"/tenant-1/".to_vec()], ..KeyRules::default() };

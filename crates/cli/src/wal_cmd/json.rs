@@ -3,7 +3,7 @@
 use etcdsnap_wal::proto::etcdserverpb::{
     compare::TargetUnion, request_op, Compare, InternalRaftRequest, Request, RequestOp, TxnRequest,
 };
-use etcdsnap_wal::verify::WalReport;
+use etcdsnap_wal::verify::{WalFinding, WalReport};
 use etcdsnap_wal::{Layout, Payload, RawEntry};
 use serde_json::{json, Map, Value};
 
@@ -13,7 +13,7 @@ fn b(v: &[u8]) -> Value {
     serde_json::to_value(Bytes(v)).unwrap_or(Value::Null)
 }
 
-pub fn verify_json(layout: &Layout, r: &WalReport, ci: Option<u64>, problems: &[String]) -> Value {
+pub fn verify_json(layout: &Layout, r: &WalReport, ci: Option<u64>, problems: &[WalFinding]) -> Value {
     json!({
         "wal_dir": layout.wal_dir.display().to_string(),
         "snap_dir": layout.snap_dir.as_ref().map(|p| p.display().to_string()),
@@ -59,7 +59,9 @@ pub fn verify_json(layout: &Layout, r: &WalReport, ci: Option<u64>, problems: &[
         })).collect::<Vec<_>>(),
         "usable_snapshot": r.usable_snapshot.map(|s| json!({"index": s.index, "term": s.term})),
         "consistent_index": ci,
-        "problems": problems,
+        "problems": problems.iter().map(|p| json!({
+            "kind": p.kind.code(), "file": p.file, "offset": p.offset, "index": p.index, "message": p.message,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -51,7 +51,7 @@ pub enum KeysError {
     #[error("rename {0:?} is not FROM=TO with a non-empty FROM")]
     BadRename(String),
     /// A key both kept and dropped explicitly.
-    #[error("key {0:?} is both in --keep-key and --drop-key")]
+    #[error("key {0:?} is both kept and dropped explicitly")]
     Conflict(String),
 }
 

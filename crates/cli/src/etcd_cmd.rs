@@ -1,5 +1,7 @@
 //! Commands on etcd snapshot and db files: status, hashkv, verify, keys, get.
 
+use std::borrow::Cow;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -71,13 +73,19 @@ pub struct KeysArgs {
     file: PathBuf,
     /// Only keys starting with this prefix.
     #[arg(long, default_value = "")]
-    prefix: String,
+    prefix: OsString,
     /// Revision to read at [default: the latest].
     #[arg(long, default_value_t = 0)]
     rev: i64,
     /// List every stored revision (puts, tombstones, markers) instead of the key space at a revision.
     #[arg(long, conflicts_with = "rev")]
     all_revisions: bool,
+    /// At most this many lines (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+    /// Print keys as hex escapes (`\x2f\x72…`, as etcdctl --hex) instead of raw bytes.
+    #[arg(long)]
+    hex: bool,
     /// Print JSON Lines.
     #[arg(long)]
     json: bool,
@@ -87,14 +95,56 @@ pub struct KeysArgs {
 pub struct GetArgs {
     /// Snapshot file or raw member/snap/db.
     file: PathBuf,
-    /// The key.
-    key: String,
+    /// The key (with --prefix: the prefix).
+    key: OsString,
+    /// Get every key starting with KEY, in key order.
+    #[arg(long)]
+    prefix: bool,
+    /// At most this many keys (0: no limit); JSON `count` still counts them all, as etcd's.
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+    /// Print only keys (each followed by an empty line, as etcdctl --keys-only).
+    #[arg(long, conflicts_with = "print_value_only")]
+    keys_only: bool,
+    /// Print only values.
+    #[arg(long)]
+    print_value_only: bool,
+    /// Print keys and values as hex escapes (`\x2f\x72…`, as etcdctl --hex) instead of raw bytes.
+    #[arg(long)]
+    hex: bool,
     /// Revision to read at [default: the latest].
     #[arg(long, default_value_t = 0)]
     rev: i64,
     /// Print JSON shaped like `etcdctl get -w json` (revision, count, kvs).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["print_value_only", "hex"])]
     json: bool,
+}
+
+/// Command-line bytes as given (no UTF-8 required on Unix, like etcdctl's arguments).
+fn arg_bytes(s: &OsStr) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        s.as_bytes().to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        s.to_string_lossy().as_bytes().to_vec()
+    }
+}
+
+/// Bytes as etcdctl --hex prints them: every byte as `\xNN`.
+fn hex_escaped(b: &[u8]) -> Vec<u8> {
+    b.iter().flat_map(|c| format!("\\x{c:02x}").into_bytes()).collect()
+}
+
+/// Bytes as given, or hex-escaped with `hex`.
+fn shown(b: &[u8], hex: bool) -> Cow<'_, [u8]> {
+    if hex {
+        Cow::Owned(hex_escaped(b))
+    } else {
+        Cow::Borrowed(b)
+    }
 }
 
 fn map(path: &Path) -> Result<MappedFile> {
@@ -459,9 +509,11 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     }
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
-    let sel = Selection { prefix: a.prefix.as_bytes().to_vec(), key: None };
+    let sel = Selection { prefix: arg_bytes(&a.prefix), key: None };
+    let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     if a.all_revisions {
-        for s in all_revisions(&db, &sel).with_context(|| format!("reading {}", a.file.display()))? {
+        let all = all_revisions(&db, &sel).with_context(|| format!("reading {}", a.file.display()))?;
+        for s in all.iter().take(limit) {
             if a.json {
                 out.json(&StoredJson {
                     revision: s.at.rev.main,
@@ -472,17 +524,19 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
                 })?;
             } else {
                 let mark = if s.at.tombstone { " (deleted)" } else { "" };
-                out.line(format!("{}{mark}  {}", s.at.rev, display_bytes(s.kv.key)))?;
+                let mut line = format!("{}{mark}  ", s.at.rev).into_bytes();
+                line.extend_from_slice(&shown(s.kv.key, a.hex));
+                out.bytes_line(&line)?;
             }
         }
         return Ok(Outcome::Clean);
     }
     let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
-    for v in &keys {
+    for v in keys.iter().take(limit) {
         if a.json {
             out.json(&KvJson::from(&v.kv))?;
         } else {
-            out.line(display_bytes(v.kv.key))?;
+            out.bytes_line(&shown(v.kv.key, a.hex))?;
         }
     }
     Ok(Outcome::Clean)
@@ -492,6 +546,9 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
 struct GetJson<'a> {
     revision: i64,
     count: usize,
+    /// More keys matched than `--limit` let through (etcd's `more`, omitted when false like etcdctl's).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    more: bool,
     kvs: Vec<KvJson<'a>>,
 }
 
@@ -501,19 +558,37 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
     }
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
-    let sel = Selection { prefix: Vec::new(), key: Some(a.key.as_bytes().to_vec()) };
+    let key = arg_bytes(&a.key);
+    let sel =
+        if a.prefix { Selection { prefix: key, key: None } } else { Selection { prefix: Vec::new(), key: Some(key) } };
     let (rev, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
+    let limit = if a.limit == 0 { usize::MAX } else { a.limit };
+    let shown_keys = &keys[..keys.len().min(limit)];
     if a.json {
         out.json(&GetJson {
             revision: rev,
             count: keys.len(),
-            kvs: keys.iter().map(|v| KvJson::from(&v.kv)).collect(),
+            more: shown_keys.len() < keys.len(),
+            kvs: shown_keys
+                .iter()
+                .map(|v| {
+                    let mut kv = KvJson::from(&v.kv);
+                    if a.keys_only {
+                        kv.value = Bytes(b"");
+                    }
+                    kv
+                })
+                .collect(),
         })?;
-    } else {
-        for v in &keys {
-            out.line(display_bytes(v.kv.key))?;
-            out.line(String::from_utf8_lossy(v.kv.value))?;
+        return Ok(Outcome::Clean);
+    }
+    // As etcdctl's simple output: key line, value line, raw bytes (a value may hold newlines).
+    for v in shown_keys {
+        if !a.print_value_only {
+            out.bytes_line(&shown(v.kv.key, a.hex))?;
         }
+        let value = if a.keys_only { &[][..] } else { v.kv.value };
+        out.bytes_line(&shown(value, a.hex))?;
     }
     Ok(Outcome::Clean)
 }

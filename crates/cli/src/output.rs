@@ -43,6 +43,12 @@ impl Out {
         self.w.write_all(b"\n").map_err(Self::map)
     }
 
+    /// Writes raw bytes and a newline, unchanged (keys and values are not text).
+    pub fn bytes_line(&mut self, b: &[u8]) -> anyhow::Result<()> {
+        self.w.write_all(b).map_err(Self::map)?;
+        self.w.write_all(b"\n").map_err(Self::map)
+    }
+
     /// Writes one value as a line of JSON.
     pub fn json(&mut self, v: &impl Serialize) -> anyhow::Result<()> {
         serde_json::to_writer(&mut self.w, v).map_err(|e| match e.io_error_kind() {

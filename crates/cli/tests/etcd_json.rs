@@ -130,6 +130,9 @@ struct StoredJson {
 struct GetJson {
     revision: i64,
     count: usize,
+    /// Omitted when false, like etcdctl's.
+    #[serde(default)]
+    more: bool,
     kvs: Vec<KvJson>,
 }
 
@@ -233,7 +236,12 @@ fn keys_and_get_json_contract() {
     assert_eq!(g.kvs[0].key, JBytes::Text("compact_rev_key".into()));
     let (out, _) = run(&args(&["get", &f, "no-such-key", "--json"]), 0);
     let g: GetJson = one(&out);
-    assert_eq!((g.count, g.kvs.len()), (0, 0));
+    assert_eq!((g.count, g.kvs.len(), g.more), (0, 0, false));
+    // --limit: count is every match, as etcd's; `more` says some were left out.
+    let (out, _) = run(&args(&["get", &f, "/tenant-1/", "--prefix", "--limit", "3", "--json"]), 0);
+    let g: GetJson = one(&out);
+    assert!(g.count > 3 && g.more && g.kvs.len() == 3, "{g:?}");
+    assert!(!String::from_utf8_lossy(&out).contains("\"more\":false"));
 
     for bad in [
         args(&["keys", &f, "--rev", "1000", "--json"]),

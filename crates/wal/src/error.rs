@@ -11,13 +11,14 @@ pub type Result<T, E = WalError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WalError {
-    /// An I/O error on a named path.
-    #[error("{}: {source}", path.display())]
+    /// An I/O error on a named path (the OS error is in the message, and only
+    /// there: it is not also a `source`, so an error chain prints it once).
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The WAL is damaged somewhere other than a torn tail.
     #[error("{0}")]
@@ -29,7 +30,7 @@ pub enum WalError {
 
 impl WalError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        WalError::Io { path: path.into(), source }
+        WalError::Io { path: path.into(), cause: source }
     }
 }
 

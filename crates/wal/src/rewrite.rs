@@ -283,6 +283,12 @@ pub fn rewrite(in_dir: &Path, out_dir: &Path, rules: &KeyRules) -> Result<Rewrit
     if let Some((a, b)) = crate::segment::sequence_gaps(&segments).first() {
         return Err(WalError::Invalid(format!("segment sequence gap: {b} does not follow {a}")));
     }
+    if let Some(parent) = out_dir.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        return Err(WalError::Invalid(format!(
+            "{}: the parent of the output directory is not an existing directory",
+            parent.display()
+        )));
+    }
     if out_dir.exists() {
         let mut rd = fs::read_dir(out_dir).map_err(|e| WalError::io(out_dir, e))?;
         if rd.next().is_some() {

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use etcdsnap_bolt::builder::{BuildOptions, Builder, DEFAULT_FILL_PERCENT};
-use etcdsnap_bolt::{AtomicFile, Bucket, Db, MappedFile};
-use etcdsnap_keys::{encryption, KeyRules};
+use etcdsnap_bolt::{AtomicFile, Bucket, Cancel, CreateOptions, Db, MappedFile, StaleTemp};
+use etcdsnap_keys::{encryption, KeyRules, RuleCounter, RuleMatch};
 use etcdsnap_proto::{authpb, Message};
 
 use crate::error::{MvccError, Result};
@@ -31,6 +31,14 @@ use crate::trailer::{self, Trailer, TRAILER_LEN};
 
 /// The key kube-apiserver writes, unprefixed, shared by every tenant of an etcd.
 pub const COMPACT_REV_KEY: &[u8] = b"compact_rev_key";
+
+/// Revisions a rewrite leaves free above the new latest one: etcd's revisions
+/// are int64 and every write takes one; a bump that left fewer would put the
+/// store within reach of the end.
+pub const MIN_REVISION_HEADROOM: i64 = 1 << 62;
+
+/// Poll the cancel flag every this many entries.
+const CANCEL_EVERY: u64 = 4096;
 
 /// Options of [`rewrite`].
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +61,12 @@ pub struct RewriteOptions {
     pub page_size: Option<u32>,
     /// Fill percent of the output's pages.
     pub fill_percent: f64,
+    /// Accept rules that match no key (refused by default: usually a typo).
+    pub allow_empty_rules: bool,
+    /// Whether an existing output may be replaced and stale temporary files removed.
+    pub output: CreateOptions,
+    /// Stops the rewrite (the temporary file is removed) once set.
+    pub cancel: Cancel,
 }
 
 impl Default for RewriteOptions {
@@ -67,6 +81,9 @@ impl Default for RewriteOptions {
             trailer: TrailerMode::LikeInput,
             page_size: None,
             fill_percent: DEFAULT_FILL_PERCENT,
+            allow_empty_rules: false,
+            output: CreateOptions::default(),
+            cancel: Cancel::default(),
         }
     }
 }
@@ -113,6 +130,12 @@ pub struct RewriteReport {
     pub key_bound_renamed: u64,
     /// Roles whose permissions were renamed.
     pub roles_rewritten: u64,
+    /// Every permission a rename changed.
+    pub permissions_changed: Vec<PermissionChange>,
+    /// Each key rule and how many stored revisions it matched.
+    pub rules: Vec<RuleMatch>,
+    /// Temporary files of earlier, killed runs found beside the output.
+    pub stale_temps: Vec<StaleTemp>,
     /// `compact_rev_key`.
     pub compact_rev_key: CompactRevKey,
     /// Latest revision of the input.
@@ -137,6 +160,21 @@ pub struct RewriteReport {
     pub bytes_out: u64,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// One auth role permission a rename changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionChange {
+    /// The role.
+    pub role: Vec<u8>,
+    /// `authpb.Permission.permType`: 0 read, 1 write, 2 readwrite.
+    pub perm_type: i32,
+    /// The permission's key in the input.
+    pub key: Vec<u8>,
+    /// Its range end in the input (empty: the single key; `\0`: to the end).
+    pub range_end: Vec<u8>,
+    /// The `(key, range_end)` permissions of this type it became.
+    pub now: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Progress of a long rewrite, for a progress bar.
@@ -165,6 +203,8 @@ struct Plan<'a> {
     scheduled: Option<i64>,
     finished: Option<i64>,
     revisions: u64,
+    rules: Vec<RuleMatch>,
+    cancel: Cancel,
     _keys: std::marker::PhantomData<&'a ()>,
 }
 
@@ -193,10 +233,14 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     let mut spill: HashMap<Vec<u8>, &'a [u8]> = HashMap::new();
     let (mut key_bound, mut first_key_bound) = (0u64, None::<&[u8]>);
     let (mut present, mut revisions) = (false, 0u64);
+    let mut counter = RuleCounter::new(rules);
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
             let e = e?;
             revisions += 1;
+            if revisions % CANCEL_EVERY == 0 {
+                opts.cancel.check()?;
+            }
             if revisions % 65536 == 0 {
                 progress.update("analysing", revisions, 0);
             }
@@ -212,6 +256,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             }
             let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
             present |= kv.key == COMPACT_REV_KEY;
+            counter.count(rules, kv.key);
             if !rules.keeps(kv.key) {
                 continue;
             }
@@ -287,11 +332,27 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             display(first)
         )));
     }
+    let unmatched = counter.unmatched();
+    if !unmatched.is_empty() && !opts.allow_empty_rules {
+        let names: Vec<String> = unmatched.iter().map(ToString::to_string).collect();
+        return Err(MvccError::Invalid(format!(
+            "{} matched no key in {revisions} stored revisions (a typo?); pass --allow-empty-rules if that is \
+             intended; nothing was written",
+            names.join(", ")
+        )));
+    }
     let mut markers = Vec::new();
     let new_latest = match opts.bump_revision {
         Some(n) => {
-            let main =
-                old_latest.main.checked_add(n).ok_or_else(|| MvccError::Invalid("--bump-revision overflows".into()))?;
+            let max = i64::MAX - MIN_REVISION_HEADROOM;
+            let main = old_latest.main.checked_add(n).filter(|&m| m <= max).ok_or_else(|| {
+                MvccError::Invalid(format!(
+                    "--bump-revision {n} would take the latest revision from {} to beyond {max}, leaving fewer than \
+                     2^62 revisions before etcd's int64 limit; at most {} is allowed here",
+                    old_latest.main,
+                    max.saturating_sub(old_latest.main)
+                ))
+            })?;
             markers.push(Revision::new(main, 0));
             main
         }
@@ -337,6 +398,8 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
         scheduled,
         finished,
         revisions,
+        rules: counter.into_matches(),
+        cancel: opts.cancel.clone(),
         _keys: std::marker::PhantomData,
     })
 }
@@ -354,6 +417,7 @@ struct Counts {
     leases_dropped: u64,
     leases_orphaned: u64,
     roles_rewritten: u64,
+    permissions_changed: Vec<PermissionChange>,
     // Written values by encryption provider (after filtering and compaction).
     encrypted: BTreeMap<String, u64>,
 }
@@ -378,6 +442,9 @@ fn write_key_bucket<W: Write>(
     for e in b.cursor() {
         let e = e?;
         done += 1;
+        if done % CANCEL_EVERY == 0 {
+            plan.cancel.check()?;
+        }
         if done % 65536 == 0 {
             progress.update("writing", done, plan.revisions);
         }
@@ -487,10 +554,11 @@ fn write_roles<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules,
         }
         let mut role =
             authpb::Role::decode(e.value).map_err(|err| MvccError::value(AUTH_ROLES, e.key, err.to_string()))?;
-        let mut changed = false;
-        for p in &mut role.key_permission {
-            let (k, end) = rules.renamed_range(&p.key, &p.range_end);
-            if k.is_empty() {
+        let mut perms: Vec<authpb::Permission> = Vec::with_capacity(role.key_permission.len());
+        let mut changes = Vec::new();
+        for p in &role.key_permission {
+            let now = rules.renamed_permission(&p.key, &p.range_end);
+            if now.iter().any(|(k, _)| k.is_empty()) {
                 // etcd refuses a permission with an empty key (isValidPermissionRange).
                 return Err(MvccError::Invalid(format!(
                     "rename of the permission on {} of role {} gives the empty key, which etcd rejects; nothing was \
@@ -499,20 +567,42 @@ fn write_roles<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules,
                     display(&role.name)
                 )));
             }
-            if k != p.key || end != p.range_end {
-                p.key = k;
-                p.range_end = end;
-                changed = true;
+            if now.len() != 1 || now.first().is_some_and(|(k, end)| *k != p.key || *end != p.range_end) {
+                changes.push(PermissionChange {
+                    role: role.name.clone(),
+                    perm_type: p.perm_type,
+                    key: p.key.clone(),
+                    range_end: p.range_end.clone(),
+                    now: now.clone(),
+                });
+            }
+            for (key, range_end) in now {
+                add_permission(&mut perms, authpb::Permission { perm_type: p.perm_type, key, range_end });
             }
         }
-        if changed {
-            c.roles_rewritten += 1;
-            out.put(e.key, &role.encode_to_vec())?;
-        } else {
+        if changes.is_empty() {
             out.put(e.key, e.value)?;
+            continue;
         }
+        // etcd keeps a role's permissions sorted by key (RoleGrantPermission's permSlice).
+        perms.sort_by(|a, b| a.key.cmp(&b.key));
+        role.key_permission = perms;
+        c.roles_rewritten += 1;
+        c.permissions_changed.extend(changes);
+        out.put(e.key, &role.encode_to_vec())?;
     }
     Ok(())
+}
+
+/// Adds `p` as etcd's RoleGrantPermission would: a grant on a range the role
+/// already has merges the permission types instead of listing the range twice.
+fn add_permission(perms: &mut Vec<authpb::Permission>, p: authpb::Permission) {
+    const READWRITE: i32 = 2;
+    match perms.iter_mut().find(|q| q.key == p.key && q.range_end == p.range_end) {
+        Some(q) if q.perm_type != p.perm_type => q.perm_type = READWRITE,
+        Some(_) => {}
+        None => perms.push(p),
+    }
 }
 
 /// Writes every bucket of `db`, transformed, into `out` (run twice: layout, then output).
@@ -553,7 +643,22 @@ fn validate(opts: &RewriteOptions) -> Result<()> {
 }
 
 /// Rewrites the snapshot or db at `input` into `output` (see the module docs).
+///
+/// Once `opts.cancel` is set the rewrite stops, removes its temporary file and
+/// returns the bolt layer's `Interrupted` error.
 pub fn rewrite(
+    input: &Path,
+    output: &Path,
+    opts: &RewriteOptions,
+    progress: &mut dyn Progress,
+) -> Result<RewriteReport> {
+    rewrite_inner(input, output, opts, progress).map_err(|e| match opts.cancel.reason() {
+        Some(signal) => MvccError::Bolt(etcdsnap_bolt::Error::Interrupted { signal }),
+        None => e,
+    })
+}
+
+fn rewrite_inner(
     input: &Path,
     output: &Path,
     opts: &RewriteOptions,
@@ -592,9 +697,9 @@ pub fn rewrite(
     let layout = layout.finish()?;
 
     let want_trailer = opts.trailer.wants_trailer(trailer_in.is_present());
-    let mut atomic = AtomicFile::create(output, &[input])?;
+    let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
     let out_file = atomic.file()?;
-    let ((c, summary), trailer_out) = crate::stream::write_hashed(out_file, output, want_trailer, |w| {
+    let ((c, summary), trailer_out) = crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, |w| {
         let mut out = Builder::streamed(w, build, &layout)?;
         let mut c = Counts::default();
         emit(&db, &mut out, &plan, opts, &mut c, progress)?;
@@ -606,6 +711,8 @@ pub fn rewrite(
         f.write_all(d).map_err(|source| MvccError::Io { path: output.to_path_buf(), source })?;
     }
     let bytes_out = summary.bytes + if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 };
+    opts.cancel.check()?;
+    let stale_temps = atomic.stale().to_vec();
     atomic.commit()?;
 
     // Figures of what was written, read back from the output.
@@ -628,6 +735,9 @@ pub fn rewrite(
         encrypted: c.encrypted,
         key_bound_renamed: plan.key_bound_renamed,
         roles_rewritten: c.roles_rewritten,
+        permissions_changed: c.permissions_changed,
+        rules: plan.rules,
+        stale_temps,
         compact_rev_key: plan.compact_rev_key,
         old_revision: plan.old_latest.main,
         new_revision: plan.new_latest,

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
+use etcdsnap_bolt::Cancel;
 use sha2::{Digest, Sha256};
 
 use crate::error::{MvccError, Result};
@@ -20,10 +21,15 @@ pub struct ChunkWriter {
     full: SyncSender<Vec<u8>>,
     empty: Receiver<Vec<u8>>,
     written: u64,
+    cancel: Cancel,
 }
 
 impl ChunkWriter {
     fn send(&mut self) -> io::Result<()> {
+        // Not ErrorKind::Interrupted: write_all retries on that.
+        if self.cancel.reason().is_some() {
+            return Err(io::Error::other("interrupted"));
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -74,18 +80,26 @@ fn drain(
 
 /// Runs `produce` with a writer whose bytes go to `file` (from its current
 /// position) on another thread, hashed with SHA-256 when `hash` is set.
-/// Returns what `produce` returned and the digest.
+/// Returns what `produce` returned and the digest. Once `cancel` is set the
+/// writer fails at its next chunk, which ends `produce`.
 pub fn write_hashed<T>(
     file: &mut File,
     path: &Path,
     hash: bool,
+    cancel: &Cancel,
     produce: impl FnOnce(&mut ChunkWriter) -> Result<T>,
 ) -> Result<(T, Option<[u8; TRAILER_LEN]>)> {
     let (full_tx, full_rx) = sync_channel::<Vec<u8>>(2);
     let (empty_tx, empty_rx) = channel::<Vec<u8>>();
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || drain(file, full_rx, empty_tx, hash));
-        let mut w = ChunkWriter { buf: Vec::with_capacity(CHUNK), full: full_tx, empty: empty_rx, written: 0 };
+        let mut w = ChunkWriter {
+            buf: Vec::with_capacity(CHUNK),
+            full: full_tx,
+            empty: empty_rx,
+            written: 0,
+            cancel: cancel.clone(),
+        };
         let produced = produce(&mut w).and_then(|t| {
             w.flush().map_err(|source| MvccError::Io { path: path.to_path_buf(), source })?;
             Ok(t)
@@ -115,7 +129,7 @@ mod tests {
         let path = dir.join("out");
         let mut f = File::create(&path).unwrap();
         let data: Vec<u8> = (0..(3 * CHUNK + 12345)).map(|i| (i * 31 % 251) as u8).collect();
-        let ((), digest) = write_hashed(&mut f, &path, true, |w| {
+        let ((), digest) = write_hashed(&mut f, &path, true, &Cancel::default(), |w| {
             for piece in data.chunks(100_003) {
                 w.write_all(piece).unwrap();
             }

@@ -38,6 +38,9 @@ pub struct CompactArgs {
     output: PathBuf,
     #[command(flatten)]
     layout: crate::layout_args::LayoutArgs,
+    /// Replace an existing OUT, and remove temporary files interrupted runs left beside it.
+    #[arg(long)]
+    force: bool,
     /// Print a JSON report.
     #[arg(long)]
     json: bool,
@@ -89,11 +92,11 @@ pub fn run(cmd: BoltCommand) -> Result<Outcome> {
 }
 
 fn map(path: &Path) -> Result<MappedFile> {
-    MappedFile::open(path).with_context(|| format!("cannot read {}", path.display()))
+    crate::paths::map_file(path)
 }
 
 fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
-    Db::open(file).with_context(|| format!("{} is not a readable bbolt file", path.display()))
+    crate::paths::open_bolt(path, file)
 }
 
 #[derive(Serialize)]
@@ -428,6 +431,7 @@ struct CompactJson {
     keys: u64,
     trailer_in: &'static str,
     trailer_out: Option<String>,
+    stale_temp_files: Vec<crate::output::StaleJson>,
     elapsed_ms: u64,
 }
 
@@ -435,10 +439,13 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
     use etcdsnap_mvcc::snapshot::CompactOptions;
     use etcdsnap_mvcc::trailer::hex;
     let l = a.layout.layout()?;
+    crate::paths::check_snapshot_input(&a.input)?;
     let opts = CompactOptions {
         page_size: l.page_size,
         fill_percent: l.fill_percent,
         trailer: l.trailer,
+        output: etcdsnap_bolt::CreateOptions { overwrite: a.force, remove_stale: a.force },
+        cancel: crate::interrupt::cancel_on_signals()?,
         ..CompactOptions::default()
     };
     let r = etcdsnap_mvcc::snapshot::compact(&a.input, &a.output, &opts)
@@ -453,6 +460,7 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         keys: r.keys,
         trailer_in: r.trailer_in.name(),
         trailer_out: r.trailer_out.as_ref().map(hex),
+        stale_temp_files: crate::output::stale_files(&r.stale_temps),
         elapsed_ms: r.elapsed.as_millis() as u64,
     };
     if a.json {

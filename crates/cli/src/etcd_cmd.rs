@@ -148,13 +148,12 @@ fn shown(b: &[u8], hex: bool) -> Cow<'_, [u8]> {
 }
 
 fn map(path: &Path) -> Result<MappedFile> {
-    MappedFile::open(path).with_context(|| format!("cannot read {}", path.display()))
+    crate::paths::map_file(path)
 }
 
 /// The bbolt image of a snapshot (trailer cut off) or db file.
 fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
-    let (image, _) = trailer::split(file);
-    Db::open(image).with_context(|| format!("{} is not a readable bbolt file", path.display()))
+    crate::paths::open_snapshot(path, file)
 }
 
 /// The trailer as `status` reports it: verified only on request, as etcdutl never does.
@@ -452,7 +451,10 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
             out.line(format!("{}: {} problems", j.file, j.problem_count))?;
         }
         for f in &j.findings {
-            let mut at = vec![format!("bucket {}", display_bytes(&f.bucket.0))];
+            let mut at = Vec::new();
+            if !f.bucket.0.is_empty() {
+                at.push(format!("bucket {}", display_bytes(&f.bucket.0)));
+            }
             if let Some(p) = f.page {
                 at.push(format!("page {p}"));
             }
@@ -464,7 +466,11 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
             } else if let Some(k) = &f.key {
                 at.push(format!("key {}", display_bytes(&k.0)));
             }
-            out.line(format!("  {}: {}: {}", f.severity, at.join(", "), f.message))?;
+            if at.is_empty() {
+                out.line(format!("  {}: {}", f.severity, f.message))?;
+            } else {
+                out.line(format!("  {}: {}: {}", f.severity, at.join(", "), f.message))?;
+            }
         }
     }
     Ok(outcome)

@@ -7,8 +7,10 @@
 
 mod bolt_cmd;
 mod etcd_cmd;
+mod interrupt;
 mod layout_args;
 mod output;
+mod paths;
 mod rewrite_cmd;
 mod rules_args;
 mod wal_cmd;
@@ -79,10 +81,19 @@ fn main() -> ExitCode {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("etcdsnap: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => match interrupt::received() {
+            // A signal stopped a write: the library removed its temporary file.
+            Some((sig, name)) => {
+                eprintln!(
+                    "etcdsnap: interrupted by {name}; the temporary output file was removed, nothing was written"
+                );
+                ExitCode::from(u8::try_from(128 + sig).unwrap_or(130))
+            }
+            None => {
+                eprintln!("etcdsnap: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

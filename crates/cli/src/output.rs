@@ -95,6 +95,26 @@ impl Serialize for OwnedBytes {
     }
 }
 
+/// A stale temporary file found beside an output, in JSON reports.
+#[derive(Debug, Serialize)]
+pub struct StaleJson {
+    pub path: String,
+    pub bytes: u64,
+    pub removed: bool,
+}
+
+/// The stale temporary files for a JSON report; each kept one is also named on stderr.
+pub fn stale_files(stale: &[etcdsnap_bolt::StaleTemp]) -> Vec<StaleJson> {
+    for s in stale.iter().filter(|s| !s.removed) {
+        eprintln!(
+            "etcdsnap: warning: {} ({} bytes) is a temporary file an interrupted run left; --force removes it",
+            s.path.display(),
+            s.bytes
+        );
+    }
+    stale.iter().map(|s| StaleJson { path: s.path.display().to_string(), bytes: s.bytes, removed: s.removed }).collect()
+}
+
 /// Renders rows as left-aligned columns separated by two spaces.
 pub fn table(rows: &[Vec<String>]) -> Vec<String> {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);

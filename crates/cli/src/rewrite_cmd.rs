@@ -9,7 +9,7 @@ use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, NoProgress, Progress, Rewri
 use etcdsnap_mvcc::trailer::hex;
 use serde::Serialize;
 
-use crate::output::{table, Out};
+use crate::output::{stale_files, table, Bytes, Out, OwnedBytes, StaleJson};
 use crate::Outcome;
 
 #[derive(Debug, Args)]
@@ -38,11 +38,21 @@ pub struct RewriteArgs {
     /// Drop lease records that no kept key references.
     #[arg(long)]
     drop_orphan_leases: bool,
+    /// Accept key rules that match no key (by default an error: a typo would keep almost nothing).
+    #[arg(long)]
+    allow_empty_rules: bool,
+    /// Replace an existing OUT, and remove temporary files interrupted runs left beside it.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     layout: crate::layout_args::LayoutArgs,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+fn display(b: &[u8]) -> String {
+    etcdsnap_bolt::display_bytes(b)
 }
 
 /// A progress line on stderr, redrawn in place; only used when stderr is a terminal.
@@ -84,7 +94,49 @@ struct LeasesJson {
 }
 
 #[derive(Serialize)]
-struct ReportJson {
+struct RuleJson {
+    rule: &'static str,
+    value: OwnedBytes,
+    matched: u64,
+}
+
+#[derive(Serialize)]
+struct RangeJson<'a> {
+    key: Bytes<'a>,
+    range_end: Bytes<'a>,
+}
+
+#[derive(Serialize)]
+struct PermissionJson<'a> {
+    role: Bytes<'a>,
+    perm_type: &'static str,
+    key: Bytes<'a>,
+    range_end: Bytes<'a>,
+    now: Vec<RangeJson<'a>>,
+}
+
+/// etcdctl's names of `authpb.Permission.Type`.
+fn perm_name(t: i32) -> &'static str {
+    match t {
+        0 => "READ",
+        1 => "WRITE",
+        2 => "READWRITE",
+        _ => "UNKNOWN",
+    }
+}
+
+/// A permission range as etcdctl's `role get` shows it.
+fn range_text(key: &[u8], end: &[u8]) -> String {
+    let k = etcdsnap_bolt::display_bytes(key);
+    match end {
+        [] => k,
+        [0] => format!("[{k}, <open ended>"),
+        e => format!("[{k}, {})", etcdsnap_bolt::display_bytes(e)),
+    }
+}
+
+#[derive(Serialize)]
+struct ReportJson<'a> {
     input: String,
     output: String,
     old_revision: i64,
@@ -96,6 +148,8 @@ struct ReportJson {
     encrypted: std::collections::BTreeMap<String, u64>,
     key_bound_renamed: u64,
     roles_rewritten: u64,
+    permissions_changed: Vec<PermissionJson<'a>>,
+    rules: Vec<RuleJson>,
     compact_rev_key: &'static str,
     status_hash: u32,
     status_revision: i64,
@@ -107,6 +161,7 @@ struct ReportJson {
     trailer_sha256: Option<String>,
     bytes_in: u64,
     bytes_out: u64,
+    stale_temp_files: Vec<StaleJson>,
     elapsed_ms: u64,
 }
 
@@ -118,6 +173,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         }
     }
     let rules = a.rules.rules()?;
+    crate::paths::check_snapshot_input(&a.input)?;
     let opts = RewriteOptions {
         rules,
         bump_revision: a.bump_revision,
@@ -128,6 +184,9 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         trailer: layout.trailer,
         page_size: layout.page_size,
         fill_percent: layout.fill_percent,
+        allow_empty_rules: a.allow_empty_rules,
+        output: etcdsnap_bolt::CreateOptions { overwrite: a.force, remove_stale: a.force },
+        cancel: crate::interrupt::cancel_on_signals()?,
     };
     let tty = std::io::stderr().is_terminal();
     let mut bar = StderrProgress { last: 0 };
@@ -163,6 +222,22 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         encrypted: r.encrypted.clone(),
         key_bound_renamed: r.key_bound_renamed,
         roles_rewritten: r.roles_rewritten,
+        permissions_changed: r
+            .permissions_changed
+            .iter()
+            .map(|p| PermissionJson {
+                role: Bytes(&p.role),
+                perm_type: perm_name(p.perm_type),
+                key: Bytes(&p.key),
+                range_end: Bytes(&p.range_end),
+                now: p.now.iter().map(|(k, e)| RangeJson { key: Bytes(k), range_end: Bytes(e) }).collect(),
+            })
+            .collect(),
+        rules: r
+            .rules
+            .iter()
+            .map(|m| RuleJson { rule: m.kind.name(), value: OwnedBytes(m.value.clone()), matched: m.matched })
+            .collect(),
         compact_rev_key: match r.compact_rev_key {
             CompactRevKey::Absent => "absent",
             CompactRevKey::Kept => "kept",
@@ -178,6 +253,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         trailer_sha256: r.trailer_out.as_ref().map(hex),
         bytes_in: r.bytes_in,
         bytes_out: r.bytes_out,
+        stale_temp_files: stale_files(&r.stale_temps),
         elapsed_ms: r.elapsed.as_millis() as u64,
     };
     if a.json {
@@ -240,6 +316,32 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         ],
         vec!["bytes".into(), format!("{} -> {} in {:.2}s", j.bytes_in, j.bytes_out, r.elapsed.as_secs_f64())],
     ];
+    let mut rows = rows;
+    // What each rule matched, and every permission a rename changed, after the summary.
+    let at = rows.len().saturating_sub(4);
+    let mut extra: Vec<Vec<String>> = r
+        .rules
+        .iter()
+        .map(|m| vec![format!("rule {}", m.kind.name()), format!("{}  {} revisions", display(&m.value), m.matched)])
+        .collect();
+    for p in &r.permissions_changed {
+        let now: Vec<String> = p.now.iter().map(|(k, e)| range_text(k, e)).collect();
+        extra.push(vec![
+            "permission".into(),
+            format!(
+                "role {} {} {} -> {}",
+                display(&p.role),
+                perm_name(p.perm_type),
+                range_text(&p.key, &p.range_end),
+                now.join(", ")
+            ),
+        ]);
+    }
+    for s in &r.stale_temps {
+        let what = if s.removed { "removed" } else { "kept (--force removes it)" };
+        extra.push(vec!["stale temp file".into(), format!("{} ({} bytes) {what}", s.path.display(), s.bytes)]);
+    }
+    rows.splice(at..at, extra);
     for line in table(&rows) {
         out.line(line)?;
     }

@@ -108,8 +108,13 @@ pub fn run(cmd: WalCommand, out: &mut Out) -> Result<Outcome> {
 }
 
 fn wal_dir_of(dir: &Path) -> Result<Layout> {
-    if !dir.is_dir() {
-        bail!("{}: not a directory", dir.display());
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{}: no such directory", dir.display()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        Ok(m) if !m.is_dir() => {
+            bail!("{} is a file; expected a data dir, member dir or WAL directory", dir.display())
+        }
+        Ok(_) => {}
     }
     Ok(Layout::resolve(dir))
 }

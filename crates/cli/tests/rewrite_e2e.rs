@@ -55,6 +55,39 @@ struct LeasesJson {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RangeJson {
+    key: Value,
+    range_end: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PermissionJson {
+    role: Value,
+    perm_type: String,
+    key: Value,
+    range_end: Value,
+    now: Vec<RangeJson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleJson {
+    rule: String,
+    value: Value,
+    matched: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaleJson {
+    path: String,
+    bytes: u64,
+    removed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReportJson {
     input: String,
     output: String,
@@ -67,6 +100,8 @@ struct ReportJson {
     encrypted: BTreeMap<String, u64>,
     key_bound_renamed: u64,
     roles_rewritten: u64,
+    permissions_changed: Vec<PermissionJson>,
+    rules: Vec<RuleJson>,
     compact_rev_key: String,
     status_hash: u32,
     status_revision: i64,
@@ -78,6 +113,7 @@ struct ReportJson {
     trailer_sha256: Option<String>,
     bytes_in: u64,
     bytes_out: u64,
+    stale_temp_files: Vec<StaleJson>,
     elapsed_ms: u64,
 }
 
@@ -344,6 +380,25 @@ fn tenant_move(version: EtcdVersion) {
     assert_eq!(r.compact_rev_key, "kept");
     assert_eq!(r.trailer_in, "valid");
     assert!(r.revisions.renamed > 0 && r.revisions.filtered > 0);
+    // What each rule matched.
+    let rules: Vec<(&str, &Value, u64)> = r.rules.iter().map(|m| (m.rule.as_str(), &m.value, m.matched)).collect();
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert_eq!((rules[0].0, rules[0].1.as_str()), ("include", Some("/tenant-1/")));
+    assert_eq!((rules[1].0, rules[1].1.as_str()), ("keep-key", Some("compact_rev_key")));
+    assert_eq!(
+        (rules[2].0, rules[2].1.as_str(), rules[2].2),
+        ("rename", Some("/tenant-1/registry/=/registry/"), r.revisions.renamed)
+    );
+    assert!(rules[0].2 > 0 && rules[1].2 > 0);
+    // The tenant's prefix grant holds the rename source: it stays and gains the image.
+    assert_eq!(r.roles_rewritten, 1);
+    assert_eq!(
+        serde_json::to_value(&r.permissions_changed).unwrap(),
+        serde_json::json!([{"role": "tenant1-rw", "perm_type": "READWRITE", "key": "/tenant-1/",
+            "range_end": "/tenant-10", "now": [{"key": "/tenant-1/", "range_end": "/tenant-10"},
+            {"key": "/registry/", "range_end": "/registry0"}]}])
+    );
+    assert!(r.stale_temp_files.is_empty());
     check_offline(&out, &r);
 
     let (server, log) = restore_start(version, &out, &format!("rewrite-e2e-move-{version}-etcd"));
@@ -362,6 +417,29 @@ fn tenant_move(version: EtcdVersion) {
     assert_watch_compacted(&server, 2);
     assert_get_compacted(&server, OLD_LATEST);
     assert_eq!(put_revision(&server, "/registry/after"), new + 1);
+    assert_tenant_user_follows_the_data(&server);
+}
+
+/// With auth enabled (the fixture's root user), the tenant's user reads and
+/// writes its renamed data under `/registry/` and its old prefix, and nothing else.
+fn assert_tenant_user_follows_the_data(server: &EtcdServer) {
+    let v = server.version();
+    let enable = server.ctl(&["auth", "enable"]);
+    assert!(enable.status.success(), "{v}: auth enable: {}", String::from_utf8_lossy(&enable.stderr));
+    let user = ["--user", "tenant1-user:tenant1-pass"];
+    let run = |args: &[&str]| server.ctl(&[&user[..], args].concat());
+    let got = run(&["get", "/registry/", "--prefix", "--keys-only"]);
+    let text = String::from_utf8_lossy(&got.stdout).to_string();
+    assert!(got.status.success(), "{v}: tenant user reads /registry/: {}", String::from_utf8_lossy(&got.stderr));
+    assert!(text.contains("/registry/pods/") && text.contains("/registry/after"), "{v}: {text}");
+    let put = run(&["put", "/registry/by-tenant", "x"]);
+    assert!(put.status.success(), "{v}: tenant user writes /registry/: {}", String::from_utf8_lossy(&put.stderr));
+    assert!(run(&["put", "/tenant-1/still-mine", "x"]).status.success(), "{v}: the old prefix grant stays");
+    for denied in [&["get", "/tenant-2/", "--prefix"][..], &["get", "compact_rev_key"], &["put", "/other", "x"]] {
+        let o = run(denied);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("permission denied"), "{v}: {denied:?} allowed: {err}");
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, NoProgress, Progress, RewriteOptions};
+use etcdsnap_mvcc::rewrite::{rewrite, NoProgress, Progress, RewriteOptions};
 use etcdsnap_mvcc::trailer::hex;
 use serde::Serialize;
 
@@ -238,11 +238,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             .iter()
             .map(|m| RuleJson { rule: m.kind.name(), value: OwnedBytes(m.value.clone()), matched: m.matched })
             .collect(),
-        compact_rev_key: match r.compact_rev_key {
-            CompactRevKey::Absent => "absent",
-            CompactRevKey::Kept => "kept",
-            CompactRevKey::Dropped => "dropped",
-        },
+        compact_rev_key: r.compact_rev_key.name(),
         status_hash: r.status.hash,
         status_revision: r.status.revision,
         status_total_key: r.status.total_key,

@@ -357,7 +357,10 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             "compares_dropped": report.compares_dropped,
             "v2_requests": report.v2_requests,
             "permissions_renamed": report.permissions_renamed,
+            "permissions_overlapping": report.permissions_overlapping.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
             "straddling_ranges": report.straddling.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
+            "compact_rev_key": report.compact_rev_key.name(),
+            "rules": report.rules.iter().map(|m| json!({"rule": m.kind.name(), "value": crate::output::Bytes(&m.value), "matched": m.matched})).collect::<Vec<_>>(),
         }))?;
     } else {
         let rows = vec![
@@ -371,12 +374,26 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             vec!["txn compares dropped".into(), report.compares_dropped.to_string()],
             vec!["v2 requests (kept)".into(), report.v2_requests.to_string()],
             vec!["permissions renamed".into(), report.permissions_renamed.to_string()],
+            vec!["compact_rev_key".into(), report.compact_rev_key.name().into()],
         ];
+        let mut rows = rows;
+        for m in &report.rules {
+            rows.push(vec![
+                format!("rule {}", m.kind.name()),
+                format!("{}  {} keys in requests", etcdsnap_bolt::display_bytes(&m.value), m.matched),
+            ]);
+        }
         for l in table(&rows) {
             out.line(l)?;
         }
         for (i, r) in &report.straddling {
             out.line(format!("index {i}: range {r} covers kept and dropped keys; kept unchanged"))?;
+        }
+        for (i, r) in &report.permissions_overlapping {
+            out.line(format!(
+                "index {i}: permission {r} reaches inside and outside a rename source; kept unchanged (the snapshot \
+                 rewrite also grants the renamed part)"
+            ))?;
         }
     }
     Ok(Outcome::Clean)

@@ -283,7 +283,39 @@ fn rewrite_data_dir(src: &Path, out: &Path) {
     args.push("--json");
     let rep: Value = serde_json::from_str(&ok(&args)).unwrap();
     assert!(rep["emptied"].as_u64().unwrap() > 0, "{rep}");
+    assert_eq!(rep["compact_rev_key"], "kept", "{rep}");
+    assert_eq!(rep["rules"].as_array().unwrap().len(), RULES.len() / 2, "{rep}");
     ok(&["wal", "verify", p(out)]);
+}
+
+/// `wal rewrite` follows the snapshot rewrite's compact_rev_key rule: a prefix
+/// filter that would drop kube-apiserver's shared key needs a rule naming it.
+#[test]
+fn wal_rewrite_needs_a_compact_rev_key_rule() {
+    let v = EtcdVersion::V3_5_1;
+    let dir = scratch("wal-cli-crk");
+    let out = dir.join("wal");
+    let o = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(["wal", "rewrite", p(&v.fixture_dir()), p(&out), "--include", "/tenant-1/"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--keep-key compact_rev_key or --drop-key compact_rev_key"), "{err}");
+    assert!(fs::read_dir(&dir).unwrap().next().is_none(), "nothing written");
+    let rep: Value = serde_json::from_str(&ok(&[
+        "wal",
+        "rewrite",
+        p(&v.fixture_dir()),
+        p(&out),
+        "--include",
+        "/tenant-1/",
+        "--drop-key",
+        "compact_rev_key",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(rep["compact_rev_key"], "dropped", "{rep}");
 }
 
 #[test]

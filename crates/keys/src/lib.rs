@@ -7,6 +7,31 @@
 use std::borrow::Cow;
 use std::fmt;
 
+/// The key kube-apiserver writes, unprefixed, shared by every tenant of an etcd.
+pub const COMPACT_REV_KEY: &[u8] = b"compact_rev_key";
+
+/// What a rewrite did with `compact_rev_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactRevKey {
+    /// The input has no such key.
+    Absent,
+    /// Kept.
+    Kept,
+    /// Dropped (by an explicit rule).
+    Dropped,
+}
+
+impl CompactRevKey {
+    /// `absent`, `kept` or `dropped`, as the reports spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Absent => "absent",
+            Self::Kept => "kept",
+            Self::Dropped => "dropped",
+        }
+    }
+}
+
 /// A prefix rename `FROM=TO`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rename {
@@ -37,6 +62,12 @@ pub enum KeysError {
     /// A key both kept and dropped explicitly.
     #[error("key {0:?} is both in --keep-key and --drop-key")]
     Conflict(String),
+    /// `compact_rev_key` would be dropped by a prefix filter without a rule naming it.
+    #[error(
+        "compact_rev_key (written by kube-apiserver, shared by every tenant) would be dropped by the prefix filter: \
+         say what to do with it with --keep-key compact_rev_key or --drop-key compact_rev_key"
+    )]
+    CompactRevKeyUnnamed,
 }
 
 /// Which user keys a rewrite keeps and how it renames them.
@@ -89,6 +120,19 @@ impl KeyRules {
     /// prefix that is the whole key).
     pub fn names(&self, key: &[u8]) -> bool {
         self.keep_keys.iter().chain(&self.drop_keys).any(|k| k == key)
+    }
+
+    /// What these rules do to `compact_rev_key` when the input holds it
+    /// (`present`): a prefix filter may not drop it by accident, only a
+    /// `--drop-key` naming it (kube-apiserver's compaction, shared by every
+    /// tenant, depends on it).
+    pub fn compact_rev_key(&self, present: bool) -> Result<CompactRevKey, KeysError> {
+        match (present, self.keeps(COMPACT_REV_KEY)) {
+            (false, _) => Ok(CompactRevKey::Absent),
+            (true, true) => Ok(CompactRevKey::Kept),
+            (true, false) if self.names(COMPACT_REV_KEY) => Ok(CompactRevKey::Dropped),
+            (true, false) => Err(KeysError::CompactRevKeyUnnamed),
+        }
     }
 
     /// The rename rule that applies to `key`, if any.

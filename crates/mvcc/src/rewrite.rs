@@ -29,8 +29,7 @@ use crate::snapshot::TrailerMode;
 use crate::status::{status, Status};
 use crate::trailer::{self, Trailer, TRAILER_LEN};
 
-/// The key kube-apiserver writes, unprefixed, shared by every tenant of an etcd.
-pub const COMPACT_REV_KEY: &[u8] = b"compact_rev_key";
+pub use etcdsnap_keys::{CompactRevKey, COMPACT_REV_KEY};
 
 /// Revisions a rewrite leaves free above the new latest one: etcd's revisions
 /// are int64 and every write takes one; a bump that left fewer would put the
@@ -86,17 +85,6 @@ impl Default for RewriteOptions {
             cancel: Cancel::default(),
         }
     }
-}
-
-/// What happened to `compact_rev_key`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompactRevKey {
-    /// The input has no such key.
-    Absent,
-    /// Kept.
-    Kept,
-    /// Dropped (by an explicit rule).
-    Dropped,
 }
 
 /// What [`rewrite`] did.
@@ -313,17 +301,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             }
         }
     }
-    let compact_rev_key =
-        match (present, rules.keeps(COMPACT_REV_KEY)) {
-            (false, _) => CompactRevKey::Absent,
-            (true, true) => CompactRevKey::Kept,
-            (true, false) if rules.names(COMPACT_REV_KEY) => CompactRevKey::Dropped,
-            (true, false) => return Err(MvccError::Invalid(
-                "compact_rev_key (written by kube-apiserver, shared by every tenant) would be dropped by the prefix \
-                 filter: say what to do with it with --keep-key compact_rev_key or --drop-key compact_rev_key"
-                    .into(),
-            )),
-        };
+    let compact_rev_key = rules.compact_rev_key(present).map_err(|e| MvccError::Invalid(e.to_string()))?;
     if let (Some(first), false) = (first_key_bound, opts.allow_key_bound_encrypted) {
         return Err(MvccError::Invalid(format!(
             "{key_bound} values under renamed keys are encrypted by a key-bound provider (aesgcm or kms), which \

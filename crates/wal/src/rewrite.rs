@@ -10,7 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use etcdsnap_keys::{prefix_end, KeyRules};
+use etcdsnap_keys::{prefix_end, CompactRevKey, KeyRules, RuleCounter, RuleMatch, COMPACT_REV_KEY};
 use etcdsnap_proto::etcdserverpb::{request_op, InternalRaftRequest, RequestOp, TxnRequest};
 use etcdsnap_proto::raftpb::{Entry, EntryType};
 use etcdsnap_proto::Message;
@@ -21,7 +21,7 @@ use crate::record::{Encoder, CRC_TYPE, ENTRY_TYPE};
 use crate::segment::list_segments;
 
 /// What the rewrite did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RewriteReport {
     /// Segments written.
     pub segments: u64,
@@ -44,6 +44,36 @@ pub struct RewriteReport {
     /// `auth_role_grant_permission` / `auth_role_revoke_permission` requests whose
     /// key range was renamed (as the snapshot rewrite renames role permissions).
     pub permissions_renamed: u64,
+    /// Permission grants/revokes that reach both inside and outside a rename
+    /// source, kept unchanged (one request cannot also grant the renamed part,
+    /// as the snapshot rewrite does): `(index, "key..end")`.
+    pub permissions_overlapping: Vec<(u64, String)>,
+    /// What happened to `compact_rev_key` (absent: no request names it).
+    pub compact_rev_key: CompactRevKey,
+    /// Each key rule and how many request keys (single keys: puts, deletes,
+    /// gets, compares) it matched; rules that match nothing are not errors
+    /// here, as a WAL often holds only a few writes.
+    pub rules: Vec<RuleMatch>,
+}
+
+impl RewriteReport {
+    fn new(rules: &KeyRules) -> Self {
+        Self {
+            segments: 0,
+            records: 0,
+            entries: 0,
+            rewritten: 0,
+            emptied: 0,
+            ops_dropped: 0,
+            compares_dropped: 0,
+            straddling: Vec::new(),
+            v2_requests: 0,
+            permissions_renamed: 0,
+            permissions_overlapping: Vec::new(),
+            compact_rev_key: CompactRevKey::Absent,
+            rules: RuleCounter::new(rules).into_matches(),
+        }
+    }
 }
 
 enum Fate {
@@ -117,6 +147,9 @@ struct Ctx<'r> {
     rules: &'r KeyRules,
     index: u64,
     report: RewriteReport,
+    counter: RuleCounter,
+    /// Some request names `compact_rev_key`.
+    compact_rev_key_seen: bool,
     /// A request the rules cannot express (a key renamed to the empty key): the rewrite fails.
     refused: Option<String>,
 }
@@ -124,6 +157,15 @@ struct Ctx<'r> {
 impl Ctx<'_> {
     /// Applies the rules to one key range in place.
     fn range(&mut self, key: &mut Vec<u8>, range_end: &mut Vec<u8>) -> Fate {
+        if range_end.is_empty() {
+            self.counter.count(self.rules, key);
+        }
+        let span = Span { key, end: (range_end.as_slice() != [0]).then_some(range_end.as_slice()) };
+        if (range_end.is_empty() && key.as_slice() == COMPACT_REV_KEY)
+            || (!range_end.is_empty() && span.contains(COMPACT_REV_KEY))
+        {
+            self.compact_rev_key_seen = true;
+        }
         match range_fate(self.rules, key, range_end) {
             RangeFate::Keep(k, _) if k.is_empty() => {
                 // etcd rejects the empty key, as the snapshot rewrite refuses it.
@@ -235,7 +277,13 @@ impl Ctx<'_> {
         if self.rules.renames.is_empty() {
             return Fate::Same;
         }
-        let (k, e) = self.rules.renamed_range(key, range_end);
+        let now = self.rules.renamed_permission(key, range_end);
+        let [(k, e)] = now.as_slice() else {
+            let text = format!("{}..{}", crate::entry::show(key), crate::entry::show(range_end));
+            self.report.permissions_overlapping.push((self.index, text));
+            return Fate::Same;
+        };
+        let (k, e) = (k.clone(), e.clone());
         if k == *key && e == *range_end {
             return Fate::Same;
         }
@@ -344,7 +392,14 @@ fn create_file_private(path: &Path) -> Result<File> {
 
 fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules) -> Result<RewriteReport> {
     create_dir_private(tmp)?;
-    let mut ctx = Ctx { rules, index: 0, report: RewriteReport::default(), refused: None };
+    let mut ctx = Ctx {
+        rules,
+        index: 0,
+        report: RewriteReport::new(rules),
+        counter: RuleCounter::new(rules),
+        compact_rev_key_seen: false,
+        refused: None,
+    };
     let mut enc: Option<Encoder> = None;
     let mut current: Option<(usize, PathBuf, BufWriter<File>)> = None;
     let end = read_wal(segments, |i, f| {
@@ -394,6 +449,10 @@ fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules)
             t.segment, t.offset, t.detail
         )));
     }
+    // As the snapshot rewrite: a prefix filter may not drop kube-apiserver's shared key by accident.
+    ctx.report.compact_rev_key =
+        rules.compact_rev_key(ctx.compact_rev_key_seen).map_err(|e| WalError::Invalid(e.to_string()))?;
+    ctx.report.rules = ctx.counter.into_matches();
     if let Ok(d) = File::open(tmp) {
         d.sync_all().map_err(|e| WalError::io(tmp, e))?;
     }

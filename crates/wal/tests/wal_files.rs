@@ -573,9 +573,19 @@ fn rewrite_renames_auth_role_permission_ranges() {
         renames: vec![etcdsnap_keys::Rename::parse("/tenant-1/=/t1/").unwrap()],
         ..KeyRules::default()
     };
+    // The fixture's WAL writes compact_rev_key: a prefix filter may not drop it unnamed.
+    let crk = scratch("wal-perm-crk");
+    let e = etcdsnap_wal::rewrite::rewrite(&dir, &crk.join("wal"), &rules).unwrap_err();
+    assert!(e.to_string().contains("--keep-key compact_rev_key or --drop-key compact_rev_key"), "{e}");
+    assert!(std::fs::read_dir(&crk).unwrap().next().is_none(), "nothing written");
+    let rules = KeyRules { keep_keys: vec![b"compact_rev_key".to_vec()], ..rules };
     let out = scratch("wal-perm-out").join("wal");
     let rep = etcdsnap_wal::rewrite::rewrite(&dir, &out, &rules).unwrap();
     assert_eq!(rep.permissions_renamed, 2);
+    assert_eq!(rep.compact_rev_key, etcdsnap_keys::CompactRevKey::Kept);
+    let matched: Vec<(String, u64)> = rep.rules.iter().map(|m| (m.to_string(), m.matched)).collect();
+    assert_eq!(matched.len(), 3);
+    assert!(matched.iter().all(|(_, n)| *n > 0), "{matched:?}");
     let after = perms(&out);
     let want: Vec<(Vec<u8>, Vec<u8>)> = before.iter().map(|(k, e)| rules.renamed_range(k, e)).collect();
     assert_eq!(after, want);
@@ -586,11 +596,31 @@ fn rewrite_renames_auth_role_permission_ranges() {
     assert_eq!(verify(&out, None).unwrap().problems(), Vec::<String>::new());
 
     // A filter without renames leaves them alone.
-    let rules = KeyRules { include: vec![b"/tenant-1/".to_vec()], ..KeyRules::default() };
+    let rules = KeyRules {
+        include: vec![b"/tenant-1/".to_vec()],
+        drop_keys: vec![b"compact_rev_key".to_vec()],
+        ..KeyRules::default()
+    };
     let out = scratch("wal-perm-out2").join("wal");
     let rep = etcdsnap_wal::rewrite::rewrite(&dir, &out, &rules).unwrap();
     assert_eq!(rep.permissions_renamed, 0);
+    assert_eq!(rep.compact_rev_key, etcdsnap_keys::CompactRevKey::Dropped);
     assert_eq!(perms(&out), before);
+
+    // A grant reaching outside the rename source cannot also grant the renamed
+    // part in one request: kept unchanged and listed; the one inside is renamed.
+    let rules = KeyRules {
+        keep_keys: vec![b"compact_rev_key".to_vec()],
+        renames: vec![etcdsnap_keys::Rename::parse("/tenant-1/registry/=/registry/").unwrap()],
+        ..KeyRules::default()
+    };
+    let out = scratch("wal-perm-out3").join("wal");
+    let rep = etcdsnap_wal::rewrite::rewrite(&dir, &out, &rules).unwrap();
+    assert_eq!((rep.permissions_renamed, rep.permissions_overlapping.len()), (1, 1), "{rep:?}");
+    assert_eq!(
+        perms(&out),
+        vec![(b"/tenant-1/".to_vec(), b"/tenant-10".to_vec()), (b"/registry/a".to_vec(), b"/registry/b".to_vec())]
+    );
 }
 
 fn entry_term(r: &Rec) -> u64 {

@@ -41,18 +41,16 @@ pub struct CompactArgs {
     /// Replace an existing OUT, and remove temporary files interrupted runs left beside it.
     #[arg(long)]
     force: bool,
-    /// Print a JSON report.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct FileArgs {
     /// A bbolt file: etcd snapshot, member/snap/db, or any bbolt database.
     file: PathBuf,
-    /// Print JSON (one object; JSON Lines for listings).
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
@@ -65,9 +63,8 @@ pub struct KeysArgs {
     /// Read the bucket names as hex.
     #[arg(long)]
     hex: bool,
-    /// Print JSON Lines.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +148,7 @@ struct InfoJson {
 }
 
 fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     let meta = db.meta();
@@ -173,7 +171,7 @@ fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
         freelist_ids,
         metas: db.metas().slots.iter().enumerate().map(|(i, s)| meta_json(i as u8, s)).collect(),
     };
-    if a.json {
+    if a.fmt.structured() {
         out.json(&info)?;
         return Ok(Outcome::Clean);
     }
@@ -245,11 +243,12 @@ struct CheckJson {
 }
 
 fn check_cmd(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     let report = check::check(&db, &CheckOptions::default());
     let outcome = if report.is_ok() { Outcome::Clean } else { Outcome::Problems };
-    if a.json {
+    if a.fmt.structured() {
         let s = &report.stats;
         out.json(&CheckJson {
             file: a.file.display().to_string(),
@@ -292,6 +291,7 @@ struct PageJson {
 }
 
 fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     // The walk tells which pages are free (required when no freelist is persisted).
@@ -320,7 +320,7 @@ fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
             "free" | "missing" => 1,
             _ => u64::from(row.overflow.unwrap_or(0)).saturating_add(1),
         };
-        if a.json {
+        if a.fmt.structured() {
             out.json(&row)?;
         } else {
             rows.push(vec![
@@ -332,7 +332,7 @@ fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
         }
         id = id.saturating_add(step);
     }
-    if !a.json {
+    if !a.fmt.structured() {
         for line in table(&rows) {
             out.line(line.trim_end())?;
         }
@@ -349,6 +349,7 @@ struct BucketJson<'a> {
 }
 
 fn buckets(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     let root = db.root()?;
@@ -358,7 +359,7 @@ fn buckets(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
             continue;
         }
         let b = root.child(entry)?;
-        if a.json {
+        if a.fmt.structured() {
             out.json(&BucketJson {
                 name: Bytes(entry.key),
                 sequence: b.sequence(),
@@ -395,6 +396,7 @@ fn decode_name(s: &str, hex: bool) -> Result<Vec<u8>> {
 }
 
 fn keys(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     let path = a.bucket.iter().map(|s| decode_name(s, a.hex)).collect::<Result<Vec<_>>>()?;
@@ -404,7 +406,7 @@ fn keys(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     };
     for entry in bucket.cursor() {
         let entry = entry?;
-        if a.json {
+        if a.fmt.structured() {
             out.json(&KeyJson { key: Bytes(entry.key), bucket: entry.is_bucket(), value_size: entry.value.len() })?;
         } else {
             out.line(display_bytes(entry.key))?;
@@ -436,6 +438,7 @@ struct CompactJson {
 }
 
 fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     use etcdsnap_mvcc::snapshot::CompactOptions;
     use etcdsnap_mvcc::trailer::hex;
     let l = a.layout.layout()?;
@@ -463,7 +466,7 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         stale_temp_files: crate::output::stale_files(&r.stale_temps),
         elapsed_ms: r.elapsed.as_millis() as u64,
     };
-    if a.json {
+    if a.fmt.structured() {
         out.json(&j)?;
     } else {
         let gain = if j.bytes_out > 0 { j.bytes_in as f64 / j.bytes_out as f64 } else { 0.0 };

@@ -25,9 +25,8 @@ pub struct StatusArgs {
     /// Also verify the SHA-256 trailer (etcdutl's status does not; `verify` always does).
     #[arg(long)]
     verify_trailer: bool,
-    /// Print one JSON object (etcdutl's fields plus ours).
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 /// Which tombstones at the compact revision HashKV hashes.
@@ -49,9 +48,8 @@ pub struct HashkvArgs {
     /// Tombstones stored at exactly the compact revision: `skip` (etcd 3.6, ≥3.5.16, ≥3.4.34) or `include` (older).
     #[arg(long, value_enum, default_value_t = RuleArg::Skip)]
     tombstone_rule: RuleArg,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
@@ -62,9 +60,8 @@ pub struct VerifyArgs {
     /// A file without a SHA-256 trailer is a problem.
     #[arg(long)]
     require_trailer: bool,
-    /// Print JSON Lines, one object per file.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
@@ -86,9 +83,8 @@ pub struct KeysArgs {
     /// Print keys as hex escapes (`\x2f\x72…`, as etcdctl --hex) instead of raw bytes.
     #[arg(long)]
     hex: bool,
-    /// Print JSON Lines.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
@@ -115,9 +111,8 @@ pub struct GetArgs {
     /// Revision to read at [default: the latest].
     #[arg(long, default_value_t = 0)]
     rev: i64,
-    /// Print JSON shaped like `etcdctl get -w json` (revision, count, kvs).
-    #[arg(long, conflicts_with_all = ["print_value_only", "hex"])]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 /// Command-line bytes as given (no UTF-8 required on Unix, like etcdctl's arguments).
@@ -209,6 +204,7 @@ struct StatusJson {
 }
 
 pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     // The bbolt check, the figures and (when asked) the trailer digest are
@@ -265,7 +261,7 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     // A damaged trailer is a problem found, whatever the output format.
     let outcome =
         if matches!(t, TrailerState::Verified(Trailer::Mismatch { .. })) { Outcome::Problems } else { Outcome::Clean };
-    if a.json {
+    if a.fmt.structured() {
         out.json(&j)?;
         return Ok(outcome);
     }
@@ -313,6 +309,7 @@ struct HashkvJson {
 }
 
 pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
@@ -330,7 +327,7 @@ pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
         current_revision: h.current_revision,
         tombstone_rule: name,
     };
-    if a.json {
+    if a.fmt.structured() {
         out.json(&j)?;
     } else {
         for line in table(&[
@@ -373,6 +370,7 @@ struct VerifyJson {
 }
 
 pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let mut outcome = Outcome::Clean;
     for path in &a.files {
         let j = match map(path) {
@@ -432,7 +430,7 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
         if !j.ok {
             outcome = Outcome::Problems;
         }
-        if a.json {
+        if a.fmt.structured() {
             out.json(&j)?;
             continue;
         }
@@ -510,6 +508,7 @@ struct StoredJson<'a> {
 }
 
 pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
@@ -520,7 +519,7 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     if a.all_revisions {
         let all = all_revisions(&db, &sel).with_context(|| format!("reading {}", a.file.display()))?;
         for s in all.iter().take(limit) {
-            if a.json {
+            if a.fmt.structured() {
                 out.json(&StoredJson {
                     revision: s.at.rev.main,
                     sub: s.at.rev.sub,
@@ -539,7 +538,7 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     }
     let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
     for v in keys.iter().take(limit) {
-        if a.json {
+        if a.fmt.structured() {
             out.json(&KvJson::from(&v.kv))?;
         } else {
             out.bytes_line(&shown(v.kv.key, a.hex))?;
@@ -559,6 +558,12 @@ struct GetJson<'a> {
 }
 
 pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
+    if a.fmt.structured() && (a.print_value_only || a.hex) {
+        bail!(
+            "--print-value-only and --hex shape the simple output; -w json/table/fields print keys and values as JSON"
+        );
+    }
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
@@ -570,7 +575,7 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
     let (rev, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     let shown_keys = &keys[..keys.len().min(limit)];
-    if a.json {
+    if a.fmt.structured() {
         out.json(&GetJson {
             revision: rev,
             count: keys.len(),

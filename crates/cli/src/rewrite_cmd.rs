@@ -46,9 +46,8 @@ pub struct RewriteArgs {
     force: bool,
     #[command(flatten)]
     layout: crate::layout_args::LayoutArgs,
-    /// Print the report as one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 fn display(b: &[u8]) -> String {
@@ -166,6 +165,7 @@ struct ReportJson<'a> {
 }
 
 pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let layout = a.layout.layout()?;
     if let Some(n) = a.bump_revision {
         if n <= 0 {
@@ -252,7 +252,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         stale_temp_files: stale_files(&r.stale_temps),
         elapsed_ms: r.elapsed.as_millis() as u64,
     };
-    if a.json {
+    if a.fmt.structured() {
         out.json(&j)?;
         return Ok(Outcome::Clean);
     }

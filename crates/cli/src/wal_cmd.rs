@@ -33,18 +33,16 @@ pub enum WalCommand {
 pub struct VerifyArgs {
     /// A WAL dir, a member dir or a data dir.
     dir: PathBuf,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// A WAL dir, a member dir or a data dir.
     dir: PathBuf,
-    /// Print JSON Lines with the full decoded requests.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
     /// Only entries of these kinds (repeatable): normal, conf, noop, put, delete_range, txn,
     /// range, compaction, lease_grant, lease_revoke, lease_checkpoint, alarm, auth, cluster, v2, unknown.
     #[arg(long = "type", value_name = "KIND")]
@@ -61,9 +59,8 @@ pub struct DumpArgs {
 pub struct RepairArgs {
     /// A WAL dir, a member dir or a data dir.
     dir: PathBuf,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
@@ -74,9 +71,8 @@ pub struct RewriteArgs {
     output: PathBuf,
     #[command(flatten)]
     rules: crate::rules_args::KeyRuleArgs,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 const KINDS: &[&str] = &[
@@ -130,6 +126,7 @@ fn consistent_index(db: &Path) -> Result<Option<u64>> {
 }
 
 fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.dir)?;
     let report = verify(&layout.wal_dir, layout.snap_dir.as_deref())?;
     let mut problems = report.problems();
@@ -141,7 +138,7 @@ fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
         let snap = report.usable_snapshot.map(|s| s.index);
         problems.extend(consistent_index_problems(ci, snap, report.last_index));
     }
-    if a.json {
+    if a.fmt.structured() {
         out.json(&json::verify_json(&layout, &report, ci, &problems))?;
     } else {
         print_verify(out, &layout, &report, ci, &problems)?;
@@ -233,6 +230,7 @@ fn print_verify(out: &mut Out, layout: &Layout, r: &WalReport, ci: Option<u64>, 
 }
 
 fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     for t in &a.types {
         if !KINDS.contains(&t.as_str()) {
             bail!("--type {t}: expected one of {}", KINDS.join(", "));
@@ -261,7 +259,7 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
                 return Ok(());
             }
         }
-        let r = if a.json {
+        let r = if a.fmt.structured() {
             out.json(&json::entry_json(&e, &tname, &payload))
         } else {
             out.line(format!("{}\t{}\t{}\t{}", e.term, e.index, tname, payload.summary()))
@@ -294,10 +292,11 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
 }
 
 fn repair_cmd(a: &RepairArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.dir)?;
     match repair(&layout.wal_dir) {
         Ok(RepairOutcome::NothingToRepair { segment }) => {
-            if a.json {
+            if a.fmt.structured() {
                 out.json(&json!({"repaired": false, "segment": segment}))?;
             } else {
                 out.line(format!("nothing to repair: {segment} ends cleanly"))?;
@@ -305,7 +304,7 @@ fn repair_cmd(a: &RepairArgs, out: &mut Out) -> Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Ok(RepairOutcome::Repaired { segment, old_size, truncated_at, broken, detail }) => {
-            if a.json {
+            if a.fmt.structured() {
                 out.json(&json!({
                     "repaired": true,
                     "segment": segment,
@@ -323,7 +322,7 @@ fn repair_cmd(a: &RepairArgs, out: &mut Out) -> Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Err(WalError::Corrupt(c)) => {
-            if a.json {
+            if a.fmt.structured() {
                 out.json(&json!({"repaired": false, "refused": c.to_string()}))?;
             } else {
                 out.line(format!("refusing to repair: corrupt: {c} (not a torn last record)"))?;
@@ -335,6 +334,7 @@ fn repair_cmd(a: &RepairArgs, out: &mut Out) -> Result<Outcome> {
 }
 
 fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.input)?;
     let rules = a.rules.rules()?;
     let report = match rewrite(&layout.wal_dir, &a.output, &rules) {
@@ -345,7 +345,7 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         }
         Err(e) => return Err(e.into()),
     };
-    if a.json {
+    if a.fmt.structured() {
         out.json(&json!({
             "output": a.output.display().to_string(),
             "segments": report.segments,

@@ -333,3 +333,49 @@ fn verify_json_contract_and_exit_codes() {
     let (out, _) = run(&args(&["status", &damaged, "--json"]), 0);
     assert_eq!(one::<StatusJson>(&out).trailer, "present");
 }
+
+/// `-w json` is `--json`; `-w fields` prints every JSON field as `"name" : value`
+/// (the JSON value, in the contract's order); `-w table` one boxed row per object
+/// under the field names; `--json` with `-w` is a usage error.
+#[test]
+fn write_out_formats_follow_the_json_contract() {
+    let f = p(&EtcdVersion::V3_5_1.fixture_snapshot());
+    for cmd in [&["status"][..], &["hashkv"], &["bolt", "info"], &["verify"]] {
+        let with = |extra: &[&str]| {
+            let mut a = args(cmd);
+            a.push(f.clone());
+            a.extend(args(extra));
+            a
+        };
+        let (json, _) = run(&with(&["--json"]), 0);
+        let (w_json, _) = run(&with(&["-w", "json"]), 0);
+        assert_eq!(json, w_json, "{cmd:?}");
+        let obj: serde_json::Map<String, serde_json::Value> = one(&json);
+        let (fields, _) = run(&with(&["--write-out", "fields"]), 0);
+        let fields = String::from_utf8(fields).unwrap();
+        let got: Vec<(String, serde_json::Value)> = fields
+            .lines()
+            .map(|l| {
+                let (name, value) = l.split_once(" : ").unwrap();
+                (serde_json::from_str(name).unwrap(), serde_json::from_str(value).unwrap())
+            })
+            .collect();
+        let want: Vec<(String, serde_json::Value)> = obj.clone().into_iter().collect();
+        assert_eq!(got, want, "{cmd:?}");
+        let (table, _) = run(&with(&["-w", "table"]), 0);
+        let table = String::from_utf8(table).unwrap();
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(rows.len(), 5, "{table}");
+        assert!(rows[0].starts_with("+-") && rows[2] == rows[0] && rows[4] == rows[0], "{table}");
+        let header: Vec<&str> = rows[1].trim_matches('|').split('|').map(str::trim).collect();
+        let names: Vec<String> = obj.keys().map(|k| k.replace('_', " ").to_uppercase()).collect();
+        assert_eq!(header, names, "{cmd:?}");
+        run(&with(&["--json", "-w", "table"]), 2);
+    }
+    // Listings: one table row per line of JSON.
+    let (jl, _) = run(&args(&["keys", &f, "--prefix", "/tenant-1/registry/secrets/", "--json"]), 0);
+    let (table, _) = run(&args(&["keys", &f, "--prefix", "/tenant-1/registry/secrets/", "-w", "table"]), 0);
+    let n = String::from_utf8(jl).unwrap().lines().count();
+    assert!(n > 5);
+    assert_eq!(String::from_utf8(table).unwrap().lines().count(), n + 4);
+}

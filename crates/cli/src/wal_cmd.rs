@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use etcdsnap_wal::repair::{repair, RepairOutcome};
-use etcdsnap_wal::rewrite::rewrite;
+use etcdsnap_wal::rewrite::{rewrite_with, RewriteOptions};
 use etcdsnap_wal::verify::consistent_index_problems;
 use etcdsnap_wal::{list_segments, read_wal, verify, Layout, WalError, WalReport};
 use serde_json::json;
@@ -337,7 +337,19 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.input)?;
     let rules = a.rules.rules()?;
-    let report = match rewrite(&layout.wal_dir, &a.output, &rules) {
+    // etcd replays the entries above the db's consistent_index: a filter may not shift their revisions.
+    let consistent_index = match &layout.db {
+        Some(db) => consistent_index(db)?,
+        None => {
+            eprintln!(
+                "etcdsnap: warning: no member/snap/db beside {}: whether the rules shift the revisions of writes \
+                 etcd replays from the WAL cannot be checked (give the member or data dir)",
+                layout.wal_dir.display()
+            );
+            None
+        }
+    };
+    let report = match rewrite_with(&layout.wal_dir, &a.output, &rules, RewriteOptions { consistent_index }) {
         Ok(r) => r,
         Err(WalError::Corrupt(c)) => {
             eprintln!("etcdsnap: corrupt input: {c}");

@@ -356,42 +356,128 @@ fn ctl(v: EtcdVersion, client: u16, args: &[&str]) -> Output {
         .unwrap()
 }
 
-#[test]
-fn writes_only_in_the_wal_survive_the_rewrite() {
-    let v = EtcdVersion::V3_5_1;
-    let data = data_copy(v, "wal-cli-walonly");
+/// Starts etcd on `data` with a backend that never commits, waits for it.
+fn start_wal_only(v: EtcdVersion, data: &Path) -> (std::process::Child, u16) {
     let client = free_port();
-    let mut child = spawn_etcd(v, &data, client, free_port());
+    let child = spawn_etcd(v, data, client, free_port());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ctl(v, client, &["endpoint", "health"]).status.success() {
         assert!(Instant::now() < deadline, "etcd did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
+    (child, client)
+}
+
+fn put_rev(v: EtcdVersion, client: u16, key: &str, value: &str) -> i64 {
+    let o = ctl(v, client, &["put", key, value, "-w", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    j["header"]["revision"].as_i64().unwrap()
+}
+
+/// kube-apiserver's update: a txn that writes only if the key still has the
+/// mod_revision the writer read; returns whether the success branch ran.
+fn guarded_update(v: EtcdVersion, client: u16, key: &str, mod_rev: i64, value: &str) -> bool {
+    let mut child = v
+        .etcdctl_command()
+        .args(["--endpoints", &format!("http://127.0.0.1:{client}"), "txn", "-w", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = format!("mod(\"{key}\") = \"{mod_rev}\"\n\nput {key} {value}\n\nput {key}-lost {value}\n\n");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    j["succeeded"].as_bool().unwrap_or(false)
+}
+
+fn wal_consistent_and_last(data: &Path) -> (u64, u64) {
+    let j: Value =
+        serde_json::from_str(&String::from_utf8(etcdsnap(&["wal", "verify", "--json", p(data)]).stdout).unwrap())
+            .unwrap();
+    (j["consistent_index"].as_u64().unwrap(), j["last_index"].as_u64().unwrap())
+}
+
+/// Writes only in the WAL (the db lags: etcd was killed before its backend
+/// committed) replay on the rewritten data dir with their own revisions: a
+/// guarded update comparing mod_revision takes the same branch as in the source.
+#[test]
+fn writes_only_in_the_wal_survive_the_rewrite() {
+    let v = EtcdVersion::V3_5_1;
+    let data = data_copy(v, "wal-cli-walonly");
+    let (mut child, client) = start_wal_only(v, &data);
+    let mut revs = Vec::new();
     for i in 0..5 {
-        for t in ["tenant-1", "tenant-2"] {
-            let o = ctl(v, client, &["put", &format!("/{t}/registry/walonly/k{i}"), &format!("v{i}")]);
-            assert!(o.status.success());
-        }
+        revs.push(put_rev(v, client, &format!("/tenant-1/registry/walonly/k{i}"), &format!("v{i}")));
     }
     assert!(ctl(v, client, &["del", "/tenant-1/registry/namespaces/default"]).status.success());
+    assert!(guarded_update(v, client, "/tenant-1/registry/walonly/k0", revs[0], "updated"));
+    let last_rev = put_rev(v, client, "/tenant-1/registry/walonly/last", "x");
     child.kill().unwrap(); // SIGKILL: no final backend commit.
     child.wait().unwrap();
-
-    let j: Value =
-        serde_json::from_str(&String::from_utf8(etcdsnap(&["wal", "verify", "--json", p(&data)]).stdout).unwrap())
-            .unwrap();
-    let ci = j["consistent_index"].as_u64().unwrap();
-    let last = j["last_index"].as_u64().unwrap();
+    let (ci, last) = wal_consistent_and_last(&data);
     assert!(ci < last, "the db must lag the WAL (consistent_index {ci}, last index {last})");
 
     let out = scratch("wal-cli-walonly-out").join("data");
     rewrite_data_dir(&data, &out);
     let server = EtcdServer::start(v, &out, free_port(), free_port());
     let got = served(&server, "/registry/walonly/");
-    let want: BTreeMap<Vec<u8>, Vec<u8>> =
-        (0..5).map(|i| (format!("/registry/walonly/k{i}").into_bytes(), format!("v{i}").into_bytes())).collect();
-    assert_eq!(got, want);
-    assert!(served(&server, "/tenant-2/").is_empty());
+    let mut want: BTreeMap<Vec<u8>, Vec<u8>> =
+        (1..5).map(|i| (format!("/registry/walonly/k{i}").into_bytes(), format!("v{i}").into_bytes())).collect();
+    want.insert(b"/registry/walonly/k0".to_vec(), b"updated".to_vec());
+    want.insert(b"/registry/walonly/last".to_vec(), b"x".to_vec());
+    assert_eq!(got, want, "the guarded update took its success branch on replay too");
+    let j = server.ctl_json(&["get", "/registry/walonly/last"]);
+    assert_eq!(j["kvs"][0]["mod_revision"].as_i64(), Some(last_rev), "replayed writes keep their revisions");
+    assert_eq!(j["header"]["revision"].as_i64(), Some(last_rev));
     assert!(served(&server, "/registry/namespaces/default").is_empty());
     assert_eq!(served(&server, "/registry/namespaces/").len(), 4);
+}
+
+/// A filtered write of another tenant among the writes etcd replays would shift
+/// every later replayed revision (a guarded update would then take its else
+/// branch and be lost without an error): `wal rewrite` refuses, saying to stop
+/// etcd cleanly; after a clean stop the same rewrite is served with the
+/// source's revisions.
+#[test]
+fn filtered_writes_etcd_would_replay_are_refused() {
+    let v = EtcdVersion::V3_5_1;
+    let data = data_copy(v, "wal-cli-replay-shift");
+    let (mut child, client) = start_wal_only(v, &data);
+    let r1 = put_rev(v, client, "/tenant-1/registry/walonly/a", "1");
+    put_rev(v, client, "/tenant-2/registry/walonly/other", "filtered");
+    assert!(guarded_update(v, client, "/tenant-1/registry/walonly/a", r1, "2"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (ci, last) = wal_consistent_and_last(&data);
+    assert!(ci < last);
+
+    let dir = scratch("wal-cli-replay-shift-out");
+    let out_wal = dir.join("wal");
+    let mut args = vec!["wal", "rewrite", p(&data), p(&out_wal)];
+    args.extend(RULES);
+    let o = etcdsnap(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("stop etcd cleanly") && err.contains(&format!("consistent_index {ci}")), "{err}");
+    assert!(fs::read_dir(&dir).unwrap().next().is_none(), "nothing written");
+
+    // A clean stop: etcd applies the WAL to the db and commits it at shutdown.
+    let mut server = EtcdServer::start(v, &data, free_port(), free_port());
+    let source_rev = server.ctl_json(&["get", "/tenant-1/registry/walonly/a"])["kvs"][0]["mod_revision"].as_i64();
+    server.stop();
+    let (ci, last) = wal_consistent_and_last(&data);
+    assert_eq!(ci, last, "after a clean stop the db holds every applied write");
+    let out = scratch("wal-cli-replay-shift-clean").join("data");
+    rewrite_data_dir(&data, &out);
+    let server = EtcdServer::start(v, &out, free_port(), free_port());
+    let j = server.ctl_json(&["get", "/registry/walonly/a"]);
+    assert_eq!(j["kvs"][0]["mod_revision"].as_i64(), source_rev);
+    assert_eq!(
+        served(&server, "/registry/walonly/"),
+        BTreeMap::from([(b"/registry/walonly/a".to_vec(), b"2".to_vec())])
+    );
 }

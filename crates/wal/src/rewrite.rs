@@ -143,9 +143,59 @@ fn range_fate(rules: &KeyRules, key: &[u8], range_end: &[u8]) -> RangeFate {
     }
 }
 
+/// Writes of one request that consume a revision when applied, by where they
+/// sit: top level (put, delete_range), a txn's success and failure branches
+/// (nested txns counted into the branch that holds them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Writes {
+    top: u32,
+    success: u32,
+    failure: u32,
+}
+
+impl Writes {
+    fn of(r: &InternalRaftRequest) -> Self {
+        let mut w = Self { top: u32::from(r.put.is_some() || r.delete_range.is_some()), ..Self::default() };
+        if let Some(t) = &r.txn {
+            w.success = ops_writes(&t.success);
+            w.failure = ops_writes(&t.failure);
+        }
+        w
+    }
+
+    /// Whether a group that wrote before writes nothing now: etcd would then
+    /// not consume the revision it consumed in the source.
+    fn lost_in(self, after: Writes) -> bool {
+        (self.top > 0 && after.top == 0)
+            || (self.success > 0 && after.success == 0)
+            || (self.failure > 0 && after.failure == 0)
+    }
+}
+
+fn ops_writes(ops: &[RequestOp]) -> u32 {
+    ops.iter()
+        .map(|op| match &op.request {
+            Some(request_op::Request::RequestPut(_)) | Some(request_op::Request::RequestDeleteRange(_)) => 1,
+            Some(request_op::Request::RequestTxn(t)) => ops_writes(&t.success) + ops_writes(&t.failure),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Options of [`rewrite_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RewriteOptions {
+    /// The db's `consistent_index`: etcd replays the entries above it from the
+    /// WAL on start. A filter that drops a write among them would shift the
+    /// revision of every later replayed write, so it is refused. `None`: not
+    /// known (no db beside the WAL), not checked.
+    pub consistent_index: Option<u64>,
+}
+
 struct Ctx<'r> {
     rules: &'r KeyRules,
     index: u64,
+    replayed_after: Option<u64>,
     report: RewriteReport,
     counter: RuleCounter,
     /// Some request names `compact_rev_key`.
@@ -305,7 +355,21 @@ impl Ctx<'_> {
             self.report.v2_requests += 1;
             return Ok(None);
         };
-        let new_data = match self.irr(&mut irr) {
+        let before = Writes::of(&irr);
+        let fate = self.irr(&mut irr);
+        if let Some(ci) = self.replayed_after.filter(|&ci| e.index > ci) {
+            let after = if matches!(fate, Fate::Dropped) { Writes::default() } else { Writes::of(&irr) };
+            if before.lost_in(after) {
+                return Err(WalError::Invalid(format!(
+                    "entry {}: the rules drop a write that etcd replays from the WAL (it is above the db's \
+                     consistent_index {ci}), so every later replayed write would get another revision than in \
+                     the source and a kube-apiserver update comparing mod_revision would be lost; stop etcd \
+                     cleanly (SIGTERM) so the db holds every applied write, then rewrite; nothing was written",
+                    e.index
+                )));
+            }
+        }
+        let new_data = match fate {
             Fate::Same => return Ok(None),
             Fate::Changed => {
                 self.report.rewritten += 1;
@@ -322,7 +386,14 @@ impl Ctx<'_> {
 
 /// Rewrites the WAL of `in_dir` into `out_dir` (which must not exist or be empty),
 /// via a temporary directory beside it that is renamed into place when complete.
+/// No replay check: see [`rewrite_with`].
 pub fn rewrite(in_dir: &Path, out_dir: &Path, rules: &KeyRules) -> Result<RewriteReport> {
+    rewrite_with(in_dir, out_dir, rules, RewriteOptions::default())
+}
+
+/// [`rewrite`], refusing filters that would shift the revisions of writes etcd
+/// replays above `opts.consistent_index`.
+pub fn rewrite_with(in_dir: &Path, out_dir: &Path, rules: &KeyRules, opts: RewriteOptions) -> Result<RewriteReport> {
     rules.validate().map_err(|e| WalError::Invalid(e.to_string()))?;
     let segments = list_segments(in_dir)?;
     if segments.is_empty() {
@@ -345,7 +416,7 @@ pub fn rewrite(in_dir: &Path, out_dir: &Path, rules: &KeyRules) -> Result<Rewrit
     }
     let tmp = tmp_dir(out_dir);
     let _ = fs::remove_dir_all(&tmp);
-    let result = write_all(&segments, &tmp, rules).and_then(|report| {
+    let result = write_all(&segments, &tmp, rules, opts).and_then(|report| {
         if out_dir.exists() {
             fs::remove_dir(out_dir).map_err(|e| WalError::io(out_dir, e))?;
         }
@@ -390,11 +461,17 @@ fn create_file_private(path: &Path) -> Result<File> {
     o.open(path).map_err(|e| WalError::io(path, e))
 }
 
-fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules) -> Result<RewriteReport> {
+fn write_all(
+    segments: &[crate::segment::Segment],
+    tmp: &Path,
+    rules: &KeyRules,
+    opts: RewriteOptions,
+) -> Result<RewriteReport> {
     create_dir_private(tmp)?;
     let mut ctx = Ctx {
         rules,
         index: 0,
+        replayed_after: opts.consistent_index,
         report: RewriteReport::new(rules),
         counter: RuleCounter::new(rules),
         compact_rev_key_seen: false,

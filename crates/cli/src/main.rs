@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod bolt_cmd;
+mod datadir;
 mod etcd_cmd;
 mod interrupt;
 mod layout_args;

@@ -1,11 +1,11 @@
 //! `etcdsnap rewrite`: the snapshot rewrite, with its report.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use etcdsnap_mvcc::rewrite::{rewrite, NoProgress, Progress, RewriteOptions};
+use etcdsnap_mvcc::rewrite::{rewrite, NoProgress, Progress, RewriteOptions, RewriteReport};
 use etcdsnap_mvcc::trailer::hex;
 use serde::Serialize;
 
@@ -44,6 +44,10 @@ pub struct RewriteArgs {
     /// Replace an existing OUT, and remove temporary files interrupted runs left beside it.
     #[arg(long)]
     force: bool,
+    /// IN and OUT are etcd data dirs: rewrite member/snap/db and the WAL with the same rules and copy the .snap
+    /// files, into a new OUT (must not exist).
+    #[arg(long)]
+    data_dir: bool,
     #[command(flatten)]
     layout: crate::layout_args::LayoutArgs,
     #[command(flatten)]
@@ -173,7 +177,9 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         }
     }
     let rules = a.rules.rules()?;
-    crate::paths::check_snapshot_input(&a.input)?;
+    if !a.data_dir {
+        crate::paths::check_snapshot_input(&a.input)?;
+    }
     let opts = RewriteOptions {
         rules,
         bump_revision: a.bump_revision,
@@ -192,14 +198,35 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     let mut bar = StderrProgress { last: 0 };
     let mut none = NoProgress;
     let progress: &mut dyn Progress = if tty { &mut bar } else { &mut none };
+    if a.data_dir {
+        let r = crate::datadir::rewrite_data_dir(&a.input, &a.output, &opts, progress)
+            .with_context(|| format!("rewriting the data dir {} into {}", a.input.display(), a.output.display()))?;
+        if tty {
+            eprint!("\r\x1b[K");
+        }
+        return data_dir_report(a, &r, out);
+    }
     let r = rewrite(&a.input, &a.output, &opts, progress)
         .with_context(|| format!("rewriting {} into {}", a.input.display(), a.output.display()))?;
     if tty {
         eprint!("\r\x1b[K");
     }
-    let j = ReportJson {
-        input: a.input.display().to_string(),
-        output: a.output.display().to_string(),
+    let j = report_json(&a.input, &a.output, &r);
+    if a.fmt.structured() {
+        out.json(&j)?;
+        return Ok(Outcome::Clean);
+    }
+    for line in report_lines(&j, &r) {
+        out.line(line)?;
+    }
+    Ok(Outcome::Clean)
+}
+
+/// The `rewrite --json` object.
+fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport) -> ReportJson<'r> {
+    ReportJson {
+        input: input.display().to_string(),
+        output: output.display().to_string(),
         old_revision: r.old_revision,
         new_revision: r.new_revision,
         scheduled_compact_revision: r.scheduled_compact,
@@ -251,11 +278,11 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         bytes_out: r.bytes_out,
         stale_temp_files: stale_files(&r.stale_temps),
         elapsed_ms: r.elapsed.as_millis() as u64,
-    };
-    if a.fmt.structured() {
-        out.json(&j)?;
-        return Ok(Outcome::Clean);
     }
+}
+
+/// The `rewrite` simple report.
+fn report_lines(j: &ReportJson<'_>, r: &RewriteReport) -> Vec<String> {
     let opt = |v: Option<i64>| v.map_or("-".to_string(), |n| n.to_string());
     let enc = if j.encrypted.is_empty() {
         "none".to_string()
@@ -338,8 +365,40 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         extra.push(vec!["stale temp file".into(), format!("{} ({} bytes) {what}", s.path.display(), s.bytes)]);
     }
     rows.splice(at..at, extra);
-    for line in table(&rows) {
-        out.line(line)?;
+    table(&rows)
+}
+
+#[derive(Serialize)]
+struct DataDirJson<'r> {
+    input: String,
+    output: String,
+    db: ReportJson<'r>,
+    wal: serde_json::Value,
+    snap_files: u64,
+}
+
+/// `rewrite --data-dir`: the db's report, the WAL's, and the `.snap` files copied.
+fn data_dir_report(a: &RewriteArgs, r: &crate::datadir::DataDirReport, out: &mut Out) -> Result<Outcome> {
+    let member = a.output.join("member");
+    let db = report_json(&a.input.join("member/snap/db"), &member.join("snap/db"), &r.db);
+    if a.fmt.structured() {
+        out.json(&DataDirJson {
+            input: a.input.display().to_string(),
+            output: a.output.display().to_string(),
+            wal: crate::wal_cmd::rewrite_report_json(&member.join("wal"), &r.wal),
+            db,
+            snap_files: r.snap_files,
+        })?;
+        return Ok(Outcome::Clean);
     }
+    out.line(format!("db ({})", member.join("snap/db").display()))?;
+    for line in report_lines(&db, &r.db) {
+        out.line(format!("  {line}"))?;
+    }
+    out.line(format!("wal ({})", member.join("wal").display()))?;
+    for line in crate::wal_cmd::rewrite_report_lines(&member.join("wal"), &r.wal) {
+        out.line(format!("  {line}"))?;
+    }
+    out.line(format!("snap files: {} copied", r.snap_files))?;
     Ok(Outcome::Clean)
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use etcdsnap_wal::repair::{repair, RepairOutcome};
-use etcdsnap_wal::rewrite::{rewrite_with, RewriteOptions};
+use etcdsnap_wal::rewrite::{rewrite_with, RewriteOptions, RewriteReport as WalRewriteReport};
 use etcdsnap_wal::verify::consistent_index_problems;
 use etcdsnap_wal::{list_segments, read_wal, verify, Layout, WalError, WalReport};
 use serde_json::json;
@@ -338,17 +338,7 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     let layout = wal_dir_of(&a.input)?;
     let rules = a.rules.rules()?;
     // etcd replays the entries above the db's consistent_index: a filter may not shift their revisions.
-    let consistent_index = match &layout.db {
-        Some(db) => consistent_index(db)?,
-        None => {
-            eprintln!(
-                "etcdsnap: warning: no member/snap/db beside {}: whether the rules shift the revisions of writes \
-                 etcd replays from the WAL cannot be checked (give the member or data dir)",
-                layout.wal_dir.display()
-            );
-            None
-        }
-    };
+    let consistent_index = replay_check_index(&layout)?;
     let report = match rewrite_with(&layout.wal_dir, &a.output, &rules, RewriteOptions { consistent_index }) {
         Ok(r) => r,
         Err(WalError::Corrupt(c)) => {
@@ -358,55 +348,81 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         Err(e) => return Err(e.into()),
     };
     if a.fmt.structured() {
-        out.json(&json!({
-            "output": a.output.display().to_string(),
-            "segments": report.segments,
-            "records": report.records,
-            "entries": report.entries,
-            "rewritten": report.rewritten,
-            "emptied": report.emptied,
-            "ops_dropped": report.ops_dropped,
-            "compares_dropped": report.compares_dropped,
-            "v2_requests": report.v2_requests,
-            "permissions_renamed": report.permissions_renamed,
-            "permissions_overlapping": report.permissions_overlapping.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
-            "straddling_ranges": report.straddling.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
-            "compact_rev_key": report.compact_rev_key.name(),
-            "rules": report.rules.iter().map(|m| json!({"rule": m.kind.name(), "value": crate::output::Bytes(&m.value), "matched": m.matched})).collect::<Vec<_>>(),
-        }))?;
+        out.json(&rewrite_report_json(&a.output, &report))?;
     } else {
-        let rows = vec![
-            vec!["output".into(), a.output.display().to_string()],
-            vec!["segments".into(), report.segments.to_string()],
-            vec!["records".into(), report.records.to_string()],
-            vec!["entries".into(), report.entries.to_string()],
-            vec!["rewritten".into(), report.rewritten.to_string()],
-            vec!["emptied (now no-ops)".into(), report.emptied.to_string()],
-            vec!["txn ops dropped".into(), report.ops_dropped.to_string()],
-            vec!["txn compares dropped".into(), report.compares_dropped.to_string()],
-            vec!["v2 requests (kept)".into(), report.v2_requests.to_string()],
-            vec!["permissions renamed".into(), report.permissions_renamed.to_string()],
-            vec!["compact_rev_key".into(), report.compact_rev_key.name().into()],
-        ];
-        let mut rows = rows;
-        for m in &report.rules {
-            rows.push(vec![
-                format!("rule {}", m.kind.name()),
-                format!("{}  {} keys in requests", etcdsnap_bolt::display_bytes(&m.value), m.matched),
-            ]);
-        }
-        for l in table(&rows) {
+        for l in rewrite_report_lines(&a.output, &report) {
             out.line(l)?;
-        }
-        for (i, r) in &report.straddling {
-            out.line(format!("index {i}: range {r} covers kept and dropped keys; kept unchanged"))?;
-        }
-        for (i, r) in &report.permissions_overlapping {
-            out.line(format!(
-                "index {i}: permission {r} reaches inside and outside a rename source; kept unchanged (the snapshot \
-                 rewrite also grants the renamed part)"
-            ))?;
         }
     }
     Ok(Outcome::Clean)
+}
+
+/// The `wal rewrite --json` object (also the `wal` part of `rewrite --data-dir`).
+pub fn rewrite_report_json(output: &Path, report: &WalRewriteReport) -> serde_json::Value {
+    json!({
+        "output": output.display().to_string(),
+        "segments": report.segments,
+        "records": report.records,
+        "entries": report.entries,
+        "rewritten": report.rewritten,
+        "emptied": report.emptied,
+        "ops_dropped": report.ops_dropped,
+        "compares_dropped": report.compares_dropped,
+        "v2_requests": report.v2_requests,
+        "permissions_renamed": report.permissions_renamed,
+        "permissions_overlapping": report.permissions_overlapping.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
+        "straddling_ranges": report.straddling.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
+        "compact_rev_key": report.compact_rev_key.name(),
+        "rules": report.rules.iter().map(|m| json!({"rule": m.kind.name(), "value": crate::output::Bytes(&m.value), "matched": m.matched})).collect::<Vec<_>>(),
+    })
+}
+
+/// The `wal rewrite` simple report.
+pub fn rewrite_report_lines(output: &Path, report: &WalRewriteReport) -> Vec<String> {
+    let mut rows = vec![
+        vec!["output".into(), output.display().to_string()],
+        vec!["segments".into(), report.segments.to_string()],
+        vec!["records".into(), report.records.to_string()],
+        vec!["entries".into(), report.entries.to_string()],
+        vec!["rewritten".into(), report.rewritten.to_string()],
+        vec!["emptied (now no-ops)".into(), report.emptied.to_string()],
+        vec!["txn ops dropped".into(), report.ops_dropped.to_string()],
+        vec!["txn compares dropped".into(), report.compares_dropped.to_string()],
+        vec!["v2 requests (kept)".into(), report.v2_requests.to_string()],
+        vec!["permissions renamed".into(), report.permissions_renamed.to_string()],
+        vec!["compact_rev_key".into(), report.compact_rev_key.name().into()],
+    ];
+    for m in &report.rules {
+        rows.push(vec![
+            format!("rule {}", m.kind.name()),
+            format!("{}  {} keys in requests", etcdsnap_bolt::display_bytes(&m.value), m.matched),
+        ]);
+    }
+    let mut lines = table(&rows);
+    for (i, r) in &report.straddling {
+        lines.push(format!("index {i}: range {r} covers kept and dropped keys; kept unchanged"));
+    }
+    for (i, r) in &report.permissions_overlapping {
+        lines.push(format!(
+            "index {i}: permission {r} reaches inside and outside a rename source; kept unchanged (the snapshot \
+             rewrite also grants the renamed part)"
+        ));
+    }
+    lines
+}
+
+/// The db's `consistent_index` for the WAL rewrite's replay check, or `None`
+/// (with a warning) when there is no db beside the WAL.
+pub fn replay_check_index(layout: &Layout) -> Result<Option<u64>> {
+    match &layout.db {
+        Some(db) => consistent_index(db),
+        None => {
+            eprintln!(
+                "etcdsnap: warning: no member/snap/db beside {}: whether the rules shift the revisions of writes \
+                 etcd replays from the WAL cannot be checked (give the member or data dir)",
+                layout.wal_dir.display()
+            );
+            Ok(None)
+        }
+    }
 }

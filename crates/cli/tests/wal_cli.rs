@@ -263,29 +263,55 @@ fn served(server: &EtcdServer, prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .collect()
 }
 
-/// db (etcdsnap rewrite) + WAL (etcdsnap wal rewrite) + .snap files copied.
+/// `etcdsnap rewrite --data-dir`: db, WAL and .snap files in one command.
 fn rewrite_data_dir(src: &Path, out: &Path) {
-    let snap_out = out.join("member/snap");
-    fs::create_dir_all(&snap_out).unwrap();
-    let (db_in, db_out) = (src.join("member/snap/db"), snap_out.join("db"));
-    let mut args = vec!["rewrite", p(&db_in), p(&db_out)];
-    args.extend(RULES);
-    ok(&args);
-    for e in fs::read_dir(src.join("member/snap")).unwrap() {
-        let e = e.unwrap();
-        if e.file_name().to_string_lossy().ends_with(".snap") {
-            fs::copy(e.path(), snap_out.join(e.file_name())).unwrap();
-        }
-    }
-    let out_wal = out.join("member/wal");
-    let mut args = vec!["wal", "rewrite", p(src), p(&out_wal)];
+    let mut args = vec!["rewrite", "--data-dir", p(src), p(out)];
     args.extend(RULES);
     args.push("--json");
     let rep: Value = serde_json::from_str(&ok(&args)).unwrap();
-    assert!(rep["emptied"].as_u64().unwrap() > 0, "{rep}");
-    assert_eq!(rep["compact_rev_key"], "kept", "{rep}");
-    assert_eq!(rep["rules"].as_array().unwrap().len(), RULES.len() / 2, "{rep}");
+    let keys: Vec<&str> = rep.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["input", "output", "db", "wal", "snap_files"], "{rep}");
+    let wal = &rep["wal"];
+    assert!(wal["emptied"].as_u64().unwrap() > 0, "{rep}");
+    assert_eq!(wal["compact_rev_key"], "kept", "{rep}");
+    assert_eq!(wal["rules"].as_array().unwrap().len(), RULES.len() / 2, "{rep}");
+    assert_eq!(rep["db"]["compact_rev_key"], "kept", "{rep}");
+    assert_eq!(rep["db"]["trailer_sha256"], Value::Null, "a data dir's db has no trailer: {rep}");
+    let snaps = fs::read_dir(src.join("member/snap"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".snap"))
+        .count();
+    assert_eq!(rep["snap_files"].as_u64(), Some(snaps as u64));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(out).unwrap().permissions().mode() & 0o777, 0o700);
+    }
     ok(&["wal", "verify", p(out)]);
+}
+
+/// A refused data-dir rewrite leaves nothing beside its output.
+#[test]
+fn data_dir_rewrite_refusals_leave_nothing() {
+    let v = EtcdVersion::V3_5_1;
+    let dir = scratch("wal-cli-datadir-refused");
+    let out = dir.join("data");
+    let src = v.fixture_dir();
+    for (extra, want) in [
+        (&["--include", "/tenant-1/"][..], "--keep-key compact_rev_key or --drop-key compact_rev_key"),
+        (&["--include", "/tenant-9/", "--keep-key", "compact_rev_key"], "--include /tenant-9/ matched no key"),
+    ] {
+        let mut args = vec!["rewrite", "--data-dir", p(&src), p(&out)];
+        args.extend(extra);
+        let o = etcdsnap(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+        assert!(fs::read_dir(&dir).unwrap().next().is_none(), "nothing written: {err}");
+    }
+    let snap = v.fixture_snapshot();
+    let o = etcdsnap(&["rewrite", "--data-dir", p(&snap), p(&out)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is a file; expected an etcd data dir"));
 }
 
 /// `wal rewrite` follows the snapshot rewrite's compact_rev_key rule: a prefix

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use etcdsnap_bolt::{display_bytes, Db, MappedFile};
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
+use etcdsnap_mvcc::header::header;
 use etcdsnap_mvcc::keyspace::{all_revisions, at_revision, Selection};
 use etcdsnap_mvcc::kv::KvRef;
 use etcdsnap_mvcc::status::status;
@@ -547,14 +548,85 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// Bytes as etcdctl's JSON has them: base64.
+struct B64<'a>(&'a [u8]);
+
+impl Serialize for B64<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.0))
+    }
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `etcdserverpb.ResponseHeader` as etcdctl's `-w json` prints it (zero fields omitted, ids as numbers).
+#[derive(Serialize)]
+struct CtlHeader {
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    cluster_id: u64,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    member_id: u64,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    revision: i64,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    raft_term: u64,
+}
+
+/// `mvccpb.KeyValue` as etcdctl's `-w json` prints it (see [`B64Kv`]).
+struct CtlKv<'a> {
+    key: &'a [u8],
+    create_revision: i64,
+    mod_revision: i64,
+    version: i64,
+    value: &'a [u8],
+    lease: i64,
+}
+
+impl Serialize for B64Kv<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let kv = &self.0;
+        let mut m = s.serialize_map(None)?;
+        if !kv.key.is_empty() {
+            m.serialize_entry("key", &B64(kv.key))?;
+        }
+        for (name, n) in
+            [("create_revision", kv.create_revision), ("mod_revision", kv.mod_revision), ("version", kv.version)]
+        {
+            if n != 0 {
+                m.serialize_entry(name, &n)?;
+            }
+        }
+        if !kv.value.is_empty() {
+            m.serialize_entry("value", &B64(kv.value))?;
+        }
+        if kv.lease != 0 {
+            m.serialize_entry("lease", &kv.lease)?;
+        }
+        m.end()
+    }
+}
+
+/// A kv in etcdctl's JSON: base64 bytes, zero fields left out.
+struct B64Kv<'a>(CtlKv<'a>);
+
+/// `etcdserverpb.RangeResponse` as `etcdctl get -w json` prints it.
 #[derive(Serialize)]
 struct GetJson<'a> {
-    revision: i64,
-    count: usize,
-    /// More keys matched than `--limit` let through (etcd's `more`, omitted when false like etcdctl's).
+    header: CtlHeader,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    kvs: Vec<B64Kv<'a>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     more: bool,
-    kvs: Vec<KvJson<'a>>,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    count: u64,
 }
 
 pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
@@ -572,24 +644,33 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
     let key = arg_bytes(&a.key);
     let sel =
         if a.prefix { Selection { prefix: key, key: None } } else { Selection { prefix: Vec::new(), key: Some(key) } };
-    let (rev, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
+    let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     let shown_keys = &keys[..keys.len().min(limit)];
     if a.fmt.structured() {
+        let h = header(&db).with_context(|| format!("reading {}", a.file.display()))?;
         out.json(&GetJson {
-            revision: rev,
-            count: keys.len(),
-            more: shown_keys.len() < keys.len(),
+            header: CtlHeader {
+                cluster_id: h.cluster_id,
+                member_id: h.member_id,
+                revision: h.revision,
+                raft_term: h.raft_term,
+            },
             kvs: shown_keys
                 .iter()
                 .map(|v| {
-                    let mut kv = KvJson::from(&v.kv);
-                    if a.keys_only {
-                        kv.value = Bytes(b"");
-                    }
-                    kv
+                    B64Kv(CtlKv {
+                        key: v.kv.key,
+                        create_revision: v.kv.create_revision,
+                        mod_revision: v.kv.mod_revision,
+                        version: v.kv.version,
+                        value: if a.keys_only { b"" } else { v.kv.value },
+                        lease: v.kv.lease,
+                    })
                 })
                 .collect(),
+            more: shown_keys.len() < keys.len(),
+            count: keys.len() as u64,
         })?;
         return Ok(Outcome::Clean);
     }

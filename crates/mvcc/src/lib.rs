@@ -6,6 +6,7 @@
 
 mod error;
 pub mod hashkv;
+pub mod header;
 pub mod index;
 pub mod keyspace;
 pub mod kv;

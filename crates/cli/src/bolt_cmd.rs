@@ -246,7 +246,9 @@ fn check_cmd(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
+    let spin = crate::progress::Spinner::start(format!("checking {}", a.file.display()));
     let report = check::check(&db, &CheckOptions::default());
+    drop(spin);
     let outcome = if report.is_ok() { Outcome::Clean } else { Outcome::Problems };
     if a.fmt.structured() {
         let s = &report.stats;
@@ -451,8 +453,10 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         cancel: crate::interrupt::cancel_on_signals()?,
         ..CompactOptions::default()
     };
-    let r = etcdsnap_mvcc::snapshot::compact(&a.input, &a.output, &opts)
+    let mut bar = crate::progress::Bar::new();
+    let r = etcdsnap_mvcc::snapshot::compact_with_progress(&a.input, &a.output, &opts, &mut bar)
         .with_context(|| format!("compacting {} into {}", a.input.display(), a.output.display()))?;
+    drop(bar);
     let j = CompactJson {
         input: a.input.display().to_string(),
         output: a.output.display().to_string(),

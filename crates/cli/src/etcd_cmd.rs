@@ -210,6 +210,7 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     let db = open(&a.file, &file)?;
     // The bbolt check, the figures and (when asked) the trailer digest are
     // independent passes over the mapped file: run them side by side.
+    let spin = crate::progress::Spinner::start(format!("reading {}", a.file.display()));
     let (t, check, s) = std::thread::scope(|scope| {
         let digest = a.verify_trailer.then(|| scope.spawn(|| trailer::verify(&file)));
         let check = scope.spawn(|| db.check());
@@ -223,6 +224,7 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
         };
         (t, check.join(), s)
     });
+    drop(spin);
     let check = check.map_err(|_| anyhow::anyhow!("bbolt check thread panicked"))?;
     // Like etcdutl, figures of a structurally damaged file are refused.
     if !check.is_ok() {
@@ -320,7 +322,9 @@ pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
         RuleArg::Skip => (TombstoneRule::Skip, "skip"),
         RuleArg::Include => (TombstoneRule::Include, "include"),
     };
+    let spin = crate::progress::Spinner::start(format!("hashing {}", a.file.display()));
     let h = hash_kv(&db, a.rev, rule).with_context(|| format!("hashing {}", a.file.display()))?;
+    drop(spin);
     let j = HashkvJson {
         hash: h.hash,
         compact_revision: h.compact_revision,
@@ -376,7 +380,9 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     for path in &a.files {
         let j = match map(path) {
             Ok(file) => {
+                let spin = crate::progress::Spinner::start(format!("verifying {}", path.display()));
                 let r = verify(&file, VerifyOptions { require_trailer: a.require_trailer });
+                drop(spin);
                 VerifyJson {
                     file: path.display().to_string(),
                     ok: r.is_ok(),

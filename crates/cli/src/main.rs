@@ -12,6 +12,7 @@ mod interrupt;
 mod layout_args;
 mod output;
 mod paths;
+mod progress;
 mod rewrite_cmd;
 mod rules_args;
 mod wal_cmd;
@@ -24,6 +25,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "etcdsnap", version, about, propagate_version = true)]
 struct Cli {
+    /// No progress bars (they are drawn on stderr only when it is a terminal).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    progress::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Bolt(cmd) => bolt_cmd::run(cmd),
         Command::Status(a) => with_out(|out| etcd_cmd::status_cmd(&a, out)),

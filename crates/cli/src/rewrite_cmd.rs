@@ -1,11 +1,10 @@
 //! `etcdsnap rewrite`: the snapshot rewrite, with its report.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use etcdsnap_mvcc::rewrite::{rewrite, NoProgress, Progress, RewriteOptions, RewriteReport};
+use etcdsnap_mvcc::rewrite::{rewrite, Progress, RewriteOptions, RewriteReport};
 use etcdsnap_mvcc::trailer::hex;
 use serde::Serialize;
 
@@ -56,25 +55,6 @@ pub struct RewriteArgs {
 
 fn display(b: &[u8]) -> String {
     etcdsnap_bolt::display_bytes(b)
-}
-
-/// A progress line on stderr, redrawn in place; only used when stderr is a terminal.
-struct StderrProgress {
-    last: u64,
-}
-
-impl Progress for StderrProgress {
-    fn update(&mut self, phase: &'static str, done: u64, total: u64) {
-        if done < self.last + 65536 && done != total {
-            return;
-        }
-        self.last = done;
-        if total > 0 {
-            eprint!("\r{phase}: {done}/{total} revisions ({}%)   ", done * 100 / total.max(1));
-        } else {
-            eprint!("\r{phase}: {done} revisions   ");
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -194,23 +174,17 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         output: etcdsnap_bolt::CreateOptions { overwrite: a.force, remove_stale: a.force },
         cancel: crate::interrupt::cancel_on_signals()?,
     };
-    let tty = std::io::stderr().is_terminal();
-    let mut bar = StderrProgress { last: 0 };
-    let mut none = NoProgress;
-    let progress: &mut dyn Progress = if tty { &mut bar } else { &mut none };
+    let mut bar = crate::progress::Bar::new();
+    let progress: &mut dyn Progress = &mut bar;
     if a.data_dir {
         let r = crate::datadir::rewrite_data_dir(&a.input, &a.output, &opts, progress)
             .with_context(|| format!("rewriting the data dir {} into {}", a.input.display(), a.output.display()))?;
-        if tty {
-            eprint!("\r\x1b[K");
-        }
+        drop(bar);
         return data_dir_report(a, &r, out);
     }
     let r = rewrite(&a.input, &a.output, &opts, progress)
         .with_context(|| format!("rewriting {} into {}", a.input.display(), a.output.display()))?;
-    if tty {
-        eprint!("\r\x1b[K");
-    }
+    drop(bar);
     let j = report_json(&a.input, &a.output, &r);
     if a.fmt.structured() {
         out.json(&j)?;

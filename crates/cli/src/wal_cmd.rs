@@ -128,7 +128,9 @@ fn consistent_index(db: &Path) -> Result<Option<u64>> {
 fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.dir)?;
+    let spin = crate::progress::Spinner::start(format!("verifying {}", layout.wal_dir.display()));
     let report = verify(&layout.wal_dir, layout.snap_dir.as_deref())?;
+    drop(spin);
     let mut problems = report.problems();
     let ci = match &layout.db {
         Some(db) => consistent_index(db)?,

@@ -300,3 +300,24 @@ fn sigint_and_sigterm_during_a_write_remove_the_temporary_file() {
         assert_eq!(names(&dir), vec!["big.db"], "{name}: no temporary file, no output");
     }
 }
+
+/// Progress goes to stderr only when it is a terminal (here a pseudo-terminal
+/// made by `script`), with total and rate; `--quiet` and pipes get none.
+#[test]
+fn progress_only_on_a_terminal_and_not_with_quiet() {
+    let dir = scratch("rails-progress");
+    let bin = env!("CARGO_BIN_EXE_etcdsnap");
+    let on_tty = |extra: &str, out: &Path| -> String {
+        let cmd = format!("{bin} {extra} bolt compact {} {} > /dev/null", s(&snapshot()), s(out));
+        let o = Command::new("script").args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let shown = on_tty("", &dir.join("a.db"));
+    assert!(shown.contains("writing") && shown.contains("MiB") && shown.contains("/s"), "{shown:?}");
+    let quiet = on_tty("--quiet", &dir.join("b.db"));
+    assert!(!quiet.contains("writing"), "{quiet:?}");
+    // Not a terminal: nothing on stderr.
+    let o = etcdsnap(&args(&["bolt", "compact", &s(&snapshot()), &s(&dir.join("c.db"))]));
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}

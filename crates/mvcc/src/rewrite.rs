@@ -165,9 +165,10 @@ pub struct PermissionChange {
     pub now: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Progress of a long rewrite, for a progress bar.
+/// Progress of a long rewrite or compaction, for a progress bar.
 pub trait Progress {
-    /// `done` of `total` entries of `phase` are processed (`total` 0: unknown).
+    /// `done` of `total` units of `phase` are processed (`total` 0: unknown):
+    /// `analysing` counts `key`-bucket entries, `writing` bytes of the output.
     fn update(&mut self, phase: &'static str, done: u64, total: u64);
 }
 
@@ -413,7 +414,6 @@ fn write_key_bucket<W: Write>(
     plan: &Plan<'_>,
     rules: &KeyRules,
     c: &mut Counts,
-    progress: &mut dyn Progress,
 ) -> Result<()> {
     let mut buf = Vec::new();
     let mut done = 0u64;
@@ -422,9 +422,6 @@ fn write_key_bucket<W: Write>(
         done += 1;
         if done % CANCEL_EVERY == 0 {
             plan.cancel.check()?;
-        }
-        if done % 65536 == 0 {
-            progress.update("writing", done, plan.revisions);
         }
         let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
         if e.value.is_empty() {
@@ -590,7 +587,6 @@ fn emit<W: Write>(
     plan: &Plan<'_>,
     opts: &RewriteOptions,
     c: &mut Counts,
-    progress: &mut dyn Progress,
 ) -> Result<()> {
     let root = db.root()?;
     for top in root.cursor() {
@@ -598,7 +594,7 @@ fn emit<W: Write>(
         let bucket = root.child(top)?;
         out.create_bucket(top.key, bucket.sequence())?;
         match top.key {
-            KEY => write_key_bucket(&bucket, out, plan, &opts.rules, c, progress)?,
+            KEY => write_key_bucket(&bucket, out, plan, &opts.rules, c)?,
             META => write_meta(&bucket, out, plan)?,
             LEASE => write_leases(&bucket, out, plan, opts.drop_orphan_leases, c)?,
             AUTH_ROLES => write_roles(&bucket, out, &opts.rules, c)?,
@@ -671,19 +667,22 @@ fn rewrite_inner(
     // Lay the file out first, so its meta pages can be written first and the
     // whole file hashed while it is written.
     let mut layout = Builder::plan(build)?;
-    emit(&db, &mut layout, &plan, opts, &mut Counts::default(), &mut NoProgress)?;
+    emit(&db, &mut layout, &plan, opts, &mut Counts::default())?;
     let layout = layout.finish()?;
 
     let want_trailer = opts.trailer.wants_trailer(trailer_in.is_present());
     let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
     let out_file = atomic.file()?;
-    let ((c, summary), trailer_out) = crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, |w| {
-        let mut out = Builder::streamed(w, build, &layout)?;
-        let mut c = Counts::default();
-        emit(&db, &mut out, &plan, opts, &mut c, progress)?;
-        let (_, summary) = out.finish_streamed()?;
-        Ok((c, summary))
-    })?;
+    let total = layout.bytes;
+    let sink = (progress, total);
+    let ((c, summary), trailer_out) =
+        crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, sink, |w| {
+            let mut out = Builder::streamed(w, build, &layout)?;
+            let mut c = Counts::default();
+            emit(&db, &mut out, &plan, opts, &mut c)?;
+            let (_, summary) = out.finish_streamed()?;
+            Ok((c, summary))
+        })?;
     let f = atomic.file()?;
     if let Some(d) = &trailer_out {
         f.write_all(d).map_err(|source| MvccError::Io { path: output.to_path_buf(), source })?;

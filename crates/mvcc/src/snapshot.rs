@@ -134,13 +134,28 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 /// second thread that hashes it for the trailer; the input's trailer is checked
 /// on a third thread meanwhile.
 pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<CompactReport, SnapshotError> {
-    compact_inner(input, output, opts).map_err(|e| match opts.cancel.reason() {
+    compact_with_progress(input, output, opts, &mut crate::rewrite::NoProgress)
+}
+
+/// [`compact`], telling `progress` the bytes written (phase `writing`).
+pub fn compact_with_progress(
+    input: &Path,
+    output: &Path,
+    opts: &CompactOptions,
+    progress: &mut dyn crate::rewrite::Progress,
+) -> Result<CompactReport, SnapshotError> {
+    compact_inner(input, output, opts, progress).map_err(|e| match opts.cancel.reason() {
         Some(signal) => SnapshotError::Bolt(etcdsnap_bolt::Error::Interrupted { signal }),
         None => e,
     })
 }
 
-fn compact_inner(input: &Path, output: &Path, opts: &CompactOptions) -> Result<CompactReport, SnapshotError> {
+fn compact_inner(
+    input: &Path,
+    output: &Path,
+    opts: &CompactOptions,
+    progress: &mut dyn crate::rewrite::Progress,
+) -> Result<CompactReport, SnapshotError> {
     let start = Instant::now();
     let file = MappedFile::open(input)?;
     let input_has_trailer = trailer::has_trailer(file.len() as u64);
@@ -154,7 +169,8 @@ fn compact_inner(input: &Path, output: &Path, opts: &CompactOptions) -> Result<C
     let (trailer_in, written) = std::thread::scope(|scope| {
         let check = scope.spawn(|| trailer::verify(&file));
         let written = etcdsnap_bolt::compact::plan(&db, build).map_err(crate::MvccError::from).and_then(|layout| {
-            crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, |w| {
+            let sink = (progress, layout.bytes);
+            crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, sink, |w| {
                 Ok(etcdsnap_bolt::compact::compact_streamed(&db, w, build, &layout)?.1)
             })
         });

@@ -116,6 +116,20 @@ pub struct GetArgs {
     fmt: crate::output::FormatArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct DuArgs {
+    /// Snapshot file or raw member/snap/db.
+    file: PathBuf,
+    /// Group keys by their first N `/`-separated segments (`/tenant-1/registry/` is 2).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    depth: u16,
+    /// Only the N largest prefixes (0: all).
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
+}
+
 /// Command-line bytes as given (no UTF-8 required on Unix, like etcdctl's arguments).
 fn arg_bytes(s: &OsStr) -> Vec<u8> {
     #[cfg(unix)]
@@ -687,6 +701,56 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
         }
         let value = if a.keys_only { &[][..] } else { v.kv.value };
         out.bytes_line(&shown(value, a.hex))?;
+    }
+    Ok(Outcome::Clean)
+}
+
+#[derive(Serialize)]
+struct UsageJson<'a> {
+    prefix: Bytes<'a>,
+    live_keys: u64,
+    live_bytes: u64,
+    revisions: u64,
+    bytes: u64,
+}
+
+pub fn du_cmd(a: &DuArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
+    let file = map(&a.file)?;
+    let db = open(&a.file, &file)?;
+    let spin = crate::progress::Spinner::start(format!("reading {}", a.file.display()));
+    let all = etcdsnap_mvcc::usage::usage(&db, usize::from(a.depth))
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    drop(spin);
+    let limit = if a.limit == 0 { usize::MAX } else { a.limit };
+    if a.fmt.structured() {
+        for u in all.iter().take(limit) {
+            out.json(&UsageJson {
+                prefix: Bytes(&u.prefix),
+                live_keys: u.live_keys,
+                live_bytes: u.live_bytes,
+                revisions: u.revisions,
+                bytes: u.bytes,
+            })?;
+        }
+        return Ok(Outcome::Clean);
+    }
+    let mut rows =
+        vec![vec!["PREFIX".to_string(), "BYTES".into(), "REVISIONS".into(), "LIVE BYTES".into(), "LIVE KEYS".into()]];
+    for u in all.iter().take(limit) {
+        let name = if u.prefix.is_empty() { "(revision markers)".to_string() } else { display_bytes(&u.prefix) };
+        rows.push(vec![
+            name,
+            u.bytes.to_string(),
+            u.revisions.to_string(),
+            u.live_bytes.to_string(),
+            u.live_keys.to_string(),
+        ]);
+    }
+    let (bytes, live): (u64, u64) = all.iter().fold((0, 0), |(b, l), u| (b + u.bytes, l + u.live_bytes));
+    rows.push(vec!["total".into(), bytes.to_string(), String::new(), live.to_string(), String::new()]);
+    for line in table(&rows) {
+        out.line(line.trim_end())?;
     }
     Ok(Outcome::Clean)
 }

@@ -47,6 +47,8 @@ enum Command {
     Keys(etcd_cmd::KeysArgs),
     /// One key at a revision, like `etcdctl get`.
     Get(etcd_cmd::GetArgs),
+    /// What fills the database: bytes by key prefix, live and history (what a compaction would free).
+    Du(etcd_cmd::DuArgs),
     /// Rewrite a snapshot: filter and rename prefixes, bump revisions, mark compacted or compact.
     Rewrite(rewrite_cmd::RewriteArgs),
     /// WAL segments and .snap files: verify, dump, repair, rewrite.
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => with_out(|out| etcd_cmd::verify_cmd(&a, out)),
         Command::Keys(a) => with_out(|out| etcd_cmd::keys_cmd(&a, out)),
         Command::Get(a) => with_out(|out| etcd_cmd::get_cmd(&a, out)),
+        Command::Du(a) => with_out(|out| etcd_cmd::du_cmd(&a, out)),
         Command::Rewrite(a) => with_out(|out| rewrite_cmd::run(&a, out)),
         Command::Wal(cmd) => with_out(|out| wal_cmd::run(cmd, out)),
     };

@@ -432,3 +432,34 @@ fn get_json_equals_etcdctl() {
         assert!(ours == theirs, "{v}: get -w json differs from etcdctl's");
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageJson {
+    prefix: JBytes,
+    live_keys: u64,
+    live_bytes: u64,
+    revisions: u64,
+    bytes: u64,
+}
+
+/// `du -w json`: JSON Lines whose sums are the file's revision and live key counts.
+#[test]
+fn du_json_contract() {
+    for (_, f) in fixture_files() {
+        let f = p(&f);
+        for depth in ["1", "2", "3"] {
+            let (out, _) = run(&args(&["du", &f, "--depth", depth, "--json"]), 0);
+            let rows: Vec<UsageJson> = lines(&out);
+            assert_eq!(rows.iter().map(|r| r.revisions).sum::<u64>(), 1217, "{f} --depth {depth}");
+            assert_eq!(rows.iter().map(|r| r.live_keys).sum::<u64>(), 718, "{f} --depth {depth}");
+            assert!(rows.windows(2).all(|w| w[0].bytes >= w[1].bytes), "largest first");
+            assert!(rows.iter().all(|r| r.live_bytes <= r.bytes && r.live_keys <= r.revisions));
+        }
+        let (out, _) = run(&args(&["du", &f, "--depth", "1", "--json"]), 0);
+        let rows: Vec<UsageJson> = lines(&out);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[3].prefix, JBytes::Text("compact_rev_key".into()));
+        run(&args(&["du", &f, "--depth", "0"]), 2);
+    }
+}

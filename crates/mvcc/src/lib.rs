@@ -17,6 +17,7 @@ pub mod snapshot;
 pub mod status;
 pub mod stream;
 pub mod trailer;
+pub mod usage;
 pub mod verify;
 
 pub use error::{MvccError, Result};

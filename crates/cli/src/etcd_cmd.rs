@@ -193,8 +193,8 @@ impl TrailerState {
     }
 }
 
+/// snake_case like every JSON of ours and etcdctl's (etcdutl's `totalKey`/`totalSize` are `total_key`/`total_size`).
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct StatusJson {
     hash: u32,
     revision: i64,

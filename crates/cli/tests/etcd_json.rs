@@ -29,7 +29,7 @@ struct B64 {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct StatusJson {
     hash: u32,

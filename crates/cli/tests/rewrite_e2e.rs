@@ -209,15 +209,15 @@ fn check_offline(output: &Path, r: &ReportJson) {
         .unwrap();
     assert!(st.status.success(), "etcdutl snapshot status: {}", String::from_utf8_lossy(&st.stderr));
     let theirs: Value = serde_json::from_slice(&st.stdout).unwrap();
-    for f in ["hash", "revision", "totalKey", "totalSize"] {
+    for (f, o) in [("hash", "hash"), ("revision", "revision"), ("totalKey", "total_key"), ("totalSize", "total_size")] {
         assert!(theirs[f].is_number(), "etcdutl {f}: {theirs}");
-        assert_eq!(ours[f], theirs[f], "status {f}: ours {ours}, etcdutl {theirs}");
+        assert_eq!(ours[o], theirs[f], "status {f}: ours {ours}, etcdutl {theirs}");
     }
     assert_eq!(theirs["hash"].as_u64(), Some(u64::from(r.status_hash)));
     assert_eq!(theirs["revision"].as_i64(), Some(r.status_revision));
     assert_eq!(theirs["totalKey"].as_u64(), Some(r.status_total_key));
-    assert_eq!(ours["scheduledCompactRevision"].as_i64(), r.scheduled_compact_revision, "{ours}");
-    assert_eq!(ours["finishedCompactRevision"].as_i64(), r.finished_compact_revision, "{ours}");
+    assert_eq!(ours["scheduled_compact_revision"].as_i64(), r.scheduled_compact_revision, "{ours}");
+    assert_eq!(ours["finished_compact_revision"].as_i64(), r.finished_compact_revision, "{ours}");
     std::fs::remove_file(copy).unwrap();
 }
 

@@ -81,8 +81,10 @@ fn build(
 ) -> Result<DataDirReport> {
     mkdir_private(&tmp.join("member/snap"))?;
     let consistent_index = crate::wal_cmd::replay_check_index(layout)?;
-    let wal = rewrite_with(&layout.wal_dir, &tmp.join("member/wal"), &opts.rules, WalOptions { consistent_index })
-        .with_context(|| format!("rewriting the WAL {}", layout.wal_dir.display()))?;
+    let cancel = Some(crate::interrupt::flag_on_signals()?);
+    let wal =
+        rewrite_with(&layout.wal_dir, &tmp.join("member/wal"), &opts.rules, WalOptions { consistent_index, cancel })
+            .with_context(|| format!("rewriting the WAL {}", layout.wal_dir.display()))?;
     let db_in = input.join("member/snap/db");
     let db = rewrite(&db_in, &tmp.join("member/snap/db"), opts, progress)
         .with_context(|| format!("rewriting the db {}", db_in.display()))?;

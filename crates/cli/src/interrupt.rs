@@ -14,8 +14,13 @@ static RECEIVED: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 
 /// Installs the handlers (once per process) and returns the token to hand to the library.
 pub fn cancel_on_signals() -> Result<Cancel> {
+    flag_on_signals().map(Cancel::new)
+}
+
+/// Installs the handlers (once per process) and returns the flag they set to the signal number.
+pub fn flag_on_signals() -> Result<Arc<AtomicUsize>> {
     if let Some(flag) = RECEIVED.get() {
-        return Ok(Cancel::new(flag.clone()));
+        return Ok(flag.clone());
     }
     let flag = Arc::new(AtomicUsize::new(0));
     let armed = Arc::new(AtomicBool::new(false));
@@ -26,8 +31,7 @@ pub fn cancel_on_signals() -> Result<Cancel> {
             .and_then(|_| signal_hook::flag::register_usize(sig, flag.clone(), sig as usize))
             .context("installing signal handlers")?;
     }
-    let flag = RECEIVED.get_or_init(|| flag);
-    Ok(Cancel::new(flag.clone()))
+    Ok(RECEIVED.get_or_init(|| flag).clone())
 }
 
 /// The signal that stopped a command, when one did.

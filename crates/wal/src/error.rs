@@ -26,6 +26,12 @@ pub enum WalError {
     /// The input is not usable for the requested operation (no segments, output not empty, …).
     #[error("{0}")]
     Invalid(String),
+    /// The operation was cancelled (SIGINT/SIGTERM); its temporary output was removed.
+    #[error("interrupted (signal {signal}); the temporary output was removed")]
+    Interrupted {
+        /// The non-zero value the cancel flag was set to (the signal number).
+        signal: usize,
+    },
 }
 
 impl WalError {

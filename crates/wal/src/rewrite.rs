@@ -9,6 +9,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use etcdsnap_keys::{prefix_end, CompactRevKey, KeyRules, RuleCounter, RuleMatch, COMPACT_REV_KEY};
 use etcdsnap_proto::etcdserverpb::{request_op, InternalRaftRequest, RequestOp, TxnRequest};
@@ -183,8 +185,11 @@ fn ops_writes(ops: &[RequestOp]) -> u32 {
 }
 
 /// Options of [`rewrite_with`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct RewriteOptions {
+    /// Stops the rewrite once set to a non-zero value (the signal number): the
+    /// temporary directory is removed and [`WalError::Interrupted`] returned.
+    pub cancel: Option<Arc<AtomicUsize>>,
     /// The db's `consistent_index`: etcd replays the entries above it from the
     /// WAL on start. A filter that drops a write among them would shift the
     /// revision of every later replayed write, so it is refused. `None`: not
@@ -196,6 +201,7 @@ struct Ctx<'r> {
     rules: &'r KeyRules,
     index: u64,
     replayed_after: Option<u64>,
+    cancel: Option<Arc<AtomicUsize>>,
     report: RewriteReport,
     counter: RuleCounter,
     /// Some request names `compact_rev_key`.
@@ -416,6 +422,7 @@ pub fn rewrite_with(in_dir: &Path, out_dir: &Path, rules: &KeyRules, opts: Rewri
     }
     let tmp = tmp_dir(out_dir);
     let _ = fs::remove_dir_all(&tmp);
+    let cancel = opts.cancel.clone();
     let result = write_all(&segments, &tmp, rules, opts).and_then(|report| {
         if out_dir.exists() {
             fs::remove_dir(out_dir).map_err(|e| WalError::io(out_dir, e))?;
@@ -431,7 +438,10 @@ pub fn rewrite_with(in_dir: &Path, out_dir: &Path, rules: &KeyRules, opts: Rewri
     if result.is_err() {
         let _ = fs::remove_dir_all(&tmp);
     }
-    result
+    match cancel.map(|c| c.load(Ordering::SeqCst)).filter(|&s| s != 0) {
+        Some(signal) if result.is_err() => Err(WalError::Interrupted { signal }),
+        _ => result,
+    }
 }
 
 fn tmp_dir(out_dir: &Path) -> PathBuf {
@@ -472,6 +482,7 @@ fn write_all(
         rules,
         index: 0,
         replayed_after: opts.consistent_index,
+        cancel: opts.cancel.clone(),
         report: RewriteReport::new(rules),
         counter: RuleCounter::new(rules),
         compact_rev_key_seen: false,
@@ -495,6 +506,9 @@ fn write_all(
         let enc = enc.get_or_insert_with(|| Encoder::new(if f.record.rec_type == CRC_TYPE { f.record.crc } else { 0 }));
         let io = |e| WalError::io(path.clone(), e);
         ctx.report.records += 1;
+        if ctx.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed) != 0) {
+            return Err(WalError::Invalid("interrupted".into()));
+        }
         match f.record.rec_type {
             CRC_TYPE => {
                 enc.encode_crc_record(w).map_err(io)?;

@@ -142,6 +142,20 @@ fn rewrite_refuses_renaming_a_key_to_the_empty_key() {
     assert!(fs::read_dir(parent).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp-")));
 }
 
+/// A cancelled rewrite (the CLI's SIGINT/SIGTERM handler sets the flag) stops,
+/// removes its temporary directory and says it was interrupted.
+#[test]
+fn cancelled_rewrite_leaves_nothing() {
+    let dir = scratch("wal-rewrite-cancel");
+    let out = dir.join("wal");
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
+    let opts = etcdsnap_wal::rewrite::RewriteOptions { consistent_index: None, cancel: Some(flag) };
+    let err = etcdsnap_wal::rewrite::rewrite_with(&wal_dir(EtcdVersion::V3_5_1), &out, &KeyRules::default(), opts)
+        .unwrap_err();
+    assert!(matches!(err, etcdsnap_wal::WalError::Interrupted { signal: 2 }), "{err}");
+    assert!(fs::read_dir(&dir).unwrap().next().is_none(), "nothing left");
+}
+
 #[test]
 fn rewrite_refuses_non_empty_output() {
     let dir = scratch("wal-rewrite-nonempty");

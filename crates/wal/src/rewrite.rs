@@ -336,6 +336,17 @@ impl Ctx<'_> {
         let now = self.rules.renamed_permission(key, range_end);
         let [(k, e)] = now.as_slice() else {
             let text = format!("{}..{}", crate::entry::show(key), crate::entry::show(range_end));
+            if self.replayed_after.is_some_and(|ci| self.index > ci) {
+                // etcd replays this grant onto the rewritten db, where it would lack the renamed part.
+                self.refused.get_or_insert_with(|| {
+                    format!(
+                        "entry {}: the permission {text} reaches inside and outside a rename source and etcd \
+                         replays it from the WAL, where one request cannot also grant the renamed part; stop etcd \
+                         cleanly (SIGTERM) so the db holds it, then rewrite; nothing was written",
+                        self.index
+                    )
+                });
+            }
             self.report.permissions_overlapping.push((self.index, text));
             return Fate::Same;
         };

@@ -631,6 +631,15 @@ fn rewrite_renames_auth_role_permission_ranges() {
     let out = scratch("wal-perm-out3").join("wal");
     let rep = etcdsnap_wal::rewrite::rewrite(&dir, &out, &rules).unwrap();
     assert_eq!((rep.permissions_renamed, rep.permissions_overlapping.len()), (1, 1), "{rep:?}");
+    let grant_index = rep.permissions_overlapping[0].0;
+    // etcd would replay that grant (above the db's consistent_index) without the renamed part: refused.
+    let replayed = |ci: u64, name: &str| {
+        let opts = etcdsnap_wal::rewrite::RewriteOptions { consistent_index: Some(ci), cancel: None };
+        etcdsnap_wal::rewrite::rewrite_with(&dir, &scratch(name).join("wal"), &rules, opts)
+    };
+    let e = replayed(grant_index - 1, "wal-perm-out4").unwrap_err().to_string();
+    assert!(e.contains("reaches inside and outside a rename source") && e.contains("stop etcd cleanly"), "{e}");
+    assert!(replayed(grant_index, "wal-perm-out5").is_ok());
     assert_eq!(
         perms(&out),
         vec![(b"/tenant-1/".to_vec(), b"/tenant-10".to_vec()), (b"/registry/a".to_vec(), b"/registry/b".to_vec())]

@@ -9,6 +9,7 @@ mod bolt_cmd;
 mod datadir;
 mod etcd_cmd;
 mod interrupt;
+mod keys_cmd;
 mod layout_args;
 mod output;
 mod paths;
@@ -44,11 +45,11 @@ enum Command {
     /// Verify backups: trailer, bbolt structure, MVCC invariants; exit 1 on problems.
     Verify(etcd_cmd::VerifyArgs),
     /// The key space at a revision (or every stored revision).
-    Keys(etcd_cmd::KeysArgs),
+    Keys(keys_cmd::KeysArgs),
     /// One key at a revision, like `etcdctl get`.
-    Get(etcd_cmd::GetArgs),
+    Get(keys_cmd::GetArgs),
     /// What fills the database: bytes by key prefix, live and history (what a compaction would free).
-    Du(etcd_cmd::DuArgs),
+    Du(keys_cmd::DuArgs),
     /// Rewrite a snapshot: filter and rename prefixes, bump revisions, mark compacted or compact.
     Rewrite(rewrite_cmd::RewriteArgs),
     /// WAL segments and .snap files: verify, dump, repair, rewrite.
@@ -80,9 +81,9 @@ fn main() -> ExitCode {
         Command::Status(a) => with_out(|out| etcd_cmd::status_cmd(&a, out)),
         Command::Hashkv(a) => with_out(|out| etcd_cmd::hashkv_cmd(&a, out)),
         Command::Verify(a) => with_out(|out| etcd_cmd::verify_cmd(&a, out)),
-        Command::Keys(a) => with_out(|out| etcd_cmd::keys_cmd(&a, out)),
-        Command::Get(a) => with_out(|out| etcd_cmd::get_cmd(&a, out)),
-        Command::Du(a) => with_out(|out| etcd_cmd::du_cmd(&a, out)),
+        Command::Keys(a) => with_out(|out| keys_cmd::keys_cmd(&a, out)),
+        Command::Get(a) => with_out(|out| keys_cmd::get_cmd(&a, out)),
+        Command::Du(a) => with_out(|out| keys_cmd::du_cmd(&a, out)),
         Command::Rewrite(a) => with_out(|out| rewrite_cmd::run(&a, out)),
         Command::Wal(cmd) => with_out(|out| wal_cmd::run(cmd, out)),
     };

@@ -160,7 +160,9 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     let sel = Selection { prefix: arg_bytes(&a.prefix), key: None };
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     if a.all_revisions {
+        let spin = crate::progress::Spinner::start(format!("reading {}", a.file.display()));
         let all = all_revisions(&db, &sel).with_context(|| format!("reading {}", a.file.display()))?;
+        drop(spin);
         for s in all.iter().take(limit) {
             if a.fmt.structured() {
                 out.json(&StoredJson {
@@ -179,7 +181,9 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
         }
         return Ok(Outcome::Clean);
     }
+    let spin = crate::progress::Spinner::start(format!("reading {}", a.file.display()));
     let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
+    drop(spin);
     for v in keys.iter().take(limit) {
         if a.fmt.structured() {
             out.json(&KvJson::from(&v.kv))?;
@@ -286,7 +290,9 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
     let key = arg_bytes(&a.key);
     let sel =
         if a.prefix { Selection { prefix: key, key: None } } else { Selection { prefix: Vec::new(), key: Some(key) } };
+    let spin = crate::progress::Spinner::start(format!("reading {}", a.file.display()));
     let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
+    drop(spin);
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     let shown_keys = &keys[..keys.len().min(limit)];
     if a.fmt.structured() {

@@ -341,12 +341,11 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     let rules = a.rules.rules()?;
     // etcd replays the entries above the db's consistent_index: a filter may not shift their revisions.
     let consistent_index = replay_check_index(&layout)?;
-    let report = match rewrite_with(
-        &layout.wal_dir,
-        &a.output,
-        &rules,
-        RewriteOptions { consistent_index, cancel: Some(crate::interrupt::flag_on_signals()?) },
-    ) {
+    let opts = RewriteOptions { consistent_index, cancel: Some(crate::interrupt::flag_on_signals()?) };
+    let spin = crate::progress::Spinner::start(format!("rewriting {}", layout.wal_dir.display()));
+    let result = rewrite_with(&layout.wal_dir, &a.output, &rules, opts);
+    drop(spin);
+    let report = match result {
         Ok(r) => r,
         Err(WalError::Corrupt(c)) => {
             eprintln!("etcdsnap: corrupt input: {c}");

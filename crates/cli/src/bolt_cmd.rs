@@ -71,6 +71,8 @@ pub struct KeysArgs {
 pub struct DumpArgs {
     /// A bbolt file.
     file: PathBuf,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 pub fn run(cmd: BoltCommand) -> Result<Outcome> {
@@ -418,10 +420,54 @@ fn keys(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
 }
 
 fn dump(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
-    etcdsnap_bolt::dump::dump(&db, out.writer())?;
+    if !a.fmt.structured() {
+        etcdsnap_bolt::dump::dump(&db, out.writer())?;
+        return Ok(Outcome::Clean);
+    }
+    let mut v = JsonDump { out, failed: None, buckets: 0, keys: 0 };
+    let walked = etcdsnap_bolt::walk::walk(&db, &mut v);
+    let (buckets, keys) = (v.buckets, v.keys);
+    if let Some(e) = v.failed.take() {
+        return Err(e);
+    }
+    walked?;
+    out.json(&serde_json::json!({"type": "end", "buckets": buckets, "keys": keys}))?;
     Ok(Outcome::Clean)
+}
+
+/// `bolt dump -w json`: the canonical dump's records as JSON Lines.
+struct JsonDump<'o> {
+    out: &'o mut Out,
+    /// An output error, which stops the walk.
+    failed: Option<anyhow::Error>,
+    buckets: u64,
+    keys: u64,
+}
+
+impl JsonDump<'_> {
+    fn emit(&mut self, v: serde_json::Value) -> etcdsnap_bolt::Result<()> {
+        self.out.json(&v).map_err(|e| {
+            self.failed = Some(e);
+            etcdsnap_bolt::Error::io("<stdout>", std::io::Error::other("output failed"))
+        })
+    }
+}
+
+impl<'a> etcdsnap_bolt::walk::Visitor<'a> for JsonDump<'_> {
+    fn enter_bucket(&mut self, path: &[Vec<u8>], header: etcdsnap_bolt::BucketHeader) -> etcdsnap_bolt::Result<()> {
+        self.buckets += 1;
+        let path: Vec<Bytes<'_>> = path.iter().map(|p| Bytes(p)).collect();
+        self.emit(serde_json::json!({"type": "bucket", "path": path, "sequence": header.sequence}))
+    }
+
+    fn value(&mut self, path: &[Vec<u8>], key: &'a [u8], value: &'a [u8]) -> etcdsnap_bolt::Result<()> {
+        self.keys += 1;
+        let path: Vec<Bytes<'_>> = path.iter().map(|p| Bytes(p)).collect();
+        self.emit(serde_json::json!({"type": "key", "path": path, "key": Bytes(key), "value": Bytes(value)}))
+    }
 }
 
 #[derive(Serialize)]

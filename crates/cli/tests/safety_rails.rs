@@ -299,6 +299,7 @@ fn sigint_and_sigterm_during_a_write_remove_the_temporary_file() {
         assert!(err.contains(&format!("interrupted by {name}")), "{err}");
         assert_eq!(names(&dir), vec!["big.db"], "{name}: no temporary file, no output");
     }
+    std::fs::remove_file(&input).unwrap();
 }
 
 /// Progress goes to stderr only when it is a terminal (here a pseudo-terminal

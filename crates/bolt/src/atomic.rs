@@ -17,6 +17,7 @@ pub struct AtomicFile {
     tmp: PathBuf,
     file: Option<File>,
     stale: Vec<StaleTemp>,
+    overwrite: bool,
 }
 
 /// Whether `a` and `b` name the same existing file (same device and inode).
@@ -157,7 +158,7 @@ impl AtomicFile {
             open.mode(0o600);
         }
         let file = open.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        Ok(Self { target, tmp, file: Some(file), stale })
+        Ok(Self { target, tmp, file: Some(file), stale, overwrite: opts.overwrite })
     }
 
     /// Stale temporary files of earlier runs found beside the target when it was created.
@@ -186,7 +187,23 @@ impl AtomicFile {
         let file = self.file.take().ok_or_else(|| Error::io(&self.tmp, io::Error::other("already committed")))?;
         file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        if self.overwrite {
+            std::fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        } else {
+            // No clobbering even if the target appeared since `create_with` looked:
+            // a hard link fails when it exists. Filesystems without hard links
+            // fall back to a second look and a rename.
+            match std::fs::hard_link(&self.tmp, &self.target) {
+                Ok(()) => std::fs::remove_file(&self.tmp).map_err(|e| Error::io(&self.tmp, e))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(output_error(&self.target, crate::error::OutputProblem::Exists));
+                }
+                Err(_) if std::fs::symlink_metadata(&self.target).is_ok() => {
+                    return Err(output_error(&self.target, crate::error::OutputProblem::Exists));
+                }
+                Err(_) => std::fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?,
+            }
+        }
         let dir = parent_dir(&self.target);
         #[cfg(unix)]
         File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(&dir, e))?;
@@ -276,6 +293,26 @@ mod tests {
         drop(f);
         let f = AtomicFile::create_with(&target, &[], CreateOptions { overwrite: true, remove_stale: true }).unwrap();
         assert!(f.stale()[0].removed && !stale.exists() && other.exists());
+    }
+
+    #[test]
+    fn a_target_appearing_before_commit_is_not_clobbered() {
+        let d = dir("race");
+        let target = d.join("out.db");
+        let mut f = AtomicFile::create_with(&target, &[], CreateOptions::default()).unwrap();
+        f.file().unwrap().write_all(b"new").unwrap();
+        std::fs::write(&target, b"someone else's").unwrap();
+        let e = f.commit().unwrap_err();
+        assert!(e.to_string().contains("output file exists"), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"someone else's");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "temporary file removed");
+        // Without a rival, the no-clobber commit leaves exactly the output.
+        let other = d.join("other.db");
+        let mut f = AtomicFile::create_with(&other, &[], CreateOptions::default()).unwrap();
+        f.file().unwrap().write_all(b"mine").unwrap();
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&other).unwrap(), b"mine");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
     }
 
     #[test]

@@ -46,7 +46,7 @@ enum Command {
     Verify(etcd_cmd::VerifyArgs),
     /// The key space at a revision (or every stored revision).
     Keys(keys_cmd::KeysArgs),
-    /// One key at a revision, like `etcdctl get`.
+    /// Keys and values at a revision, like `etcdctl get` (one key, or a prefix), as raw bytes.
     Get(keys_cmd::GetArgs),
     /// What fills the database: bytes by key prefix, live and history (what a compaction would free).
     Du(keys_cmd::DuArgs),

@@ -24,7 +24,7 @@ wal=$dir/data/member/wal
 wal_bytes() { cat "$wal"/*.wal 2>/dev/null | wc -c; }
 
 if [ ! -d "$wal" ] || [ "$(wal_bytes)" -lt "$target" ]; then
-  "$bin/etcd" --version | grep -q 'etcd Version: 3.5.1' || { echo "need etcd 3.5.1 in $bin" >&2; exit 1; }
+  "$bin/etcd" --version | grep 'etcd Version: 3.5.1' >/dev/null || { echo "need etcd 3.5.1 in $bin" >&2; exit 1; }
   rm -rf "$dir"; mkdir -p "$dir"
   "$bin/etcd" --name bench --data-dir "$dir/data" \
     --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \

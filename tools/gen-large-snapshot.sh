@@ -26,7 +26,7 @@ bin=${ETCDSNAP_ORACLES:-$repo/.oracles}/etcd-3.5.1
 port=${LARGE_PORT:-23990}
 workers=${LARGE_WORKERS:-4}
 nkeys=${LARGE_KEYS:-60000}
-"$bin/etcd" --version | grep -q 'etcd Version: 3.5.1' || { echo "need etcd 3.5.1 in $bin" >&2; exit 1; }
+"$bin/etcd" --version | grep 'etcd Version: 3.5.1' >/dev/null || { echo "need etcd 3.5.1 in $bin" >&2; exit 1; }
 mkdir -p "$(dirname "$out")"
 out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
 rm -f "$out" "$out.part"

@@ -16,6 +16,8 @@ pub struct AtomicFile {
     target: PathBuf,
     tmp: PathBuf,
     file: Option<File>,
+    stale: Vec<StaleTemp>,
+    overwrite: bool,
 }
 
 /// Whether `a` and `b` name the same existing file (same device and inode).
@@ -34,63 +36,134 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Removes `<prefix><pid>` files in `dir` left by a process that no longer runs
-/// (killed while writing: SIGKILL runs no cleanup). Only on Linux, where
-/// `/proc/<pid>` says whether a process runs; elsewhere they stay.
-fn remove_stale_temps(dir: &Path, prefix: &std::ffi::OsStr) {
-    if !cfg!(target_os = "linux") {
-        return;
-    }
-    let (Some(prefix), Ok(entries)) = (prefix.to_str(), std::fs::read_dir(dir)) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
-        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let running = Path::new("/proc").join(pid).exists();
-        if !running && entry.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::remove_file(entry.path());
-        }
+/// How [`AtomicFile::create_with`] treats what it finds at and beside the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// Replace an existing target (refused by default).
+    pub overwrite: bool,
+    /// Remove stale temporary files of ours beside the target (listed either way).
+    pub remove_stale: bool,
+}
+
+/// A temporary file an earlier, killed run left beside the target
+/// (`.NAME.tmp.PID` whose process no longer runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleTemp {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Whether it was removed.
+    pub removed: bool,
+}
+
+/// The directory a target is written in (`.` for a bare file name).
+fn parent_dir(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 
+/// The prefix of our temporary names for `name`: `.NAME.tmp.`.
+fn tmp_prefix(name: &std::ffi::OsStr) -> std::ffi::OsString {
+    let mut p = std::ffi::OsString::from(".");
+    p.push(name);
+    p.push(".tmp.");
+    p
+}
+
+/// Whether process `pid` runs (Linux: `/proc/PID`); `None` when that cannot be told.
+fn process_runs(pid: u32) -> Option<bool> {
+    let proc_root = Path::new("/proc/self");
+    proc_root.exists().then(|| Path::new("/proc").join(pid.to_string()).exists())
+}
+
+/// Temporary files of ours beside `target` left by processes that no longer run.
+/// Files of running processes (another etcdsnap writing the same output) and,
+/// where liveness cannot be told, every file, are left out.
+pub fn stale_temps(target: &Path) -> Vec<StaleTemp> {
+    let (Some(name), dir) = (target.file_name(), parent_dir(target)) else { return Vec::new() };
+    let prefix = tmp_prefix(name);
+    let prefix = prefix.to_string_lossy();
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut out: Vec<StaleTemp> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let file_name = e.file_name();
+            let file_name = file_name.to_str()?;
+            let pid: u32 = file_name.strip_prefix(&*prefix)?.parse().ok()?;
+            if pid == std::process::id() || process_runs(pid) != Some(false) {
+                return None;
+            }
+            let meta = e.metadata().ok().filter(|m| m.is_file())?;
+            Some(StaleTemp { path: e.path(), bytes: meta.len(), removed: false })
+        })
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+fn output_error(path: &Path, kind: crate::error::OutputProblem) -> Error {
+    Error::Output { path: path.to_path_buf(), problem: kind }
+}
+
 impl AtomicFile {
-    /// Creates the temporary file for `target`; refuses when `target` is any of `inputs`.
+    /// Creates the temporary file for `target`, replacing an existing target on
+    /// commit; refuses when `target` is any of `inputs`.
     pub fn create(target: impl AsRef<Path>, inputs: &[&Path]) -> Result<Self> {
+        Self::create_with(target, inputs, CreateOptions { overwrite: true, remove_stale: false })
+    }
+
+    /// Creates the temporary file for `target` as `opts` say: an existing
+    /// target is refused unless `overwrite`; stale temporary files of ours
+    /// beside it are listed ([`stale`](Self::stale)) and removed with
+    /// `remove_stale`. A missing or non-directory parent, a directory as the
+    /// target and a target that is one of `inputs` are refused, naming the path.
+    pub fn create_with(target: impl AsRef<Path>, inputs: &[&Path], opts: CreateOptions) -> Result<Self> {
+        use crate::error::OutputProblem;
         let target = target.as_ref().to_path_buf();
         if inputs.iter().any(|i| same_file(i, &target)) {
-            return Err(Error::io(
-                &target,
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "output is the same file as an input; refusing to overwrite it",
-                ),
-            ));
+            return Err(output_error(&target, OutputProblem::IsInput));
         }
-        let name = target
-            .file_name()
-            .ok_or_else(|| Error::io(&target, io::Error::new(io::ErrorKind::InvalidInput, "not a file name")))?;
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut prefix = std::ffi::OsString::from(".");
-        prefix.push(name);
-        prefix.push(".tmp.");
-        remove_stale_temps(&dir, &prefix);
-        let mut tmp_name = prefix;
+        let name = target.file_name().ok_or_else(|| output_error(&target, OutputProblem::NotAFileName))?;
+        let dir = parent_dir(&target);
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(output_error(&dir, OutputProblem::ParentNotADirectory)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(output_error(&dir, OutputProblem::NoParentDirectory))
+            }
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+        match std::fs::symlink_metadata(&target) {
+            Ok(m) if m.is_dir() => return Err(output_error(&target, OutputProblem::IsADirectory)),
+            Ok(_) if !opts.overwrite => return Err(output_error(&target, OutputProblem::Exists)),
+            _ => {}
+        }
+        let mut stale = stale_temps(&target);
+        if opts.remove_stale {
+            for s in &mut stale {
+                s.removed = std::fs::remove_file(&s.path).is_ok();
+            }
+        }
+        let mut tmp_name = tmp_prefix(name);
         tmp_name.push(std::process::id().to_string());
         let tmp = dir.join(tmp_name);
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(true).create_new(true);
+        let mut open = OpenOptions::new();
+        open.read(true).write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+            open.mode(0o600);
         }
-        let file = opts.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        Ok(Self { target, tmp, file: Some(file) })
+        let file = open.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Self { target, tmp, file: Some(file), stale, overwrite: opts.overwrite })
+    }
+
+    /// Stale temporary files of earlier runs found beside the target when it was created.
+    pub fn stale(&self) -> &[StaleTemp] {
+        &self.stale
     }
 
     /// The temporary file, to write into.
@@ -114,11 +187,24 @@ impl AtomicFile {
         let file = self.file.take().ok_or_else(|| Error::io(&self.tmp, io::Error::other("already committed")))?;
         file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?;
-        let dir = match self.target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        if self.overwrite {
+            std::fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        } else {
+            // No clobbering even if the target appeared since `create_with` looked:
+            // a hard link fails when it exists. Filesystems without hard links
+            // fall back to a second look and a rename.
+            match std::fs::hard_link(&self.tmp, &self.target) {
+                Ok(()) => std::fs::remove_file(&self.tmp).map_err(|e| Error::io(&self.tmp, e))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(output_error(&self.target, crate::error::OutputProblem::Exists));
+                }
+                Err(_) if std::fs::symlink_metadata(&self.target).is_ok() => {
+                    return Err(output_error(&self.target, crate::error::OutputProblem::Exists));
+                }
+                Err(_) => std::fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?,
+            }
+        }
+        let dir = parent_dir(&self.target);
         #[cfg(unix)]
         File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(&dir, e))?;
         // Renamed: nothing for Drop to remove.
@@ -180,23 +266,53 @@ mod tests {
     }
 
     #[test]
-    fn temp_files_of_dead_processes_are_removed() {
-        let d = dir("stale");
+    fn existing_target_missing_parent_and_stale_temps() {
+        let d = dir("rails");
         let target = d.join("out.db");
-        // No process has this pid (above pid_max); a live one's temp file stays.
-        let stale = d.join(".out.db.tmp.4294967295");
-        let live = d.join(format!(".out.db.tmp.{}", std::process::id()));
-        let other = d.join(".other.db.tmp.4294967295");
-        for f in [&stale, &other] {
-            std::fs::write(f, b"partial").unwrap();
-        }
-        let f = AtomicFile::create(&target, &[]).unwrap();
-        assert!(live.exists(), "our own temporary file");
+        std::fs::write(&target, b"old").unwrap();
+        let refuse = CreateOptions::default();
+        let e = AtomicFile::create_with(&target, &[], refuse).unwrap_err();
+        assert!(matches!(e, Error::Output { problem: crate::error::OutputProblem::Exists, .. }), "{e}");
+        assert!(e.to_string().contains("out.db") && e.to_string().contains("exists"), "{e}");
+        // A missing directory is named as such, not the temporary file inside it.
+        let e = AtomicFile::create_with(d.join("nope/out.db"), &[], refuse).unwrap_err();
+        assert_eq!(e.to_string(), format!("{}: output directory does not exist", d.join("nope").display()));
+        let e = AtomicFile::create_with(&d, &[], refuse).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        // A temporary file of a process that no longer runs (pid beyond pid_max) is stale.
+        let stale = d.join(".out.db.tmp.4194305");
+        std::fs::write(&stale, b"partial").unwrap();
+        let ours = d.join(format!(".out.db.tmp.{}", std::process::id()));
+        let other = d.join(".other.db.tmp.4194305");
+        std::fs::write(&other, b"x").unwrap();
+        let listed = stale_temps(&target);
+        assert_eq!(listed, vec![StaleTemp { path: stale.clone(), bytes: 7, removed: false }]);
+        let f = AtomicFile::create_with(&target, &[], CreateOptions { overwrite: true, remove_stale: false }).unwrap();
+        assert_eq!(f.stale().len(), 1);
+        assert!(stale.exists() && ours.exists());
         drop(f);
-        if cfg!(target_os = "linux") {
-            assert!(!stale.exists(), "the dead writer's temporary file is removed");
-        }
-        assert!(other.exists(), "another target's temporary files are left alone");
+        let f = AtomicFile::create_with(&target, &[], CreateOptions { overwrite: true, remove_stale: true }).unwrap();
+        assert!(f.stale()[0].removed && !stale.exists() && other.exists());
+    }
+
+    #[test]
+    fn a_target_appearing_before_commit_is_not_clobbered() {
+        let d = dir("race");
+        let target = d.join("out.db");
+        let mut f = AtomicFile::create_with(&target, &[], CreateOptions::default()).unwrap();
+        f.file().unwrap().write_all(b"new").unwrap();
+        std::fs::write(&target, b"someone else's").unwrap();
+        let e = f.commit().unwrap_err();
+        assert!(e.to_string().contains("output file exists"), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"someone else's");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "temporary file removed");
+        // Without a rival, the no-clobber commit leaves exactly the output.
+        let other = d.join("other.db");
+        let mut f = AtomicFile::create_with(&other, &[], CreateOptions::default()).unwrap();
+        f.file().unwrap().write_all(b"mine").unwrap();
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&other).unwrap(), b"mine");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
     }
 
     #[test]

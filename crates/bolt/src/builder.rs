@@ -18,7 +18,7 @@ use std::io::{Seek, SeekFrom, Write};
 use crate::error::{BuildError, Error, Result};
 use crate::layout::{
     BucketHeader, PageHeader, Pgid, BRANCH_PAGE_FLAG, BUCKET_HEADER_SIZE, BUCKET_LEAF_FLAG, FREELIST_PAGE_FLAG,
-    LEAF_PAGE_FLAG, MAGIC, MAX_KEY_SIZE, MAX_PAGE_SIZE, MAX_VALUE_SIZE, MIN_PAGE_SIZE, PAGE_HEADER_SIZE, VERSION,
+    LEAF_PAGE_FLAG, MAGIC, MAX_KEY_SIZE, MAX_VALUE_SIZE, PAGE_HEADER_SIZE, VERSION,
 };
 use crate::meta::{meta_page, Meta};
 
@@ -317,7 +317,7 @@ impl<W: Write> Builder<W> {
     }
 
     fn start(mut out: W, opts: BuildOptions, mode: Mode) -> Result<Self> {
-        if !(MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&opts.page_size) {
+        if !crate::layout::valid_page_size(opts.page_size) {
             return Err(BuildError::PageSize(opts.page_size).at(Vec::new(), b"").into());
         }
         let page_size = opts.page_size as usize;

@@ -33,6 +33,51 @@ pub enum Error {
     /// The builder was called out of order or with data bbolt cannot hold.
     #[error(transparent)]
     Build(#[from] Box<BuildFailure>),
+    /// An output path cannot be written as asked.
+    #[error("{}: {problem}", path.display())]
+    Output {
+        /// The path concerned (the output, or its directory).
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: OutputProblem,
+    },
+    /// The operation was cancelled (SIGINT/SIGTERM); nothing was written.
+    #[error("interrupted (signal {signal}); the temporary output file was removed")]
+    Interrupted {
+        /// The signal number (or other non-zero reason) the [`Cancel`](crate::Cancel) was set to.
+        signal: usize,
+    },
+}
+
+/// Why an output path cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputProblem {
+    /// The output exists and replacing it was not allowed.
+    Exists,
+    /// The output's directory does not exist.
+    NoParentDirectory,
+    /// What should be the output's directory is not a directory.
+    ParentNotADirectory,
+    /// The output is a directory.
+    IsADirectory,
+    /// The output is one of the inputs.
+    IsInput,
+    /// The output path has no file name (`..`, `/`).
+    NotAFileName,
+}
+
+impl fmt::Display for OutputProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Exists => "output file exists (pass --force to replace it)",
+            Self::NoParentDirectory => "output directory does not exist",
+            Self::ParentNotADirectory => "output directory is not a directory",
+            Self::IsADirectory => "output is a directory; expected a file name",
+            Self::IsInput => "output is the same file as an input; refusing to overwrite it",
+            Self::NotAFileName => "output path does not name a file",
+        })
+    }
 }
 
 impl From<BuildFailure> for Error {
@@ -45,7 +90,7 @@ impl From<BuildFailure> for Error {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The page size is outside 1 KiB ..= 64 KiB.
+    /// The page size is not a power of two from 1 KiB to 64 KiB.
     PageSize(u32),
     /// Keys and bucket names must not be empty.
     EmptyKey,
@@ -100,7 +145,7 @@ pub struct BuildFailure {
 impl fmt::Display for BuildFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            BuildError::PageSize(s) => write!(f, "page size {s} out of range 1024..=65536")?,
+            BuildError::PageSize(s) => write!(f, "page size {s} is not a power of two from 1024 to 65536")?,
             BuildError::EmptyKey => write!(f, "empty key")?,
             BuildError::KeyTooLarge { len } => write!(f, "key of {len} bytes exceeds 32768")?,
             BuildError::ValueTooLarge { len } => write!(f, "value of {len} bytes is too large")?,
@@ -137,6 +182,8 @@ impl Error {
             Self::NotRegularFile { .. } => "not-regular-file",
             Self::Corrupt(c) => c.kind.code(),
             Self::Build(_) => "build",
+            Self::Output { .. } => "output",
+            Self::Interrupted { .. } => "interrupted",
         }
     }
 

@@ -37,6 +37,14 @@ pub const MIN_PAGE_SIZE: u32 = 1024;
 /// Largest page size we accept in a meta.
 pub const MAX_PAGE_SIZE: u32 = 65536;
 
+/// Whether the builder writes pages of `size` bytes: a power of two from
+/// [`MIN_PAGE_SIZE`] to [`MAX_PAGE_SIZE`] (bbolt's own page sizes are OS page
+/// sizes). Every such size is a multiple of 512, which keeps an etcd snapshot's
+/// trailer findable (`size % 512 == 32`).
+pub fn valid_page_size(size: u32) -> bool {
+    size.is_power_of_two() && (MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&size)
+}
+
 /// Page flag of an interior node (`branchPageFlag`).
 pub const BRANCH_PAGE_FLAG: u16 = 0x01;
 /// Page flag of a leaf node (`leafPageFlag`).

@@ -29,6 +29,7 @@
 mod atomic;
 mod bucket;
 pub mod builder;
+mod cancel;
 pub mod check;
 pub mod compact;
 mod cursor;
@@ -43,12 +44,15 @@ mod mmap;
 pub mod page;
 pub mod walk;
 
-pub use atomic::AtomicFile;
+pub use atomic::{stale_temps, AtomicFile, CreateOptions, StaleTemp};
 pub use bucket::Bucket;
+pub use cancel::Cancel;
 pub use check::{CheckOptions, CheckReport, PageUse};
 pub use cursor::{Cursor, Entry, MAX_DEPTH};
 pub use db::Db;
-pub use error::{display_bytes, BuildError, BuildFailure, CorruptKind, Corruption, Error, MetaFault, Result};
+pub use error::{
+    display_bytes, BuildError, BuildFailure, CorruptKind, Corruption, Error, MetaFault, OutputProblem, Result,
+};
 pub use freelist::Freelist;
 pub use layout::{BucketHeader, PageHeader, PageType, Pgid};
 pub use meta::{Meta, MetaSlot, Metas};

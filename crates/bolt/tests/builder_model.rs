@@ -269,6 +269,12 @@ fn misuse_is_an_error_not_a_panic() {
     b.close_bucket().unwrap();
     assert_eq!(kind(b.create_bucket(b"a", 0).unwrap_err()), BuildError::KeyOrder);
     assert!(Builder::new(Cursor::new(Vec::new()), BuildOptions { page_size: 512, ..BuildOptions::default() }).is_err());
+    // In range but not a power of two: a file of such pages breaks etcd's trailer rule (size % 512).
+    for bad in [3000, 6000, 4097, 65535] {
+        let e = Builder::new(Cursor::new(Vec::new()), BuildOptions { page_size: bad, ..BuildOptions::default() })
+            .unwrap_err();
+        assert!(e.to_string().contains("power of two"), "{e}");
+    }
     // The builder still finishes into a valid file after refused calls.
     b.finish().unwrap();
     let data = out.into_inner();

@@ -38,18 +38,19 @@ pub struct CompactArgs {
     output: PathBuf,
     #[command(flatten)]
     layout: crate::layout_args::LayoutArgs,
-    /// Print a JSON report.
+    /// Replace an existing OUT, and remove temporary files interrupted runs left beside it.
     #[arg(long)]
-    json: bool,
+    force: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct FileArgs {
     /// A bbolt file: etcd snapshot, member/snap/db, or any bbolt database.
     file: PathBuf,
-    /// Print JSON (one object; JSON Lines for listings).
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
@@ -62,15 +63,16 @@ pub struct KeysArgs {
     /// Read the bucket names as hex.
     #[arg(long)]
     hex: bool,
-    /// Print JSON Lines.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// A bbolt file.
     file: PathBuf,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 pub fn run(cmd: BoltCommand) -> Result<Outcome> {
@@ -89,11 +91,11 @@ pub fn run(cmd: BoltCommand) -> Result<Outcome> {
 }
 
 fn map(path: &Path) -> Result<MappedFile> {
-    MappedFile::open(path).with_context(|| format!("cannot read {}", path.display()))
+    crate::paths::map_file(path)
 }
 
 fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
-    Db::open(file).with_context(|| format!("{} is not a readable bbolt file", path.display()))
+    crate::paths::open_bolt(path, file)
 }
 
 #[derive(Serialize)]
@@ -148,6 +150,7 @@ struct InfoJson {
 }
 
 fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     let meta = db.meta();
@@ -170,7 +173,7 @@ fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
         freelist_ids,
         metas: db.metas().slots.iter().enumerate().map(|(i, s)| meta_json(u8::from(i == 1), s)).collect(),
     };
-    if a.json {
+    if a.fmt.structured() {
         out.json(&info)?;
         return Ok(Outcome::Clean);
     }
@@ -244,11 +247,14 @@ struct CheckJson {
 }
 
 fn check_cmd(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
+    let spin = crate::progress::Spinner::start(format!("checking {}", a.file.display()));
     let report = check::check(&db, &CheckOptions::default());
+    drop(spin);
     let outcome = if report.is_ok() { Outcome::Clean } else { Outcome::Problems };
-    if a.json {
+    if a.fmt.structured() {
         let s = &report.stats;
         out.json(&CheckJson {
             file: a.file.display().to_string(),
@@ -291,6 +297,7 @@ struct PageJson {
 }
 
 fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     // The walk tells which pages are free (required when no freelist is persisted).
@@ -323,7 +330,7 @@ fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
             "free" | "missing" => 1,
             _ => u64::from(row.overflow.unwrap_or(0)).saturating_add(1),
         };
-        if a.json {
+        if a.fmt.structured() {
             out.json(&row)?;
         } else {
             rows.push(vec![
@@ -337,13 +344,13 @@ fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
     }
     if id < db.hwm() {
         let row = PageJson { id, kind: "missing".into(), items: None, overflow: None };
-        if a.json {
+        if a.fmt.structured() {
             out.json(&row)?;
         } else {
             rows.push(vec![row.id.to_string(), row.kind, String::new(), String::new()]);
         }
     }
-    if !a.json {
+    if !a.fmt.structured() {
         for line in table(&rows) {
             out.line(line.trim_end())?;
         }
@@ -360,6 +367,7 @@ struct BucketJson<'a> {
 }
 
 fn buckets(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     let root = db.root()?;
@@ -369,7 +377,7 @@ fn buckets(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
             continue;
         }
         let b = root.child(entry)?;
-        if a.json {
+        if a.fmt.structured() {
             out.json(&BucketJson {
                 name: Bytes(entry.key),
                 sequence: b.sequence(),
@@ -408,6 +416,7 @@ fn decode_name(s: &str, hex: bool) -> Result<Vec<u8>> {
 }
 
 fn keys(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     let path = a.bucket.iter().map(|s| decode_name(s, a.hex)).collect::<Result<Vec<_>>>()?;
@@ -417,7 +426,7 @@ fn keys(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     };
     for entry in bucket.cursor() {
         let entry = entry?;
-        if a.json {
+        if a.fmt.structured() {
             out.json(&KeyJson { key: Bytes(entry.key), bucket: entry.is_bucket(), value_size: entry.value.len() })?;
         } else {
             out.line(display_bytes(entry.key))?;
@@ -427,10 +436,54 @@ fn keys(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
 }
 
 fn dump(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
-    etcdsnap_bolt::dump::dump(&db, out.writer())?;
+    if !a.fmt.structured() {
+        etcdsnap_bolt::dump::dump(&db, out.writer())?;
+        return Ok(Outcome::Clean);
+    }
+    let mut v = JsonDump { out, failed: None, buckets: 0, keys: 0 };
+    let walked = etcdsnap_bolt::walk::walk(&db, &mut v);
+    let (buckets, keys) = (v.buckets, v.keys);
+    if let Some(e) = v.failed.take() {
+        return Err(e);
+    }
+    walked?;
+    out.json(&serde_json::json!({"type": "end", "buckets": buckets, "keys": keys}))?;
     Ok(Outcome::Clean)
+}
+
+/// `bolt dump -w json`: the canonical dump's records as JSON Lines.
+struct JsonDump<'o> {
+    out: &'o mut Out,
+    /// An output error, which stops the walk.
+    failed: Option<anyhow::Error>,
+    buckets: u64,
+    keys: u64,
+}
+
+impl JsonDump<'_> {
+    fn emit(&mut self, v: serde_json::Value) -> etcdsnap_bolt::Result<()> {
+        self.out.json(&v).map_err(|e| {
+            self.failed = Some(e);
+            etcdsnap_bolt::Error::io("<stdout>", std::io::Error::other("output failed"))
+        })
+    }
+}
+
+impl<'a> etcdsnap_bolt::walk::Visitor<'a> for JsonDump<'_> {
+    fn enter_bucket(&mut self, path: &[Vec<u8>], header: etcdsnap_bolt::BucketHeader) -> etcdsnap_bolt::Result<()> {
+        self.buckets = self.buckets.saturating_add(1);
+        let path: Vec<Bytes<'_>> = path.iter().map(|p| Bytes(p)).collect();
+        self.emit(serde_json::json!({"type": "bucket", "path": path, "sequence": header.sequence}))
+    }
+
+    fn value(&mut self, path: &[Vec<u8>], key: &'a [u8], value: &'a [u8]) -> etcdsnap_bolt::Result<()> {
+        self.keys = self.keys.saturating_add(1);
+        let path: Vec<Bytes<'_>> = path.iter().map(|p| Bytes(p)).collect();
+        self.emit(serde_json::json!({"type": "key", "path": path, "key": Bytes(key), "value": Bytes(value)}))
+    }
 }
 
 #[derive(Serialize)]
@@ -444,21 +497,28 @@ struct CompactJson {
     keys: u64,
     trailer_in: &'static str,
     trailer_out: Option<String>,
+    stale_temp_files: Vec<crate::output::StaleJson>,
     elapsed_ms: u64,
 }
 
 fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     use etcdsnap_mvcc::snapshot::CompactOptions;
     use etcdsnap_mvcc::trailer::hex;
     let l = a.layout.layout()?;
+    crate::paths::check_snapshot_input(&a.input)?;
     let opts = CompactOptions {
         page_size: l.page_size,
         fill_percent: l.fill_percent,
         trailer: l.trailer,
+        output: etcdsnap_bolt::CreateOptions { overwrite: a.force, remove_stale: a.force },
+        cancel: crate::interrupt::cancel_on_signals()?,
         ..CompactOptions::default()
     };
-    let r = etcdsnap_mvcc::snapshot::compact(&a.input, &a.output, &opts)
+    let mut bar = crate::progress::Bar::new();
+    let r = etcdsnap_mvcc::snapshot::compact_with_progress(&a.input, &a.output, &opts, &mut bar)
         .with_context(|| format!("compacting {} into {}", a.input.display(), a.output.display()))?;
+    drop(bar);
     let j = CompactJson {
         input: a.input.display().to_string(),
         output: a.output.display().to_string(),
@@ -469,9 +529,10 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         keys: r.keys,
         trailer_in: r.trailer_in.name(),
         trailer_out: r.trailer_out.as_ref().map(hex),
+        stale_temp_files: crate::output::stale_files(&r.stale_temps),
         elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
     };
-    if a.json {
+    if a.fmt.structured() {
         out.json(&j)?;
     } else {
         let gain = if j.bytes_out > 0 { j.bytes_in as f64 / j.bytes_out as f64 } else { 0.0 };

@@ -37,9 +37,8 @@ pub struct DiffArgs {
     /// first revision at which their `key` buckets differ, and the keys there.
     #[arg(long, conflicts_with_all = ["prefix", "rev", "rename", "values"])]
     history: bool,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Serialize)]
@@ -129,6 +128,7 @@ fn stored_json(s: &StoredRev) -> StoredJson<'_> {
 }
 
 pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
@@ -138,7 +138,7 @@ pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
     if a.history {
         let h = history_diff(&da, &db).with_context(|| format!("comparing {} and {}", pa.display(), pb.display()))?;
         let equal = h.first_difference.is_none();
-        if a.json {
+        if a.fmt.structured() {
             out.json(&HistoryJson {
                 a: pa.display().to_string(),
                 b: pb.display().to_string(),
@@ -195,7 +195,7 @@ pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
         count(etcdsnap_mvcc::diff::DiffKind::Changed),
     );
     let equal = r.is_equal();
-    if a.json {
+    if a.fmt.structured() {
         out.json(&DiffJson {
             a: pa.display().to_string(),
             b: pb.display().to_string(),

@@ -30,9 +30,8 @@ pub struct DuArgs {
     /// Revision to split live data from history at [default: the latest].
     #[arg(long, default_value_t = 0)]
     rev: i64,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 fn parse_by(s: &str) -> std::result::Result<GroupBy, String> {
@@ -151,6 +150,7 @@ fn human(n: u64) -> String {
 }
 
 pub fn run(a: &DuArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
@@ -160,7 +160,7 @@ pub fn run(a: &DuArgs, out: &mut Out) -> Result<Outcome> {
     let r = du(&db, &DuOptions { by: a.by, rev: a.rev, top_keys: a.top_keys })
         .with_context(|| format!("reading {}", path.display()))?;
     let file_bytes = file.len() as u64;
-    if a.json {
+    if a.fmt.structured() {
         let j = DuJson {
             file: path.display().to_string(),
             by: by_name(a.by),

@@ -1,4 +1,4 @@
-//! Commands on etcd snapshot and db files: status, hashkv, verify, keys, get.
+//! Commands on etcd snapshot and db files: status, hashkv, verify (the key space: `keys_cmd`).
 
 use std::path::{Path, PathBuf};
 
@@ -6,15 +6,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use etcdsnap_bolt::{display_bytes, Db, MappedFile};
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
-use etcdsnap_mvcc::keyspace::{all_revisions, at_revision, Selection};
-use etcdsnap_mvcc::kv::KvRef;
 use etcdsnap_mvcc::schema::EtcdLine;
 use etcdsnap_mvcc::status::status;
 use etcdsnap_mvcc::trailer::{self, Trailer};
 use etcdsnap_mvcc::verify::{verify, FindingKind, Severity, VerifyOptions};
 use serde::Serialize;
 
-use crate::output::{table, Bytes, Out, OwnedBytes};
+use crate::output::{table, Out, OwnedBytes};
 use crate::Outcome;
 
 #[derive(Debug, Args)]
@@ -30,9 +28,8 @@ pub struct StatusArgs {
     /// file, from `meta/storageVersion`, else `meta/term` (3.5) or neither (3.4)]
     #[arg(long, value_parser = parse_line)]
     as_etcd: Option<EtcdLine>,
-    /// Print one JSON object (etcdutl's fields plus ours).
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 fn parse_line(s: &str) -> std::result::Result<EtcdLine, String> {
@@ -58,9 +55,8 @@ pub struct HashkvArgs {
     /// Tombstones stored at exactly the compact revision: `skip` (etcd 3.6, ≥3.5.16, ≥3.4.34) or `include` (older).
     #[arg(long, value_enum, default_value_t = RuleArg::Skip)]
     tombstone_rule: RuleArg,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
@@ -71,51 +67,17 @@ pub struct VerifyArgs {
     /// A file without a SHA-256 trailer is a problem.
     #[arg(long)]
     require_trailer: bool,
-    /// Print JSON Lines, one object per file.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct KeysArgs {
-    /// Snapshot file or raw member/snap/db.
-    file: PathBuf,
-    /// Only keys starting with this prefix.
-    #[arg(long, default_value = "")]
-    prefix: String,
-    /// Revision to read at [default: the latest].
-    #[arg(long, default_value_t = 0)]
-    rev: i64,
-    /// List every stored revision (puts, tombstones, markers) instead of the key space at a revision.
-    #[arg(long, conflicts_with = "rev")]
-    all_revisions: bool,
-    /// Print JSON Lines.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct GetArgs {
-    /// Snapshot file or raw member/snap/db.
-    file: PathBuf,
-    /// The key.
-    key: String,
-    /// Revision to read at [default: the latest].
-    #[arg(long, default_value_t = 0)]
-    rev: i64,
-    /// Print JSON shaped like `etcdctl get -w json` (revision, count, kvs).
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 pub(crate) fn map(path: &Path) -> Result<MappedFile> {
-    MappedFile::open(path).with_context(|| format!("cannot read {}", path.display()))
+    crate::paths::map_file(path)
 }
 
 /// The bbolt image of a snapshot (trailer cut off) or db file.
 pub(crate) fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
-    let (image, _) = trailer::split(file);
-    Db::open(image).with_context(|| format!("{} is not a readable bbolt file", path.display()))
+    crate::paths::open_snapshot(path, file)
 }
 
 /// The trailer as `status` reports it: verified only on request, as etcdutl never does.
@@ -145,8 +107,8 @@ impl TrailerState {
     }
 }
 
+/// snake_case like every JSON of ours and etcdctl's (etcdutl's `totalKey`/`totalSize` are `total_key`/`total_size`).
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct StatusJson {
     hash: u32,
     revision: i64,
@@ -176,10 +138,12 @@ struct StatusJson {
 }
 
 pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     // The bbolt check, the figures and (when asked) the trailer digest are
     // independent passes over the mapped file: run them side by side.
+    let spin = crate::progress::Spinner::start(format!("reading {}", a.file.display()));
     let (t, check, s) = std::thread::scope(|scope| {
         let digest = a.verify_trailer.then(|| scope.spawn(|| trailer::verify(&file)));
         let check = scope.spawn(|| db.check());
@@ -193,6 +157,7 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
         };
         (t, check.join(), s)
     });
+    drop(spin);
     let check = check.map_err(|_| anyhow::anyhow!("bbolt check thread panicked"))?;
     // Like etcdutl, figures of a structurally damaged file are refused.
     if !check.is_ok() {
@@ -246,7 +211,7 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     // A damaged trailer is a problem found, whatever the output format.
     let outcome =
         if matches!(t, TrailerState::Verified(Trailer::Mismatch { .. })) { Outcome::Problems } else { Outcome::Clean };
-    if a.json {
+    if a.fmt.structured() {
         out.json(&j)?;
         return Ok(outcome);
     }
@@ -297,6 +262,7 @@ struct HashkvJson {
 }
 
 pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
@@ -306,7 +272,9 @@ pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
         RuleArg::Skip => (TombstoneRule::Skip, "skip"),
         RuleArg::Include => (TombstoneRule::Include, "include"),
     };
+    let spin = crate::progress::Spinner::start(format!("hashing {}", a.file.display()));
     let h = hash_kv(&db, a.rev, rule).with_context(|| format!("hashing {}", a.file.display()))?;
+    drop(spin);
     let j = HashkvJson {
         hash: h.hash,
         compact_revision: h.compact_revision,
@@ -314,7 +282,7 @@ pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
         current_revision: h.current_revision,
         tombstone_rule: name,
     };
-    if a.json {
+    if a.fmt.structured() {
         out.json(&j)?;
     } else {
         for line in table(&[
@@ -358,11 +326,14 @@ struct VerifyJson {
 }
 
 pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let mut outcome = Outcome::Clean;
     for path in &a.files {
         let j = match map(path) {
             Ok(file) => {
+                let spin = crate::progress::Spinner::start(format!("verifying {}", path.display()));
                 let r = verify(&file, VerifyOptions { require_trailer: a.require_trailer });
+                drop(spin);
                 VerifyJson {
                     file: path.display().to_string(),
                     ok: r.is_ok(),
@@ -419,7 +390,7 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
         if !j.ok {
             outcome = Outcome::Problems;
         }
-        if a.json {
+        if a.fmt.structured() {
             out.json(&j)?;
             continue;
         }
@@ -438,7 +409,10 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
             out.line(format!("{}: {} problems", j.file, j.problem_count))?;
         }
         for f in &j.findings {
-            let mut at = vec![format!("bucket {}", display_bytes(&f.bucket.0))];
+            let mut at = Vec::new();
+            if !f.bucket.0.is_empty() {
+                at.push(format!("bucket {}", display_bytes(&f.bucket.0)));
+            }
             if let Some(p) = f.page {
                 at.push(format!("page {p}"));
             }
@@ -450,106 +424,12 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
             } else if let Some(k) = &f.key {
                 at.push(format!("key {}", display_bytes(&k.0)));
             }
-            out.line(format!("  {}: {}: {}", f.severity, at.join(", "), f.message))?;
+            if at.is_empty() {
+                out.line(format!("  {}: {}", f.severity, f.message))?;
+            } else {
+                out.line(format!("  {}: {}: {}", f.severity, at.join(", "), f.message))?;
+            }
         }
     }
     Ok(outcome)
-}
-
-#[derive(Serialize)]
-struct KvJson<'a> {
-    key: Bytes<'a>,
-    create_revision: i64,
-    mod_revision: i64,
-    version: i64,
-    value: Bytes<'a>,
-    lease: i64,
-}
-
-impl<'a> From<&KvRef<'a>> for KvJson<'a> {
-    fn from(kv: &KvRef<'a>) -> Self {
-        Self {
-            key: Bytes(kv.key),
-            create_revision: kv.create_revision,
-            mod_revision: kv.mod_revision,
-            version: kv.version,
-            value: Bytes(kv.value),
-            lease: kv.lease,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct StoredJson<'a> {
-    revision: i64,
-    sub: i64,
-    tombstone: bool,
-    marker: bool,
-    #[serde(flatten)]
-    kv: KvJson<'a>,
-}
-
-pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
-    if a.rev < 0 {
-        bail!("--rev must not be negative");
-    }
-    let file = map(&a.file)?;
-    let db = open(&a.file, &file)?;
-    let sel = Selection { prefix: a.prefix.as_bytes().to_vec(), key: None };
-    if a.all_revisions {
-        for s in all_revisions(&db, &sel).with_context(|| format!("reading {}", a.file.display()))? {
-            if a.json {
-                out.json(&StoredJson {
-                    revision: s.at.rev.main,
-                    sub: s.at.rev.sub,
-                    tombstone: s.at.tombstone,
-                    marker: s.kv == KvRef::default(),
-                    kv: KvJson::from(&s.kv),
-                })?;
-            } else {
-                let mark = if s.at.tombstone { " (deleted)" } else { "" };
-                out.line(format!("{}{mark}  {}", s.at.rev, display_bytes(s.kv.key)))?;
-            }
-        }
-        return Ok(Outcome::Clean);
-    }
-    let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
-    for v in &keys {
-        if a.json {
-            out.json(&KvJson::from(&v.kv))?;
-        } else {
-            out.line(display_bytes(v.kv.key))?;
-        }
-    }
-    Ok(Outcome::Clean)
-}
-
-#[derive(Serialize)]
-struct GetJson<'a> {
-    revision: i64,
-    count: usize,
-    kvs: Vec<KvJson<'a>>,
-}
-
-pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
-    if a.rev < 0 {
-        bail!("--rev must not be negative");
-    }
-    let file = map(&a.file)?;
-    let db = open(&a.file, &file)?;
-    let sel = Selection { prefix: Vec::new(), key: Some(a.key.as_bytes().to_vec()) };
-    let (rev, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
-    if a.json {
-        out.json(&GetJson {
-            revision: rev,
-            count: keys.len(),
-            kvs: keys.iter().map(|v| KvJson::from(&v.kv)).collect(),
-        })?;
-    } else {
-        for v in &keys {
-            out.line(display_bytes(v.kv.key))?;
-            out.line(String::from_utf8_lossy(v.kv.value))?;
-        }
-    }
-    Ok(Outcome::Clean)
 }

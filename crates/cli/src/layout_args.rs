@@ -7,7 +7,7 @@ use etcdsnap_mvcc::snapshot::TrailerMode;
 /// `--page-size`, `--fill-percent`, `--trailer`, `--no-trailer`.
 #[derive(Debug, Args)]
 pub struct LayoutArgs {
-    /// Page size of the output in bytes, 1024 to 65536 [default: the input's].
+    /// Page size of the output in bytes: a power of two from 1024 to 65536 [default: the input's].
     #[arg(long)]
     page_size: Option<u32>,
     /// Fraction of each page to fill, 0.1 to 1.0 (etcd defrag uses 0.9, bbolt compact 1.0).
@@ -35,8 +35,11 @@ impl LayoutArgs {
         if !(0.1..=1.0).contains(&self.fill_percent) {
             bail!("--fill-percent must be between 0.1 and 1.0, got {}", self.fill_percent);
         }
-        if let Some(ps) = self.page_size.filter(|ps| !(1024..=65536).contains(ps)) {
-            bail!("--page-size must be between 1024 and 65536, got {ps}");
+        if let Some(ps) = self.page_size.filter(|ps| !etcdsnap_bolt::layout::valid_page_size(*ps)) {
+            bail!(
+                "--page-size must be a power of two from 1024 to 65536 (1024, 2048, 4096, …, 65536), as bbolt's \
+                 pages are; other sizes break the snapshot trailer rule (file size % 512 == 32), got {ps}"
+            );
         }
         Ok(Layout {
             page_size: self.page_size,

@@ -21,11 +21,16 @@
 )]
 
 mod bolt_cmd;
+mod datadir;
 mod diff_cmd;
 mod du_cmd;
 mod etcd_cmd;
+mod interrupt;
+mod keys_cmd;
 mod layout_args;
 mod output;
+mod paths;
+mod progress;
 mod rewrite_cmd;
 mod rules_args;
 mod wal_cmd;
@@ -38,6 +43,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "etcdsnap", version, about, propagate_version = true)]
 struct Cli {
+    /// No progress bars (they are drawn on stderr only when it is a terminal).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,9 +62,9 @@ enum Command {
     /// Verify backups: trailer, bbolt structure, MVCC invariants; exit 1 on problems.
     Verify(etcd_cmd::VerifyArgs),
     /// The key space at a revision (or every stored revision).
-    Keys(etcd_cmd::KeysArgs),
-    /// One key at a revision, like `etcdctl get`.
-    Get(etcd_cmd::GetArgs),
+    Keys(keys_cmd::KeysArgs),
+    /// Keys and values at a revision, like `etcdctl get` (one key, or a prefix), as raw bytes.
+    Get(keys_cmd::GetArgs),
     /// Rewrite a snapshot: filter and rename prefixes, bump revisions, mark compacted or compact.
     Rewrite(rewrite_cmd::RewriteArgs),
     /// What fills the file: live data, history and leases per tenant, resource, namespace or prefix.
@@ -86,13 +94,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    progress::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Bolt(cmd) => bolt_cmd::run(cmd),
         Command::Status(a) => with_out(|out| etcd_cmd::status_cmd(&a, out)),
         Command::Hashkv(a) => with_out(|out| etcd_cmd::hashkv_cmd(&a, out)),
         Command::Verify(a) => with_out(|out| etcd_cmd::verify_cmd(&a, out)),
-        Command::Keys(a) => with_out(|out| etcd_cmd::keys_cmd(&a, out)),
-        Command::Get(a) => with_out(|out| etcd_cmd::get_cmd(&a, out)),
+        Command::Keys(a) => with_out(|out| keys_cmd::keys_cmd(&a, out)),
+        Command::Get(a) => with_out(|out| keys_cmd::get_cmd(&a, out)),
         Command::Rewrite(a) => with_out(|out| rewrite_cmd::run(&a, out)),
         Command::Du(a) => with_out(|out| du_cmd::run(&a, out)),
         Command::Diff(a) => with_out(|out| diff_cmd::run(&a, out)),
@@ -102,10 +111,19 @@ fn main() -> ExitCode {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("etcdsnap: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => match interrupt::received() {
+            // A signal stopped a write: the library removed its temporary file.
+            Some((sig, name)) => {
+                eprintln!(
+                    "etcdsnap: interrupted by {name}; the temporary output file was removed, nothing was written"
+                );
+                ExitCode::from(u8::try_from(sig.saturating_add(128)).unwrap_or(130))
+            }
+            None => {
+                eprintln!("etcdsnap: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

@@ -1,17 +1,16 @@
 //! `etcdsnap rewrite`: the snapshot rewrite, with its report.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, CompactTombstones, NoProgress, Progress, RewriteOptions};
+use etcdsnap_mvcc::rewrite::{rewrite, CompactTombstones, Progress, RewriteOptions, RewriteReport};
 use etcdsnap_mvcc::schema::EtcdLine;
 use etcdsnap_mvcc::trailer::hex;
 use etcdsnap_mvcc::{MvccError, Refusal};
 use serde::Serialize;
 
-use crate::output::{table, Out};
+use crate::output::{stale_files, table, Bytes, Out, OwnedBytes, StaleJson};
 use crate::Outcome;
 
 #[derive(Debug, Args)]
@@ -55,11 +54,20 @@ pub struct RewriteArgs {
     /// Drop lease records that no kept key references.
     #[arg(long)]
     drop_orphan_leases: bool,
+    /// Accept key rules that match no key (by default an error: a typo would keep almost nothing).
+    #[arg(long)]
+    allow_empty_rules: bool,
+    /// Replace an existing OUT, and remove temporary files interrupted runs left beside it.
+    #[arg(long)]
+    force: bool,
+    /// IN and OUT are etcd data dirs: rewrite member/snap/db and the WAL with the same rules and copy the .snap
+    /// files, into a new OUT (must not exist).
+    #[arg(long)]
+    data_dir: bool,
     #[command(flatten)]
     layout: crate::layout_args::LayoutArgs,
-    /// Print the report as one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,26 +83,35 @@ fn parse_target(s: &str) -> std::result::Result<EtcdLine, String> {
     }
 }
 
-/// A progress line on stderr, redrawn in place; only used when stderr is a terminal.
-struct StderrProgress {
-    last: u64,
+/// The command-line way out of a refusal, where there is one (the library's
+/// messages name no flags).
+fn flag_hint(r: &Refusal) -> Option<&'static str> {
+    match r {
+        Refusal::KeyBoundEncrypted { .. } => {
+            Some("refused: --reencrypt CONFIG re-seals them for the new key; --allow-key-bound-encrypted renames them anyway")
+        }
+        Refusal::CompactRevKeyUnruled => {
+            Some("refused: say what to do with it with --keep-key compact_rev_key or --drop-key compact_rev_key")
+        }
+        Refusal::BumpOverflow { .. } | Refusal::BumpNotPositive(_) => Some("refused: check --bump-revision"),
+        Refusal::CompactAndMarkCompacted => Some("refused: --compact and --mark-compacted exclude each other"),
+        Refusal::RulesMatchedNothing { .. } => Some("refused: pass --allow-empty-rules if that is intended"),
+        _ => None,
+    }
 }
 
-impl Progress for StderrProgress {
-    fn update(&mut self, phase: &'static str, done: u64, total: u64) {
-        if done < self.last.saturating_add(65536) && done != total {
-            return;
-        }
-        self.last = done;
-        if total > 0 {
-            eprint!(
-                "\r{phase}: {done}/{total} revisions ({}%)   ",
-                done.saturating_mul(100).checked_div(total).unwrap_or(100)
-            );
-        } else {
-            eprint!("\r{phase}: {done} revisions   ");
-        }
+fn with_hint(e: MvccError) -> anyhow::Error {
+    match &e {
+        MvccError::Refused(r) => match flag_hint(r) {
+            Some(hint) => anyhow::Error::new(e).context(hint),
+            None => anyhow::Error::new(e),
+        },
+        _ => anyhow::Error::new(e),
     }
+}
+
+fn display(b: &[u8]) -> String {
+    etcdsnap_bolt::display_bytes(b)
 }
 
 #[derive(Serialize)]
@@ -117,7 +134,49 @@ struct LeasesJson {
 }
 
 #[derive(Serialize)]
-struct ReportJson {
+struct RuleJson {
+    rule: &'static str,
+    value: OwnedBytes,
+    matched: u64,
+}
+
+#[derive(Serialize)]
+struct RangeJson<'a> {
+    key: Bytes<'a>,
+    range_end: Bytes<'a>,
+}
+
+#[derive(Serialize)]
+struct PermissionJson<'a> {
+    role: Bytes<'a>,
+    perm_type: &'static str,
+    key: Bytes<'a>,
+    range_end: Bytes<'a>,
+    now: Vec<RangeJson<'a>>,
+}
+
+/// etcdctl's names of `authpb.Permission.Type`.
+fn perm_name(t: i32) -> &'static str {
+    match t {
+        0 => "READ",
+        1 => "WRITE",
+        2 => "READWRITE",
+        _ => "UNKNOWN",
+    }
+}
+
+/// A permission range as etcdctl's `role get` shows it.
+fn range_text(key: &[u8], end: &[u8]) -> String {
+    let k = etcdsnap_bolt::display_bytes(key);
+    match end {
+        [] => k,
+        [0] => format!("[{k}, <open ended>"),
+        e => format!("[{k}, {})", etcdsnap_bolt::display_bytes(e)),
+    }
+}
+
+#[derive(Serialize)]
+struct ReportJson<'a> {
     input: String,
     output: String,
     old_revision: i64,
@@ -130,6 +189,8 @@ struct ReportJson {
     key_bound_renamed: u64,
     reencrypted: std::collections::BTreeMap<String, u64>,
     roles_rewritten: u64,
+    permissions_changed: Vec<PermissionJson<'a>>,
+    rules: Vec<RuleJson>,
     compact_rev_key: &'static str,
     compact_tombstones: Option<&'static str>,
     target_version: Option<&'static str>,
@@ -144,10 +205,12 @@ struct ReportJson {
     trailer_sha256: Option<String>,
     bytes_in: u64,
     bytes_out: u64,
+    stale_temp_files: Vec<StaleJson>,
     elapsed_ms: u64,
 }
 
 pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let layout = a.layout.layout()?;
     if let Some(n) = a.bump_revision {
         if n <= 0 {
@@ -155,6 +218,9 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         }
     }
     let rules = a.rules.rules()?;
+    if !a.data_dir {
+        crate::paths::check_snapshot_input(&a.input)?;
+    }
     let opts = RewriteOptions {
         rules,
         bump_revision: a.bump_revision,
@@ -182,29 +248,40 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         trailer: layout.trailer,
         page_size: layout.page_size,
         fill_percent: layout.fill_percent,
+        allow_empty_rules: a.allow_empty_rules,
+        output: etcdsnap_bolt::CreateOptions { overwrite: a.force, remove_stale: a.force },
+        cancel: crate::interrupt::cancel_on_signals()?,
     };
-    let tty = std::io::stderr().is_terminal();
-    let mut bar = StderrProgress { last: 0 };
-    let mut none = NoProgress;
-    let progress: &mut dyn Progress = if tty { &mut bar } else { &mut none };
-    let r = rewrite(&a.input, &a.output, &opts, progress)
-        .map_err(|e| match &e {
-            MvccError::Refused(r) => match flag_hint(r) {
-                Some(hint) => anyhow::Error::new(e).context(hint),
-                None => anyhow::Error::new(e),
-            },
-            _ => anyhow::Error::new(e),
-        })
-        .with_context(|| format!("rewriting {} into {}", a.input.display(), a.output.display()))?;
-    if tty {
-        eprint!("\r\x1b[K");
+    let mut bar = crate::progress::Bar::new();
+    let progress: &mut dyn Progress = &mut bar;
+    if a.data_dir {
+        let r = crate::datadir::rewrite_data_dir(&a.input, &a.output, &opts, progress)
+            .with_context(|| format!("rewriting the data dir {} into {}", a.input.display(), a.output.display()))?;
+        drop(bar);
+        return data_dir_report(a, &r, out);
     }
-    // The output's totalKey as etcdutl of the line that wrote it (or the
-    // target line) counts it.
-    let line = r.status.storage_version().line().unwrap_or(EtcdLine::V3_7);
-    let j = ReportJson {
-        input: a.input.display().to_string(),
-        output: a.output.display().to_string(),
+    let r = rewrite(&a.input, &a.output, &opts, progress)
+        .map_err(with_hint)
+        .with_context(|| format!("rewriting {} into {}", a.input.display(), a.output.display()))?;
+    drop(bar);
+    let mut j = report_json(&a.input, &a.output, &r);
+    j.compact_tombstones = a.compact.then_some(opts.compact_tombstones.as_str());
+    j.target_version = a.target_version.map(EtcdLine::as_str);
+    if a.fmt.structured() {
+        out.json(&j)?;
+        return Ok(Outcome::Clean);
+    }
+    for line in report_lines(&j, &r) {
+        out.line(line)?;
+    }
+    Ok(Outcome::Clean)
+}
+
+/// The `rewrite --json` object.
+fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport) -> ReportJson<'r> {
+    ReportJson {
+        input: input.display().to_string(),
+        output: output.display().to_string(),
         old_revision: r.old_revision,
         new_revision: r.new_revision,
         scheduled_compact_revision: r.scheduled_compact,
@@ -228,17 +305,30 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         key_bound_renamed: r.key_bound_renamed,
         reencrypted: r.resealed.clone(),
         roles_rewritten: r.roles_rewritten,
-        compact_rev_key: match r.compact_rev_key {
-            CompactRevKey::Absent => "absent",
-            CompactRevKey::Kept => "kept",
-            CompactRevKey::Dropped => "dropped",
-        },
-        compact_tombstones: a.compact.then_some(opts.compact_tombstones.as_str()),
-        target_version: a.target_version.map(EtcdLine::as_str),
+        permissions_changed: r
+            .permissions_changed
+            .iter()
+            .map(|p| PermissionJson {
+                role: Bytes(&p.role),
+                perm_type: perm_name(p.perm_type),
+                key: Bytes(&p.key),
+                range_end: Bytes(&p.range_end),
+                now: p.now.iter().map(|(k, e)| RangeJson { key: Bytes(k), range_end: Bytes(e) }).collect(),
+            })
+            .collect(),
+        rules: r
+            .rules
+            .iter()
+            .map(|m| RuleJson { rule: m.kind.name(), value: OwnedBytes(m.value.clone()), matched: m.matched })
+            .collect(),
+        compact_rev_key: r.compact_rev_key.name(),
+        compact_tombstones: None,
+        target_version: None,
         status_hash: r.status.hash,
         status_revision: r.status.revision,
-        status_total_key: if line.counts_live_keys() { r.status.total_key_v36 } else { r.status.total_key },
-        status_as_etcd: line.as_str(),
+        // totalKey as etcdutl of the output's own line (its storage version) counts it.
+        status_total_key: if output_line(r).counts_live_keys() { r.status.total_key_v36 } else { r.status.total_key },
+        status_as_etcd: output_line(r).as_str(),
         hashkv: r.hashkv.hash,
         hashkv_compact_revision: r.hashkv.compact_revision,
         hashkv_revision: r.hashkv.revision,
@@ -246,12 +336,18 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         trailer_sha256: r.trailer_out.as_ref().map(hex),
         bytes_in: r.bytes_in,
         bytes_out: r.bytes_out,
+        stale_temp_files: stale_files(&r.stale_temps),
         elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
-    };
-    if a.json {
-        out.json(&j)?;
-        return Ok(Outcome::Clean);
     }
+}
+
+/// The etcd line the output's schema names.
+fn output_line(r: &RewriteReport) -> EtcdLine {
+    r.status.storage_version().line().unwrap_or(EtcdLine::V3_7)
+}
+
+/// The `rewrite` simple report.
+fn report_lines(j: &ReportJson<'_>, r: &RewriteReport) -> Vec<String> {
     let opt = |v: Option<i64>| v.map_or("-".to_string(), |n| n.to_string());
     let enc = if j.encrypted.is_empty() {
         "none".to_string()
@@ -300,12 +396,12 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
                 j.reencrypted.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
             },
         ],
-        vec!["roles rewritten".into(), j.roles_rewritten.to_string()],
-        vec!["compact_rev_key".into(), j.compact_rev_key.into()],
         vec![
             "storage version".into(),
             j.target_version.map_or("as the input".into(), |t| format!("lowered for etcd {t}")),
         ],
+        vec!["roles rewritten".into(), j.roles_rewritten.to_string()],
+        vec!["compact_rev_key".into(), j.compact_rev_key.into()],
         vec![
             "status hash".into(),
             format!(
@@ -323,22 +419,66 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         ],
         vec!["bytes".into(), format!("{} -> {} in {:.2}s", j.bytes_in, j.bytes_out, r.elapsed.as_secs_f64())],
     ];
-    for line in table(&rows) {
-        out.line(line)?;
+    let mut rows = rows;
+    // What each rule matched, and every permission a rename changed, after the summary.
+    let at = rows.len().saturating_sub(4);
+    let mut extra: Vec<Vec<String>> = r
+        .rules
+        .iter()
+        .map(|m| vec![format!("rule {}", m.kind.name()), format!("{}  {} revisions", display(&m.value), m.matched)])
+        .collect();
+    for p in &r.permissions_changed {
+        let now: Vec<String> = p.now.iter().map(|(k, e)| range_text(k, e)).collect();
+        extra.push(vec![
+            "permission".into(),
+            format!(
+                "role {} {} {} -> {}",
+                display(&p.role),
+                perm_name(p.perm_type),
+                range_text(&p.key, &p.range_end),
+                now.join(", ")
+            ),
+        ]);
     }
-    Ok(Outcome::Clean)
+    for s in &r.stale_temps {
+        let what = if s.removed { "removed" } else { "kept (--force removes it)" };
+        extra.push(vec!["stale temp file".into(), format!("{} ({} bytes) {what}", s.path.display(), s.bytes)]);
+    }
+    rows.splice(at..at, extra);
+    table(&rows)
 }
 
-/// The command-line way out of a refusal, where there is one (the library's
-/// messages name no flags).
-fn flag_hint(r: &Refusal) -> Option<&'static str> {
-    match r {
-        Refusal::KeyBoundEncrypted { .. } => Some("refused: --allow-key-bound-encrypted renames them anyway"),
-        Refusal::CompactRevKeyUnruled => {
-            Some("refused: say what to do with it with --keep-key compact_rev_key or --drop-key compact_rev_key")
-        }
-        Refusal::BumpOverflow { .. } | Refusal::BumpNotPositive(_) => Some("refused: check --bump-revision"),
-        Refusal::CompactAndMarkCompacted => Some("refused: --compact and --mark-compacted exclude each other"),
-        _ => None,
+#[derive(Serialize)]
+struct DataDirJson<'r> {
+    input: String,
+    output: String,
+    db: ReportJson<'r>,
+    wal: serde_json::Value,
+    snap_files: u64,
+}
+
+/// `rewrite --data-dir`: the db's report, the WAL's, and the `.snap` files copied.
+fn data_dir_report(a: &RewriteArgs, r: &crate::datadir::DataDirReport, out: &mut Out) -> Result<Outcome> {
+    let member = a.output.join("member");
+    let db = report_json(&a.input.join("member/snap/db"), &member.join("snap/db"), &r.db);
+    if a.fmt.structured() {
+        out.json(&DataDirJson {
+            input: a.input.display().to_string(),
+            output: a.output.display().to_string(),
+            wal: crate::wal_cmd::rewrite_report_json(&member.join("wal"), &r.wal),
+            db,
+            snap_files: r.snap_files,
+        })?;
+        return Ok(Outcome::Clean);
     }
+    out.line(format!("db ({})", member.join("snap/db").display()))?;
+    for line in report_lines(&db, &r.db) {
+        out.line(format!("  {line}"))?;
+    }
+    out.line(format!("wal ({})", member.join("wal").display()))?;
+    for line in crate::wal_cmd::rewrite_report_lines(&member.join("wal"), &r.wal) {
+        out.line(format!("  {line}"))?;
+    }
+    out.line(format!("snap files: {} copied", r.snap_files))?;
+    Ok(Outcome::Clean)
 }

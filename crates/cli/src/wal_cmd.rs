@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use etcdsnap_wal::repair::{repair, RepairOutcome};
-use etcdsnap_wal::rewrite::rewrite;
+use etcdsnap_wal::rewrite::{rewrite_with, RewriteOptions, RewriteReport as WalRewriteReport};
 use etcdsnap_wal::verify::consistent_index_problems;
 use etcdsnap_wal::{list_segments, read_wal, verify, Layout, WalError, WalFinding, WalReport};
 use serde_json::json;
@@ -33,18 +33,16 @@ pub enum WalCommand {
 pub struct VerifyArgs {
     /// A WAL dir, a member dir or a data dir.
     dir: PathBuf,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// A WAL dir, a member dir or a data dir.
     dir: PathBuf,
-    /// Print JSON Lines with the full decoded requests.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
     /// Only entries of these kinds (repeatable): normal, conf, noop, put, delete_range, txn,
     /// range, compaction, lease_grant, lease_revoke, lease_checkpoint, alarm, auth, cluster, v2, unknown.
     #[arg(long = "type", value_name = "KIND")]
@@ -61,9 +59,8 @@ pub struct DumpArgs {
 pub struct RepairArgs {
     /// A WAL dir, a member dir or a data dir.
     dir: PathBuf,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 #[derive(Debug, Args)]
@@ -74,9 +71,8 @@ pub struct RewriteArgs {
     output: PathBuf,
     #[command(flatten)]
     rules: crate::rules_args::KeyRuleArgs,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
 }
 
 const KINDS: &[&str] = &[
@@ -108,8 +104,13 @@ pub fn run(cmd: WalCommand, out: &mut Out) -> Result<Outcome> {
 }
 
 fn wal_dir_of(dir: &Path) -> Result<Layout> {
-    if !dir.is_dir() {
-        bail!("{}: not a directory", dir.display());
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{}: no such directory", dir.display()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        Ok(m) if !m.is_dir() => {
+            bail!("{} is a file; expected a data dir, member dir or WAL directory", dir.display())
+        }
+        Ok(_) => {}
     }
     Ok(Layout::resolve(dir))
 }
@@ -125,8 +126,11 @@ fn consistent_index(db: &Path) -> Result<Option<u64>> {
 }
 
 fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.dir)?;
+    let spin = crate::progress::Spinner::start(format!("verifying {}", layout.wal_dir.display()));
     let report = verify(&layout.wal_dir, layout.snap_dir.as_deref())?;
+    drop(spin);
     let mut problems = report.problems();
     let ci = match &layout.db {
         Some(db) => consistent_index(db)?,
@@ -136,7 +140,7 @@ fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
         let snap = report.usable_snapshot.map(|s| s.index);
         problems.extend(consistent_index_problems(ci, snap, report.last_index));
     }
-    if a.json {
+    if a.fmt.structured() {
         out.json(&json::verify_json(&layout, &report, ci, &problems))?;
     } else {
         print_verify(out, &layout, &report, ci, &problems)?;
@@ -228,6 +232,7 @@ fn print_verify(out: &mut Out, layout: &Layout, r: &WalReport, ci: Option<u64>, 
 }
 
 fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     for t in &a.types {
         if !KINDS.contains(&t.as_str()) {
             bail!("--type {t}: expected one of {}", KINDS.join(", "));
@@ -256,7 +261,7 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
                 return Ok(());
             }
         }
-        let r = if a.json {
+        let r = if a.fmt.structured() {
             out.json(&json::entry_json(&e, &tname, &payload))
         } else {
             out.line(format!("{}\t{}\t{}\t{}", e.term, e.index, tname, payload.summary()))
@@ -289,10 +294,11 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
 }
 
 fn repair_cmd(a: &RepairArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.dir)?;
     match repair(&layout.wal_dir) {
         Ok(RepairOutcome::NothingToRepair { segment }) => {
-            if a.json {
+            if a.fmt.structured() {
                 out.json(&json!({"repaired": false, "segment": segment}))?;
             } else {
                 out.line(format!("nothing to repair: {segment} ends cleanly"))?;
@@ -300,7 +306,7 @@ fn repair_cmd(a: &RepairArgs, out: &mut Out) -> Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Ok(RepairOutcome::Repaired { segment, old_size, truncated_at, broken, detail }) => {
-            if a.json {
+            if a.fmt.structured() {
                 out.json(&json!({
                     "repaired": true,
                     "segment": segment,
@@ -318,7 +324,7 @@ fn repair_cmd(a: &RepairArgs, out: &mut Out) -> Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Err(WalError::Corrupt(c)) => {
-            if a.json {
+            if a.fmt.structured() {
                 out.json(&json!({"repaired": false, "refused": c.to_string()}))?;
             } else {
                 out.line(format!("refusing to repair: corrupt: {c} (not a torn last record)"))?;
@@ -330,9 +336,16 @@ fn repair_cmd(a: &RepairArgs, out: &mut Out) -> Result<Outcome> {
 }
 
 fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.input)?;
     let rules = a.rules.rules()?;
-    let report = match rewrite(&layout.wal_dir, &a.output, &rules) {
+    // etcd replays the entries above the db's consistent_index: a filter may not shift their revisions.
+    let consistent_index = replay_check_index(&layout)?;
+    let opts = RewriteOptions { consistent_index, cancel: Some(crate::interrupt::flag_on_signals()?) };
+    let spin = crate::progress::Spinner::start(format!("rewriting {}", layout.wal_dir.display()));
+    let result = rewrite_with(&layout.wal_dir, &a.output, &rules, opts);
+    drop(spin);
+    let report = match result {
         Ok(r) => r,
         Err(WalError::Corrupt(c)) => {
             eprintln!("etcdsnap: corrupt input: {c}");
@@ -340,39 +353,82 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         }
         Err(e) => return Err(e.into()),
     };
-    if a.json {
-        out.json(&json!({
-            "output": a.output.display().to_string(),
-            "segments": report.segments,
-            "records": report.records,
-            "entries": report.entries,
-            "rewritten": report.rewritten,
-            "emptied": report.emptied,
-            "ops_dropped": report.ops_dropped,
-            "compares_dropped": report.compares_dropped,
-            "v2_requests": report.v2_requests,
-            "permissions_renamed": report.permissions_renamed,
-            "straddling_ranges": report.straddling.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
-        }))?;
+    if a.fmt.structured() {
+        out.json(&rewrite_report_json(&a.output, &report))?;
     } else {
-        let rows = vec![
-            vec!["output".into(), a.output.display().to_string()],
-            vec!["segments".into(), report.segments.to_string()],
-            vec!["records".into(), report.records.to_string()],
-            vec!["entries".into(), report.entries.to_string()],
-            vec!["rewritten".into(), report.rewritten.to_string()],
-            vec!["emptied (now no-ops)".into(), report.emptied.to_string()],
-            vec!["txn ops dropped".into(), report.ops_dropped.to_string()],
-            vec!["txn compares dropped".into(), report.compares_dropped.to_string()],
-            vec!["v2 requests (kept)".into(), report.v2_requests.to_string()],
-            vec!["permissions renamed".into(), report.permissions_renamed.to_string()],
-        ];
-        for l in table(&rows) {
+        for l in rewrite_report_lines(&a.output, &report) {
             out.line(l)?;
-        }
-        for (i, r) in &report.straddling {
-            out.line(format!("index {i}: range {r} covers kept and dropped keys; kept unchanged"))?;
         }
     }
     Ok(Outcome::Clean)
+}
+
+/// The `wal rewrite --json` object (also the `wal` part of `rewrite --data-dir`).
+pub fn rewrite_report_json(output: &Path, report: &WalRewriteReport) -> serde_json::Value {
+    json!({
+        "output": output.display().to_string(),
+        "segments": report.segments,
+        "records": report.records,
+        "entries": report.entries,
+        "rewritten": report.rewritten,
+        "emptied": report.emptied,
+        "ops_dropped": report.ops_dropped,
+        "compares_dropped": report.compares_dropped,
+        "v2_requests": report.v2_requests,
+        "permissions_renamed": report.permissions_renamed,
+        "permissions_overlapping": report.permissions_overlapping.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
+        "straddling_ranges": report.straddling.iter().map(|(i, r)| json!({"index": i, "range": r})).collect::<Vec<_>>(),
+        "compact_rev_key": report.compact_rev_key.name(),
+        "rules": report.rules.iter().map(|m| json!({"rule": m.kind.name(), "value": crate::output::Bytes(&m.value), "matched": m.matched})).collect::<Vec<_>>(),
+    })
+}
+
+/// The `wal rewrite` simple report.
+pub fn rewrite_report_lines(output: &Path, report: &WalRewriteReport) -> Vec<String> {
+    let mut rows = vec![
+        vec!["output".into(), output.display().to_string()],
+        vec!["segments".into(), report.segments.to_string()],
+        vec!["records".into(), report.records.to_string()],
+        vec!["entries".into(), report.entries.to_string()],
+        vec!["rewritten".into(), report.rewritten.to_string()],
+        vec!["emptied (now no-ops)".into(), report.emptied.to_string()],
+        vec!["txn ops dropped".into(), report.ops_dropped.to_string()],
+        vec!["txn compares dropped".into(), report.compares_dropped.to_string()],
+        vec!["v2 requests (kept)".into(), report.v2_requests.to_string()],
+        vec!["permissions renamed".into(), report.permissions_renamed.to_string()],
+        vec!["compact_rev_key".into(), report.compact_rev_key.name().into()],
+    ];
+    for m in &report.rules {
+        rows.push(vec![
+            format!("rule {}", m.kind.name()),
+            format!("{}  {} keys in requests", etcdsnap_bolt::display_bytes(&m.value), m.matched),
+        ]);
+    }
+    let mut lines = table(&rows);
+    for (i, r) in &report.straddling {
+        lines.push(format!("index {i}: range {r} covers kept and dropped keys; kept unchanged"));
+    }
+    for (i, r) in &report.permissions_overlapping {
+        lines.push(format!(
+            "index {i}: permission {r} reaches inside and outside a rename source; kept unchanged (the snapshot \
+             rewrite also grants the renamed part)"
+        ));
+    }
+    lines
+}
+
+/// The db's `consistent_index` for the WAL rewrite's replay check, or `None`
+/// (with a warning) when there is no db beside the WAL.
+pub fn replay_check_index(layout: &Layout) -> Result<Option<u64>> {
+    match &layout.db {
+        Some(db) => consistent_index(db),
+        None => {
+            eprintln!(
+                "etcdsnap: warning: no member/snap/db beside {}: whether the rules shift the revisions of writes \
+                 etcd replays from the WAL cannot be checked (give the member or data dir)",
+                layout.wal_dir.display()
+            );
+            Ok(None)
+        }
+    }
 }

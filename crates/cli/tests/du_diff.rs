@@ -157,12 +157,12 @@ fn du_json_totals_equal_status_on_every_fixture() {
             let live: u64 = d.groups.iter().map(|g| g.live_keys).sum();
             let hist: u64 = d.groups.iter().map(|g| g.history_revisions).sum();
             let tombs: u64 = d.groups.iter().map(|g| g.tombstones).sum();
-            assert_eq!(live, status["liveKeys"].as_u64().unwrap(), "{} {by}", file.display());
+            assert_eq!(live, status["live_keys"].as_u64().unwrap(), "{} {by}", file.display());
             assert_eq!(tombs, status["tombstones"].as_u64().unwrap());
             assert_eq!(live + hist + d.markers, status["revisions"].as_u64().unwrap());
             assert_eq!(d.totals.live_keys, live);
             assert!(d.groups.iter().all(|g| g.group.is_some()) && d.totals.group.is_none());
-            assert_eq!(d.db_bytes, status["totalSize"].as_u64().unwrap());
+            assert_eq!(d.db_bytes, status["total_size"].as_u64().unwrap());
             assert_eq!(d.revision, 1473);
         }
     }

@@ -134,8 +134,9 @@ fn a_killed_rewrite_commits_nothing_and_the_next_run_cleans_up() {
             let r = etcdsnap(&["verify", o]);
             assert_eq!(r.status.code(), Some(0), "a committed output verifies: {}", String::from_utf8_lossy(&r.stdout));
         }
-        // The next run succeeds and removes the killed run's temporary file.
-        let r = etcdsnap(&["rewrite", i, o, "--bump-revision", "1000"]);
+        // The next run (with --force: the killed run may have committed) succeeds
+        // and removes the killed run's temporary file.
+        let r = etcdsnap(&["rewrite", i, o, "--bump-revision", "1000", "--force"]);
         assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
         assert_eq!(listing(&dir), ["in.db", "out.db"]);
         if killed_while_writing >= 3 {

@@ -56,6 +56,39 @@ struct LeasesJson {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RangeJson {
+    key: Value,
+    range_end: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PermissionJson {
+    role: Value,
+    perm_type: String,
+    key: Value,
+    range_end: Value,
+    now: Vec<RangeJson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleJson {
+    rule: String,
+    value: Value,
+    matched: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaleJson {
+    path: String,
+    bytes: u64,
+    removed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReportJson {
     input: String,
     output: String,
@@ -69,6 +102,8 @@ struct ReportJson {
     key_bound_renamed: u64,
     reencrypted: BTreeMap<String, u64>,
     roles_rewritten: u64,
+    permissions_changed: Vec<PermissionJson>,
+    rules: Vec<RuleJson>,
     compact_rev_key: String,
     compact_tombstones: Option<String>,
     target_version: Option<String>,
@@ -83,6 +118,7 @@ struct ReportJson {
     trailer_sha256: Option<String>,
     bytes_in: u64,
     bytes_out: u64,
+    stale_temp_files: Vec<StaleJson>,
     elapsed_ms: u64,
 }
 
@@ -185,8 +221,14 @@ fn check_offline(version: EtcdVersion, output: &Path, r: &ReportJson) {
     let theirs: Value = serde_json::from_slice(&st.stdout).unwrap();
     let fields = theirs.as_object().unwrap();
     assert!(fields.len() >= 4, "{theirs}");
+    // Every field the tool prints (camelCase) equals ours (snake_case).
     for (f, v) in fields {
-        assert_eq!(&ours[f], v, "status {f}: ours {ours}, {version} {theirs}");
+        let o = match f.as_str() {
+            "totalKey" => "total_key",
+            "totalSize" => "total_size",
+            other => other,
+        };
+        assert_eq!(&ours[o], v, "status {f}: ours {ours}, {version} {theirs}");
     }
     assert_eq!(theirs["hash"].as_u64(), Some(u64::from(r.status_hash)));
     assert_eq!(theirs["revision"].as_i64(), Some(r.status_revision));
@@ -198,8 +240,8 @@ fn check_offline(version: EtcdVersion, output: &Path, r: &ReportJson) {
     if r.status_as_etcd == version.minor() || r.target_version.is_none() {
         assert_eq!(theirs["totalKey"].as_u64(), Some(r.status_total_key), "{theirs}");
     }
-    assert_eq!(ours["scheduledCompactRevision"].as_i64(), r.scheduled_compact_revision, "{ours}");
-    assert_eq!(ours["finishedCompactRevision"].as_i64(), r.finished_compact_revision, "{ours}");
+    assert_eq!(ours["scheduled_compact_revision"].as_i64(), r.scheduled_compact_revision, "{ours}");
+    assert_eq!(ours["finished_compact_revision"].as_i64(), r.finished_compact_revision, "{ours}");
     std::fs::remove_file(copy).unwrap();
 }
 
@@ -362,6 +404,25 @@ fn tenant_move(version: EtcdVersion) {
     assert_eq!(r.compact_rev_key, "kept");
     assert_eq!(r.trailer_in, "valid");
     assert!(r.revisions.renamed > 0 && r.revisions.filtered > 0);
+    // What each rule matched.
+    let rules: Vec<(&str, &Value, u64)> = r.rules.iter().map(|m| (m.rule.as_str(), &m.value, m.matched)).collect();
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert_eq!((rules[0].0, rules[0].1.as_str()), ("include", Some("/tenant-1/")));
+    assert_eq!((rules[1].0, rules[1].1.as_str()), ("keep-key", Some("compact_rev_key")));
+    assert_eq!(
+        (rules[2].0, rules[2].1.as_str(), rules[2].2),
+        ("rename", Some("/tenant-1/registry/=/registry/"), r.revisions.renamed)
+    );
+    assert!(rules[0].2 > 0 && rules[1].2 > 0);
+    // The tenant's prefix grant holds the rename source: it stays and gains the image.
+    assert_eq!(r.roles_rewritten, 1);
+    assert_eq!(
+        serde_json::to_value(&r.permissions_changed).unwrap(),
+        serde_json::json!([{"role": "tenant1-rw", "perm_type": "READWRITE", "key": "/tenant-1/",
+            "range_end": "/tenant-10", "now": [{"key": "/tenant-1/", "range_end": "/tenant-10"},
+            {"key": "/registry/", "range_end": "/registry0"}]}])
+    );
+    assert!(r.stale_temp_files.is_empty());
     check_offline(version, &out, &r);
 
     let (server, log) = restore_start(version, &out, &format!("rewrite-e2e-move-{version}-etcd"));
@@ -380,6 +441,29 @@ fn tenant_move(version: EtcdVersion) {
     assert_watch_compacted(&server, 2);
     assert_get_compacted(&server, OLD_LATEST);
     assert_eq!(put_revision(&server, "/registry/after"), new + 1);
+    assert_tenant_user_follows_the_data(&server);
+}
+
+/// With auth enabled (the fixture's root user), the tenant's user reads and
+/// writes its renamed data under `/registry/` and its old prefix, and nothing else.
+fn assert_tenant_user_follows_the_data(server: &EtcdServer) {
+    let v = server.version();
+    let enable = server.ctl(&["auth", "enable"]);
+    assert!(enable.status.success(), "{v}: auth enable: {}", String::from_utf8_lossy(&enable.stderr));
+    let user = ["--user", "tenant1-user:tenant1-pass"];
+    let run = |args: &[&str]| server.ctl(&[&user[..], args].concat());
+    let got = run(&["get", "/registry/", "--prefix", "--keys-only"]);
+    let text = String::from_utf8_lossy(&got.stdout).to_string();
+    assert!(got.status.success(), "{v}: tenant user reads /registry/: {}", String::from_utf8_lossy(&got.stderr));
+    assert!(text.contains("/registry/pods/") && text.contains("/registry/after"), "{v}: {text}");
+    let put = run(&["put", "/registry/by-tenant", "x"]);
+    assert!(put.status.success(), "{v}: tenant user writes /registry/: {}", String::from_utf8_lossy(&put.stderr));
+    assert!(run(&["put", "/tenant-1/still-mine", "x"]).status.success(), "{v}: the old prefix grant stays");
+    for denied in [&["get", "/tenant-2/", "--prefix"][..], &["get", "compact_rev_key"], &["put", "/other", "x"]] {
+        let o = run(denied);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("permission denied"), "{v}: {denied:?} allowed: {err}");
+    }
 }
 
 etcdsnap_testkit::per_version!(tenant_move);
@@ -664,7 +748,7 @@ fn target_version(from: EtcdVersion, to: EtcdVersion) {
     assert_eq!(cluster_version_of(&out), format!("{}.0", to.minor()));
     let st = etcdsnap(&["status", "--json"], &[&out]);
     let st: Value = serde_json::from_slice(&st.stdout).unwrap();
-    assert_eq!(st["asEtcd"], to.minor(), "{st}");
+    assert_eq!(st["as_etcd"], to.minor(), "{st}");
     check_offline(to, &out, &r);
     let (server, _) = restore_start(to, &out, &format!("rewrite-e2e-target-{from}-{to}-etcd"));
     assert_hashkv_matches_report(&server, &r);

@@ -205,7 +205,8 @@ fn verify_json_and_exit_codes() {
     assert_eq!(corrupt["offset"], j["corruption"]["offset"]);
     assert!(corrupt["message"].as_str().unwrap().starts_with("corrupt: "), "{corrupt}");
     for p in problems {
-        let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+        let mut keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+        keys.sort();
         assert_eq!(keys, ["file", "index", "kind", "message", "offset"], "{p}");
     }
     let o = etcdsnap(&["wal", "repair", p(&data)]);
@@ -300,27 +301,85 @@ fn served(server: &EtcdServer, prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .collect()
 }
 
-/// db (etcdsnap rewrite) + WAL (etcdsnap wal rewrite) + .snap files copied.
+/// `etcdsnap rewrite --data-dir`: db, WAL and .snap files in one command.
 fn rewrite_data_dir(src: &Path, out: &Path) {
-    let snap_out = out.join("member/snap");
-    fs::create_dir_all(&snap_out).unwrap();
-    let (db_in, db_out) = (src.join("member/snap/db"), snap_out.join("db"));
-    let mut args = vec!["rewrite", p(&db_in), p(&db_out)];
-    args.extend(RULES);
-    ok(&args);
-    for e in fs::read_dir(src.join("member/snap")).unwrap() {
-        let e = e.unwrap();
-        if e.file_name().to_string_lossy().ends_with(".snap") {
-            fs::copy(e.path(), snap_out.join(e.file_name())).unwrap();
-        }
-    }
-    let out_wal = out.join("member/wal");
-    let mut args = vec!["wal", "rewrite", p(src), p(&out_wal)];
+    let mut args = vec!["rewrite", "--data-dir", p(src), p(out)];
     args.extend(RULES);
     args.push("--json");
     let rep: Value = serde_json::from_str(&ok(&args)).unwrap();
-    assert!(rep["emptied"].as_u64().unwrap() > 0, "{rep}");
+    let keys: Vec<&str> = rep.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["input", "output", "db", "wal", "snap_files"], "{rep}");
+    let wal = &rep["wal"];
+    assert!(wal["emptied"].as_u64().unwrap() > 0, "{rep}");
+    assert_eq!(wal["compact_rev_key"], "kept", "{rep}");
+    assert_eq!(wal["rules"].as_array().unwrap().len(), RULES.len() / 2, "{rep}");
+    assert_eq!(rep["db"]["compact_rev_key"], "kept", "{rep}");
+    assert_eq!(rep["db"]["trailer_sha256"], Value::Null, "a data dir's db has no trailer: {rep}");
+    let snaps = fs::read_dir(src.join("member/snap"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".snap"))
+        .count();
+    assert_eq!(rep["snap_files"].as_u64(), Some(snaps as u64));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(out).unwrap().permissions().mode() & 0o777, 0o700);
+    }
     ok(&["wal", "verify", p(out)]);
+}
+
+/// A refused data-dir rewrite leaves nothing beside its output.
+#[test]
+fn data_dir_rewrite_refusals_leave_nothing() {
+    let v = EtcdVersion::V3_5_1;
+    let dir = scratch("wal-cli-datadir-refused");
+    let out = dir.join("data");
+    let src = v.fixture_dir();
+    for (extra, want) in [
+        (&["--include", "/tenant-1/"][..], "--keep-key compact_rev_key or --drop-key compact_rev_key"),
+        (&["--include", "/tenant-9/", "--keep-key", "compact_rev_key"], "--include /tenant-9/ matched no key"),
+    ] {
+        let mut args = vec!["rewrite", "--data-dir", p(&src), p(&out)];
+        args.extend(extra);
+        let o = etcdsnap(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+        assert!(fs::read_dir(&dir).unwrap().next().is_none(), "nothing written: {err}");
+    }
+    let snap = v.fixture_snapshot();
+    let o = etcdsnap(&["rewrite", "--data-dir", p(&snap), p(&out)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is a file; expected an etcd data dir"));
+}
+
+/// `wal rewrite` follows the snapshot rewrite's compact_rev_key rule: a prefix
+/// filter that would drop kube-apiserver's shared key needs a rule naming it.
+#[test]
+fn wal_rewrite_needs_a_compact_rev_key_rule() {
+    let v = EtcdVersion::V3_5_1;
+    let dir = scratch("wal-cli-crk");
+    let out = dir.join("wal");
+    let o = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(["wal", "rewrite", p(&v.fixture_dir()), p(&out), "--include", "/tenant-1/"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--keep-key compact_rev_key or --drop-key compact_rev_key"), "{err}");
+    assert!(fs::read_dir(&dir).unwrap().next().is_none(), "nothing written");
+    let rep: Value = serde_json::from_str(&ok(&[
+        "wal",
+        "rewrite",
+        p(&v.fixture_dir()),
+        p(&out),
+        "--include",
+        "/tenant-1/",
+        "--drop-key",
+        "compact_rev_key",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(rep["compact_rev_key"], "dropped", "{rep}");
 }
 
 #[test]
@@ -361,42 +420,128 @@ fn ctl(v: EtcdVersion, client: u16, args: &[&str]) -> Output {
         .unwrap()
 }
 
-#[test]
-fn writes_only_in_the_wal_survive_the_rewrite() {
-    let v = EtcdVersion::V3_5_1;
-    let data = data_copy(v, "wal-cli-walonly");
+/// Starts etcd on `data` with a backend that never commits, waits for it.
+fn start_wal_only(v: EtcdVersion, data: &Path) -> (std::process::Child, u16) {
     let client = free_port();
-    let mut child = spawn_etcd(v, &data, client, free_port());
+    let child = spawn_etcd(v, data, client, free_port());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ctl(v, client, &["endpoint", "health"]).status.success() {
         assert!(Instant::now() < deadline, "etcd did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
+    (child, client)
+}
+
+fn put_rev(v: EtcdVersion, client: u16, key: &str, value: &str) -> i64 {
+    let o = ctl(v, client, &["put", key, value, "-w", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    j["header"]["revision"].as_i64().unwrap()
+}
+
+/// kube-apiserver's update: a txn that writes only if the key still has the
+/// mod_revision the writer read; returns whether the success branch ran.
+fn guarded_update(v: EtcdVersion, client: u16, key: &str, mod_rev: i64, value: &str) -> bool {
+    let mut child = v
+        .etcdctl_command()
+        .args(["--endpoints", &format!("http://127.0.0.1:{client}"), "txn", "-w", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = format!("mod(\"{key}\") = \"{mod_rev}\"\n\nput {key} {value}\n\nput {key}-lost {value}\n\n");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    j["succeeded"].as_bool().unwrap_or(false)
+}
+
+fn wal_consistent_and_last(data: &Path) -> (u64, u64) {
+    let j: Value =
+        serde_json::from_str(&String::from_utf8(etcdsnap(&["wal", "verify", "--json", p(data)]).stdout).unwrap())
+            .unwrap();
+    (j["consistent_index"].as_u64().unwrap(), j["last_index"].as_u64().unwrap())
+}
+
+/// Writes only in the WAL (the db lags: etcd was killed before its backend
+/// committed) replay on the rewritten data dir with their own revisions: a
+/// guarded update comparing mod_revision takes the same branch as in the source.
+#[test]
+fn writes_only_in_the_wal_survive_the_rewrite() {
+    let v = EtcdVersion::V3_5_1;
+    let data = data_copy(v, "wal-cli-walonly");
+    let (mut child, client) = start_wal_only(v, &data);
+    let mut revs = Vec::new();
     for i in 0..5 {
-        for t in ["tenant-1", "tenant-2"] {
-            let o = ctl(v, client, &["put", &format!("/{t}/registry/walonly/k{i}"), &format!("v{i}")]);
-            assert!(o.status.success());
-        }
+        revs.push(put_rev(v, client, &format!("/tenant-1/registry/walonly/k{i}"), &format!("v{i}")));
     }
     assert!(ctl(v, client, &["del", "/tenant-1/registry/namespaces/default"]).status.success());
+    assert!(guarded_update(v, client, "/tenant-1/registry/walonly/k0", revs[0], "updated"));
+    let last_rev = put_rev(v, client, "/tenant-1/registry/walonly/last", "x");
     child.kill().unwrap(); // SIGKILL: no final backend commit.
     child.wait().unwrap();
-
-    let j: Value =
-        serde_json::from_str(&String::from_utf8(etcdsnap(&["wal", "verify", "--json", p(&data)]).stdout).unwrap())
-            .unwrap();
-    let ci = j["consistent_index"].as_u64().unwrap();
-    let last = j["last_index"].as_u64().unwrap();
+    let (ci, last) = wal_consistent_and_last(&data);
     assert!(ci < last, "the db must lag the WAL (consistent_index {ci}, last index {last})");
 
     let out = scratch("wal-cli-walonly-out").join("data");
     rewrite_data_dir(&data, &out);
     let server = EtcdServer::start(v, &out, free_port(), free_port());
     let got = served(&server, "/registry/walonly/");
-    let want: BTreeMap<Vec<u8>, Vec<u8>> =
-        (0..5).map(|i| (format!("/registry/walonly/k{i}").into_bytes(), format!("v{i}").into_bytes())).collect();
-    assert_eq!(got, want);
-    assert!(served(&server, "/tenant-2/").is_empty());
+    let mut want: BTreeMap<Vec<u8>, Vec<u8>> =
+        (1..5).map(|i| (format!("/registry/walonly/k{i}").into_bytes(), format!("v{i}").into_bytes())).collect();
+    want.insert(b"/registry/walonly/k0".to_vec(), b"updated".to_vec());
+    want.insert(b"/registry/walonly/last".to_vec(), b"x".to_vec());
+    assert_eq!(got, want, "the guarded update took its success branch on replay too");
+    let j = server.ctl_json(&["get", "/registry/walonly/last"]);
+    assert_eq!(j["kvs"][0]["mod_revision"].as_i64(), Some(last_rev), "replayed writes keep their revisions");
+    assert_eq!(j["header"]["revision"].as_i64(), Some(last_rev));
     assert!(served(&server, "/registry/namespaces/default").is_empty());
     assert_eq!(served(&server, "/registry/namespaces/").len(), 4);
+}
+
+/// A filtered write of another tenant among the writes etcd replays would shift
+/// every later replayed revision (a guarded update would then take its else
+/// branch and be lost without an error): `wal rewrite` refuses, saying to stop
+/// etcd cleanly; after a clean stop the same rewrite is served with the
+/// source's revisions.
+#[test]
+fn filtered_writes_etcd_would_replay_are_refused() {
+    let v = EtcdVersion::V3_5_1;
+    let data = data_copy(v, "wal-cli-replay-shift");
+    let (mut child, client) = start_wal_only(v, &data);
+    let r1 = put_rev(v, client, "/tenant-1/registry/walonly/a", "1");
+    put_rev(v, client, "/tenant-2/registry/walonly/other", "filtered");
+    assert!(guarded_update(v, client, "/tenant-1/registry/walonly/a", r1, "2"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (ci, last) = wal_consistent_and_last(&data);
+    assert!(ci < last);
+
+    let dir = scratch("wal-cli-replay-shift-out");
+    let out_wal = dir.join("wal");
+    let mut args = vec!["wal", "rewrite", p(&data), p(&out_wal)];
+    args.extend(RULES);
+    let o = etcdsnap(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("stop etcd cleanly") && err.contains(&format!("consistent_index {ci}")), "{err}");
+    assert!(fs::read_dir(&dir).unwrap().next().is_none(), "nothing written");
+
+    // A clean stop: etcd applies the WAL to the db and commits it at shutdown.
+    let mut server = EtcdServer::start(v, &data, free_port(), free_port());
+    let source_rev = server.ctl_json(&["get", "/tenant-1/registry/walonly/a"])["kvs"][0]["mod_revision"].as_i64();
+    server.stop();
+    let (ci, last) = wal_consistent_and_last(&data);
+    assert_eq!(ci, last, "after a clean stop the db holds every applied write");
+    let out = scratch("wal-cli-replay-shift-clean").join("data");
+    rewrite_data_dir(&data, &out);
+    let server = EtcdServer::start(v, &out, free_port(), free_port());
+    let j = server.ctl_json(&["get", "/registry/walonly/a"]);
+    assert_eq!(j["kvs"][0]["mod_revision"].as_i64(), source_rev);
+    assert_eq!(
+        served(&server, "/registry/walonly/"),
+        BTreeMap::from([(b"/registry/walonly/a".to_vec(), b"2".to_vec())])
+    );
 }

@@ -23,6 +23,31 @@
 use std::borrow::Cow;
 use std::fmt;
 
+/// The key kube-apiserver writes, unprefixed, shared by every tenant of an etcd.
+pub const COMPACT_REV_KEY: &[u8] = b"compact_rev_key";
+
+/// What a rewrite did with `compact_rev_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactRevKey {
+    /// The input has no such key.
+    Absent,
+    /// Kept.
+    Kept,
+    /// Dropped (by an explicit rule).
+    Dropped,
+}
+
+impl CompactRevKey {
+    /// `absent`, `kept` or `dropped`, as the reports spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Absent => "absent",
+            Self::Kept => "kept",
+            Self::Dropped => "dropped",
+        }
+    }
+}
+
 /// A prefix rename `FROM=TO`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rename {
@@ -53,6 +78,12 @@ pub enum KeysError {
     /// A key both kept and dropped explicitly.
     #[error("key {0:?} is both kept and dropped explicitly")]
     Conflict(String),
+    /// `compact_rev_key` would be dropped by a prefix filter without a rule naming it.
+    #[error(
+        "compact_rev_key (written by kube-apiserver, shared by every tenant) would be dropped by the prefix filter: \
+         say what to do with it with --keep-key compact_rev_key or --drop-key compact_rev_key"
+    )]
+    CompactRevKeyUnnamed,
 }
 
 /// Which user keys a rewrite keeps and how it renames them.
@@ -107,6 +138,19 @@ impl KeyRules {
         self.keep_keys.iter().chain(&self.drop_keys).any(|k| k == key)
     }
 
+    /// What these rules do to `compact_rev_key` when the input holds it
+    /// (`present`): a prefix filter may not drop it by accident, only a
+    /// `--drop-key` naming it (kube-apiserver's compaction, shared by every
+    /// tenant, depends on it).
+    pub fn compact_rev_key(&self, present: bool) -> Result<CompactRevKey, KeysError> {
+        match (present, self.keeps(COMPACT_REV_KEY)) {
+            (false, _) => Ok(CompactRevKey::Absent),
+            (true, true) => Ok(CompactRevKey::Kept),
+            (true, false) if self.names(COMPACT_REV_KEY) => Ok(CompactRevKey::Dropped),
+            (true, false) => Err(KeysError::CompactRevKeyUnnamed),
+        }
+    }
+
     /// The rename rule that applies to `key`, if any.
     pub fn rename_for(&self, key: &[u8]) -> Option<&Rename> {
         self.renames.iter().find(|r| key.starts_with(&r.from))
@@ -154,6 +198,215 @@ impl KeyRules {
             new_key.push(0);
         }
         (new_key, new_end)
+    }
+}
+
+/// Which flag a rule came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// `--include PREFIX`.
+    Include,
+    /// `--exclude PREFIX`.
+    Exclude,
+    /// `--keep-key KEY`.
+    KeepKey,
+    /// `--drop-key KEY`.
+    DropKey,
+    /// `--rename FROM=TO`.
+    Rename,
+}
+
+impl RuleKind {
+    /// The flag's name without dashes (`include`, `keep-key`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Include => "include",
+            Self::Exclude => "exclude",
+            Self::KeepKey => "keep-key",
+            Self::DropKey => "drop-key",
+            Self::Rename => "rename",
+        }
+    }
+}
+
+/// One rule and how many keys (one per stored revision or request) it matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// The flag.
+    pub kind: RuleKind,
+    /// The flag's value as given (`FROM=TO` for a rename).
+    pub value: Vec<u8>,
+    /// Keys it matched: a prefix rule every key under it, a key rule its key,
+    /// a rename every kept key it renamed.
+    pub matched: u64,
+}
+
+impl fmt::Display for RuleMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "--{} {}", self.kind.name(), String::from_utf8_lossy(&self.value))
+    }
+}
+
+/// Counts, per rule of a [`KeyRules`], the keys it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCounter {
+    rules: Vec<RuleMatch>,
+}
+
+impl RuleCounter {
+    /// A counter for every rule of `rules`, in flag order.
+    pub fn new(rules: &KeyRules) -> Self {
+        let mut v = Vec::new();
+        let mut push = |kind, value: &[u8]| v.push(RuleMatch { kind, value: value.to_vec(), matched: 0 });
+        rules.include.iter().for_each(|p| push(RuleKind::Include, p));
+        rules.exclude.iter().for_each(|p| push(RuleKind::Exclude, p));
+        rules.keep_keys.iter().for_each(|k| push(RuleKind::KeepKey, k));
+        rules.drop_keys.iter().for_each(|k| push(RuleKind::DropKey, k));
+        rules.renames.iter().for_each(|r| push(RuleKind::Rename, &[r.from.as_slice(), b"=", &r.to].concat()));
+        Self { rules: v }
+    }
+
+    /// Counts one key seen in the input.
+    pub fn count(&mut self, rules: &KeyRules, key: &[u8]) {
+        let kept = rules.keeps(key);
+        let rename = rules.renames.iter().position(|r| key.starts_with(&r.from));
+        let mut renames = 0usize;
+        for m in &mut self.rules {
+            let hit = match m.kind {
+                RuleKind::Include | RuleKind::Exclude => key.starts_with(&m.value),
+                RuleKind::KeepKey | RuleKind::DropKey => key == m.value.as_slice(),
+                RuleKind::Rename => {
+                    let this = renames;
+                    renames = renames.saturating_add(1);
+                    kept && rename == Some(this)
+                }
+            };
+            m.matched = m.matched.saturating_add(u64::from(hit));
+        }
+    }
+
+    /// Every rule with its count.
+    pub fn matches(&self) -> &[RuleMatch] {
+        &self.rules
+    }
+
+    /// The rules that matched nothing.
+    pub fn unmatched(&self) -> Vec<&RuleMatch> {
+        self.rules.iter().filter(|m| m.matched == 0).collect()
+    }
+
+    /// Consumes the counter.
+    pub fn into_matches(self) -> Vec<RuleMatch> {
+        self.rules
+    }
+}
+
+/// A key range `[start, end)`; `end` `None` runs to the end of the key space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Span {
+    start: Vec<u8>,
+    end: Option<Vec<u8>>,
+}
+
+impl Span {
+    fn is_empty(&self) -> bool {
+        self.end.as_ref().is_some_and(|e| *e <= self.start)
+    }
+
+    /// The keys a rename rule's source holds: those prefixed by `from`.
+    fn source(r: &Rename) -> Self {
+        Self { start: r.from.clone(), end: prefix_end(&r.from) }
+    }
+
+    /// `self` ∩ `other`, when not empty.
+    fn intersect(&self, other: &Span) -> Option<Span> {
+        let start = self.start.clone().max(other.start.clone());
+        let end = match (&self.end, &other.end) {
+            (None, e) | (e, None) => e.clone(),
+            (Some(a), Some(b)) => Some(a.clone().min(b.clone())),
+        };
+        let s = Span { start, end };
+        (!s.is_empty()).then_some(s)
+    }
+
+    /// `self` minus `other`: up to two pieces.
+    fn minus(&self, other: &Span) -> Vec<Span> {
+        let mut out = Vec::new();
+        let left = Span {
+            start: self.start.clone(),
+            end: Some(match &self.end {
+                Some(e) => e.clone().min(other.start.clone()),
+                None => other.start.clone(),
+            }),
+        };
+        if !left.is_empty() {
+            out.push(left);
+        }
+        if let Some(oe) = &other.end {
+            let right = Span { start: self.start.clone().max(oe.clone()), end: self.end.clone() };
+            if !right.is_empty() {
+                out.push(right);
+            }
+        }
+        out
+    }
+
+    /// The image under `r` of a span inside `r`'s source.
+    fn renamed(&self, r: &Rename) -> Span {
+        let tail = |k: &[u8]| -> Vec<u8> { [r.to.as_slice(), k.get(r.from.len()..).unwrap_or_default()].concat() };
+        let end = if self.end == prefix_end(&r.from) { prefix_end(&r.to) } else { self.end.as_deref().map(tail) };
+        Span { start: tail(&self.start), end }
+    }
+
+    /// As etcd stores a permission range: `(key, range_end)`, `"\0"` for "to the end" and for an empty start.
+    fn into_range(self) -> (Vec<u8>, Vec<u8>) {
+        let key = if self.start.is_empty() { vec![0] } else { self.start };
+        (key, self.end.unwrap_or_else(|| vec![0]))
+    }
+}
+
+impl KeyRules {
+    /// The ranges an auth permission `[key, range_end)` becomes under the renames.
+    ///
+    /// Every part of the range inside a rename source (first rule wins, as for
+    /// keys) gains that part's renamed image. A range wholly inside the sources
+    /// is replaced by its images; one that reaches outside them is kept as it
+    /// is, beside the images, so a grant on `/tenant-1/` stays and one on
+    /// `/registry/` is added by `/tenant-1/registry/=/registry/`. A range no
+    /// rename touches comes back unchanged; single-key permissions (empty
+    /// `range_end`) follow [`renamed_range`](Self::renamed_range).
+    pub fn renamed_permission(&self, key: &[u8], range_end: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let unchanged = vec![(key.to_vec(), range_end.to_vec())];
+        if range_end.is_empty() {
+            return vec![self.renamed_range(key, range_end)];
+        }
+        let whole = Span { start: key.to_vec(), end: (range_end != [0]).then(|| range_end.to_vec()) };
+        if whole.is_empty() {
+            return unchanged;
+        }
+        let mut rest = vec![whole];
+        let mut images = Vec::new();
+        for r in &self.renames {
+            let src = Span::source(r);
+            let mut next = Vec::new();
+            for piece in rest {
+                match piece.intersect(&src) {
+                    Some(inside) => {
+                        images.push(inside.renamed(r).into_range());
+                        next.extend(piece.minus(&src));
+                    }
+                    None => next.push(piece),
+                }
+            }
+            rest = next;
+        }
+        if images.is_empty() {
+            return unchanged;
+        }
+        if !rest.is_empty() {
+            images.insert(0, (key.to_vec(), range_end.to_vec()));
+        }
+        images
     }
 }
 
@@ -242,6 +495,58 @@ mod tests {
     }
 
     #[test]
+    fn permissions_overlapping_a_rename_source_gain_its_image() {
+        let r = rules();
+        // A tenant's prefix grant holds the source: kept, and the image added.
+        assert_eq!(
+            r.renamed_permission(b"/tenant-1/", b"/tenant-10"),
+            vec![(b"/tenant-1/".to_vec(), b"/tenant-10".to_vec()), (b"/registry/".to_vec(), b"/registry0".to_vec())]
+        );
+        // Wholly inside: replaced.
+        assert_eq!(
+            r.renamed_permission(b"/tenant-1/registry/pods/", b"/tenant-1/registry/pods0"),
+            vec![(b"/registry/pods/".to_vec(), b"/registry/pods0".to_vec())]
+        );
+        // Straddling the start of the source: kept, plus the image of the part inside.
+        assert_eq!(
+            r.renamed_permission(b"/tenant-1/a", b"/tenant-1/registry/m"),
+            vec![
+                (b"/tenant-1/a".to_vec(), b"/tenant-1/registry/m".to_vec()),
+                (b"/registry/".to_vec(), b"/registry/m".to_vec())
+            ]
+        );
+        // Straddling the end, and an open-ended range.
+        assert_eq!(
+            r.renamed_permission(b"/tenant-1/registry/x", b"\0"),
+            vec![(b"/tenant-1/registry/x".to_vec(), b"\0".to_vec()), (b"/registry/x".to_vec(), b"/registry0".to_vec())]
+        );
+        // Every key.
+        assert_eq!(r.renamed_permission(b"\0", b"\0").len(), 2);
+        // Untouched, and single keys.
+        assert_eq!(
+            r.renamed_permission(b"/tenant-2/", b"/tenant-20"),
+            vec![(b"/tenant-2/".to_vec(), b"/tenant-20".to_vec())]
+        );
+        assert_eq!(r.renamed_permission(b"/tenant-1/registry/k", b""), vec![(b"/registry/k".to_vec(), Vec::new())]);
+        // Two renames inside one range: both images, first rule wins where sources nest.
+        let two = KeyRules {
+            renames: vec![Rename::parse("/t/a/x/=/q/").unwrap(), Rename::parse("/t/a/=/p/").unwrap()],
+            ..KeyRules::default()
+        };
+        assert_eq!(
+            two.renamed_permission(b"/t/a/", b"/t/a0"),
+            vec![
+                (b"/q/".to_vec(), b"/q0".to_vec()),
+                (b"/p/".to_vec(), b"/p/x/".to_vec()),
+                (b"/p/x0".to_vec(), b"/p0".to_vec())
+            ]
+        );
+        // Renamed to the empty prefix: every key, as etcdctl writes it.
+        let empty = KeyRules { renames: vec![Rename::parse("/tenant-1/=").unwrap()], ..KeyRules::default() };
+        assert_eq!(empty.renamed_permission(b"/tenant-1/", b"/tenant-10"), vec![(b"\0".to_vec(), b"\0".to_vec())]);
+    }
+
+    #[test]
     fn permission_ranges_renamed_to_the_empty_prefix() {
         let r = KeyRules { renames: vec![Rename::parse("/tenant-1/=").unwrap()], ..KeyRules::default() };
         // The whole prefix becomes every key, as etcdctl writes it (never an empty key).
@@ -267,6 +572,29 @@ mod tests {
         assert!(!encryption(b"k8s:enc:aescbc:v1:k:x").unwrap().key_bound());
         assert_eq!(encryption(b"{\"kind\":\"Secret\"}"), None);
         assert_eq!(encryption(b"k8s:enc:"), None);
+    }
+
+    #[test]
+    fn rule_counter_counts_each_rule() {
+        let mut r = rules();
+        r.include.push(b"/tenant-x/".to_vec());
+        let mut c = RuleCounter::new(&r);
+        for k in [&b"/tenant-1/registry/pods/a"[..], b"/tenant-1/registry/events/e", b"compact_rev_key", b"/tenant-2/a"]
+        {
+            c.count(&r, k);
+        }
+        let got: Vec<(String, u64)> = c.matches().iter().map(|m| (m.to_string(), m.matched)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("--include /tenant-1/".to_string(), 2),
+                ("--include /tenant-x/".to_string(), 0),
+                ("--exclude /tenant-1/registry/events/".to_string(), 1),
+                ("--keep-key compact_rev_key".to_string(), 1),
+                ("--rename /tenant-1/registry/=/registry/".to_string(), 1),
+            ]
+        );
+        assert_eq!(c.unmatched().len(), 1);
     }
 
     #[test]

@@ -140,8 +140,12 @@ pub enum Refusal {
         /// The first such key.
         first: Vec<u8>,
     },
-    /// The bump does not fit in a revision (i64).
-    #[error("bumping revision {latest} by {by} overflows")]
+    /// The bump does not leave 2^62 revisions of headroom below i64::MAX
+    /// (etcd could never write again once it reaches the limit).
+    #[error(
+        "bumping revision {latest} by {by} leaves fewer than 2^62 revisions before etcd's int64 limit (at most {} is allowed)",
+        (i64::MAX - (1i64 << 62)).saturating_sub(*latest)
+    )]
     BumpOverflow {
         /// The latest revision of the input.
         latest: i64,
@@ -155,6 +159,14 @@ pub enum Refusal {
     /// both asked for: the first already compacts.
     #[error("an offline compaction already compacts; marking the file compacted would schedule it again")]
     CompactAndMarkCompacted,
+    /// Key rules matched no key of the input (a typo would keep almost nothing).
+    #[error("{} matched no key in {revisions} stored revisions (a typo?)", rules.join(", "))]
+    RulesMatchedNothing {
+        /// The rules, as given.
+        rules: Vec<String>,
+        /// Stored revisions read.
+        revisions: u64,
+    },
     /// The key rules contradict each other.
     #[error("key rules: {0}")]
     Rules(etcdsnap_keys::KeysError),
@@ -183,6 +195,7 @@ impl Refusal {
             Self::BumpNotPositive(_) => "bump-not-positive",
             Self::CompactAndMarkCompacted => "compact-and-mark-compacted",
             Self::Rules(_) => "rules",
+            Self::RulesMatchedNothing { .. } => "rules-matched-nothing",
             Self::TrailerMismatch { .. } => "trailer-mismatch",
         }
     }

@@ -25,6 +25,7 @@ pub mod diff;
 pub mod du;
 mod error;
 pub mod hashkv;
+pub mod header;
 pub mod index;
 pub mod keyspace;
 pub mod kv;

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use etcdsnap_bolt::builder::{BuildOptions, Builder, DEFAULT_FILL_PERCENT};
-use etcdsnap_bolt::{AtomicFile, Bucket, Db, MappedFile};
-use etcdsnap_keys::{encryption, KeyRules};
+use etcdsnap_bolt::{AtomicFile, Bucket, Cancel, CreateOptions, Db, MappedFile, StaleTemp};
+use etcdsnap_keys::{encryption, KeyRules, RuleCounter, RuleMatch};
 use etcdsnap_proto::{authpb, Message};
 
 use crate::error::{MvccError, Refusal, Result};
@@ -32,8 +32,15 @@ use crate::snapshot::TrailerMode;
 use crate::status::{status, Status};
 use crate::trailer::{self, Trailer, TRAILER_LEN};
 
-/// The key kube-apiserver writes, unprefixed, shared by every tenant of an etcd.
-pub const COMPACT_REV_KEY: &[u8] = b"compact_rev_key";
+pub use etcdsnap_keys::{CompactRevKey, COMPACT_REV_KEY};
+
+/// Revisions a rewrite leaves free above the new latest one: etcd's revisions
+/// are int64 and every write takes one; a bump that left fewer would put the
+/// store within reach of the end.
+pub const MIN_REVISION_HEADROOM: i64 = 1 << 62;
+
+/// Poll the cancel flag every this many entries.
+const CANCEL_EVERY: u64 = 4096;
 
 /// Options of [`rewrite`].
 #[derive(Debug, Clone)]
@@ -66,6 +73,12 @@ pub struct RewriteOptions {
     pub page_size: Option<u32>,
     /// Fill percent of the output's pages.
     pub fill_percent: f64,
+    /// Accept rules that match no key (refused by default: usually a typo).
+    pub allow_empty_rules: bool,
+    /// Whether an existing output may be replaced and stale temporary files removed.
+    pub output: CreateOptions,
+    /// Stops the rewrite (the temporary file is removed) once set.
+    pub cancel: Cancel,
 }
 
 impl Default for RewriteOptions {
@@ -83,6 +96,9 @@ impl Default for RewriteOptions {
             trailer: TrailerMode::LikeInput,
             page_size: None,
             fill_percent: DEFAULT_FILL_PERCENT,
+            allow_empty_rules: false,
+            output: CreateOptions::default(),
+            cancel: Cancel::default(),
         }
     }
 }
@@ -143,17 +159,6 @@ impl CompactTombstones {
     }
 }
 
-/// What happened to `compact_rev_key`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompactRevKey {
-    /// The input has no such key.
-    Absent,
-    /// Kept.
-    Kept,
-    /// Dropped (by an explicit rule).
-    Dropped,
-}
-
 /// What [`rewrite`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RewriteReport {
@@ -188,6 +193,12 @@ pub struct RewriteReport {
     pub resealed: BTreeMap<String, u64>,
     /// Roles whose permissions were renamed.
     pub roles_rewritten: u64,
+    /// Every permission a rename changed.
+    pub permissions_changed: Vec<PermissionChange>,
+    /// Each key rule and how many stored revisions it matched.
+    pub rules: Vec<RuleMatch>,
+    /// Temporary files of earlier, killed runs found beside the output.
+    pub stale_temps: Vec<StaleTemp>,
     /// `compact_rev_key`.
     pub compact_rev_key: CompactRevKey,
     /// Latest revision of the input.
@@ -214,9 +225,25 @@ pub struct RewriteReport {
     pub elapsed: Duration,
 }
 
-/// Progress of a long rewrite, for a progress bar.
+/// One auth role permission a rename changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionChange {
+    /// The role.
+    pub role: Vec<u8>,
+    /// `authpb.Permission.permType`: 0 read, 1 write, 2 readwrite.
+    pub perm_type: i32,
+    /// The permission's key in the input.
+    pub key: Vec<u8>,
+    /// Its range end in the input (empty: the single key; `\0`: to the end).
+    pub range_end: Vec<u8>,
+    /// The `(key, range_end)` permissions of this type it became.
+    pub now: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Progress of a long rewrite or compaction, for a progress bar.
 pub trait Progress {
-    /// `done` of `total` entries of `phase` are processed (`total` 0: unknown).
+    /// `done` of `total` units of `phase` are processed (`total` 0: unknown):
+    /// `analysing` counts `key`-bucket entries, `writing` bytes of the output.
     fn update(&mut self, phase: &'static str, done: u64, total: u64);
 }
 
@@ -246,6 +273,8 @@ struct Plan<'a> {
     scheduled: Option<i64>,
     finished: Option<i64>,
     revisions: u64,
+    rules: Vec<RuleMatch>,
+    cancel: Cancel,
     _keys: std::marker::PhantomData<&'a ()>,
 }
 
@@ -271,10 +300,14 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     let mut spill: HashMap<Vec<u8>, &'a [u8]> = HashMap::new();
     let (mut key_bound, mut first_key_bound) = (0u64, None::<&[u8]>);
     let (mut present, mut revisions) = (false, 0u64);
+    let mut counter = RuleCounter::new(rules);
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
             let e = e?;
             revisions = revisions.saturating_add(1);
+            if revisions.checked_rem(CANCEL_EVERY) == Some(0) {
+                opts.cancel.check()?;
+            }
             if revisions % 65536 == 0 {
                 progress.update("analysing", revisions, 0);
             }
@@ -290,6 +323,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             }
             let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
             present |= kv.key == COMPACT_REV_KEY;
+            counter.count(rules, kv.key);
             if !rules.keeps(kv.key) {
                 continue;
             }
@@ -354,21 +388,24 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             }
         }
     }
-    let compact_rev_key = match (present, rules.keeps(COMPACT_REV_KEY)) {
-        (false, _) => CompactRevKey::Absent,
-        (true, true) => CompactRevKey::Kept,
-        (true, false) if rules.names(COMPACT_REV_KEY) => CompactRevKey::Dropped,
-        (true, false) => return Err(MvccError::Refused(Refusal::CompactRevKeyUnruled)),
-    };
+    let compact_rev_key =
+        rules.compact_rev_key(present).map_err(|_| MvccError::Refused(Refusal::CompactRevKeyUnruled))?;
     if let (Some(first), false) = (first_key_bound, opts.allow_key_bound_encrypted) {
         return Err(MvccError::Refused(Refusal::KeyBoundEncrypted { count: key_bound, first: first.to_vec() }));
+    }
+    let unmatched = counter.unmatched();
+    if !unmatched.is_empty() && !opts.allow_empty_rules {
+        let rules: Vec<String> = unmatched.iter().map(ToString::to_string).collect();
+        return Err(MvccError::Refused(Refusal::RulesMatchedNothing { rules, revisions }));
     }
     let mut markers = Vec::new();
     let new_latest = match opts.bump_revision {
         Some(n) => {
+            let max = i64::MAX.saturating_sub(MIN_REVISION_HEADROOM);
             let main = old_latest
                 .main
                 .checked_add(n)
+                .filter(|&m| m <= max)
                 .ok_or(MvccError::Refused(Refusal::BumpOverflow { latest: old_latest.main, by: n }))?;
             markers.push(Revision::new(main, 0));
             main
@@ -422,6 +459,8 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
         scheduled,
         finished,
         revisions,
+        rules: counter.into_matches(),
+        cancel: opts.cancel.clone(),
         _keys: std::marker::PhantomData,
     })
 }
@@ -439,6 +478,7 @@ struct Counts {
     leases_dropped: u64,
     leases_orphaned: u64,
     roles_rewritten: u64,
+    permissions_changed: Vec<PermissionChange>,
     // Written values by encryption provider (after filtering and compaction).
     encrypted: BTreeMap<String, u64>,
     // Re-sealed values by provider/key name.
@@ -464,15 +504,14 @@ fn write_key_bucket<W: Write>(
     plan: &Plan<'_>,
     rules: &KeyRules,
     c: &mut Counts,
-    progress: &mut dyn Progress,
 ) -> Result<()> {
     let mut buf = Vec::new();
     let mut done = 0u64;
     for e in b.cursor() {
         let e = e?;
         done = done.saturating_add(1);
-        if done % 65536 == 0 {
-            progress.update("writing", done, plan.revisions);
+        if done.checked_rem(CANCEL_EVERY) == Some(0) {
+            plan.cancel.check()?;
         }
         let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
         if e.value.is_empty() {
@@ -643,30 +682,53 @@ fn write_roles<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules,
         }
         let mut role =
             authpb::Role::decode(e.value).map_err(|err| MvccError::value(AUTH_ROLES, e.key, err.to_string()))?;
-        let mut changed = false;
-        for p in &mut role.key_permission {
-            let (k, end) = rules.renamed_range(&p.key, &p.range_end);
-            if k.is_empty() {
+        let mut perms: Vec<authpb::Permission> = Vec::with_capacity(role.key_permission.len());
+        let mut changes = Vec::new();
+        for p in &role.key_permission {
+            let now = rules.renamed_permission(&p.key, &p.range_end);
+            if now.iter().any(|(k, _)| k.is_empty()) {
                 // etcd refuses a permission with an empty key (isValidPermissionRange).
                 return Err(MvccError::Refused(Refusal::PermissionRenameToEmptyKey {
                     role: role.name.clone(),
                     key: p.key.clone(),
                 }));
             }
-            if k != p.key || end != p.range_end {
-                p.key = k;
-                p.range_end = end;
-                changed = true;
+            if now.len() != 1 || now.first().is_some_and(|(k, end)| *k != p.key || *end != p.range_end) {
+                changes.push(PermissionChange {
+                    role: role.name.clone(),
+                    perm_type: p.perm_type,
+                    key: p.key.clone(),
+                    range_end: p.range_end.clone(),
+                    now: now.clone(),
+                });
+            }
+            for (key, range_end) in now {
+                add_permission(&mut perms, authpb::Permission { perm_type: p.perm_type, key, range_end });
             }
         }
-        if changed {
-            c.roles_rewritten = c.roles_rewritten.saturating_add(1);
-            out.put(e.key, &role.encode_to_vec())?;
-        } else {
+        if changes.is_empty() {
             out.put(e.key, e.value)?;
+            continue;
         }
+        // etcd keeps a role's permissions sorted by key (RoleGrantPermission's permSlice).
+        perms.sort_by(|a, b| a.key.cmp(&b.key));
+        role.key_permission = perms;
+        c.roles_rewritten = c.roles_rewritten.saturating_add(1);
+        c.permissions_changed.extend(changes);
+        out.put(e.key, &role.encode_to_vec())?;
     }
     Ok(())
+}
+
+/// Adds `p` as etcd's RoleGrantPermission would: a grant on a range the role
+/// already has merges the permission types instead of listing the range twice.
+fn add_permission(perms: &mut Vec<authpb::Permission>, p: authpb::Permission) {
+    const READWRITE: i32 = 2;
+    match perms.iter_mut().find(|q| q.key == p.key && q.range_end == p.range_end) {
+        Some(q) if q.perm_type != p.perm_type => q.perm_type = READWRITE,
+        Some(_) => {}
+        None => perms.push(p),
+    }
 }
 
 /// Writes every bucket of `db`, transformed, into `out` (run twice: layout, then output).
@@ -676,7 +738,6 @@ fn emit<W: Write>(
     plan: &Plan<'_>,
     opts: &RewriteOptions,
     c: &mut Counts,
-    progress: &mut dyn Progress,
 ) -> Result<()> {
     let root = db.root()?;
     for top in root.cursor() {
@@ -684,7 +745,7 @@ fn emit<W: Write>(
         let bucket = root.child(top)?;
         out.create_bucket(top.key, bucket.sequence())?;
         match (top.key, plan.target) {
-            (KEY, _) => write_key_bucket(&bucket, out, plan, &opts.rules, c, progress)?,
+            (KEY, _) => write_key_bucket(&bucket, out, plan, &opts.rules, c)?,
             (META, _) => write_meta(&bucket, out, plan)?,
             (LEASE, _) => write_leases(&bucket, out, plan, opts.drop_orphan_leases, c)?,
             (AUTH_ROLES, _) => write_roles(&bucket, out, &opts.rules, c)?,
@@ -708,7 +769,22 @@ fn validate(opts: &RewriteOptions) -> Result<()> {
 }
 
 /// Rewrites the snapshot or db at `input` into `output` (see the module docs).
+///
+/// Once `opts.cancel` is set the rewrite stops, removes its temporary file and
+/// returns the bolt layer's `Interrupted` error.
 pub fn rewrite(
+    input: &Path,
+    output: &Path,
+    opts: &RewriteOptions,
+    progress: &mut dyn Progress,
+) -> Result<RewriteReport> {
+    rewrite_inner(input, output, opts, progress).map_err(|e| match opts.cancel.reason() {
+        Some(signal) => MvccError::Bolt(etcdsnap_bolt::Error::Interrupted { signal }),
+        None => e,
+    })
+}
+
+fn rewrite_inner(
     input: &Path,
     output: &Path,
     opts: &RewriteOptions,
@@ -745,24 +821,29 @@ pub fn rewrite(
     // Lay the file out first, so its meta pages can be written first and the
     // whole file hashed while it is written.
     let mut layout = Builder::plan(build)?;
-    emit(&db, &mut layout, &plan, opts, &mut Counts::default(), &mut NoProgress)?;
+    emit(&db, &mut layout, &plan, opts, &mut Counts::default())?;
     let layout = layout.finish()?;
 
     let want_trailer = opts.trailer.wants_trailer(trailer_in.is_present());
-    let mut atomic = AtomicFile::create(output, &[input])?;
+    let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
     let out_file = atomic.file()?;
-    let ((c, summary), trailer_out) = crate::stream::write_hashed(out_file, output, want_trailer, |w| {
-        let mut out = Builder::streamed(w, build, &layout)?;
-        let mut c = Counts::default();
-        emit(&db, &mut out, &plan, opts, &mut c, progress)?;
-        let (_, summary) = out.finish_streamed()?;
-        Ok((c, summary))
-    })?;
+    let total = layout.bytes;
+    let sink = (progress, total);
+    let ((c, summary), trailer_out) =
+        crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, sink, |w| {
+            let mut out = Builder::streamed(w, build, &layout)?;
+            let mut c = Counts::default();
+            emit(&db, &mut out, &plan, opts, &mut c)?;
+            let (_, summary) = out.finish_streamed()?;
+            Ok((c, summary))
+        })?;
     let f = atomic.file()?;
     if let Some(d) = &trailer_out {
         f.write_all(d).map_err(|source| MvccError::Io { path: output.to_path_buf(), source })?;
     }
     let bytes_out = summary.bytes.saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
+    opts.cancel.check()?;
+    let stale_temps = atomic.stale().to_vec();
     atomic.commit()?;
 
     // Figures of what was written, read back from the output.
@@ -786,6 +867,9 @@ pub fn rewrite(
         resealed: c.resealed,
         key_bound_renamed: plan.key_bound_renamed,
         roles_rewritten: c.roles_rewritten,
+        permissions_changed: c.permissions_changed,
+        rules: plan.rules,
+        stale_temps,
         compact_rev_key: plan.compact_rev_key,
         old_revision: plan.old_latest.main,
         new_revision: plan.new_latest,

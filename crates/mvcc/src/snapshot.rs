@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use etcdsnap_bolt::builder::{BuildOptions, DEFAULT_FILL_PERCENT};
-use etcdsnap_bolt::{AtomicFile, Db, MappedFile};
+use etcdsnap_bolt::{AtomicFile, Cancel, CreateOptions, Db, MappedFile, StaleTemp};
 
 use crate::trailer::{self, Trailer, TRAILER_LEN};
 
@@ -73,7 +73,7 @@ impl TrailerMode {
 }
 
 /// Options of [`compact`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CompactOptions {
     /// Page size of the output; `None` keeps the input's.
     pub page_size: Option<u32>,
@@ -83,6 +83,10 @@ pub struct CompactOptions {
     pub trailer: TrailerMode,
     /// Accept an input whose trailer does not match (it is reported, not fatal).
     pub ignore_trailer_mismatch: bool,
+    /// Whether an existing output may be replaced and stale temporary files removed.
+    pub output: CreateOptions,
+    /// Stops the write (the temporary file is removed) once set.
+    pub cancel: Cancel,
 }
 
 impl Default for CompactOptions {
@@ -92,6 +96,8 @@ impl Default for CompactOptions {
             fill_percent: DEFAULT_FILL_PERCENT,
             trailer: TrailerMode::LikeInput,
             ignore_trailer_mismatch: false,
+            output: CreateOptions::default(),
+            cancel: Cancel::default(),
         }
     }
 }
@@ -113,6 +119,8 @@ pub struct CompactReport {
     pub buckets: u64,
     /// Keys written.
     pub keys: u64,
+    /// Temporary files of earlier, killed runs found beside the output.
+    pub stale_temps: Vec<StaleTemp>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -129,6 +137,28 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 /// second thread that hashes it for the trailer; the input's trailer is checked
 /// on a third thread meanwhile.
 pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<CompactReport, SnapshotError> {
+    compact_with_progress(input, output, opts, &mut crate::rewrite::NoProgress)
+}
+
+/// [`compact`], telling `progress` the bytes written (phase `writing`).
+pub fn compact_with_progress(
+    input: &Path,
+    output: &Path,
+    opts: &CompactOptions,
+    progress: &mut dyn crate::rewrite::Progress,
+) -> Result<CompactReport, SnapshotError> {
+    compact_inner(input, output, opts, progress).map_err(|e| match opts.cancel.reason() {
+        Some(signal) => SnapshotError::Bolt(etcdsnap_bolt::Error::Interrupted { signal }),
+        None => e,
+    })
+}
+
+fn compact_inner(
+    input: &Path,
+    output: &Path,
+    opts: &CompactOptions,
+    progress: &mut dyn crate::rewrite::Progress,
+) -> Result<CompactReport, SnapshotError> {
     let start = Instant::now();
     let file = MappedFile::open(input)?;
     let input_has_trailer = trailer::has_trailer(file.len() as u64);
@@ -138,12 +168,13 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
     let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
     let build = BuildOptions { page_size, fill_percent: opts.fill_percent, ..BuildOptions::default() };
     let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
-    let mut out = AtomicFile::create(output, &[input])?;
+    let mut out = AtomicFile::create_with(output, &[input], opts.output)?;
     let out_file = out.file()?;
     let (trailer_in, written) = std::thread::scope(|scope| {
         let check = scope.spawn(|| trailer::verify(&file));
         let written = etcdsnap_bolt::compact::plan(&db, build).map_err(crate::MvccError::from).and_then(|layout| {
-            crate::stream::write_hashed(out_file, output, want_trailer, |w| {
+            let sink = (progress, layout.bytes);
+            crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, sink, |w| {
                 Ok(etcdsnap_bolt::compact::compact_streamed(&db, w, build, &layout)?.1)
             })
         });
@@ -170,6 +201,8 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
         f.write_all(d).map_err(io_err(output))?;
     }
     let bytes_out = summary.bytes.saturating_add(if digest.is_some() { TRAILER_LEN as u64 } else { 0 });
+    opts.cancel.check()?;
+    let stale_temps = out.stale().to_vec();
     out.commit()?;
     Ok(CompactReport {
         bytes_in: file.len() as u64,
@@ -179,6 +212,7 @@ pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<Com
         page_size,
         buckets: summary.buckets,
         keys: summary.keys,
+        stale_temps,
         elapsed: start.elapsed(),
     })
 }

@@ -6,29 +6,45 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
+use etcdsnap_bolt::Cancel;
 use sha2::{Digest, Sha256};
 
 use crate::error::{MvccError, Result};
+use crate::rewrite::Progress;
 use crate::trailer::TRAILER_LEN;
 
 const CHUNK: usize = 4 << 20;
 
 /// The writing end handed to the producer: fills chunks and passes them on.
-#[derive(Debug)]
-pub struct ChunkWriter {
+pub struct ChunkWriter<'p> {
     buf: Vec<u8>,
     full: SyncSender<Vec<u8>>,
     empty: Receiver<Vec<u8>>,
     written: u64,
+    cancel: Cancel,
+    /// Told the bytes handed over at each chunk, of `total`.
+    progress: &'p mut dyn Progress,
+    total: u64,
 }
 
-impl ChunkWriter {
+impl std::fmt::Debug for ChunkWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkWriter").field("written", &self.written).field("total", &self.total).finish()
+    }
+}
+
+impl ChunkWriter<'_> {
     fn send(&mut self) -> io::Result<()> {
+        // Not ErrorKind::Interrupted: write_all retries on that.
+        if self.cancel.reason().is_some() {
+            return Err(io::Error::other("interrupted"));
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
         let next = self.empty.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
         let chunk = std::mem::replace(&mut self.buf, next);
+        self.progress.update("writing", self.written, self.total);
         self.full.send(chunk).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "output writer stopped"))
     }
 
@@ -38,7 +54,7 @@ impl ChunkWriter {
     }
 }
 
-impl Write for ChunkWriter {
+impl Write for ChunkWriter<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
         self.written = self.written.saturating_add(data.len() as u64);
@@ -74,18 +90,30 @@ fn drain(
 
 /// Runs `produce` with a writer whose bytes go to `file` (from its current
 /// position) on another thread, hashed with SHA-256 when `hash` is set.
-/// Returns what `produce` returned and the digest.
+/// Returns what `produce` returned and the digest. Once `cancel` is set the
+/// writer fails at its next chunk, which ends `produce`. `progress` is told
+/// the bytes written so far of `total` (phase `writing`) at every chunk.
 pub fn write_hashed<T>(
     file: &mut File,
     path: &Path,
     hash: bool,
-    produce: impl FnOnce(&mut ChunkWriter) -> Result<T>,
+    cancel: &Cancel,
+    progress: (&mut dyn Progress, u64),
+    produce: impl FnOnce(&mut ChunkWriter<'_>) -> Result<T>,
 ) -> Result<(T, Option<[u8; TRAILER_LEN]>)> {
     let (full_tx, full_rx) = sync_channel::<Vec<u8>>(2);
     let (empty_tx, empty_rx) = channel::<Vec<u8>>();
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || drain(file, full_rx, empty_tx, hash));
-        let mut w = ChunkWriter { buf: Vec::with_capacity(CHUNK), full: full_tx, empty: empty_rx, written: 0 };
+        let mut w = ChunkWriter {
+            buf: Vec::with_capacity(CHUNK),
+            full: full_tx,
+            empty: empty_rx,
+            written: 0,
+            cancel: cancel.clone(),
+            progress: progress.0,
+            total: progress.1,
+        };
         let produced = produce(&mut w).and_then(|t| {
             w.flush().map_err(|source| MvccError::Io { path: path.to_path_buf(), source })?;
             Ok(t)
@@ -115,13 +143,14 @@ mod tests {
         let path = dir.join("out");
         let mut f = File::create(&path).unwrap();
         let data: Vec<u8> = (0..(3 * CHUNK + 12345)).map(|i| (i * 31 % 251) as u8).collect();
-        let ((), digest) = write_hashed(&mut f, &path, true, |w| {
-            for piece in data.chunks(100_003) {
-                w.write_all(piece).unwrap();
-            }
-            Ok(())
-        })
-        .unwrap();
+        let ((), digest) =
+            write_hashed(&mut f, &path, true, &Cancel::default(), (&mut crate::rewrite::NoProgress, 0), |w| {
+                for piece in data.chunks(100_003) {
+                    w.write_all(piece).unwrap();
+                }
+                Ok(())
+            })
+            .unwrap();
         drop(f);
         assert_eq!(std::fs::read(&path).unwrap(), data);
         assert_eq!(digest, Some(crate::trailer::digest(&data)));

@@ -11,13 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use etcdsnap_bolt::Db;
+use etcdsnap_bolt::{CreateOptions, Db};
 use etcdsnap_keys::{KeyRules, Rename};
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
 use etcdsnap_mvcc::keyspace::{at_revision, Selection};
 use etcdsnap_mvcc::kv::KvRef;
 use etcdsnap_mvcc::revision::{BucketKey, Revision};
-use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, NoProgress, RewriteOptions, RewriteReport};
+use etcdsnap_mvcc::rewrite::{rewrite, CompactRevKey, NoProgress, PermissionChange, RewriteOptions, RewriteReport};
 use etcdsnap_mvcc::schema::{
     ALARM, AUTH, AUTH_ROLES, AUTH_USERS, CLUSTER, FINISHED_COMPACT_REV, KEY, LEASE, MEMBERS, MEMBERS_REMOVED, META,
     SCHEDULED_COMPACT_REV,
@@ -84,8 +84,10 @@ impl R<'_> {
     }
 }
 
+/// Tests write several outputs to one path: replacing them is allowed here.
 fn run(input: &Path, output: &Path, opts: &RewriteOptions) -> Result<RewriteReport, MvccError> {
-    rewrite(input, output, opts, &mut NoProgress)
+    let opts = RewriteOptions { output: CreateOptions { overwrite: true, remove_stale: false }, ..opts.clone() };
+    rewrite(input, output, &opts, &mut NoProgress)
 }
 
 fn run_ok(input: &Path, output: &Path, opts: &RewriteOptions) -> RewriteReport {
@@ -287,7 +289,21 @@ fn tenant_move_entries() {
             r.revisions_renamed,
             want.iter().filter(|e| e.key.starts_with(b"/tenant-1/registry/")).count() as u64
         );
-        assert_eq!(r.roles_rewritten, 0, "no rename covers the role's /tenant-1/ permission");
+        // The role's /tenant-1/ prefix grant holds the rename source: it stays and gains /registry/.
+        assert_eq!(r.roles_rewritten, 1);
+        assert_eq!(
+            r.permissions_changed,
+            vec![PermissionChange {
+                role: b"tenant1-rw".to_vec(),
+                perm_type: 2,
+                key: b"/tenant-1/".to_vec(),
+                range_end: b"/tenant-10".to_vec(),
+                now: vec![
+                    (b"/tenant-1/".to_vec(), b"/tenant-10".to_vec()),
+                    (b"/registry/".to_vec(), b"/registry0".to_vec())
+                ],
+            }]
+        );
         assert_eq!(r.trailer_in, trailer::verify(&std::fs::read(snapshot(v)).unwrap()));
         assert!(r.trailer_out.is_some());
         // Live keys at the latest revision: tenant 1 (renamed) + compact_rev_key.
@@ -362,18 +378,20 @@ fn rename_collision_writes_nothing() {
         // A rename onto keys that exist unrenamed collides too.
         let e = run_err(&snapshot(v), &out, &R { rename: &["/tenant-1/=/tenant-2/"], ..R::default() }.opts());
         assert!(e.contains("rename collision"), "{e}");
-        // Filtering one side out removes the collision.
-        run_ok(
-            &snapshot(v),
-            &out,
-            &R {
-                include: &["/tenant-1/"],
-                keep: &["compact_rev_key"],
-                rename: &["/tenant-1/=/x/", "/tenant-2/=/x/"],
-                ..R::default()
-            }
-            .opts(),
-        );
+        // Filtering one side out removes the collision (and leaves one rename matching nothing).
+        let one_side = R {
+            include: &["/tenant-1/"],
+            keep: &["compact_rev_key"],
+            rename: &["/tenant-1/=/x/", "/tenant-2/=/x/"],
+            ..R::default()
+        }
+        .opts();
+        let e = run_err(&snapshot(v), &out, &one_side);
+        assert!(e.contains("--rename /tenant-2/=/x/ matched no key") && e.contains("--allow-empty-rules"), "{e}");
+        let r = run_ok(&snapshot(v), &out, &RewriteOptions { allow_empty_rules: true, ..one_side });
+        let matched: Vec<(String, u64)> = r.rules.iter().map(|m| (m.to_string(), m.matched)).collect();
+        assert_eq!(matched[3], ("--rename /tenant-2/=/x/".to_string(), 0), "{matched:?}");
+        assert_eq!(matched[2].1, r.revisions_renamed, "{matched:?}");
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use etcdsnap_bolt::builder::{BuildOptions, Builder};
-use etcdsnap_bolt::Db;
+use etcdsnap_bolt::{CreateOptions, Db};
 use etcdsnap_keys::{KeyRules, Rename};
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
 use etcdsnap_mvcc::keyspace::{all_revisions, at_revision, Selection};
@@ -53,8 +53,10 @@ fn rules(include: &[&str], keep: &[&str], drop: &[&str], rename: &[&str]) -> Key
     }
 }
 
+/// Tests write several outputs to one path: replacing them is allowed here.
 fn run(input: &Path, output: &Path, opts: &RewriteOptions) -> Result<RewriteReport, MvccError> {
-    rewrite(input, output, opts, &mut NoProgress)
+    let opts = RewriteOptions { output: CreateOptions { overwrite: true, remove_stale: false }, ..opts.clone() };
+    rewrite(input, output, &opts, &mut NoProgress)
 }
 
 /// A rewrite that must succeed, with an output that verifies clean (trailer
@@ -208,6 +210,38 @@ fn compact_in_the_middle() {
     }
 }
 
+/// A bump is bounded so that at least 2^62 revisions stay free above the new latest.
+#[test]
+fn bump_keeps_revision_headroom() {
+    let v = VERSIONS[0];
+    let dir = scratch(&format!("headroom-{v}"));
+    let max = i64::MAX - (1i64 << 62) - OLD_LATEST;
+    let out = dir.join("max.db");
+    let r = run_ok(&snapshot(v), &out, &RewriteOptions { bump_revision: Some(max), ..RewriteOptions::default() });
+    assert_eq!(r.new_revision, (1i64 << 62) - 1);
+    for n in [max + 1, i64::MAX - OLD_LATEST, i64::MAX] {
+        let e = run_err(
+            &snapshot(v),
+            &dir.join("over.db"),
+            &RewriteOptions { bump_revision: Some(n), ..Default::default() },
+        );
+        assert!(e.contains("2^62") && e.contains(&format!("at most {max}")), "{e}");
+    }
+}
+
+/// An existing output is refused unless replacing it is allowed, and left as it was.
+#[test]
+fn existing_output_is_refused_by_default() {
+    let v = VERSIONS[0];
+    let dir = scratch(&format!("exists-{v}"));
+    let out = dir.join("out.db");
+    std::fs::write(&out, b"keep me").unwrap();
+    let e = rewrite(&snapshot(v), &out, &RewriteOptions::default(), &mut NoProgress).unwrap_err().to_string();
+    assert!(e.contains("out.db: output file exists"), "{e}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
+}
+
 /// (3) A filter that drops every key: only the marker at the old latest revision.
 #[test]
 fn filter_drops_everything() {
@@ -215,6 +249,10 @@ fn filter_drops_everything() {
         let dir = scratch(&format!("nothing-{v}"));
         let base =
             RewriteOptions { rules: rules(&["/nothing/"], &[], &["compact_rev_key"], &[]), ..Default::default() };
+        // A prefix that matches nothing is refused by default (a typo keeps almost nothing).
+        let e = run_err(&snapshot(v), &dir.join("refused.db"), &base);
+        assert!(e.contains("--include /nothing/ matched no key in 1217 stored revisions"), "{e}");
+        let base = RewriteOptions { allow_empty_rules: true, ..base };
         for (name, opts) in [
             ("plain", base.clone()),
             ("compact", RewriteOptions { compact: Some(None), ..base.clone() }),

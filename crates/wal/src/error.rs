@@ -11,13 +11,14 @@ pub type Result<T, E = WalError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WalError {
-    /// An I/O error on a named path.
-    #[error("{}: {source}", path.display())]
+    /// An I/O error on a named path (the OS error is in the message, and only
+    /// there: it is not also a `source`, so an error chain prints it once).
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The WAL is damaged somewhere other than a torn tail.
     #[error("{0}")]
@@ -28,12 +29,53 @@ pub enum WalError {
     /// The caller's visitor stopped the read (for example, its output failed).
     #[error("stopped by the caller")]
     Stopped,
+    /// The operation was cancelled (SIGINT/SIGTERM); its temporary output was removed.
+    #[error("interrupted (signal {signal}); the temporary output was removed")]
+    Interrupted {
+        /// The non-zero value the cancel flag was set to (the signal number).
+        signal: usize,
+    },
 }
 
 /// Why a WAL operation was refused; each names what it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
+    /// The rules drop a write that etcd replays from the WAL (above the db's
+    /// `consistent_index`): every later replayed write would get another
+    /// revision than in the source, and an update comparing `mod_revision`
+    /// would be lost. Stopping etcd cleanly first puts every applied write in the db.
+    #[error(
+        "entry {index}: the rules drop a write that etcd replays from the WAL (it is above the db's \
+         consistent_index {consistent_index}), so every later replayed write would get another revision than in \
+         the source and a kube-apiserver update comparing mod_revision would be lost; stop etcd cleanly \
+         (SIGTERM) so the db holds every applied write, then rewrite"
+    )]
+    ReplayedWriteDropped {
+        /// The WAL entry's raft index.
+        index: u64,
+        /// The db's `consistent_index`.
+        consistent_index: u64,
+    },
+    /// A replayed grant reaches inside and outside a rename source: one WAL
+    /// request cannot also grant the renamed part.
+    #[error(
+        "entry {index}: the permission {permission} reaches inside and outside a rename source and etcd replays it \
+         from the WAL, where one request cannot also grant the renamed part; stop etcd cleanly (SIGTERM) so the db \
+         holds it, then rewrite"
+    )]
+    ReplayedOverlappingGrant {
+        /// The WAL entry's raft index.
+        index: u64,
+        /// The permission range, as text.
+        permission: String,
+    },
+    /// The output directory's parent does not exist (or is not a directory).
+    #[error("{}: the parent of the output directory is not an existing directory", dir.display())]
+    NoOutputParent {
+        /// The parent.
+        dir: PathBuf,
+    },
     /// The directory holds no WAL segment.
     #[error("{}: no WAL segments", dir.display())]
     NoSegments {
@@ -84,6 +126,9 @@ impl Refusal {
     /// A stable kebab-case name of the refusal, for machine-readable output.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::ReplayedWriteDropped { .. } => "replayed-write-dropped",
+            Self::NoOutputParent { .. } => "no-output-parent",
+            Self::ReplayedOverlappingGrant { .. } => "replayed-overlapping-grant",
             Self::NoSegments { .. } => "no-segments",
             Self::SequenceGap { .. } => "sequence-gap",
             Self::OutputNotEmpty { .. } => "output-not-empty",
@@ -97,7 +142,7 @@ impl Refusal {
 
 impl WalError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        WalError::Io { path: path.into(), source }
+        WalError::Io { path: path.into(), cause: source }
     }
 }
 

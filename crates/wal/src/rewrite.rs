@@ -9,8 +9,10 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use etcdsnap_keys::{prefix_end, KeyRules};
+use etcdsnap_keys::{prefix_end, CompactRevKey, KeyRules, RuleCounter, RuleMatch, COMPACT_REV_KEY};
 use etcdsnap_proto::etcdserverpb::{request_op, InternalRaftRequest, RequestOp, TxnRequest};
 use etcdsnap_proto::raftpb::{Entry, EntryType};
 use etcdsnap_proto::Message;
@@ -21,7 +23,7 @@ use crate::record::{Encoder, CRC_TYPE, ENTRY_TYPE};
 use crate::segment::list_segments;
 
 /// What the rewrite did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RewriteReport {
     /// Segments written.
     pub segments: u64,
@@ -44,6 +46,36 @@ pub struct RewriteReport {
     /// `auth_role_grant_permission` / `auth_role_revoke_permission` requests whose
     /// key range was renamed (as the snapshot rewrite renames role permissions).
     pub permissions_renamed: u64,
+    /// Permission grants/revokes that reach both inside and outside a rename
+    /// source, kept unchanged (one request cannot also grant the renamed part,
+    /// as the snapshot rewrite does): `(index, "key..end")`.
+    pub permissions_overlapping: Vec<(u64, String)>,
+    /// What happened to `compact_rev_key` (absent: no request names it).
+    pub compact_rev_key: CompactRevKey,
+    /// Each key rule and how many request keys (single keys: puts, deletes,
+    /// gets, compares) it matched; rules that match nothing are not errors
+    /// here, as a WAL often holds only a few writes.
+    pub rules: Vec<RuleMatch>,
+}
+
+impl RewriteReport {
+    fn new(rules: &KeyRules) -> Self {
+        Self {
+            segments: 0,
+            records: 0,
+            entries: 0,
+            rewritten: 0,
+            emptied: 0,
+            ops_dropped: 0,
+            compares_dropped: 0,
+            straddling: Vec::new(),
+            v2_requests: 0,
+            permissions_renamed: 0,
+            permissions_overlapping: Vec::new(),
+            compact_rev_key: CompactRevKey::Absent,
+            rules: RuleCounter::new(rules).into_matches(),
+        }
+    }
 }
 
 enum Fate {
@@ -113,10 +145,67 @@ fn range_fate(rules: &KeyRules, key: &[u8], range_end: &[u8]) -> RangeFate {
     }
 }
 
+/// Writes of one request that consume a revision when applied, by where they
+/// sit: top level (put, delete_range), a txn's success and failure branches
+/// (nested txns counted into the branch that holds them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Writes {
+    top: u32,
+    success: u32,
+    failure: u32,
+}
+
+impl Writes {
+    fn of(r: &InternalRaftRequest) -> Self {
+        let mut w = Self { top: u32::from(r.put.is_some() || r.delete_range.is_some()), ..Self::default() };
+        if let Some(t) = &r.txn {
+            w.success = ops_writes(&t.success);
+            w.failure = ops_writes(&t.failure);
+        }
+        w
+    }
+
+    /// Whether a group that wrote before writes nothing now: etcd would then
+    /// not consume the revision it consumed in the source.
+    fn lost_in(self, after: Writes) -> bool {
+        (self.top > 0 && after.top == 0)
+            || (self.success > 0 && after.success == 0)
+            || (self.failure > 0 && after.failure == 0)
+    }
+}
+
+fn ops_writes(ops: &[RequestOp]) -> u32 {
+    ops.iter()
+        .map(|op| match &op.request {
+            Some(request_op::Request::RequestPut(_)) | Some(request_op::Request::RequestDeleteRange(_)) => 1,
+            Some(request_op::Request::RequestTxn(t)) => ops_writes(&t.success).saturating_add(ops_writes(&t.failure)),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Options of [`rewrite_with`].
+#[derive(Debug, Clone, Default)]
+pub struct RewriteOptions {
+    /// Stops the rewrite once set to a non-zero value (the signal number): the
+    /// temporary directory is removed and [`WalError::Interrupted`] returned.
+    pub cancel: Option<Arc<AtomicUsize>>,
+    /// The db's `consistent_index`: etcd replays the entries above it from the
+    /// WAL on start. A filter that drops a write among them would shift the
+    /// revision of every later replayed write, so it is refused. `None`: not
+    /// known (no db beside the WAL), not checked.
+    pub consistent_index: Option<u64>,
+}
+
 struct Ctx<'r> {
     rules: &'r KeyRules,
     index: u64,
+    replayed_after: Option<u64>,
+    cancel: Option<Arc<AtomicUsize>>,
     report: RewriteReport,
+    counter: RuleCounter,
+    /// Some request names `compact_rev_key`.
+    compact_rev_key_seen: bool,
     /// A request the rules cannot express (a key renamed to the empty key): the rewrite fails.
     refused: Option<Refusal>,
 }
@@ -124,6 +213,15 @@ struct Ctx<'r> {
 impl Ctx<'_> {
     /// Applies the rules to one key range in place.
     fn range(&mut self, key: &mut Vec<u8>, range_end: &mut Vec<u8>) -> Fate {
+        if range_end.is_empty() {
+            self.counter.count(self.rules, key);
+        }
+        let span = Span { key, end: (range_end.as_slice() != [0]).then_some(range_end.as_slice()) };
+        if (range_end.is_empty() && key.as_slice() == COMPACT_REV_KEY)
+            || (!range_end.is_empty() && span.contains(COMPACT_REV_KEY))
+        {
+            self.compact_rev_key_seen = true;
+        }
         match range_fate(self.rules, key, range_end) {
             RangeFate::Keep(k, _) if k.is_empty() => {
                 // etcd rejects the empty key, as the snapshot rewrite refuses it.
@@ -232,7 +330,19 @@ impl Ctx<'_> {
         if self.rules.renames.is_empty() {
             return Fate::Same;
         }
-        let (k, e) = self.rules.renamed_range(key, range_end);
+        let now = self.rules.renamed_permission(key, range_end);
+        let [(k, e)] = now.as_slice() else {
+            let text = format!("{}..{}", crate::entry::show(key), crate::entry::show(range_end));
+            if self.replayed_after.is_some_and(|ci| self.index > ci) {
+                // etcd replays this grant onto the rewritten db, where it would lack the renamed part.
+                let index = self.index;
+                self.refused
+                    .get_or_insert_with(|| Refusal::ReplayedOverlappingGrant { index, permission: text.clone() });
+            }
+            self.report.permissions_overlapping.push((self.index, text));
+            return Fate::Same;
+        };
+        let (k, e) = (k.clone(), e.clone());
         if k == *key && e == *range_end {
             return Fate::Same;
         }
@@ -254,7 +364,15 @@ impl Ctx<'_> {
             self.report.v2_requests = self.report.v2_requests.saturating_add(1);
             return Ok(None);
         };
-        let new_data = match self.irr(&mut irr) {
+        let before = Writes::of(&irr);
+        let fate = self.irr(&mut irr);
+        if let Some(ci) = self.replayed_after.filter(|&ci| e.index > ci) {
+            let after = if matches!(fate, Fate::Dropped) { Writes::default() } else { Writes::of(&irr) };
+            if before.lost_in(after) {
+                return Err(WalError::Refused(Refusal::ReplayedWriteDropped { index: e.index, consistent_index: ci }));
+            }
+        }
+        let new_data = match fate {
             Fate::Same => return Ok(None),
             Fate::Changed => {
                 self.report.rewritten = self.report.rewritten.saturating_add(1);
@@ -271,7 +389,14 @@ impl Ctx<'_> {
 
 /// Rewrites the WAL of `in_dir` into `out_dir` (which must not exist or be empty),
 /// via a temporary directory beside it that is renamed into place when complete.
+/// No replay check: see [`rewrite_with`].
 pub fn rewrite(in_dir: &Path, out_dir: &Path, rules: &KeyRules) -> Result<RewriteReport> {
+    rewrite_with(in_dir, out_dir, rules, RewriteOptions::default())
+}
+
+/// [`rewrite`], refusing filters that would shift the revisions of writes etcd
+/// replays above `opts.consistent_index`.
+pub fn rewrite_with(in_dir: &Path, out_dir: &Path, rules: &KeyRules, opts: RewriteOptions) -> Result<RewriteReport> {
     rules.validate().map_err(|e| WalError::Refused(Refusal::Rules(e)))?;
     let segments = list_segments(in_dir)?;
     if segments.is_empty() {
@@ -279,6 +404,9 @@ pub fn rewrite(in_dir: &Path, out_dir: &Path, rules: &KeyRules) -> Result<Rewrit
     }
     if let Some((a, b)) = crate::segment::sequence_gaps(&segments).first() {
         return Err(WalError::Refused(Refusal::SequenceGap { after: a.clone(), next: b.clone() }));
+    }
+    if let Some(parent) = out_dir.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        return Err(WalError::Refused(Refusal::NoOutputParent { dir: parent.to_path_buf() }));
     }
     if out_dir.exists() {
         let mut rd = fs::read_dir(out_dir).map_err(|e| WalError::io(out_dir, e))?;
@@ -288,7 +416,8 @@ pub fn rewrite(in_dir: &Path, out_dir: &Path, rules: &KeyRules) -> Result<Rewrit
     }
     let tmp = tmp_dir(out_dir);
     let _ = fs::remove_dir_all(&tmp);
-    let result = write_all(&segments, &tmp, rules).and_then(|report| {
+    let cancel = opts.cancel.clone();
+    let result = write_all(&segments, &tmp, rules, opts).and_then(|report| {
         if out_dir.exists() {
             fs::remove_dir(out_dir).map_err(|e| WalError::io(out_dir, e))?;
         }
@@ -303,7 +432,10 @@ pub fn rewrite(in_dir: &Path, out_dir: &Path, rules: &KeyRules) -> Result<Rewrit
     if result.is_err() {
         let _ = fs::remove_dir_all(&tmp);
     }
-    result
+    match cancel.map(|c| c.load(Ordering::SeqCst)).filter(|&s| s != 0) {
+        Some(signal) if result.is_err() => Err(WalError::Interrupted { signal }),
+        _ => result,
+    }
 }
 
 fn tmp_dir(out_dir: &Path) -> PathBuf {
@@ -333,9 +465,23 @@ fn create_file_private(path: &Path) -> Result<File> {
     o.open(path).map_err(|e| WalError::io(path, e))
 }
 
-fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules) -> Result<RewriteReport> {
+fn write_all(
+    segments: &[crate::segment::Segment],
+    tmp: &Path,
+    rules: &KeyRules,
+    opts: RewriteOptions,
+) -> Result<RewriteReport> {
     create_dir_private(tmp)?;
-    let mut ctx = Ctx { rules, index: 0, report: RewriteReport::default(), refused: None };
+    let mut ctx = Ctx {
+        rules,
+        index: 0,
+        replayed_after: opts.consistent_index,
+        cancel: opts.cancel.clone(),
+        report: RewriteReport::new(rules),
+        counter: RuleCounter::new(rules),
+        compact_rev_key_seen: false,
+        refused: None,
+    };
     let mut enc: Option<Encoder> = None;
     let mut current: Option<(usize, PathBuf, BufWriter<File>)> = None;
     let end = read_wal(segments, |i, f| {
@@ -354,6 +500,9 @@ fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules)
         let enc = enc.get_or_insert_with(|| Encoder::new(if f.record.rec_type == CRC_TYPE { f.record.crc } else { 0 }));
         let io = |e| WalError::io(path.clone(), e);
         ctx.report.records = ctx.report.records.saturating_add(1);
+        if let Some(signal) = ctx.cancel.as_ref().map(|c| c.load(Ordering::Relaxed)).filter(|&s| s != 0) {
+            return Err(WalError::Interrupted { signal });
+        }
         match f.record.rec_type {
             CRC_TYPE => {
                 enc.encode_crc_record(w).map_err(io)?;
@@ -382,6 +531,10 @@ fn write_all(segments: &[crate::segment::Segment], tmp: &Path, rules: &KeyRules)
     if let Some(t) = end.torn {
         return Err(WalError::Refused(Refusal::TornTail { segment: t.segment, offset: t.offset, detail: t.detail }));
     }
+    // As the snapshot rewrite: a prefix filter may not drop kube-apiserver's shared key by accident.
+    ctx.report.compact_rev_key =
+        rules.compact_rev_key(ctx.compact_rev_key_seen).map_err(|e| WalError::Refused(Refusal::Rules(e)))?;
+    ctx.report.rules = ctx.counter.into_matches();
     if let Ok(d) = File::open(tmp) {
         d.sync_all().map_err(|e| WalError::io(tmp, e))?;
     }

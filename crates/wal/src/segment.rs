@@ -81,3 +81,30 @@ mod tests {
         assert_eq!(parse_segment_name("000000000000001-000000000000001f.wal"), None);
     }
 }
+
+/// Whether `bytes` start like a WAL segment: a valid first frame holding
+/// etcd's first record, the CRC record (`crcType`) that opens every segment.
+pub fn looks_like_segment(bytes: &[u8]) -> bool {
+    matches!(
+        crate::decoder::SegmentDecoder::new(bytes, false, 0).next_frame(),
+        Ok(Some(f)) if f.record.rec_type == crate::record::CRC_TYPE
+    )
+}
+
+#[cfg(test)]
+mod sniff_tests {
+    use super::*;
+
+    #[test]
+    fn fixture_segments_and_snap_files_are_recognised() {
+        let member = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/etcd-3.5.1/member");
+        let wal = std::fs::read(member.join("wal/0000000000000000-0000000000000000.wal")).unwrap_or_default();
+        assert!(looks_like_segment(&wal));
+        let db = std::fs::read(member.join("snap/db")).unwrap_or_default();
+        assert!(!db.is_empty() && !looks_like_segment(&db));
+        assert!(!crate::snapfile::looks_like_snap_file(&db) && !crate::snapfile::looks_like_snap_file(&wal));
+        let snap = std::fs::read(member.join("snap/0000000000000002-0000000000000192.snap")).unwrap_or_default();
+        assert!(crate::snapfile::looks_like_snap_file(&snap) && !looks_like_segment(&snap));
+        assert!(!looks_like_segment(b"") && !crate::snapfile::looks_like_snap_file(b""));
+    }
+}

@@ -71,6 +71,15 @@ pub fn check_snap_bytes(term: u64, index: u64, bytes: &[u8]) -> (Vec<u64>, Optio
     (voters, None)
 }
 
+/// Whether `bytes` are a raft `.snap` file: a `snappb.snapshot` whose CRC-32C
+/// matches its data (name and metadata aside).
+pub fn looks_like_snap_file(bytes: &[u8]) -> bool {
+    match snappb::Snapshot::decode(bytes) {
+        Ok(s) => s.data.as_deref().is_some_and(|d| !d.is_empty() && s.crc != 0 && crc32c::crc32c(d) == s.crc),
+        Err(_) => false,
+    }
+}
+
 /// Every `*.snap` file of `dir`, in name order (oldest first), each checked.
 pub fn check_snap_dir(dir: &Path) -> Result<Vec<SnapFile>> {
     let rd = fs::read_dir(dir).map_err(|e| WalError::io(dir, e))?;

@@ -148,6 +148,20 @@ fn rewrite_refuses_renaming_a_key_to_the_empty_key() {
     assert!(fs::read_dir(parent).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp-")));
 }
 
+/// A cancelled rewrite (the CLI's SIGINT/SIGTERM handler sets the flag) stops,
+/// removes its temporary directory and says it was interrupted.
+#[test]
+fn cancelled_rewrite_leaves_nothing() {
+    let dir = scratch("wal-rewrite-cancel");
+    let out = dir.join("wal");
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
+    let opts = etcdsnap_wal::rewrite::RewriteOptions { consistent_index: None, cancel: Some(flag) };
+    let err = etcdsnap_wal::rewrite::rewrite_with(&wal_dir(EtcdVersion::V3_5_1), &out, &KeyRules::default(), opts)
+        .unwrap_err();
+    assert!(matches!(err, etcdsnap_wal::WalError::Interrupted { signal: 2 }), "{err}");
+    assert!(fs::read_dir(&dir).unwrap().next().is_none(), "nothing left");
+}
+
 #[test]
 fn rewrite_refuses_non_empty_output() {
     let dir = scratch("wal-rewrite-nonempty");
@@ -591,9 +605,19 @@ fn rewrite_renames_auth_role_permission_ranges() {
         renames: vec![etcdsnap_keys::Rename::parse("/tenant-1/=/t1/").unwrap()],
         ..KeyRules::default()
     };
+    // The fixture's WAL writes compact_rev_key: a prefix filter may not drop it unnamed.
+    let crk = scratch("wal-perm-crk");
+    let e = etcdsnap_wal::rewrite::rewrite(&dir, &crk.join("wal"), &rules).unwrap_err();
+    assert!(e.to_string().contains("--keep-key compact_rev_key or --drop-key compact_rev_key"), "{e}");
+    assert!(std::fs::read_dir(&crk).unwrap().next().is_none(), "nothing written");
+    let rules = KeyRules { keep_keys: vec![b"compact_rev_key".to_vec()], ..rules };
     let out = scratch("wal-perm-out").join("wal");
     let rep = etcdsnap_wal::rewrite::rewrite(&dir, &out, &rules).unwrap();
     assert_eq!(rep.permissions_renamed, 2);
+    assert_eq!(rep.compact_rev_key, etcdsnap_keys::CompactRevKey::Kept);
+    let matched: Vec<(String, u64)> = rep.rules.iter().map(|m| (m.to_string(), m.matched)).collect();
+    assert_eq!(matched.len(), 3);
+    assert!(matched.iter().all(|(_, n)| *n > 0), "{matched:?}");
     let after = perms(&out);
     let want: Vec<(Vec<u8>, Vec<u8>)> = before.iter().map(|(k, e)| rules.renamed_range(k, e)).collect();
     assert_eq!(after, want);
@@ -604,11 +628,40 @@ fn rewrite_renames_auth_role_permission_ranges() {
     assert_eq!(verify(&out, None).unwrap().problems(), Vec::<WalFinding>::new());
 
     // A filter without renames leaves them alone.
-    let rules = KeyRules { include: vec![b"/tenant-1/".to_vec()], ..KeyRules::default() };
+    let rules = KeyRules {
+        include: vec![b"/tenant-1/".to_vec()],
+        drop_keys: vec![b"compact_rev_key".to_vec()],
+        ..KeyRules::default()
+    };
     let out = scratch("wal-perm-out2").join("wal");
     let rep = etcdsnap_wal::rewrite::rewrite(&dir, &out, &rules).unwrap();
     assert_eq!(rep.permissions_renamed, 0);
+    assert_eq!(rep.compact_rev_key, etcdsnap_keys::CompactRevKey::Dropped);
     assert_eq!(perms(&out), before);
+
+    // A grant reaching outside the rename source cannot also grant the renamed
+    // part in one request: kept unchanged and listed; the one inside is renamed.
+    let rules = KeyRules {
+        keep_keys: vec![b"compact_rev_key".to_vec()],
+        renames: vec![etcdsnap_keys::Rename::parse("/tenant-1/registry/=/registry/").unwrap()],
+        ..KeyRules::default()
+    };
+    let out = scratch("wal-perm-out3").join("wal");
+    let rep = etcdsnap_wal::rewrite::rewrite(&dir, &out, &rules).unwrap();
+    assert_eq!((rep.permissions_renamed, rep.permissions_overlapping.len()), (1, 1), "{rep:?}");
+    let grant_index = rep.permissions_overlapping[0].0;
+    // etcd would replay that grant (above the db's consistent_index) without the renamed part: refused.
+    let replayed = |ci: u64, name: &str| {
+        let opts = etcdsnap_wal::rewrite::RewriteOptions { consistent_index: Some(ci), cancel: None };
+        etcdsnap_wal::rewrite::rewrite_with(&dir, &scratch(name).join("wal"), &rules, opts)
+    };
+    let e = replayed(grant_index - 1, "wal-perm-out4").unwrap_err().to_string();
+    assert!(e.contains("reaches inside and outside a rename source") && e.contains("stop etcd cleanly"), "{e}");
+    assert!(replayed(grant_index, "wal-perm-out5").is_ok());
+    assert_eq!(
+        perms(&out),
+        vec![(b"/tenant-1/".to_vec(), b"/tenant-10".to_vec()), (b"/registry/a".to_vec(), b"/registry/b".to_vec())]
+    );
 }
 
 fn entry_term(r: &Rec) -> u64 {

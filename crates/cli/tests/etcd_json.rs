@@ -455,5 +455,3 @@ fn get_json_equals_etcdctl() {
         assert!(ours == theirs, "{v}: get -w json differs from etcdctl's");
     }
 }
-
-

@@ -157,16 +157,26 @@ fn fields_differing(a: &Side<'_>, b: &Side<'_>) -> Vec<&'static str> {
 /// buckets) as [`DiffOptions`] says.
 pub fn diff<'a>(a: &Db<'a>, b: &Db<'a>, opts: &DiffOptions) -> Result<DiffReport<'a>> {
     let renaming = !opts.rules.renames.is_empty();
-    let (rev_a, va) = at_revision(a, opts.rev, &Selection::default())?;
-    let (rev_b, vb) = at_revision(b, opts.rev, &Selection::default())?;
+    // The two key spaces are independent passes over two files: one per core.
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| at_revision(a, opts.rev, &Selection::default()));
+        let rb = at_revision(b, opts.rev, &Selection::default());
+        (ha.join(), rb)
+    });
+    let (rev_a, va) = ra.map_err(|_| MvccError::WorkerPanicked("diff"))??;
+    let (rev_b, vb) = rb?;
     // A's keys renamed as B names them, limited to the rename sources when renaming.
-    let mut left: Vec<(Vec<u8>, Side<'a>)> = va
+    // Unrenamed keys are borrowed from the mapped file; at_revision's order holds
+    // unless a rename moved keys.
+    let mut left: Vec<(std::borrow::Cow<'a, [u8]>, Side<'a>)> = va
         .iter()
         .filter(|v| !renaming || opts.rules.rename_for(v.kv.key).is_some())
-        .map(|v| (opts.rules.renamed(v.kv.key).into_owned(), Side::of(v)))
+        .map(|v| (opts.rules.renamed(v.kv.key), Side::of(v)))
         .filter(|(k, _)| k.starts_with(&opts.prefix))
         .collect();
-    left.sort_by(|x, y| x.0.cmp(&y.0));
+    if renaming {
+        left.sort_by(|x, y| x.0.cmp(&y.0));
+    }
     let targets: Vec<&[u8]> = opts.rules.renames.iter().map(|r| r.to.as_slice()).collect();
     let right: Vec<Side<'a>> = vb
         .iter()
@@ -181,13 +191,13 @@ pub fn diff<'a>(a: &Db<'a>, b: &Db<'a>, opts: &DiffOptions) -> Result<DiffReport
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some((k, _)), Some(r)) => k.as_slice().cmp(r.key),
+            (Some((k, _)), Some(r)) => k.as_ref().cmp(r.key),
         };
         match ord {
             Ordering::Less => {
                 if let Some((k, s)) = left.get(i) {
                     keys.push(KeyDiff {
-                        key: k.clone(),
+                        key: k.to_vec(),
                         kind: DiffKind::OnlyA,
                         fields: Vec::new(),
                         a: Some(*s),
@@ -213,7 +223,7 @@ pub fn diff<'a>(a: &Db<'a>, b: &Db<'a>, opts: &DiffOptions) -> Result<DiffReport
                     let fields = fields_differing(s, r);
                     if !fields.is_empty() {
                         keys.push(KeyDiff {
-                            key: k.clone(),
+                            key: k.to_vec(),
                             kind: DiffKind::Changed,
                             fields,
                             a: Some(*s),

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Time `du`, `diff` and `diff --history` beside `status` on one snapshot, and the
+# peak anonymous memory (RssAnon: heap and stacks, not the mapped file) of
+# du, diff, diff --history and hashkv.
+#
+#   tools/bench-du-diff.sh SNAPSHOT [RUNS]      (RUNS default 3; medians reported)
+#
+# The second file of each diff is SNAPSHOT rewritten with one key dropped
+# (`rewrite --drop-key K`, K the first key of the snapshot): a copy with a few
+# planted differences (that key's revisions). Commands run interleaved, with
+# the page cache warm, so the ratios against `status` come from one run.
+# Environment: ETCDSNAP (default target/release/etcdsnap, built if missing).
+set -euo pipefail
+[ $# -ge 1 ] || { echo "usage: $0 SNAPSHOT [RUNS]" >&2; exit 2; }
+file=$1
+runs=${2:-3}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+etcdsnap=${ETCDSNAP:-$repo/target/release/etcdsnap}
+[ -x "$etcdsnap" ] || (cd "$repo" && cargo build -q --release -p etcdsnap)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+key=$("$etcdsnap" keys "$file" --limit 1 | head -1)
+planted=$tmp/planted.db
+"$etcdsnap" rewrite "$file" "$planted" --drop-key "$key" --allow-empty-rules > /dev/null
+cat "$file" "$planted" > /dev/null
+
+# secs CMD...: wall seconds of one run (exit 0 or 1 accepted: diff says 1 when the files differ).
+secs() {
+  local s e rc=0
+  s=$(date +%s.%N)
+  "$@" > /dev/null 2>&1 || rc=$?
+  e=$(date +%s.%N)
+  [ "$rc" -le 1 ] || { echo "FAILED ($rc): $*" >&2; exit 1; }
+  echo "$e - $s" | bc -l
+}
+median() { sort -g | awk '{a[NR]=$1} END{print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+declare -A t
+names=(status du diff history)
+for _ in $(seq "$runs"); do
+  t[status]+="$(secs "$etcdsnap" status "$file") "
+  t[du]+="$(secs "$etcdsnap" du "$file") "
+  t[diff]+="$(secs "$etcdsnap" diff "$file" "$planted") "
+  t[history]+="$(secs "$etcdsnap" diff --history "$file" "$planted") "
+done
+base=$(printf '%s\n' ${t[status]} | median)
+printf '%-22s %10s %12s\n' "command ($(du -h "$file" | cut -f1))" "median_s" "vs_status"
+for n in "${names[@]}"; do
+  m=$(printf '%s\n' ${t[$n]} | median)
+  printf '%-22s %10.3f %12.2f\n' "$n" "$m" "$(echo "$m / $base" | bc -l)"
+done
+
+# mem CMD...: peak RssAnon and VmHWM (kB) of one run, sampled every 20 ms.
+mem() {
+  local pid anon=0 hwm=0 st a h
+  "$@" > /dev/null 2>&1 &
+  pid=$!
+  while :; do
+    read -r st a h < <(awk '/^State:/{s=$2} /^RssAnon:/{a=$2} /^VmHWM:/{h=$2} END{print (s == "" ? "X" : s), a+0, h+0}' \
+      "/proc/$pid/status" 2>/dev/null || echo "X 0 0")
+    case $st in Z|X) break ;; esac
+    [ "$a" -gt "$anon" ] && anon=$a
+    [ "$h" -gt "$hwm" ] && hwm=$h
+    sleep 0.02
+  done
+  wait "$pid" || true
+  printf '%.1f %.1f\n' "$(echo "$anon / 1024" | bc -l)" "$(echo "$hwm / 1024" | bc -l)"
+}
+printf '\n%-22s %12s %12s\n' "memory" "RssAnon_MB" "VmHWM_MB"
+for c in "du" "diff" "diff --history" "hashkv"; do
+  case $c in
+    diff*) read -r a h < <(mem "$etcdsnap" $c "$file" "$planted") ;;
+    *) read -r a h < <(mem "$etcdsnap" $c "$file") ;;
+  esac
+  printf '%-22s %12s %12s\n' "$c" "$a" "$h"
+done

@@ -11,6 +11,10 @@
 //	                               a shared informer on ConfigMaps and Secrets of NS; every event
 //	                               (and every list, watch start and watch error) is a JSON line on
 //	                               stdout; "dump" on stdin prints the informer's store
+//	ready    --server URL          waits until /readyz answers "ok"
+//	sakeys   DIR                   writes a service-account key pair DIR/sa.key, DIR/sa.pub
+//	watch    --server URL --rv RV RES
+//	                               one watch from RV: the server's refusal or its first event
 //
 // The server is a kube-apiserver on loopback with self-signed certificates,
 // anonymous access and AlwaysAllow: TLS is not verified and no credentials
@@ -27,7 +31,7 @@ func main() {
 	// request the informer can report.
 	_ = os.Setenv("KUBE_FEATURE_WatchListClient", "false")
 	if len(os.Args) < 2 {
-		fail(fmt.Errorf("usage: k8sdriver apply|dump|get|informer --server URL ..."))
+		fail(fmt.Errorf("usage: k8sdriver apply|dump|get|informer|ready|sakeys|watch URL ..."))
 	}
 	var err error
 	switch os.Args[1] {
@@ -39,6 +43,12 @@ func main() {
 		err = runGet(os.Args[2:])
 	case "informer":
 		err = runInformer(os.Args[2:])
+	case "ready":
+		err = runReady(os.Args[2:])
+	case "sakeys":
+		err = runSAKeys(os.Args[2:])
+	case "watch":
+		err = runWatch(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}

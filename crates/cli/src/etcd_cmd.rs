@@ -14,6 +14,7 @@ use etcdsnap_mvcc::trailer::{self, Trailer};
 use etcdsnap_mvcc::verify::{verify, Severity, VerifyOptions};
 use serde::Serialize;
 
+use crate::kube_view::{kube_json, kube_line, KubeJson};
 use crate::output::{table, Bytes, Out, OwnedBytes};
 use crate::Outcome;
 
@@ -89,6 +90,9 @@ pub struct KeysArgs {
     /// List every stored revision (puts, tombstones, markers) instead of the key space at a revision.
     #[arg(long, conflicts_with = "rev")]
     all_revisions: bool,
+    /// Decode Kubernetes values: kind, namespace/name, uid, creation time, labels, size, or the encryption provider.
+    #[arg(long)]
+    decode: bool,
     /// Print JSON Lines.
     #[arg(long)]
     json: bool,
@@ -103,6 +107,9 @@ pub struct GetArgs {
     /// Revision to read at [default: the latest].
     #[arg(long, default_value_t = 0)]
     rev: i64,
+    /// Decode a Kubernetes value: kind, namespace/name, uid, creation time, labels, size, or the encryption provider.
+    #[arg(long)]
+    decode: bool,
     /// Print JSON shaped like `etcdctl get -w json` (revision, count, kvs).
     #[arg(long)]
     json: bool,
@@ -461,10 +468,13 @@ struct KvJson<'a> {
     version: i64,
     value: Bytes<'a>,
     lease: i64,
+    /// With `--decode` only: the Kubernetes value (null when it is not one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kube: Option<Option<KubeJson>>,
 }
 
-impl<'a> From<&KvRef<'a>> for KvJson<'a> {
-    fn from(kv: &KvRef<'a>) -> Self {
+impl<'a> KvJson<'a> {
+    fn new(kv: &KvRef<'a>, decode: bool) -> Self {
         Self {
             key: Bytes(kv.key),
             create_revision: kv.create_revision,
@@ -472,6 +482,7 @@ impl<'a> From<&KvRef<'a>> for KvJson<'a> {
             version: kv.version,
             value: Bytes(kv.value),
             lease: kv.lease,
+            kube: decode.then(|| kube_json(kv.value)),
         }
     }
 }
@@ -501,11 +512,13 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
                     sub: s.at.rev.sub,
                     tombstone: s.at.tombstone,
                     marker: s.kv == KvRef::default(),
-                    kv: KvJson::from(&s.kv),
+                    kv: KvJson::new(&s.kv, a.decode),
                 })?;
             } else {
                 let mark = if s.at.tombstone { " (deleted)" } else { "" };
-                out.line(format!("{}{mark}  {}", s.at.rev, display_bytes(s.kv.key)))?;
+                let decoded =
+                    if a.decode && !s.at.tombstone { format!("  {}", kube_line(s.kv.value)) } else { String::new() };
+                out.line(format!("{}{mark}  {}{decoded}", s.at.rev, display_bytes(s.kv.key)))?;
             }
         }
         return Ok(Outcome::Clean);
@@ -513,7 +526,9 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
     for v in &keys {
         if a.json {
-            out.json(&KvJson::from(&v.kv))?;
+            out.json(&KvJson::new(&v.kv, a.decode))?;
+        } else if a.decode {
+            out.line(format!("{}  {}", display_bytes(v.kv.key), kube_line(v.kv.value)))?;
         } else {
             out.line(display_bytes(v.kv.key))?;
         }
@@ -540,12 +555,16 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
         out.json(&GetJson {
             revision: rev,
             count: keys.len(),
-            kvs: keys.iter().map(|v| KvJson::from(&v.kv)).collect(),
+            kvs: keys.iter().map(|v| KvJson::new(&v.kv, a.decode)).collect(),
         })?;
     } else {
         for v in &keys {
             out.line(display_bytes(v.kv.key))?;
-            out.line(String::from_utf8_lossy(v.kv.value))?;
+            if a.decode {
+                out.line(kube_line(v.kv.value))?;
+            } else {
+                out.line(String::from_utf8_lossy(v.kv.value))?;
+            }
         }
     }
     Ok(Outcome::Clean)

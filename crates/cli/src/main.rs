@@ -7,6 +7,7 @@
 
 mod bolt_cmd;
 mod etcd_cmd;
+mod kube_view;
 mod layout_args;
 mod output;
 mod rewrite_cmd;

@@ -1,8 +1,11 @@
 //! Rules on etcd user keys shared by the snapshot rewrite and the WAL rewrite:
 //! which keys a filter keeps, what a rename turns them into, and which values
-//! Kubernetes encrypted in a way bound to the key.
+//! Kubernetes encrypted in a way bound to the key; and what kube-apiserver
+//! stored in a value ([`kube`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod kube;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -193,6 +193,77 @@ fn etcd_value(server: &EtcdServer, key: &str) -> Vec<u8> {
     out
 }
 
+/// `etcdsnap keys FILE --prefix P --decode --json`: key → its `kube` field.
+fn decoded_keys(file: &Path, prefix: &str) -> BTreeMap<String, Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .arg("keys")
+        .arg(file)
+        .args(["--prefix", prefix, "--decode", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "etcdsnap keys --decode: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["key"].as_str().unwrap().to_string(), v["kube"].clone())
+        })
+        .collect()
+}
+
+/// The etcd key kube-apiserver stores `obj` under (below `--etcd-prefix`).
+fn storage_key(obj: &Value) -> String {
+    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+    let resource = match obj["kind"].as_str().unwrap() {
+        "Namespace" => "namespaces".to_string(),
+        "ConfigMap" => "configmaps".to_string(),
+        "Secret" => "secrets".to_string(),
+        "Event" => "events".to_string(),
+        "Widget" => "example.com/widgets".to_string(),
+        k => panic!("no storage key for {k}"),
+    };
+    match ns {
+        Some(ns) => format!("/registry/{resource}/{ns}/{}", name_of(obj)),
+        None => format!("/registry/{resource}/{}", name_of(obj)),
+    }
+}
+
+/// `keys --decode` of the moved snapshot names every object the new apiserver
+/// serves as the API shows it (Secrets: provider and key name instead).
+fn assert_decode_matches_api(moved: &Path, objects: &[Value]) {
+    let decoded = decoded_keys(moved, "/registry/");
+    let fields =
+        ["type", "api_version", "kind", "namespace", "name", "uid", "creation_timestamp", "labels", "size", "encoding"];
+    for obj in objects {
+        let key = storage_key(obj);
+        let d = decoded.get(&key).unwrap_or_else(|| panic!("{key} not in keys --decode"));
+        if obj["kind"] == "Secret" {
+            assert_eq!(d["type"], "encrypted", "{key}: {d}");
+            assert!(matches!(d["provider"].as_str(), Some("aescbc" | "secretbox")), "{key}: {d}");
+            assert!(matches!(d["key_name"].as_str(), Some("key-cbc" | "key-box")), "{key}: {d}");
+            continue;
+        }
+        let mut names: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut want = fields.to_vec();
+        want.sort_unstable();
+        assert_eq!(names, want, "{key}: {d}");
+        assert_eq!(d["type"], "object");
+        assert_eq!(d["api_version"], obj["apiVersion"], "{key}");
+        assert_eq!(d["kind"], obj["kind"], "{key}");
+        assert_eq!(d["name"], obj["metadata"]["name"], "{key}");
+        assert_eq!(d["namespace"].as_str().unwrap(), obj["metadata"]["namespace"].as_str().unwrap_or(""), "{key}");
+        assert_eq!(d["uid"], obj["metadata"]["uid"], "{key}");
+        assert_eq!(d["creation_timestamp"], obj["metadata"]["creationTimestamp"], "{key}");
+        assert_eq!(d["labels"], obj["metadata"].get("labels").cloned().unwrap_or(json!({})), "{key}");
+        let encoding = if obj["kind"] == "Widget" { "json" } else { "protobuf" };
+        assert_eq!(d["encoding"], encoding, "{key}");
+        assert!(d["size"].as_u64().unwrap() > 0);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The informer's log
 
@@ -419,6 +490,7 @@ fn tenant_move(version: EtcdVersion) {
     assert_eq!(cbc0["data"]["password"], "Y2JjIHNlY3JldCAw"); // "cbc secret 0"
     let box0 = after.iter().find(|o| o["kind"] == "Secret" && name_of(o) == "box-0").unwrap();
     assert_eq!(box0["data"]["password"], "Ym94IHNlY3JldCAwLCB1cGRhdGVk"); // "box secret 0, updated"
+    assert_decode_matches_api(&moved, &after);
 
     // The informer re-lists: its watch from an old resourceVersion is refused
     // as too old, and each kind lists again at the bumped revision.

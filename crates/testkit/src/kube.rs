@@ -2,10 +2,11 @@
 //! `tools/install-oracles.sh`) on loopback against a test etcd, and the
 //! client-go driver `k8sdriver` that writes, reads and watches through it.
 //!
-//! The apiserver runs with self-signed serving certificates, anonymous access
-//! and `--authorization-mode=AlwaysAllow`, a generated service-account key
-//! pair, `--etcd-prefix` and an `EncryptionConfiguration` for Secrets; no other
-//! Kubernetes component runs. Like the rest of testkit, a missing binary or a
+//! The apiserver runs with self-signed serving certificates, one static token
+//! (`--token-auth-file`; kube-apiserver turns anonymous requests off under
+//! AlwaysAllow) and `--authorization-mode=AlwaysAllow`, a generated
+//! service-account key pair, `--etcd-prefix` and an `EncryptionConfiguration`
+//! for Secrets; no other Kubernetes component runs. Like the rest of testkit, a missing binary or a
 //! server that does not come up fails the test.
 
 use std::fs::{self, File};
@@ -21,6 +22,9 @@ use crate::{oracles_dir, require_exe, tail};
 
 /// The kube-apiserver version the oracle is built at (tools/oracles/kube-apiserver-<v>).
 pub const KUBE_VERSION: &str = "1.37.2";
+
+/// The bearer token of the test's only user (a member of `system:masters`).
+pub const TOKEN: &str = "etcdsnap-e2e-token";
 
 /// `<oracles>/kube-apiserver-<v>/kube-apiserver` (asserted to exist).
 pub fn kube_apiserver_bin() -> PathBuf {
@@ -136,10 +140,20 @@ impl KubeApiserver {
     /// Starts kube-apiserver with `config` and waits until `/readyz` answers `ok`
     /// (3 minutes at most); fails with the log tail otherwise.
     pub fn start(config: &ApiserverConfig) -> KubeApiserver {
+        Self::start_excluding(config, &[])
+    }
+
+    /// [`KubeApiserver::start`], waiting for `/readyz` without the checks named
+    /// in `exclude` (for a server that cannot be ready, such as one whose
+    /// Secrets cannot be decrypted: `informer-sync`).
+    pub fn start_excluding(config: &ApiserverConfig, exclude: &[&str]) -> KubeApiserver {
         fs::create_dir_all(&config.dir).unwrap_or_else(|e| panic!("creating {}: {e}", config.dir.display()));
         let log_path = config.dir.join(format!("kube-apiserver-{}.log", config.port));
         let log = File::create(&log_path).unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
         let log2 = log.try_clone().expect("cloning log handle");
+        let tokens = config.dir.join("tokens.csv");
+        fs::write(&tokens, format!("{TOKEN},e2e-admin,e2e-admin,\"system:masters\"\n"))
+            .unwrap_or_else(|e| panic!("writing {}: {e}", tokens.display()));
         let mut cmd = Command::new(kube_apiserver_bin());
         cmd.arg(format!("--etcd-servers={}", config.etcd))
             .arg(format!("--etcd-prefix={}", config.etcd_prefix))
@@ -153,7 +167,7 @@ impl KubeApiserver {
             .arg(format!("--service-account-key-file={}", config.sa_keys.1.display()))
             .arg("--service-cluster-ip-range=10.96.0.0/24")
             .arg("--authorization-mode=AlwaysAllow")
-            .arg("--anonymous-auth=true")
+            .arg(format!("--token-auth-file={}", tokens.display()))
             .arg(format!("--encryption-provider-config={}", config.encryption_config.display()))
             // Nothing else runs: no endpoint leases to reconcile, no profiling.
             .arg("--endpoint-reconciler-type=none")
@@ -169,14 +183,17 @@ impl KubeApiserver {
             ready_after: Duration::ZERO,
         };
         let begin = Instant::now();
-        server.wait_ready();
+        server.wait_ready(exclude);
         server.ready_after = begin.elapsed();
         server
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self, exclude: &[&str]) {
         let mut ready = driver_cmd();
         ready.args(["ready", "--server", &self.url, "--timeout"]).arg(format!("{}s", READY_TIMEOUT.as_secs()));
+        for e in exclude {
+            ready.args(["--exclude", e]);
+        }
         let mut probe =
             ready.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("k8sdriver ready");
         loop {
@@ -198,6 +215,16 @@ impl KubeApiserver {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Asks `/readyz` for `within` and asserts it never answers `ok`; returns
+    /// the last answer (kube lists each check, `[-]name failed` for failing ones).
+    pub fn not_ready(&self, within: Duration) -> String {
+        let out = driver_output(
+            driver_cmd().args(["ready", "--server", &self.url, "--timeout"]).arg(format!("{}s", within.as_secs())),
+        );
+        assert!(!out.status.success(), "kube-apiserver {} became ready", self.url);
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     /// `https://127.0.0.1:PORT`.
@@ -317,7 +344,7 @@ impl Drop for KubeApiserver {
 fn driver_cmd() -> Command {
     let mut c = Command::new(k8sdriver_bin());
     // Plain list + watch (see tools/oracles/k8sdriver/main.go).
-    c.env("KUBE_FEATURE_WatchListClient", "false");
+    c.env("KUBE_FEATURE_WatchListClient", "false").env("K8SDRIVER_TOKEN", TOKEN);
     c
 }
 

@@ -12,10 +12,13 @@ import (
 )
 
 // config is a rest.Config for the test's kube-apiserver: loopback,
-// self-signed certificate, anonymous.
+// self-signed certificate, the static token in $K8SDRIVER_TOKEN (the test's
+// --token-auth-file; anonymous requests are turned off by kube-apiserver
+// under AlwaysAllow).
 func config(server string) *rest.Config {
 	return &rest.Config{
 		Host:            server,
+		BearerToken:     os.Getenv("K8SDRIVER_TOKEN"),
 		TLSClientConfig: rest.TLSClientConfig{Insecure: true},
 		QPS:             1000,
 		Burst:           1000,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"sort"
 	"sync"
@@ -23,8 +24,8 @@ import (
 // line is one JSON line of the informer's log.
 type line struct {
 	// ADDED, UPDATED, DELETED (handler events), LIST (a list answered),
-	// WATCH (a watch started), WATCH_ERROR (ListAndWatch dropped, with the
-	// reason), UNREACHABLE (the server refused a connection; logged once per
+	// WATCH (a watch started), WATCH_ERROR (a watch refused or ended by an
+	// error event, or ListAndWatch dropped, with the reason), UNREACHABLE (the server refused a connection; logged once per
 	// outage), SYNCED (both informers synced), STORE (answer to "dump").
 	Type string `json:"type"`
 	// ConfigMap or Secret.
@@ -125,7 +126,19 @@ func listWatch(kind string, list func(context.Context, metav1.ListOptions) (runt
 				return nil, err
 			}
 			logLine(line{Type: "WATCH", Kind: kind, RV: opts.ResourceVersion})
-			return w, nil
+			// A watch the server ends with an error event ("too old resource
+			// version" after a compaction) makes the reflector re-list without
+			// calling the watch error handler: log the event on its way.
+			return watch.Filter(w, func(ev watch.Event) (watch.Event, bool) {
+				if ev.Type == watch.Error {
+					msg := fmt.Sprintf("%v", ev.Object)
+					if st, ok := ev.Object.(*metav1.Status); ok {
+						msg = fmt.Sprintf("%s (%s, %d)", st.Message, st.Reason, st.Code)
+					}
+					logLine(line{Type: "WATCH_ERROR", Kind: kind, RV: opts.ResourceVersion, Error: msg})
+				}
+				return ev, true
+			}), nil
 		},
 	}
 }

@@ -17,8 +17,8 @@
 //	                               one watch from RV: the server's refusal or its first event
 //
 // The server is a kube-apiserver on loopback with self-signed certificates,
-// anonymous access and AlwaysAllow: TLS is not verified and no credentials
-// are sent. Errors go to stderr with exit status 1.
+// a static token (sent from $K8SDRIVER_TOKEN) and AlwaysAllow: TLS is not
+// verified. Errors go to stderr with exit status 1.
 package main
 
 import (

@@ -6,15 +6,22 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 )
 
 // runReady waits until the server answers /readyz with "ok" and prints how
-// long that took: {"ready_ms": N}.
+// long that took: {"ready_ms": N}. --exclude NAME leaves a check out (as
+// /readyz?exclude=NAME does).
 func runReady(args []string) error {
 	fs := flag.NewFlagSet("ready", flag.ContinueOnError)
 	server := serverFlag(fs)
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	var exclude []string
+	fs.Func("exclude", "a readyz check to leave out (repeatable)", func(s string) error {
+		exclude = append(exclude, s)
+		return nil
+	})
 	if err := parse(fs, args, server); err != nil {
 		return err
 	}
@@ -26,11 +33,18 @@ func runReady(args []string) error {
 	var last error
 	for time.Since(begin) < *timeout {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		req := cs.Discovery().RESTClient().Get().AbsPath("/readyz")
+		for _, e := range exclude {
+			req = req.Param("exclude", e)
+		}
+		body, err := req.DoRaw(ctx)
 		cancel()
 		if err == nil && string(body) == "ok" {
 			emit(map[string]int64{"ready_ms": time.Since(begin).Milliseconds()})
 			return nil
+		}
+		if apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) {
+			return fmt.Errorf("/readyz: %w", err) // waiting will not help
 		}
 		if err != nil {
 			last = err

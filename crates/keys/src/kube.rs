@@ -395,6 +395,65 @@ mod tests {
         assert_eq!(key_name, "");
     }
 
+    /// An object encoded as kube does (TypeMeta, ObjectMeta as field 1 of raw)
+    /// decodes to the same identity, and no prefix of it panics.
+    fn encode(o: &KubeObject, seconds: i64) -> Vec<u8> {
+        let mut meta = Vec::new();
+        bytes_field(1, o.name.as_bytes(), &mut meta);
+        bytes_field(3, o.namespace.as_bytes(), &mut meta);
+        bytes_field(5, o.uid.as_bytes(), &mut meta);
+        let mut ts = Vec::new();
+        varint(1 << 3, &mut ts);
+        varint(u64::from_ne_bytes(seconds.to_ne_bytes()), &mut ts);
+        bytes_field(8, &ts, &mut meta);
+        for (k, v) in &o.labels {
+            let mut e = Vec::new();
+            bytes_field(1, k.as_bytes(), &mut e);
+            bytes_field(2, v.as_bytes(), &mut e);
+            bytes_field(11, &e, &mut meta);
+        }
+        let mut raw = Vec::new();
+        bytes_field(1, &meta, &mut raw);
+        let mut tm = Vec::new();
+        bytes_field(1, o.api_version.as_bytes(), &mut tm);
+        bytes_field(2, o.kind.as_bytes(), &mut tm);
+        let mut v = b"k8s\0".to_vec();
+        bytes_field(1, &tm, &mut v);
+        bytes_field(2, &raw, &mut v);
+        bytes_field(3, b"", &mut v);
+        bytes_field(4, b"", &mut v);
+        v
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn protobuf_round_trip(
+            api_version in "[a-z./0-9]{1,20}",
+            kind in "[A-Za-z]{1,20}",
+            namespace in "[a-z0-9-]{0,20}",
+            name in "[a-z0-9.-]{1,60}",
+            uid in "[a-f0-9-]{0,36}",
+            labels in proptest::collection::btree_map("[a-z./-]{1,20}", "[a-zA-Z0-9._-]{0,20}", 0..5),
+            seconds in 0i64..4_102_444_800,
+        ) {
+            let want = KubeObject { api_version, kind, namespace, name, uid, creation_timestamp: rfc3339(seconds).unwrap_or_default(), labels, size: 0, encoding: Some(Encoding::Protobuf) };
+            let bytes = encode(&want, seconds);
+            let Some(KubeValue::Object(got)) = decode(&bytes) else { panic!("not decoded") };
+            proptest::prop_assert_eq!(got, KubeObject { size: bytes.len(), ..want });
+            for n in 0..bytes.len() {
+                let _ = decode(&bytes[..n]);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let mut v = b"k8s\0".to_vec();
+            v.extend_from_slice(&bytes);
+            let _ = decode(&v);
+            let _ = decode(&bytes);
+        }
+    }
+
     #[test]
     fn dates() {
         assert_eq!(rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));

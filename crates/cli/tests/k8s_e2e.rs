@@ -589,7 +589,7 @@ fn tenant_move(version: EtcdVersion) {
     let api_nb = KubeApiserver::start(&nb_config);
     // A watch from the informer's last resourceVersion, and meanwhile a write.
     let (watch_nb, probe) = std::thread::scope(|sc| {
-        let w = sc.spawn(|| api_nb.watch_from("v1/configmaps@shop", &max_seen.to_string()));
+        let w = sc.spawn(|| api_nb.watch_from("v1/configmaps@shop", &max_seen.to_string(), Duration::from_secs(6)));
         std::thread::sleep(Duration::from_secs(2));
         let probe = api_nb.apply(&[create(config_map(NS_A, "probe", "after a move without bump"))]);
         (w.join().unwrap(), probe)
@@ -603,7 +603,7 @@ fn tenant_move(version: EtcdVersion) {
     // resuming there would miss it and every other write up to {max_seen}.
     assert_eq!(watch_nb, json!({"event": "NONE"}), "no-bump watch from {max_seen}");
     // With the bump the same watch is refused as too old: the reflector must re-list.
-    let watch_bumped = api_moved.watch_from("v1/configmaps@shop", &max_seen.to_string());
+    let watch_bumped = api_moved.watch_from("v1/configmaps@shop", &max_seen.to_string(), Duration::from_secs(6));
     let too_old = |w: &Value| {
         w["error"].as_str().is_some_and(|e| e.contains("too old resource version"))
             || w.pointer("/object/message")
@@ -659,4 +659,4 @@ fn tenant_move(version: EtcdVersion) {
     eprintln!("[{:?}] done", t0.elapsed());
 }
 
-per_version!(tenant_move: V3_5_35, V3_6_16);
+per_version!(tenant_move: V3_5_35, V3_6_16, V3_7_3);

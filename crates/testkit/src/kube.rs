@@ -13,6 +13,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,7 +125,7 @@ pub struct ApiserverConfig {
     pub compaction_interval: String,
 }
 
-/// A running kube-apiserver, stopped (SIGTERM, then SIGKILL after 15 s) on drop.
+/// A running kube-apiserver, stopped (SIGTERM, then SIGKILL after 5 s) on drop.
 #[derive(Debug)]
 pub struct KubeApiserver {
     child: Option<Child>,
@@ -134,7 +135,12 @@ pub struct KubeApiserver {
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
-const APISERVER_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// kube-apiserver stops listening at once on SIGTERM but may linger longer
+/// (15 s and more here) before it exits; nothing it does then matters to a test.
+const APISERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Numbers the log files, so a restart on the same port keeps the earlier log.
+static STARTS: AtomicU32 = AtomicU32::new(0);
 
 impl KubeApiserver {
     /// Starts kube-apiserver with `config` and waits until `/readyz` answers `ok`
@@ -148,7 +154,8 @@ impl KubeApiserver {
     /// Secrets cannot be decrypted: `informer-sync`).
     pub fn start_excluding(config: &ApiserverConfig, exclude: &[&str]) -> KubeApiserver {
         fs::create_dir_all(&config.dir).unwrap_or_else(|e| panic!("creating {}: {e}", config.dir.display()));
-        let log_path = config.dir.join(format!("kube-apiserver-{}.log", config.port));
+        let n = STARTS.fetch_add(1, Ordering::Relaxed);
+        let log_path = config.dir.join(format!("kube-apiserver-{}-{n}.log", config.port));
         let log = File::create(&log_path).unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
         let log2 = log.try_clone().expect("cloning log handle");
         let tokens = config.dir.join("tokens.csv");
@@ -250,7 +257,7 @@ impl KubeApiserver {
         tail(&s, n)
     }
 
-    /// Stops the server (SIGTERM, up to 15 s, then SIGKILL); idempotent.
+    /// Stops the server (SIGTERM, up to 5 s, then SIGKILL); idempotent.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
         if let Ok(Some(_)) = child.try_wait() {
@@ -317,9 +324,19 @@ impl KubeApiserver {
 
     /// `k8sdriver watch --rv RV RES`: one watch from `rv`, answering
     /// `{"error": ...}` (refused), `{"event": TYPE, "object": ...}` (its first
-    /// event) or `{"event": "NONE"}` (nothing within 10 s).
-    pub fn watch_from(&self, resource: &str, rv: &str) -> Value {
-        let out = driver_output(driver_cmd().args(["watch", "--server", &self.url, "--rv", rv, resource]));
+    /// event) or `{"event": "NONE"}` (nothing within `wait`).
+    pub fn watch_from(&self, resource: &str, rv: &str, wait: Duration) -> Value {
+        let timeout = format!("{}ms", wait.as_millis());
+        let out = driver_output(driver_cmd().args([
+            "watch",
+            "--server",
+            &self.url,
+            "--rv",
+            rv,
+            "--timeout",
+            &timeout,
+            resource,
+        ]));
         assert!(out.status.success(), "k8sdriver watch on {}: {}", self.url, String::from_utf8_lossy(&out.stderr));
         json_lines(&out.stdout).into_iter().next().expect("k8sdriver watch printed nothing")
     }

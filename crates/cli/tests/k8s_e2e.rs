@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use etcdsnap_testkit::kube::{
     service_account_keys, write_encryption_config, ApiserverConfig, Informer, KubeApiserver, Provider, KUBE_VERSION,
 };
-use etcdsnap_testkit::{free_port, per_version, restore, scratch, EtcdServer, EtcdVersion};
+use etcdsnap_testkit::{free_port, kv_rows, per_version, restore, scratch, EtcdServer, EtcdVersion};
 use serde_json::{json, Value};
 
 /// The bump: far above any revision the shared etcd reaches in the test.
@@ -460,6 +460,12 @@ fn tenant_move(version: EtcdVersion) {
         report["encrypted"]["aescbc"].as_u64().unwrap() >= 2 && report["encrypted"]["secretbox"].as_u64().unwrap() >= 2
     );
     let new_etcd = restore_start(version, &moved, &dir.join("new-etcd"));
+    // The Event is stored with an etcd lease (kube's --event-ttl), carried
+    // with its id to the new etcd.
+    let event_lease = |server: &EtcdServer, key: &str| kv_rows(&server.ctl_json(&["get", key]))[0].lease;
+    let lease = event_lease(&shared, "/tenant-a/registry/events/shop/ev-0");
+    assert_ne!(lease, 0, "the Event has no lease");
+    assert_eq!(event_lease(&new_etcd, "/registry/events/shop/ev-0"), lease);
     // Values are carried byte for byte under the new keys.
     for k in ["secrets/shop/cbc-0", "secrets/shop/box-0", "configmaps/shop/cm-0", "example.com/widgets/shop/w-0"] {
         assert_eq!(

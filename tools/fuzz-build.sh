@@ -64,6 +64,13 @@ mkdir -p "$seed"
 head -c 65536 testdata/etcd-3.5.1/member/wal/0000000000000000-0000000000000000.wal > "$seed/etcd-3.5.1-head"
 head -c 65536 testdata/etcd-3.4.23/member/wal/0000000000000000-0000000000000000.wal > "$seed/etcd-3.4.23-head"
 
+# Kubernetes values: a protobuf envelope (a ConfigMap), JSON, encrypted.
+seed=fuzz/corpus/kube_values
+mkdir -p "$seed"
+printf 'k8s\x00\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12\x0e\x0a\x0c\x0a\x04cm-0\x1a\x04shop\x1a\x00\x22\x00' > "$seed/configmap"
+printf '{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"}}' > "$seed/json"
+printf 'k8s:enc:aescbc:v1:key-cbc:0123456789abcdef' > "$seed/aescbc"
+
 status=0
 for t in $targets; do
   echo "== fuzz $t for ${secs}s" >&2

@@ -11,6 +11,8 @@
 #     config loader and transformers, sealing/opening values like kube-apiserver
 #   - tools/boltoracle built against Go bbolt 1.4.3 and 1.5.0 through
 #     tools/oracles/bbolt-<v>/{go.mod,go.sum}
+#   - kube-apiserver 1.37.2 (tools/oracles/kube-apiserver-<v>) and the
+#     client-go test driver k8sdriver (tools/oracles/k8sdriver)
 # Go-module builds are cached outside the clone, in $CACHE/oracles/<name>-<v>/
 # (CACHE = $ETCDSNAP_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/etcdsnap), keyed
 # by the pinned version and a hash of the wrapper sources, with Go's module
@@ -144,8 +146,34 @@ build_k8scrypt() {
 }
 build_cached k8scrypt "$K8SCRYPT_VERSION" "$repo/tools/oracles/k8scrypt-$K8SCRYPT_VERSION" k8scrypt -- build_k8scrypt
 
+# kube-apiserver from Go modules (tools/oracles/kube-apiserver-<v>): the
+# wrapper maps every staging module of k8s.io/kubernetes to its published
+# v0.X.Y. The version --version prints comes from -ldflags -X, as upstream's
+# hack/lib/version.sh sets it (component-base and client-go version vars).
+# The first build takes long (about 2,000 packages); later ones hit the cache.
+KUBE_APISERVER_VERSION=1.37.2
+build_kube_apiserver() {
+  local v=$1 major minor ld="-s -w" pkg
+  major=${v%%.*}; minor=${v#*.}; minor=${minor%%.*}
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=v$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitCommit=v$v-module -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  nice -n 10 "$GO" build -trimpath -ldflags "$ld" -o "$OUT/kube-apiserver" ./kube-apiserver
+  [ "$("$OUT/kube-apiserver" --version)" = "Kubernetes v$v" ] || { echo "kube-apiserver $v: wrong --version" >&2; exit 1; }
+}
+build_cached kube-apiserver "$KUBE_APISERVER_VERSION" "$repo/tools/oracles/kube-apiserver-$KUBE_APISERVER_VERSION" \
+  kube-apiserver -- build_kube_apiserver "$KUBE_APISERVER_VERSION"
+
+# The test's client (tools/oracles/k8sdriver): client-go of the same line.
+build_k8sdriver() {
+  nice -n 10 "$GO" build -trimpath -o "$OUT/k8sdriver" .
+}
+build_cached k8sdriver "$KUBE_APISERVER_VERSION" "$repo/tools/oracles/k8sdriver" k8sdriver -- build_k8sdriver
+
 echo "oracles: etcd $(/usr/bin/etcd --version 2>/dev/null | head -1 | awk '{print $3}') (Debian)," \
   "etcd $("$e35/etcd" --version | head -1 | awk '{print $3}') (PyPI)," \
   "$(for v in $ETCD_MODULE_VERSIONS; do printf 'etcd %s ' "$("$ORACLES/etcd-$v/etcd" --version | head -1 | awk '{print $3}')"; done)(Go modules)," \
   "boltoracle $("$ORACLES/bin/boltoracle" version) $(for v in $BBOLT_MODULE_VERSIONS; do printf '%s ' "$("$ORACLES/bbolt-$v/boltoracle" version)"; done)," \
+  "$("$ORACLES/kube-apiserver-$KUBE_APISERVER_VERSION/kube-apiserver" --version) (Go modules, with k8sdriver)," \
   "$("$GO" version | awk '{print $3}'), cache $CACHE, in $ORACLES"

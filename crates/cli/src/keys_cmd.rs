@@ -14,6 +14,7 @@ use etcdsnap_mvcc::keyspace::{all_revisions, at_revision, Selection};
 use etcdsnap_mvcc::kv::KvRef;
 use serde::Serialize;
 
+use crate::kube_view::{kube_json, kube_line, KubeJson};
 use crate::output::{Bytes, Out};
 use crate::Outcome;
 
@@ -44,6 +45,9 @@ pub struct KeysArgs {
     /// Print keys as hex escapes (`\x2f\x72…`, as etcdctl --hex) instead of raw bytes.
     #[arg(long)]
     hex: bool,
+    /// Decode Kubernetes values: kind, namespace/name, uid, creation time, labels, size, or the encryption provider.
+    #[arg(long)]
+    decode: bool,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
 }
@@ -72,6 +76,11 @@ pub struct GetArgs {
     /// Revision to read at [default: the latest].
     #[arg(long, default_value_t = 0)]
     rev: i64,
+    /// Decode a Kubernetes value: kind, namespace/name, uid, creation time,
+    /// labels, size, or the encryption provider (a line after the value; in
+    /// JSON a `kube` member of each kv).
+    #[arg(long)]
+    decode: bool,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
 }
@@ -111,10 +120,13 @@ struct KvJson<'a> {
     version: i64,
     value: Bytes<'a>,
     lease: i64,
+    /// With `--decode` only: the Kubernetes value (null when it is not one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kube: Option<Option<KubeJson>>,
 }
 
-impl<'a> From<&KvRef<'a>> for KvJson<'a> {
-    fn from(kv: &KvRef<'a>) -> Self {
+impl<'a> KvJson<'a> {
+    fn new(kv: &KvRef<'a>, decode: bool) -> Self {
         Self {
             key: Bytes(kv.key),
             create_revision: kv.create_revision,
@@ -122,6 +134,7 @@ impl<'a> From<&KvRef<'a>> for KvJson<'a> {
             version: kv.version,
             value: Bytes(kv.value),
             lease: kv.lease,
+            kube: decode.then(|| kube_json(kv.value)),
         }
     }
 }
@@ -156,12 +169,15 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
                     sub: s.at.rev.sub,
                     tombstone: s.at.tombstone,
                     marker: s.kv == KvRef::default(),
-                    kv: KvJson::from(&s.kv),
+                    kv: KvJson::new(&s.kv, a.decode),
                 })?;
             } else {
                 let mark = if s.at.tombstone { " (deleted)" } else { "" };
                 let mut line = format!("{}{mark}  ", s.at.rev).into_bytes();
                 line.extend_from_slice(&shown(s.kv.key, a.hex));
+                if a.decode && !s.at.tombstone {
+                    line.extend_from_slice(format!("  {}", kube_line(s.kv.value)).as_bytes());
+                }
                 out.bytes_line(&line)?;
             }
         }
@@ -172,7 +188,11 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     drop(spin);
     for v in keys.iter().take(limit) {
         if a.fmt.structured() {
-            out.json(&KvJson::from(&v.kv))?;
+            out.json(&KvJson::new(&v.kv, a.decode))?;
+        } else if a.decode {
+            let mut line = shown(v.kv.key, a.hex).into_owned();
+            line.extend_from_slice(format!("  {}", kube_line(v.kv.value)).as_bytes());
+            out.bytes_line(&line)?;
         } else {
             out.bytes_line(&shown(v.kv.key, a.hex))?;
         }
@@ -219,6 +239,8 @@ struct CtlKv<'a> {
     version: i64,
     value: &'a [u8],
     lease: i64,
+    /// With `--decode` only (not etcdctl's): the Kubernetes value, null when it is not one.
+    kube: Option<Option<KubeJson>>,
 }
 
 impl Serialize for B64Kv<'_> {
@@ -241,6 +263,9 @@ impl Serialize for B64Kv<'_> {
         }
         if kv.lease != 0 {
             m.serialize_entry("lease", &kv.lease)?;
+        }
+        if let Some(k) = &kv.kube {
+            m.serialize_entry("kube", k)?;
         }
         m.end()
     }
@@ -300,6 +325,7 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
                         version: v.kv.version,
                         value: if a.keys_only { b"" } else { v.kv.value },
                         lease: v.kv.lease,
+                        kube: a.decode.then(|| kube_json(v.kv.value)),
                     })
                 })
                 .collect(),
@@ -315,6 +341,9 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
         }
         let value = if a.keys_only { &[][..] } else { v.kv.value };
         out.bytes_line(&shown(value, a.hex))?;
+        if a.decode {
+            out.line(kube_line(v.kv.value))?;
+        }
     }
     Ok(Outcome::Clean)
 }

@@ -27,6 +27,7 @@ mod du_cmd;
 mod etcd_cmd;
 mod interrupt;
 mod keys_cmd;
+mod kube_view;
 mod layout_args;
 mod output;
 mod paths;

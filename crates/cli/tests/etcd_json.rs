@@ -7,6 +7,7 @@
 
 mod etcd_support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use etcd_support::{etcdsnap, fixture_files, read};
@@ -111,6 +112,43 @@ struct KvJson {
     version: i64,
     value: JBytes,
     lease: i64,
+}
+
+/// `keys --decode --json`: `KvJson` plus `kube` (mirrors `src/kube_view.rs`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct DecodedKvJson {
+    key: JBytes,
+    create_revision: i64,
+    mod_revision: i64,
+    version: i64,
+    value: JBytes,
+    lease: i64,
+    kube: Option<KubeJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(dead_code)]
+enum KubeJson {
+    Object {
+        api_version: String,
+        kind: String,
+        namespace: String,
+        name: String,
+        uid: String,
+        creation_timestamp: String,
+        labels: BTreeMap<String, String>,
+        size: u64,
+        encoding: String,
+    },
+    Encrypted {
+        provider: String,
+        version: String,
+        key_name: String,
+        size: u64,
+    },
 }
 
 /// `StoredJson` with its flattened `KvJson` spelled out (serde cannot combine
@@ -278,6 +316,37 @@ fn keys_and_get_json_contract() {
     for s in all.iter().filter(|s| s.tombstone) {
         assert_eq!((s.create_revision, s.mod_revision, s.version, s.lease), (0, 0, 0, 0));
     }
+
+    // --decode: every kube value of the fixture (JSON objects, aesgcm Secrets)
+    // named; compact_rev_key and other plain values are null.
+    let (out, _) = run(&args(&["keys", &f, "--json", "--decode"]), 0);
+    let decoded: Vec<DecodedKvJson> = lines(&out);
+    assert_eq!(decoded.len(), 718);
+    let key = |k: &DecodedKvJson| match &k.key {
+        JBytes::Text(t) => t.clone(),
+        JBytes::Binary(_) => String::new(),
+    };
+    for k in &decoded {
+        let name = key(k);
+        match &k.kube {
+            Some(KubeJson::Encrypted { provider, version, key_name, .. }) => {
+                // KMS v2 keeps its key id inside the payload.
+                let kms_v2 = provider == "kms" && version == "v2";
+                assert!(name.contains("/secrets/") && key_name.is_empty() == kms_v2, "{name}: {provider} {key_name}");
+            }
+            Some(KubeJson::Object { kind, name: n, encoding, .. }) => {
+                assert!(name.ends_with(&format!("/{n}")) && !kind.is_empty() && encoding == "json", "{name}");
+            }
+            None => assert!(!name.contains("/registry/configmaps/"), "{name} not decoded"),
+        }
+    }
+    assert!(decoded
+        .iter()
+        .any(|k| matches!(&k.kube, Some(KubeJson::Encrypted { provider, .. }) if provider == "aesgcm")));
+    assert!(decoded.iter().any(|k| key(k) == "compact_rev_key" && k.kube.is_none()));
+    let (out, _) = run(&args(&["get", &f, "compact_rev_key", "--json", "--decode"]), 0);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("\"kube\":null"), "{text}");
 
     let (out, _) = run(&args(&["get", &f, "compact_rev_key", "--json"]), 0);
     let g: GetJson = one(&out);

@@ -1,6 +1,7 @@
 //! Rules on etcd user keys shared by the snapshot rewrite and the WAL rewrite:
 //! which keys a filter keeps, what a rename turns them into, and which values
-//! Kubernetes encrypted in a way bound to the key.
+//! Kubernetes encrypted in a way bound to the key; and what kube-apiserver
+//! stored in a value ([`kube`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 // Keys and rules come from files and the command line: no expression may panic.
@@ -19,6 +20,8 @@
         clippy::cast_sign_loss
     )
 )]
+
+pub mod kube;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -66,6 +66,8 @@ fn build(image: &[u8], edit: impl Fn(&[u8], &[u8], &[u8]) -> Edit, extra: &[(&[u
     }
     let bytes = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
+    // Other threads of this test binary may still be using the directory.
+    let _ = std::fs::remove_dir(&dir);
     bytes
 }
 

@@ -491,6 +491,29 @@ pub fn restore_skip_hash_check(version: EtcdVersion, db: &Path, data_dir: &Path,
 // ---------------------------------------------------------------------------
 // A running etcd
 
+/// `version`'s etcd as a single member on `data_dir`, client and peer URLs on
+/// 127.0.0.1 only, stdout and stderr to `log`, untouched by ETCD_* variables.
+fn etcd_command(version: EtcdVersion, data_dir: &Path, client_port: u16, peer_port: u16, log: File) -> Command {
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let log2 = log.try_clone().unwrap_or_else(|e| panic!("cloning log handle: {e}"));
+    let mut cmd = Command::new(version.etcd());
+    cmd.args(["--name", "default", "--data-dir"])
+        .arg(data_dir)
+        .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+        .arg("--initial-cluster")
+        .arg(format!("default={peer}"))
+        .args(["--logger", "zap"])
+        // Keep the environment from reconfiguring the server (ETCD_* variables).
+        .env_remove("ETCD_DATA_DIR")
+        .env_remove("ETCD_NAME")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    cmd
+}
+
 /// A single-member etcd on 127.0.0.1, stopped (SIGTERM, then SIGKILL after 10 s) on drop.
 #[derive(Debug)]
 pub struct EtcdServer {
@@ -510,36 +533,11 @@ impl EtcdServer {
     /// only), logging to `<data_dir>.etcd.log`, and waits (30 s at most) until
     /// `etcdctl endpoint health` succeeds. Fails with the log tail otherwise.
     pub fn start(version: EtcdVersion, data_dir: &Path, client_port: u16, peer_port: u16) -> EtcdServer {
-        let client = format!("http://127.0.0.1:{client_port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
         let mut name = data_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "etcd".into());
         name.push(".etcd.log");
         let log_path = data_dir.with_file_name(name);
         let log = File::create(&log_path).unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
-        let log2 = log.try_clone().unwrap_or_else(|e| panic!("cloning log handle: {e}"));
-        let mut cmd = Command::new(version.etcd());
-        cmd.arg("--name")
-            .arg("default")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen-client-urls")
-            .arg(&client)
-            .arg("--advertise-client-urls")
-            .arg(&client)
-            .arg("--listen-peer-urls")
-            .arg(&peer)
-            .arg("--initial-advertise-peer-urls")
-            .arg(&peer)
-            .arg("--initial-cluster")
-            .arg(format!("default={peer}"))
-            .arg("--logger")
-            .arg("zap")
-            // Keep the environment from reconfiguring the server (ETCD_* variables).
-            .env_remove("ETCD_DATA_DIR")
-            .env_remove("ETCD_NAME")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
+        let mut cmd = etcd_command(version, data_dir, client_port, peer_port, log);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
         let mut server = EtcdServer {
             version,
@@ -557,24 +555,9 @@ impl EtcdServer {
     /// expects it to refuse the data dir: asserts that it exits non-zero within
     /// 30 s (killed and failed otherwise) and returns its log.
     pub fn start_expect_exit(version: EtcdVersion, data_dir: &Path, client_port: u16, peer_port: u16) -> String {
-        let client = format!("http://127.0.0.1:{client_port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
         let log_path = data_dir.with_extension("refused.log");
         let log = File::create(&log_path).unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
-        let log2 = log.try_clone().unwrap_or_else(|e| panic!("cloning log handle: {e}"));
-        let mut cmd = Command::new(version.etcd());
-        cmd.args(["--name", "default", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .arg("--initial-cluster")
-            .arg(format!("default={peer}"))
-            .args(["--logger", "zap"])
-            .env_remove("ETCD_DATA_DIR")
-            .env_remove("ETCD_NAME")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
+        let mut cmd = etcd_command(version, data_dir, client_port, peer_port, log);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
         let deadline = Instant::now() + HEALTH_TIMEOUT;
         let status = loop {

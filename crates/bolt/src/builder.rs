@@ -55,6 +55,31 @@ impl Default for BuildOptions {
     }
 }
 
+/// Where a tree of buckets is written, in key order: a [`Builder`], or
+/// anything that wraps one to watch or change what goes through it.
+pub trait Sink {
+    /// Opens nested bucket `name` (with its `NextSequence` counter) in the current bucket.
+    fn create_bucket(&mut self, name: &[u8], sequence: u64) -> Result<()>;
+    /// Appends `key` = `value` to the current bucket; keys must strictly increase.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Closes the current bucket.
+    fn close_bucket(&mut self) -> Result<()>;
+}
+
+impl<W: Write> Sink for Builder<W> {
+    fn create_bucket(&mut self, name: &[u8], sequence: u64) -> Result<()> {
+        Builder::create_bucket(self, name, sequence)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        Builder::put(self, key, value)
+    }
+
+    fn close_bucket(&mut self) -> Result<()> {
+        Builder::close_bucket(self)
+    }
+}
+
 /// What a finished build wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuildSummary {

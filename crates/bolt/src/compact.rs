@@ -62,13 +62,13 @@ pub fn compact_streamed<W: Write>(
 /// Copies the entries of `bucket` (nested buckets recursively, with their
 /// sequences) into the bucket currently open in `builder`. A nested bucket
 /// root reached twice is an error, so a corrupt file cannot make it loop.
-pub fn copy_bucket<W: Write>(bucket: &crate::Bucket<'_>, builder: &mut Builder<W>) -> Result<()> {
+pub fn copy_bucket<S: crate::builder::Sink + ?Sized>(bucket: &crate::Bucket<'_>, builder: &mut S) -> Result<()> {
     copy_nested(bucket, builder, &mut std::collections::HashSet::new(), 0)
 }
 
-fn copy_nested<W: Write>(
+fn copy_nested<S: crate::builder::Sink + ?Sized>(
     bucket: &crate::Bucket<'_>,
-    builder: &mut Builder<W>,
+    builder: &mut S,
     seen: &mut std::collections::HashSet<crate::Pgid>,
     depth: usize,
 ) -> Result<()> {

@@ -60,6 +60,10 @@ pub struct RewriteArgs {
     /// Replace an existing OUT, and remove temporary files interrupted runs left beside it.
     #[arg(long)]
     force: bool,
+    /// Before committing OUT, read it back: run the full verification and check that its status and HashKV
+    /// equal the figures observed while writing it (costs about one `verify` of OUT).
+    #[arg(long)]
+    verify_output: bool,
     /// IN and OUT are etcd data dirs: rewrite member/snap/db and the WAL with the same rules and copy the .snap
     /// files, into a new OUT (must not exist).
     #[arg(long)]
@@ -251,6 +255,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         allow_empty_rules: a.allow_empty_rules,
         output: etcdsnap_bolt::CreateOptions { overwrite: a.force, remove_stale: a.force },
         cancel: crate::interrupt::cancel_on_signals()?,
+        verify_output: a.verify_output,
     };
     let mut bar = crate::progress::Bar::new();
     let progress: &mut dyn Progress = &mut bar;

@@ -73,6 +73,15 @@ pub enum MvccError {
     /// honoured on this input.
     #[error("{0}; nothing was written")]
     Refused(Refusal),
+    /// The output read back does not verify, or its figures differ from those
+    /// observed while writing it (a bug); nothing was committed.
+    #[error("output {path} failed its read-back verification: {what}; nothing was written")]
+    OutputVerification {
+        /// The output.
+        path: PathBuf,
+        /// What differs or which problem was found.
+        what: String,
+    },
     /// A worker thread panicked (a bug); its result is unknown.
     #[error("internal error: the {0} worker thread panicked")]
     WorkerPanicked(&'static str),

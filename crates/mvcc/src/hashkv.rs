@@ -1,11 +1,20 @@
 //! etcd's `HashKV`: CRC-32C over the `key` bucket as a compaction at the
 //! compact revision would leave it, up to a revision.
+//!
+//! One pass, memory per key rather than per revision: [`KvHasher`] keeps the
+//! running CRC of every entry at or below the compact revision and, per key,
+//! where its latest such entry starts and ends in that running CRC. Whether an
+//! entry is kept is only known once the compact revision is passed, so the
+//! kept entries' CRCs are cut out of the running one then (CRC is linear:
+//! `crc(A‖B) = shift(crc(A), |B|) ⊕ crc(B)`) and chained in revision order.
+
+use std::collections::HashMap;
 
 use etcdsnap_bolt::Db;
 
 use crate::error::{MvccError, Result};
-use crate::index::LatestAt;
-use crate::revision::{BucketKey, Revision};
+use crate::kv::KvRef;
+use crate::revision::BucketKey;
 use crate::schema::{read_meta, KEY};
 
 /// How a tombstone stored at exactly the compact revision is hashed, and
@@ -39,10 +48,9 @@ pub struct KeyValueHash {
 }
 
 /// Computes `HashKV` at `rev` (0: the current revision) as an etcd started on
-/// this file would answer it.
+/// this file would answer it, in one pass over the `key` bucket.
 pub fn hash_kv(db: &Db<'_>, rev: i64, rule: TombstoneRule) -> Result<KeyValueHash> {
-    let meta = read_meta(db)?;
-    let compact = meta.compact_rev();
+    let compact = read_meta(db)?.compact_rev();
     let bucket = db.bucket(&[KEY])?;
     let last = match &bucket {
         Some(b) => b.cursor().last_entry()?.map_or(0, |e| BucketKey::lenient_main(e.key)),
@@ -60,31 +68,183 @@ pub fn hash_kv(db: &Db<'_>, rev: i64, rule: TombstoneRule) -> Result<KeyValueHas
         return Err(MvccError::FutureRev { rev, current });
     }
     let rev = if rev == 0 { current } else { rev };
-    // etcd's `Keep(rev)`, from one record per key (see LatestAt), then the hash pass.
-    let keep = LatestAt::build(db, rev)?;
-    let keep_empty = keep.keeps_nothing();
-    let mut crc = crc32c::crc32c(KEY);
+    let mut h = KvHasher::new(compact, rule);
     if let Some(b) = bucket {
         for e in b.cursor() {
             let e = e?;
             let bk = BucketKey::parse(e.key).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
-            let kr = bk.rev;
-            if kr >= Revision::new(rev.saturating_add(1), 0) {
+            if bk.rev.main > rev {
                 break; // keys are in revision order
             }
-            if kr.main <= compact && !keep_empty {
-                let kv =
-                    crate::kv::KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
-                if !keep.keeps(kv.key, kr) {
-                    continue;
-                }
-            }
-            if rule == TombstoneRule::Skip && kr.main == compact && bk.tombstone {
-                continue;
-            }
-            crc = crc32c::crc32c_append(crc, e.key);
-            crc = crc32c::crc32c_append(crc, e.value);
+            h.add(e.key, e.value)?;
         }
     }
-    Ok(KeyValueHash { hash: crc, compact_revision: compact, revision: rev, current_revision: current })
+    Ok(KeyValueHash { hash: h.finish(), compact_revision: compact, revision: rev, current_revision: current })
+}
+
+/// One key's latest entry so far: whether it is a put, and, when it lies at or
+/// below the compact revision, where it sits in the running CRC (the CRC
+/// before and after it, its length) and its ordinal.
+#[derive(Debug, Clone, Copy)]
+struct Latest {
+    ordinal: u64,
+    before: u32,
+    after: u32,
+    len: u32,
+    put: bool,
+    /// At or below the compact revision.
+    prefix: bool,
+}
+
+/// etcd's `HashKV` over `key`-bucket entries fed in bucket (revision) order,
+/// for a store compacted at `compact`; the caller stops feeding above the
+/// revision hashed. Memory: one 40-byte record per key, nothing per revision.
+#[derive(Debug)]
+pub struct KvHasher {
+    compact: i64,
+    rule: TombstoneRule,
+    keys: crate::index::KeyHasher,
+    latest: HashMap<u128, Latest>,
+    /// CRC of `key` (the bucket name) and every hashed entry so far.
+    crc: u32,
+    /// `crc` when the first entry above `compact` came (`None`: not yet).
+    prefix_end: Option<u32>,
+    /// Bytes hashed above `compact`.
+    suffix_len: u64,
+    ordinal: u64,
+}
+
+impl KvHasher {
+    /// A hasher for a store compacted at `compact` (0: never).
+    pub fn new(compact: i64, rule: TombstoneRule) -> Self {
+        Self {
+            compact,
+            rule,
+            keys: crate::index::KeyHasher::new(),
+            latest: HashMap::new(),
+            crc: crc32c::crc32c(KEY),
+            prefix_end: None,
+            suffix_len: 0,
+            ordinal: 0,
+        }
+    }
+
+    /// Adds one entry of the `key` bucket (bucket key, value), in bucket order.
+    pub fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let bk = BucketKey::parse(key).map_err(|err| MvccError::value(KEY, key, err.to_string()))?;
+        let kv = KvRef::parse(value).map_err(|err| MvccError::value(KEY, key, err.to_string()))?;
+        self.ordinal = self.ordinal.saturating_add(1);
+        let id = self.keys.hash(kv.key);
+        let put = !bk.tombstone;
+        if bk.rev.main > self.compact {
+            if self.prefix_end.is_none() {
+                self.prefix_end = Some(self.crc);
+            }
+            self.crc = crc32c::crc32c_append(crc32c::crc32c_append(self.crc, key), value);
+            self.suffix_len = self.suffix_len.saturating_add(entry_len(key, value));
+            // A later revision of the key: none of its entries at or below the
+            // compact revision is kept any more.
+            self.latest.insert(id, Latest { ordinal: self.ordinal, before: 0, after: 0, len: 0, put, prefix: false });
+            return Ok(());
+        }
+        let before = self.crc;
+        // A tombstone is never kept; one at exactly the compact revision is
+        // not hashed either under the newer rule, even when nothing is kept.
+        let skipped = self.rule == TombstoneRule::Skip && bk.tombstone && bk.rev.main == self.compact;
+        if !skipped {
+            self.crc = crc32c::crc32c_append(crc32c::crc32c_append(self.crc, key), value);
+        }
+        let len = u32::try_from(entry_len(key, value))
+            .map_err(|_| MvccError::value(KEY, key, "entry longer than 4 GiB".into()))?;
+        self.latest.insert(id, Latest { ordinal: self.ordinal, before, after: self.crc, len, put, prefix: true });
+        Ok(())
+    }
+
+    /// The hash of everything added.
+    pub fn finish(self) -> u32 {
+        let prefix_end = self.prefix_end.unwrap_or(self.crc);
+        // etcd's `Keep(rev)`: per key, its latest revision up to the one
+        // hashed, when that is a put. Entries at or below the compact revision
+        // are hashed only when kept, unless nothing is kept at all.
+        if !self.latest.values().any(|l| l.put) {
+            return self.crc;
+        }
+        let mut kept: Vec<Latest> = self.latest.into_values().filter(|l| l.put && l.prefix).collect();
+        kept.sort_unstable_by_key(|l| l.ordinal);
+        // Chain the kept entries: crc(T‖E) = shift(T ⊕ before, |E|) ⊕ after,
+        // since after = shift(before, |E|) ⊕ crc(E).
+        let mut t = crc32c::crc32c(KEY);
+        for l in kept.iter() {
+            t = shift(t ^ l.before, u64::from(l.len)) ^ l.after;
+        }
+        // Then everything above the compact revision, likewise.
+        shift(t ^ prefix_end, self.suffix_len) ^ self.crc
+    }
+}
+
+fn entry_len(key: &[u8], value: &[u8]) -> u64 {
+    (key.len() as u64).saturating_add(value.len() as u64)
+}
+
+/// The CRC-32C register `v` advanced over `n` zero bytes without the pre- and
+/// post-inversion (multiplication by x^(8n) modulo the polynomial): the
+/// operator of CRC's linearity, `crc(A‖B) = shift(crc(A), |B|) ⊕ crc(B)`.
+fn shift(v: u32, n: u64) -> u32 {
+    const SHORT: u64 = 1 << 14;
+    if n <= SHORT {
+        // The hardware CRC over zeros is fastest for what entries are.
+        static ZEROS: [u8; SHORT as usize] = [0; SHORT as usize];
+        let z = ZEROS.get(..usize::try_from(n).unwrap_or(0)).unwrap_or(&[]);
+        !crc32c::crc32c_append(!v, z)
+    } else {
+        mul(x_pow_8n(n), v)
+    }
+}
+
+/// Reflected CRC-32C polynomial.
+const POLY: u32 = 0x82F6_3B78;
+
+/// a·b modulo the polynomial, both reflected (bit 31 is x^0).
+fn mul(a: u32, mut b: u32) -> u32 {
+    let mut p = 0u32;
+    let mut m = 1u32 << 31;
+    while m != 0 {
+        if a & m != 0 {
+            p ^= b;
+        }
+        m >>= 1;
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+    p
+}
+
+/// x^(8n) modulo the polynomial, by squaring.
+fn x_pow_8n(n: u64) -> u32 {
+    let mut p = 1u32 << 31; // x^0
+    let mut sq = 1u32 << 23; // x^8
+    let mut n = n;
+    while n != 0 {
+        if n & 1 != 0 {
+            p = mul(sq, p);
+        }
+        sq = mul(sq, sq);
+        n >>= 1;
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_is_crc_linearity() {
+        let a: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for n in [0usize, 1, 7, 300, 16384, 16385, 40000] {
+            let b: Vec<u8> = (0..n).map(|i| (i * 13 % 253) as u8).collect();
+            let whole = crc32c::crc32c_append(crc32c::crc32c(&a), &b);
+            assert_eq!(shift(crc32c::crc32c(&a), n as u64) ^ crc32c::crc32c(&b), whole, "n = {n}");
+            assert_eq!(mul(x_pow_8n(n as u64), 0x1234_5678), shift(0x1234_5678, n as u64), "n = {n}");
+        }
+    }
 }

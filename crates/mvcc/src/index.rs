@@ -131,8 +131,33 @@ impl<'a> Index<'a> {
 #[derive(Debug)]
 pub struct LatestAt {
     at: i64,
-    hashers: (std::collections::hash_map::RandomState, std::collections::hash_map::RandomState),
+    keys: KeyHasher,
     latest: HashMap<u128, (Revision, bool)>,
+}
+
+/// A user key's identity in per-key tables: a 128-bit hash under two random
+/// SipHash keys (fresh per table), so no crafted key set can make two keys
+/// share a record.
+#[derive(Debug, Clone)]
+pub struct KeyHasher(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
+
+impl KeyHasher {
+    /// Fresh random keys.
+    pub fn new() -> Self {
+        Self(std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new())
+    }
+
+    /// The 128-bit identity of `key`.
+    pub fn hash(&self, key: &[u8]) -> u128 {
+        use std::hash::BuildHasher;
+        (u128::from(self.0.hash_one(key)) << 64) | u128::from(self.1.hash_one(key))
+    }
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl LatestAt {
@@ -140,7 +165,7 @@ impl LatestAt {
     pub fn new(at: i64) -> Self {
         Self {
             at,
-            hashers: (std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new()),
+            keys: KeyHasher::new(),
             latest: HashMap::new(),
         }
     }
@@ -161,22 +186,17 @@ impl LatestAt {
         Ok(l)
     }
 
-    fn hash(&self, key: &[u8]) -> u128 {
-        use std::hash::BuildHasher;
-        (u128::from(self.hashers.0.hash_one(key)) << 64) | u128::from(self.hashers.1.hash_one(key))
-    }
-
     /// Adds one entry, in bucket order; entries above `at` are ignored.
     pub fn add(&mut self, key: &[u8], bk: BucketKey) {
         if bk.rev.main <= self.at {
-            let h = self.hash(key);
+            let h = self.keys.hash(key);
             self.latest.insert(h, (bk.rev, !bk.tombstone));
         }
     }
 
     /// Whether a compaction at `at` keeps revision `rev` of `key` (etcd's `keep`).
     pub fn keeps(&self, key: &[u8], rev: Revision) -> bool {
-        self.latest.get(&self.hash(key)).is_some_and(|&(r, put)| put && r == rev)
+        self.latest.get(&self.keys.hash(key)).is_some_and(|&(r, put)| put && r == rev)
     }
 
     /// Whether `keep` would be empty (no key has a put as its latest revision ≤ `at`).

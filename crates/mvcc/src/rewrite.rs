@@ -14,13 +14,13 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use etcdsnap_bolt::builder::{BuildOptions, Builder, DEFAULT_FILL_PERCENT};
+use etcdsnap_bolt::builder::{BuildOptions, Builder, Sink, DEFAULT_FILL_PERCENT};
 use etcdsnap_bolt::{AtomicFile, Bucket, Cancel, CreateOptions, Db, MappedFile, StaleTemp};
 use etcdsnap_keys::{encryption, KeyRules, RuleCounter, RuleMatch};
 use etcdsnap_proto::{authpb, Message};
 
 use crate::error::{MvccError, Refusal, Result};
-use crate::hashkv::{hash_kv, KeyValueHash, TombstoneRule};
+use crate::hashkv::{hash_kv, KeyValueHash, KvHasher, TombstoneRule};
 use crate::index::LatestAt;
 use crate::kv::{encode_with_key, KvRef};
 use crate::revision::{BucketKey, Revision};
@@ -29,7 +29,7 @@ use crate::schema::{
     SCHEDULED_COMPACT_REV, STORAGE_VERSION,
 };
 use crate::snapshot::TrailerMode;
-use crate::status::{status, Status};
+use crate::status::{status, Status, StatusObserver};
 use crate::trailer::{self, Trailer, TRAILER_LEN};
 
 pub use etcdsnap_keys::{CompactRevKey, COMPACT_REV_KEY};
@@ -79,6 +79,10 @@ pub struct RewriteOptions {
     pub output: CreateOptions,
     /// Stops the rewrite (the temporary file is removed) once set.
     pub cancel: Cancel,
+    /// Before committing, read the output back: run the full check
+    /// ([`crate::verify::verify`]) and compare its status and HashKV with the
+    /// figures observed while writing it.
+    pub verify_output: bool,
 }
 
 impl Default for RewriteOptions {
@@ -99,6 +103,7 @@ impl Default for RewriteOptions {
             allow_empty_rules: false,
             output: CreateOptions::default(),
             cancel: Cancel::default(),
+            verify_output: false,
         }
     }
 }
@@ -498,9 +503,9 @@ fn compacted_away(plan: &Plan<'_>, key: &[u8], bk: BucketKey) -> bool {
     }
 }
 
-fn write_key_bucket<W: Write>(
+fn write_key_bucket<S: Sink>(
     b: &Bucket<'_>,
-    out: &mut Builder<W>,
+    out: &mut S,
     plan: &Plan<'_>,
     rules: &KeyRules,
     c: &mut Counts,
@@ -593,7 +598,7 @@ fn check_target(meta: &crate::schema::MetaInfo, target: EtcdLine) -> Result<Etcd
     Ok(target)
 }
 
-fn write_meta<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, plan: &Plan<'_>) -> Result<()> {
+fn write_meta<S: Sink>(b: &Bucket<'_>, out: &mut S, plan: &Plan<'_>) -> Result<()> {
     let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for e in b.cursor() {
         let e = e?;
@@ -632,7 +637,7 @@ fn write_meta<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, plan: &Plan<'_>) -
 
 /// The `cluster` bucket: `clusterVersion` lowered to the target line, the
 /// rest (`downgrade`) carried.
-fn write_cluster<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, target: EtcdLine) -> Result<()> {
+fn write_cluster<S: Sink>(b: &Bucket<'_>, out: &mut S, target: EtcdLine) -> Result<()> {
     for e in b.cursor() {
         let e = e?;
         if e.is_bucket() {
@@ -647,9 +652,9 @@ fn write_cluster<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, target: EtcdLin
     Ok(())
 }
 
-fn write_leases<W: Write>(
+fn write_leases<S: Sink>(
     b: &Bucket<'_>,
-    out: &mut Builder<W>,
+    out: &mut S,
     plan: &Plan<'_>,
     drop: bool,
     c: &mut Counts,
@@ -673,7 +678,7 @@ fn write_leases<W: Write>(
     Ok(())
 }
 
-fn write_roles<W: Write>(b: &Bucket<'_>, out: &mut Builder<W>, rules: &KeyRules, c: &mut Counts) -> Result<()> {
+fn write_roles<S: Sink>(b: &Bucket<'_>, out: &mut S, rules: &KeyRules, c: &mut Counts) -> Result<()> {
     for e in b.cursor() {
         let e = e?;
         if rules.renames.is_empty() {
@@ -731,10 +736,76 @@ fn add_permission(perms: &mut Vec<authpb::Permission>, p: authpb::Permission) {
     }
 }
 
+/// The output's `snapshot status` and HashKV figures, observed from what the
+/// write pass hands the builder, so the output need not be read back.
+struct Watched<'a, S: Sink> {
+    out: &'a mut S,
+    status: StatusObserver,
+    kv: KvHasher,
+    depth: usize,
+    in_key: bool,
+    failed: Option<MvccError>,
+}
+
+impl<'a, S: Sink> Watched<'a, S> {
+    fn new(out: &'a mut S, compact: i64) -> Self {
+        Self {
+            out,
+            status: StatusObserver::default(),
+            // HashKV as etcd ≥3.5.16 answers it (the report's rule).
+            kv: KvHasher::new(compact, TombstoneRule::Skip),
+            depth: 0,
+            in_key: false,
+            failed: None,
+        }
+    }
+
+    fn finish(self) -> Result<(StatusObserver, KvHasher)> {
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok((self.status, self.kv)),
+        }
+    }
+}
+
+impl<S: Sink> Sink for Watched<'_, S> {
+    fn create_bucket(&mut self, name: &[u8], sequence: u64) -> etcdsnap_bolt::Result<()> {
+        self.out.create_bucket(name, sequence)?;
+        self.status.open_bucket(name);
+        if self.depth == 0 {
+            self.in_key = name == KEY;
+        }
+        self.depth = self.depth.saturating_add(1);
+        Ok(())
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> etcdsnap_bolt::Result<()> {
+        self.out.put(key, value)?;
+        if self.failed.is_none() {
+            let mut watch = || -> Result<()> {
+                self.status.put(key, value)?;
+                if self.depth == 1 && self.in_key {
+                    self.kv.add(key, value)?;
+                }
+                Ok(())
+            };
+            self.failed = watch().err();
+        }
+        Ok(())
+    }
+
+    fn close_bucket(&mut self) -> etcdsnap_bolt::Result<()> {
+        self.out.close_bucket()?;
+        self.status.close_bucket();
+        self.depth = self.depth.saturating_sub(1);
+        Ok(())
+    }
+}
+
 /// Writes every bucket of `db`, transformed, into `out` (run twice: layout, then output).
-fn emit<W: Write>(
+fn emit<S: Sink>(
     db: &Db<'_>,
-    out: &mut Builder<W>,
+    out: &mut S,
     plan: &Plan<'_>,
     opts: &RewriteOptions,
     c: &mut Counts,
@@ -753,6 +824,28 @@ fn emit<W: Write>(
             _ => etcdsnap_bolt::compact::copy_bucket(&bucket, out)?,
         }
         out.close_bucket()?;
+    }
+    Ok(())
+}
+
+/// `verify_output`: the written file (at `tmp`, committed as `output`) passes
+/// the full check, and its status and HashKV read back equal what was observed.
+fn read_back(tmp: &Path, output: &Path, st: &Status, hkv: &KeyValueHash) -> Result<()> {
+    let fail = |what: String| MvccError::OutputVerification { path: output.to_path_buf(), what };
+    let written = MappedFile::open(tmp)?;
+    let report = crate::verify::verify(&written, crate::verify::VerifyOptions::default());
+    if let Some(first) = report.findings.iter().find(|f| f.severity == crate::verify::Severity::Problem) {
+        let what = format!("{} problem(s), the first: {} ({})", report.problem_count, first.message, first.kind.code());
+        return Err(fail(what));
+    }
+    let db = Db::open(trailer::split(&written).0)?;
+    let read = status(&db)?;
+    if read != *st {
+        return Err(fail(format!("status read back {read:?} differs from the one observed {st:?}")));
+    }
+    let read = hash_kv(&db, 0, TombstoneRule::Skip)?;
+    if read != *hkv {
+        return Err(fail(format!("HashKV read back {read:?} differs from the one observed {hkv:?}")));
     }
     Ok(())
 }
@@ -829,13 +922,17 @@ fn rewrite_inner(
     let out_file = atomic.file()?;
     let total = layout.bytes;
     let sink = (progress, total);
-    let ((c, summary), trailer_out) =
+    // The compact revision of the output, as a restarted etcd takes it.
+    let compact = plan.scheduled.unwrap_or(0).max(plan.finished.unwrap_or(0));
+    let ((c, summary, (observed, kv)), trailer_out) =
         crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, sink, |w| {
             let mut out = Builder::streamed(w, build, &layout)?;
             let mut c = Counts::default();
-            emit(&db, &mut out, &plan, opts, &mut c)?;
+            let mut watched = Watched::new(&mut out, compact);
+            emit(&db, &mut watched, &plan, opts, &mut c)?;
+            let figures = watched.finish()?;
             let (_, summary) = out.finish_streamed()?;
-            Ok((c, summary))
+            Ok((c, summary, figures))
         })?;
     let f = atomic.file()?;
     if let Some(d) = &trailer_out {
@@ -843,14 +940,23 @@ fn rewrite_inner(
     }
     let bytes_out = summary.bytes.saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
     opts.cancel.check()?;
+
+    // Figures of what was written, observed on the way.
+    let st = observed.finish(summary.bytes, usize::try_from(page_size).unwrap_or(usize::MAX));
+    let current = st.revision.max(compact);
+    let hkv = KeyValueHash { hash: kv.finish(), compact_revision: compact, revision: current, current_revision: current };
+    if st.meta.compact_rev() != compact {
+        return Err(MvccError::OutputVerification {
+            path: output.to_path_buf(),
+            what: format!("compact revision written {} differs from the planned {compact}", st.meta.compact_rev()),
+        });
+    }
+    if opts.verify_output {
+        f.sync_data().map_err(|source| MvccError::Io { path: atomic.tmp_path().to_path_buf(), source })?;
+        read_back(atomic.tmp_path(), output, &st, &hkv)?;
+    }
     let stale_temps = atomic.stale().to_vec();
     atomic.commit()?;
-
-    // Figures of what was written, read back from the output.
-    let written = MappedFile::open(output)?;
-    let out_db = Db::open(trailer::split(&written).0)?;
-    let st = status(&out_db)?;
-    let hkv = hash_kv(&out_db, 0, TombstoneRule::Skip)?;
     Ok(RewriteReport {
         revisions_read: plan.revisions,
         revisions_kept: c.kept,

@@ -211,18 +211,26 @@ pub fn read_meta(db: &Db<'_>) -> Result<MetaInfo> {
     let Some(b) = db.bucket(&[META])? else { return Ok(m) };
     for e in b.cursor() {
         let e = e?;
-        let bad = |what: &str| MvccError::meta(e.key, what.to_string());
-        match e.key {
-            CONSISTENT_INDEX => m.consistent_index = Some(be_u64(e.value).ok_or_else(|| bad("not 8 bytes"))?),
-            TERM => m.term = Some(be_u64(e.value).ok_or_else(|| bad("not 8 bytes"))?),
-            SCHEDULED_COMPACT_REV => m.scheduled_compact = Some(compact_rev(e.value, e.key)?),
-            FINISHED_COMPACT_REV => m.finished_compact = Some(compact_rev(e.value, e.key)?),
-            CONF_STATE => m.conf_state = Some(String::from_utf8_lossy(e.value).into_owned()),
-            STORAGE_VERSION => m.storage_version = Some(String::from_utf8_lossy(e.value).into_owned()),
-            _ => {}
-        }
+        m.absorb(e.key, e.value)?;
     }
     Ok(m)
+}
+
+impl MetaInfo {
+    /// Takes in one entry of the `meta` bucket (unknown keys are ignored).
+    pub fn absorb(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let bad = |what: &str| MvccError::meta(key, what.to_string());
+        match key {
+            CONSISTENT_INDEX => self.consistent_index = Some(be_u64(value).ok_or_else(|| bad("not 8 bytes"))?),
+            TERM => self.term = Some(be_u64(value).ok_or_else(|| bad("not 8 bytes"))?),
+            SCHEDULED_COMPACT_REV => self.scheduled_compact = Some(compact_rev(value, key)?),
+            FINISHED_COMPACT_REV => self.finished_compact = Some(compact_rev(value, key)?),
+            CONF_STATE => self.conf_state = Some(String::from_utf8_lossy(value).into_owned()),
+            STORAGE_VERSION => self.storage_version = Some(String::from_utf8_lossy(value).into_owned()),
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// The `lease` bucket's records, decoded, in key order.

@@ -50,63 +50,157 @@ impl Status {
     }
 }
 
-/// Computes [`Status`] in one pass over the file (plus the small buckets).
+/// Computes [`Status`] in one pass over the file.
 pub fn status(db: &Db<'_>) -> Result<Status> {
-    let mut crc = 0u32;
-    let mut total_key = 0u64;
-    let (mut revision, mut revisions, mut tombstones, mut markers) = (0i64, 0u64, 0u64, 0u64);
-    let mut live: HashSet<&[u8]> = HashSet::new();
+    let mut o = StatusObserver::default();
     let root = db.root()?;
     for top in root.cursor() {
         let top = top?;
-        crc = crc32c::crc32c_append(crc, top.key);
         if !top.is_bucket() {
             // etcdutl fails on a top-level key that is not a bucket ("cannot get hash of bucket").
             return Err(MvccError::value(b"", top.key, "top-level key is not a bucket".into()));
         }
+        o.open_bucket(top.key);
         let bucket = root.child(top)?;
-        let is_key = top.key == KEY;
         for e in bucket.cursor() {
             let e = e?;
-            crc = crc32c::crc32c_append(crc, e.key);
-            // A nested bucket's value reads as nil in Go's ForEach.
-            if !e.is_bucket() {
-                crc = crc32c::crc32c_append(crc, e.value);
-            }
-            total_key = total_key.saturating_add(1);
-            if is_key {
-                revision = BucketKey::lenient_main(e.key);
-                revisions = revisions.saturating_add(1);
-                let tomb = BucketKey::parse(e.key).map(|k| k.tombstone).unwrap_or(false);
-                if e.value.is_empty() {
-                    markers = markers.saturating_add(1);
-                }
-                let kv = KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
-                if tomb {
-                    tombstones = tombstones.saturating_add(1);
-                    live.remove(kv.key);
-                } else {
-                    live.insert(kv.key);
-                }
+            if e.is_bucket() {
+                o.open_bucket(e.key);
+                o.close_bucket();
+            } else {
+                o.put(e.key, e.value)?;
             }
         }
+        o.close_bucket();
     }
-    let total_key_v36 = live.len() as u64;
-    let live_keys = total_key_v36.saturating_sub(u64::from(live.contains(&b""[..])));
-    Ok(Status {
-        hash: crc,
-        revision,
-        total_key,
-        total_key_v36,
-        total_size: db.hwm().saturating_mul(db.page_size() as u64),
-        page_size: db.page_size(),
-        meta: schema::read_meta(db)?,
-        revisions,
-        tombstones,
-        markers,
-        live_keys,
-        leases: schema::count(db, schema::LEASE)?,
-        members: schema::count(db, schema::MEMBERS)?,
-        auth_enabled: schema::auth_enabled(db)?,
-    })
+    Ok(o.finish(db.hwm().saturating_mul(db.page_size() as u64), db.page_size()))
+}
+
+/// Which top-level bucket entries belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Top {
+    #[default]
+    Other,
+    Key,
+    Meta,
+    Lease,
+    Members,
+    Auth,
+}
+
+/// [`Status`] from the buckets and entries of a db as they are walked or
+/// written, in order: `open_bucket` (a top-level bucket, or a bucket nested in
+/// one), `put`, `close_bucket`. What a nested bucket holds is not counted, as
+/// etcdutl's `ForEach` over the top-level buckets does not see it. Memory: a
+/// 16-byte identity per live key.
+#[derive(Debug, Default)]
+pub struct StatusObserver {
+    crc: u32,
+    total_key: u64,
+    revision: i64,
+    revisions: u64,
+    tombstones: u64,
+    markers: u64,
+    keys: crate::index::KeyHasher,
+    live: HashSet<u128>,
+    marker_live: bool,
+    leases: u64,
+    members: u64,
+    auth_enabled: bool,
+    meta: MetaInfo,
+    depth: usize,
+    top: Top,
+}
+
+impl StatusObserver {
+    /// A bucket opens: top-level when none is open, else nested in the open one.
+    pub fn open_bucket(&mut self, name: &[u8]) {
+        match self.depth {
+            0 => {
+                self.crc = crc32c::crc32c_append(self.crc, name);
+                self.top = match name {
+                    KEY => Top::Key,
+                    schema::META => Top::Meta,
+                    schema::LEASE => Top::Lease,
+                    schema::MEMBERS => Top::Members,
+                    schema::AUTH => Top::Auth,
+                    _ => Top::Other,
+                };
+            }
+            // A nested bucket's value reads as nil in Go's ForEach.
+            1 => self.count(name, None),
+            _ => {}
+        }
+        self.depth = self.depth.saturating_add(1);
+    }
+
+    /// The innermost open bucket closes.
+    pub fn close_bucket(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    fn count(&mut self, key: &[u8], value: Option<&[u8]>) {
+        self.crc = crc32c::crc32c_append(self.crc, key);
+        if let Some(v) = value {
+            self.crc = crc32c::crc32c_append(self.crc, v);
+        }
+        self.total_key = self.total_key.saturating_add(1);
+    }
+
+    /// An entry of the innermost open bucket.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if self.depth != 1 {
+            return Ok(());
+        }
+        self.count(key, Some(value));
+        match self.top {
+            Top::Key => {
+                self.revision = BucketKey::lenient_main(key);
+                self.revisions = self.revisions.saturating_add(1);
+                let tomb = BucketKey::parse(key).map(|k| k.tombstone).unwrap_or(false);
+                if value.is_empty() {
+                    self.markers = self.markers.saturating_add(1);
+                }
+                let kv = KvRef::parse(value).map_err(|err| MvccError::value(KEY, key, err.to_string()))?;
+                let id = self.keys.hash(kv.key);
+                let marker = kv.key.is_empty();
+                if tomb {
+                    self.tombstones = self.tombstones.saturating_add(1);
+                    self.live.remove(&id);
+                } else {
+                    self.live.insert(id);
+                }
+                if marker {
+                    self.marker_live = !tomb;
+                }
+            }
+            Top::Meta => self.meta.absorb(key, value)?,
+            Top::Lease => self.leases = self.leases.saturating_add(1),
+            Top::Members => self.members = self.members.saturating_add(1),
+            Top::Auth if key == b"authEnabled" => self.auth_enabled = value == [1u8],
+            Top::Auth | Top::Other => {}
+        }
+        Ok(())
+    }
+
+    /// The figures, for a file of `total_size` bytes in use (`pgid × pageSize`).
+    pub fn finish(self, total_size: u64, page_size: usize) -> Status {
+        let total_key_v36 = self.live.len() as u64;
+        Status {
+            hash: self.crc,
+            revision: self.revision,
+            total_key: self.total_key,
+            total_key_v36,
+            total_size,
+            page_size,
+            meta: self.meta,
+            revisions: self.revisions,
+            tombstones: self.tombstones,
+            markers: self.markers,
+            live_keys: total_key_v36.saturating_sub(u64::from(self.marker_live)),
+            leases: self.leases,
+            members: self.members,
+            auth_enabled: self.auth_enabled,
+        }
+    }
 }

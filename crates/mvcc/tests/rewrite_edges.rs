@@ -55,7 +55,10 @@ fn rules(include: &[&str], keep: &[&str], drop: &[&str], rename: &[&str]) -> Key
 
 /// Tests write several outputs to one path: replacing them is allowed here.
 fn run(input: &Path, output: &Path, opts: &RewriteOptions) -> Result<RewriteReport, MvccError> {
-    let opts = RewriteOptions { output: CreateOptions { overwrite: true, remove_stale: false }, ..opts.clone() };
+    // Every run also reads its output back (`verify_output`): a figure observed
+    // while writing that differs from the file fails the rewrite itself.
+    let opts =
+        RewriteOptions { output: CreateOptions { overwrite: true, remove_stale: false }, verify_output: true, ..opts.clone() };
     rewrite(input, output, &opts, &mut NoProgress)
 }
 

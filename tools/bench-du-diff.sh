@@ -24,16 +24,7 @@ planted=$tmp/planted.db
 "$etcdsnap" rewrite "$file" "$planted" --drop-key "$key" --allow-empty-rules > /dev/null
 cat "$file" "$planted" > /dev/null
 
-# secs CMD...: wall seconds of one run (exit 0 or 1 accepted: diff says 1 when the files differ).
-secs() {
-  local s e rc=0
-  s=$(date +%s.%N)
-  "$@" > /dev/null 2>&1 || rc=$?
-  e=$(date +%s.%N)
-  [ "$rc" -le 1 ] || { echo "FAILED ($rc): $*" >&2; exit 1; }
-  echo "$e - $s" | bc -l
-}
-median() { sort -g | awk '{a[NR]=$1} END{print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+. "$repo/tools/bench-lib.sh"
 
 declare -A t
 names=(status du diff history)
@@ -50,22 +41,6 @@ for n in "${names[@]}"; do
   printf '%-22s %10.3f %12.2f\n' "$n" "$m" "$(echo "$m / $base" | bc -l)"
 done
 
-# mem CMD...: peak RssAnon and VmHWM (kB) of one run, sampled every 20 ms.
-mem() {
-  local pid anon=0 hwm=0 st a h
-  "$@" > /dev/null 2>&1 &
-  pid=$!
-  while :; do
-    read -r st a h < <(awk '/^State:/{s=$2} /^RssAnon:/{a=$2} /^VmHWM:/{h=$2} END{print (s == "" ? "X" : s), a+0, h+0}' \
-      "/proc/$pid/status" 2>/dev/null || echo "X 0 0")
-    case $st in Z|X) break ;; esac
-    [ "$a" -gt "$anon" ] && anon=$a
-    [ "$h" -gt "$hwm" ] && hwm=$h
-    sleep 0.02
-  done
-  wait "$pid" || true
-  printf '%.1f %.1f\n' "$(echo "$anon / 1024" | bc -l)" "$(echo "$hwm / 1024" | bc -l)"
-}
 printf '\n%-22s %12s %12s\n' "memory" "RssAnon_MB" "VmHWM_MB"
 for c in "du" "diff" "diff --history" "hashkv"; do
   case $c in

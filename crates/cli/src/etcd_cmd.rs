@@ -148,16 +148,18 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
         let digest = a.verify_trailer.then(|| scope.spawn(|| trailer::verify(&file)));
         let check = scope.spawn(|| db.check());
         let s = status(&db);
+        // A panicked digest is an error, never "no trailer".
         let t = match digest {
-            Some(h) => h.join().map(TrailerState::Verified).unwrap_or(TrailerState::Absent),
-            None => match trailer::split(&file).1 {
+            Some(h) => h.join().map(TrailerState::Verified).map_err(|_| ()),
+            None => Ok(match trailer::split(&file).1 {
                 Some(d) => TrailerState::Present(d),
                 None => TrailerState::Absent,
-            },
+            }),
         };
         (t, check.join(), s)
     });
     drop(spin);
+    let t = t.map_err(|()| anyhow::anyhow!("trailer check thread panicked"))?;
     let check = check.map_err(|_| anyhow::anyhow!("bbolt check thread panicked"))?;
     // Like etcdutl, figures of a structurally damaged file are refused.
     if !check.is_ok() {

@@ -561,7 +561,11 @@ etcdsnap_testkit::per_version!(offline_compact);
 fn keep_all_bump(version: EtcdVersion) {
     let dir = scratch(&format!("rewrite-e2e-bump-{version}"));
     let out = dir.join("bumped.db");
-    let r = rewrite(&version.fixture_snapshot(), &out, &["--bump-revision", "1000000000", "--mark-compacted", "--verify-output"]);
+    let r = rewrite(
+        &version.fixture_snapshot(),
+        &out,
+        &["--bump-revision", "1000000000", "--mark-compacted", "--verify-output"],
+    );
     let new = OLD_LATEST + BUMP;
     assert_eq!((r.new_revision, r.scheduled_compact_revision), (new, Some(new)));
     assert_eq!(r.revisions.filtered + r.revisions.renamed + r.revisions.compacted, 0);

@@ -163,11 +163,7 @@ impl Default for KeyHasher {
 impl LatestAt {
     /// An empty record for revision `at`.
     pub fn new(at: i64) -> Self {
-        Self {
-            at,
-            keys: KeyHasher::new(),
-            latest: HashMap::new(),
-        }
+        Self { at, keys: KeyHasher::new(), latest: HashMap::new() }
     }
 
     /// Built from every entry of the `key` bucket.

@@ -652,13 +652,7 @@ fn write_cluster<S: Sink>(b: &Bucket<'_>, out: &mut S, target: EtcdLine) -> Resu
     Ok(())
 }
 
-fn write_leases<S: Sink>(
-    b: &Bucket<'_>,
-    out: &mut S,
-    plan: &Plan<'_>,
-    drop: bool,
-    c: &mut Counts,
-) -> Result<()> {
+fn write_leases<S: Sink>(b: &Bucket<'_>, out: &mut S, plan: &Plan<'_>, drop: bool, c: &mut Counts) -> Result<()> {
     for e in b.cursor() {
         let e = e?;
         c.leases_read = c.leases_read.saturating_add(1);
@@ -803,13 +797,7 @@ impl<S: Sink> Sink for Watched<'_, S> {
 }
 
 /// Writes every bucket of `db`, transformed, into `out` (run twice: layout, then output).
-fn emit<S: Sink>(
-    db: &Db<'_>,
-    out: &mut S,
-    plan: &Plan<'_>,
-    opts: &RewriteOptions,
-    c: &mut Counts,
-) -> Result<()> {
+fn emit<S: Sink>(db: &Db<'_>, out: &mut S, plan: &Plan<'_>, opts: &RewriteOptions, c: &mut Counts) -> Result<()> {
     let root = db.root()?;
     for top in root.cursor() {
         let top = top?;
@@ -877,32 +865,28 @@ pub fn rewrite(
     })
 }
 
-fn rewrite_inner(
-    input: &Path,
+/// What [`write`] produced: the output, written but not committed, and its figures.
+struct Written<'a> {
+    atomic: AtomicFile,
+    plan: Plan<'a>,
+    c: Counts,
+    st: Status,
+    hkv: KeyValueHash,
+    trailer_out: Option<[u8; TRAILER_LEN]>,
+    bytes_out: u64,
+}
+
+/// Lays the output out, then writes it (hashed on the way) into a temporary
+/// file beside `output`, observing its status and HashKV figures.
+fn write<'a>(
+    db: &Db<'a>,
+    input_has_trailer: bool,
     output: &Path,
+    input: &Path,
     opts: &RewriteOptions,
     progress: &mut dyn Progress,
-) -> Result<RewriteReport> {
-    let start = Instant::now();
-    validate(opts)?;
-    let file = MappedFile::open(input)?;
-    let db = Db::open(trailer::split(&file).0)?;
-    // The input's trailer is checked on another thread while the plan pass reads.
-    let (trailer_in, plan) = std::thread::scope(|scope| {
-        let check = scope.spawn(|| trailer::verify(&file));
-        let plan = plan(&db, opts, progress);
-        // A panicked check is an error, never "no trailer".
-        (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), plan)
-    });
-    let trailer_in = trailer_in?;
-    if let Trailer::Mismatch { stored, computed } = trailer_in {
-        return Err(MvccError::Refused(Refusal::TrailerMismatch {
-            path: input.to_path_buf(),
-            stored: trailer::hex(&stored),
-            computed: trailer::hex(&computed),
-        }));
-    }
-    let plan = plan?;
+    plan: Plan<'a>,
+) -> Result<Written<'a>> {
     // The meta's page size is a u32 to begin with.
     let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
     let build = BuildOptions {
@@ -914,10 +898,10 @@ fn rewrite_inner(
     // Lay the file out first, so its meta pages can be written first and the
     // whole file hashed while it is written.
     let mut layout = Builder::plan(build)?;
-    emit(&db, &mut layout, &plan, opts, &mut Counts::default())?;
+    emit(db, &mut layout, &plan, opts, &mut Counts::default())?;
     let layout = layout.finish()?;
 
-    let want_trailer = opts.trailer.wants_trailer(trailer_in.is_present());
+    let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
     let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
     let out_file = atomic.file()?;
     let total = layout.bytes;
@@ -929,7 +913,7 @@ fn rewrite_inner(
             let mut out = Builder::streamed(w, build, &layout)?;
             let mut c = Counts::default();
             let mut watched = Watched::new(&mut out, compact);
-            emit(&db, &mut watched, &plan, opts, &mut c)?;
+            emit(db, &mut watched, &plan, opts, &mut c)?;
             let figures = watched.finish()?;
             let (_, summary) = out.finish_streamed()?;
             Ok((c, summary, figures))
@@ -944,7 +928,8 @@ fn rewrite_inner(
     // Figures of what was written, observed on the way.
     let st = observed.finish(summary.bytes, usize::try_from(page_size).unwrap_or(usize::MAX));
     let current = st.revision.max(compact);
-    let hkv = KeyValueHash { hash: kv.finish(), compact_revision: compact, revision: current, current_revision: current };
+    let hkv =
+        KeyValueHash { hash: kv.finish(), compact_revision: compact, revision: current, current_revision: current };
     if st.meta.compact_rev() != compact {
         return Err(MvccError::OutputVerification {
             path: output.to_path_buf(),
@@ -955,6 +940,40 @@ fn rewrite_inner(
         f.sync_data().map_err(|source| MvccError::Io { path: atomic.tmp_path().to_path_buf(), source })?;
         read_back(atomic.tmp_path(), output, &st, &hkv)?;
     }
+    Ok(Written { atomic, plan, c, st, hkv, trailer_out, bytes_out })
+}
+
+fn rewrite_inner(
+    input: &Path,
+    output: &Path,
+    opts: &RewriteOptions,
+    progress: &mut dyn Progress,
+) -> Result<RewriteReport> {
+    let start = Instant::now();
+    validate(opts)?;
+    let file = MappedFile::open(input)?;
+    let db = Db::open(trailer::split(&file).0)?;
+    let has_trailer = trailer::split(&file).1.is_some();
+    // The input's trailer is checked on another core for the whole rewrite;
+    // the output is committed only once it matched.
+    let (trailer_in, written) = std::thread::scope(|scope| {
+        let check = scope.spawn(|| trailer::verify(&file));
+        let written =
+            plan(&db, opts, progress).and_then(|plan| write(&db, has_trailer, output, input, opts, progress, plan));
+        // A panicked check is an error, never "no trailer".
+        (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), written)
+    });
+    let trailer_in = trailer_in?;
+    if let Trailer::Mismatch { stored, computed } = trailer_in {
+        // An unfinished output (dropped here) is removed.
+        return Err(MvccError::Refused(Refusal::TrailerMismatch {
+            path: input.to_path_buf(),
+            stored: trailer::hex(&stored),
+            computed: trailer::hex(&computed),
+        }));
+    }
+    let Written { atomic, plan, c, st, hkv, trailer_out, bytes_out } = written?;
+    opts.cancel.check()?;
     let stale_temps = atomic.stale().to_vec();
     atomic.commit()?;
     Ok(RewriteReport {

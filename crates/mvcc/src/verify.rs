@@ -245,30 +245,56 @@ impl Collector {
     }
 }
 
-/// Verifies a whole snapshot file (trailer included) or raw db.
+/// Verifies a whole snapshot file (trailer included) or raw db. The SHA-256
+/// trailer is checked on a second thread while this one checks structure and
+/// MVCC invariants, so the whole costs about one SHA-256 pass over the file.
 pub fn verify(file: &[u8], opts: VerifyOptions) -> VerifyReport {
-    let mut c = Collector { findings: Vec::new(), problems: 0 };
-    let mut stats = VerifyStats::default();
-    let trailer = trailer::verify(file);
+    let (trailer, mut c, stats) = std::thread::scope(|scope| {
+        let sha = scope.spawn(|| trailer::verify(file));
+        let mut c = Collector { findings: Vec::new(), problems: 0 };
+        let mut stats = VerifyStats::default();
+        verify_image(trailer::split(file).0, &mut c, &mut stats);
+        (sha.join(), c, stats)
+    });
+    // The trailer's findings come first, as the file's own.
+    let mut first = Collector { findings: Vec::new(), problems: 0 };
+    let trailer = match trailer {
+        Ok(t) => t,
+        Err(_) => {
+            // A panicked check is a problem, never read as "no trailer".
+            first.push(Finding::problem(FindingKind::ReadError, b"", "internal error: the trailer check panicked"));
+            Trailer::Absent
+        }
+    };
     match trailer {
-        Trailer::Mismatch { stored, computed } => c.push(Finding::problem(
+        Trailer::Mismatch { stored, computed } => first.push(Finding::problem(
             FindingKind::TrailerMismatch,
             b"",
             format!("SHA-256 trailer mismatch: stored {}, computed {}", trailer::hex(&stored), trailer::hex(&computed)),
         )),
-        Trailer::Absent if opts.require_trailer => c.push(Finding::problem(
+        Trailer::Absent if opts.require_trailer => first.push(Finding::problem(
             FindingKind::TrailerMissing,
             b"",
             "no SHA-256 trailer (size % 512 != 32): not a file written by snapshot save",
         )),
         _ => {}
     }
-    let (image, _) = trailer::split(file);
+    first.problems = first.problems.saturating_add(c.problems);
+    for f in c.findings.drain(..) {
+        if first.findings.len() < MAX_FINDINGS {
+            first.findings.push(f);
+        }
+    }
+    VerifyReport { trailer, findings: first.findings, problem_count: first.problems, stats }
+}
+
+/// Structure and MVCC checks of the bbolt image.
+fn verify_image(image: &[u8], c: &mut Collector, stats: &mut VerifyStats) {
     let db = match Db::open(image) {
         Ok(db) => db,
         Err(e) => {
             c.error(b"", e);
-            return VerifyReport { trailer, findings: c.findings, problem_count: c.problems, stats };
+            return;
         }
     };
     let check = etcdsnap_bolt::check::check(&db, &CheckOptions { max_problems: MAX_FINDINGS });
@@ -280,8 +306,7 @@ pub fn verify(file: &[u8], opts: VerifyOptions) -> VerifyReport {
         c.push(f);
     }
     c.problems = c.problems.saturating_add(check.problem_count.saturating_sub(check.problems.len() as u64));
-    verify_schema(&db, &mut c, &mut stats);
-    VerifyReport { trailer, findings: c.findings, problem_count: c.problems, stats }
+    verify_schema(&db, c, stats);
 }
 
 #[derive(Debug, Clone, Copy)]

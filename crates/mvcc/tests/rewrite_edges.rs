@@ -57,8 +57,11 @@ fn rules(include: &[&str], keep: &[&str], drop: &[&str], rename: &[&str]) -> Key
 fn run(input: &Path, output: &Path, opts: &RewriteOptions) -> Result<RewriteReport, MvccError> {
     // Every run also reads its output back (`verify_output`): a figure observed
     // while writing that differs from the file fails the rewrite itself.
-    let opts =
-        RewriteOptions { output: CreateOptions { overwrite: true, remove_stale: false }, verify_output: true, ..opts.clone() };
+    let opts = RewriteOptions {
+        output: CreateOptions { overwrite: true, remove_stale: false },
+        verify_output: true,
+        ..opts.clone()
+    };
     rewrite(input, output, &opts, &mut NoProgress)
 }
 
@@ -518,5 +521,32 @@ fn tombstones_follow_renames() {
             }
         }
         assert!(tombstones > 0, "fixture: tenant 1 deletes keys");
+    }
+}
+
+/// The input's trailer is checked while the output is being written: a
+/// snapshot whose SHA-256 does not match (one value byte changed, structure
+/// intact) is refused, and neither the output nor a temporary file remains.
+#[test]
+fn trailer_mismatch_discards_the_written_output() {
+    for v in VERSIONS {
+        let dir = scratch(&format!("mismatch-{v}"));
+        let mut data = std::fs::read(snapshot(v)).unwrap();
+        // The last byte of the latest value in the `key` bucket: a value byte,
+        // so only the trailer can tell.
+        let last = entries(&snapshot(v)).into_iter().rev().find(|(_, val)| !val.is_empty()).unwrap().1;
+        let at = data.windows(last.len()).rposition(|w| w == last.as_slice()).unwrap() + last.len() - 1;
+        data[at] ^= 0x01;
+        let input = dir.join("damaged.db");
+        std::fs::write(&input, &data).unwrap();
+        let out = dir.join("out.db");
+        let e = run_err(
+            &input,
+            &out,
+            &RewriteOptions { bump_revision: Some(10), mark_compacted: true, ..Default::default() },
+        );
+        assert!(e.contains("trailer") || e.contains("SHA-256"), "{v}: {e}");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("damaged.db")], "{v}: only the input remains");
     }
 }

@@ -105,7 +105,7 @@ struct Elem {
 /// Elements of one page being filled; keys and values (leaves) or keys (branches)
 /// in `data`. When planning (sizes only), `data` stays empty and `data_len` counts.
 #[derive(Debug, Default)]
-struct PageBuf {
+pub(crate) struct PageBuf {
     elems: Vec<Elem>,
     data: Vec<u8>,
     data_len: usize,
@@ -117,7 +117,7 @@ static ZERO_KEY: [u8; MAX_KEY_SIZE] = [0; MAX_KEY_SIZE];
 
 impl PageBuf {
     /// Serialized size: header, element array and data (bbolt's `node.size`).
-    fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         ELEMENT_SIZE.saturating_mul(self.elems.len()).saturating_add(PAGE_HEADER_SIZE).saturating_add(self.data_len)
     }
 
@@ -134,7 +134,7 @@ impl PageBuf {
     }
 
     /// Adds a leaf element (`child` 0) or a branch element (`value` empty).
-    fn push(&mut self, flags: u32, key: &[u8], value: &[u8], child: Pgid) {
+    pub(crate) fn push(&mut self, flags: u32, key: &[u8], value: &[u8], child: Pgid) {
         // Lengths were checked against bbolt's limits, which fit in u32.
         let (ksize, vsize) =
             (u32::try_from(key.len()).unwrap_or(u32::MAX), u32::try_from(value.len()).unwrap_or(u32::MAX));
@@ -148,7 +148,14 @@ impl PageBuf {
 
     /// Writes the page image (header, elements, data) into `out`; with `pad`, up to
     /// a whole number of pages. Returns the overflow count.
-    fn serialize(&self, id: Pgid, page_flag: u16, page_size: usize, pad: bool, out: &mut Vec<u8>) -> Result<u32> {
+    pub(crate) fn serialize(
+        &self,
+        id: Pgid,
+        page_flag: u16,
+        page_size: usize,
+        pad: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<u32> {
         let size = self.size();
         let pages = size.div_ceil(page_size).max(1);
         let too_large = || Error::from(BuildError::PageTooLarge { size }.at(Vec::new(), self.first_key()));

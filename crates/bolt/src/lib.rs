@@ -42,6 +42,7 @@ mod le;
 pub mod meta;
 mod mmap;
 pub mod page;
+pub mod patch;
 pub mod walk;
 
 pub use atomic::{stale_temps, AtomicFile, CreateOptions, StaleTemp};

@@ -64,6 +64,10 @@ pub struct RewriteArgs {
     /// equal the figures observed while writing it (costs about one `verify` of OUT).
     #[arg(long)]
     verify_output: bool,
+    /// Lay out every page anew even when the edits keep every page (keep-all bump, --mark-compacted,
+    /// --target-version), dropping the input's free pages; by default those are patched copy-on-write.
+    #[arg(long)]
+    rebuild: bool,
     /// IN and OUT are etcd data dirs: rewrite member/snap/db and the WAL with the same rules and copy the .snap
     /// files, into a new OUT (must not exist).
     #[arg(long)]
@@ -207,6 +211,8 @@ struct ReportJson<'a> {
     hashkv_revision: i64,
     trailer_in: &'static str,
     trailer_sha256: Option<String>,
+    layout: &'static str,
+    pages_rewritten: Option<u64>,
     bytes_in: u64,
     bytes_out: u64,
     stale_temp_files: Vec<StaleJson>,
@@ -256,6 +262,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         output: etcdsnap_bolt::CreateOptions { overwrite: a.force, remove_stale: a.force },
         cancel: crate::interrupt::cancel_on_signals()?,
         verify_output: a.verify_output,
+        rebuild: a.rebuild,
     };
     let mut bar = crate::progress::Bar::new();
     let progress: &mut dyn Progress = &mut bar;
@@ -339,6 +346,11 @@ fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport) -> ReportJ
         hashkv_revision: r.hashkv.revision,
         trailer_in: r.trailer_in.name(),
         trailer_sha256: r.trailer_out.as_ref().map(hex),
+        layout: r.layout.as_str(),
+        pages_rewritten: match r.layout {
+            etcdsnap_mvcc::rewrite::OutputLayout::Patched { replaced } => Some(replaced),
+            etcdsnap_mvcc::rewrite::OutputLayout::Rebuilt => None,
+        },
         bytes_in: r.bytes_in,
         bytes_out: r.bytes_out,
         stale_temp_files: stale_files(&r.stale_temps),

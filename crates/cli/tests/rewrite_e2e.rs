@@ -116,6 +116,8 @@ struct ReportJson {
     hashkv_revision: i64,
     trailer_in: String,
     trailer_sha256: Option<String>,
+    layout: String,
+    pages_rewritten: Option<u64>,
     bytes_in: u64,
     bytes_out: u64,
     stale_temp_files: Vec<StaleJson>,
@@ -569,6 +571,10 @@ fn keep_all_bump(version: EtcdVersion) {
     let new = OLD_LATEST + BUMP;
     assert_eq!((r.new_revision, r.scheduled_compact_revision), (new, Some(new)));
     assert_eq!(r.revisions.filtered + r.revisions.renamed + r.revisions.compacted, 0);
+    // A keep-all bump keeps every page: patched copy-on-write (the key
+    // bucket's rightmost path, the meta bucket and the root page written again).
+    assert_eq!(r.layout, "patched");
+    assert!(r.pages_rewritten.is_some_and(|n| n >= 2), "{:?}", r.pages_rewritten);
     check_offline(version, &out, &r);
     let (server, _) = restore_start(version, &out, &format!("rewrite-e2e-bump-{version}-etcd"));
     assert_hashkv_matches_report(&server, &r);
@@ -576,7 +582,23 @@ fn keep_all_bump(version: EtcdVersion) {
     assert_eq!(rev, new);
     assert_rows(version, &rows, &expected_rows(version, |k| Some(k.to_vec())));
     assert_watch_compacted(&server, OLD_LATEST);
+
+    // The same edit with every page laid out anew: another file, served identically.
+    let rebuilt_out = dir.join("rebuilt.db");
+    let rb = rewrite(
+        &version.fixture_snapshot(),
+        &rebuilt_out,
+        &["--bump-revision", "1000000000", "--mark-compacted", "--rebuild"],
+    );
+    assert_eq!((rb.layout.as_str(), rb.pages_rewritten), ("rebuilt", None));
+    assert_ne!(std::fs::read(&out).unwrap(), std::fs::read(&rebuilt_out).unwrap(), "two layouts");
+    assert_eq!((rb.status_hash, rb.hashkv, rb.status_total_key), (r.status_hash, r.hashkv, r.status_total_key));
+    check_offline(version, &rebuilt_out, &rb);
+    let (rebuilt, _) = restore_start(version, &rebuilt_out, &format!("rewrite-e2e-bump-{version}-rebuilt-etcd"));
+    assert_eq!(served_get(&rebuilt, &[]), (rev, rows), "{version}: patched and rebuilt serve the same");
+    assert_eq!(served_hashkv(&rebuilt), served_hashkv(&server), "{version}: endpoint hashkv");
     assert_eq!(put_revision(&server, "/tenant-1/after"), new + 1);
+    assert_eq!(put_revision(&rebuilt, "/tenant-1/after"), new + 1);
 }
 
 etcdsnap_testkit::per_version!(keep_all_bump);

@@ -83,6 +83,10 @@ pub struct RewriteOptions {
     /// ([`crate::verify::verify`]) and compare its status and HashKV with the
     /// figures observed while writing it.
     pub verify_output: bool,
+    /// Lay out every page anew even when the edits keep every page (a keep-all
+    /// bump, mark-compacted, target version): the output is then compacted
+    /// (no free pages). By default such edits are patched copy-on-write.
+    pub rebuild: bool,
 }
 
 impl Default for RewriteOptions {
@@ -104,6 +108,7 @@ impl Default for RewriteOptions {
             output: CreateOptions::default(),
             cancel: Cancel::default(),
             verify_output: false,
+            rebuild: false,
         }
     }
 }
@@ -222,12 +227,38 @@ pub struct RewriteReport {
     pub trailer_in: Trailer,
     /// The output's trailer digest, when written.
     pub trailer_out: Option<[u8; TRAILER_LEN]>,
+    /// How the output was laid out.
+    pub layout: OutputLayout,
     /// Bytes read.
     pub bytes_in: u64,
     /// Bytes written.
     pub bytes_out: u64,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// How a rewrite laid its output out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputLayout {
+    /// Every page written anew, in key order (free pages dropped).
+    Rebuilt,
+    /// The input's pages carried; `replaced` of them written again as new
+    /// pages on the changed root-to-leaf paths (copy-on-write, as a bbolt
+    /// transaction commits).
+    Patched {
+        /// Pages written again.
+        replaced: u64,
+    },
+}
+
+impl OutputLayout {
+    /// `rebuilt` or `patched`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rebuilt => "rebuilt",
+            Self::Patched { .. } => "patched",
+        }
+    }
 }
 
 /// One auth role permission a rename changed.
@@ -403,26 +434,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
         let rules: Vec<String> = unmatched.iter().map(ToString::to_string).collect();
         return Err(MvccError::Refused(Refusal::RulesMatchedNothing { rules, revisions }));
     }
-    let mut markers = Vec::new();
-    let new_latest = match opts.bump_revision {
-        Some(n) => {
-            let max = i64::MAX.saturating_sub(MIN_REVISION_HEADROOM);
-            let main = old_latest
-                .main
-                .checked_add(n)
-                .filter(|&m| m <= max)
-                .ok_or(MvccError::Refused(Refusal::BumpOverflow { latest: old_latest.main, by: n }))?;
-            markers.push(Revision::new(main, 0));
-            main
-        }
-        None => {
-            // The entry holding the highest revision was filtered out: keep the revision.
-            if last_kept < old_latest.main {
-                markers.push(Revision::new(old_latest.main, 0));
-            }
-            old_latest.main
-        }
-    };
+    let (markers, new_latest) = latest_and_markers(opts, old_latest, last_kept)?;
     let old_compact = meta.compact_rev();
     let keep = match (opts.compact, index) {
         (Some(at), Some(mut ix)) => {
@@ -440,11 +452,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
         }
         _ => None,
     };
-    let (scheduled, finished) = match (&keep, opts.mark_compacted) {
-        (Some((r, _)), _) => (Some(*r), Some(*r)),
-        (None, true) => (Some(new_latest), meta.finished_compact.map(|r| r.main)),
-        (None, false) => (meta.scheduled_compact.map(|r| r.main), meta.finished_compact.map(|r| r.main)),
-    };
+    let (scheduled, finished) = compact_marks(keep.as_ref().map(|(r, _)| *r), opts, new_latest, &meta);
     let referenced_leases = leased.into_values().collect();
     let target = match opts.target_version {
         Some(t) => Some(check_target(&meta, t)?),
@@ -468,6 +476,90 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
         cancel: opts.cancel.clone(),
         _keys: std::marker::PhantomData,
     })
+}
+
+/// The new latest revision and the revision markers to write, from the
+/// input's latest revision and the latest one a kept entry holds.
+fn latest_and_markers(opts: &RewriteOptions, old_latest: Revision, last_kept: i64) -> Result<(Vec<Revision>, i64)> {
+    let mut markers = Vec::new();
+    let new_latest = match opts.bump_revision {
+        Some(n) => {
+            let max = i64::MAX.saturating_sub(MIN_REVISION_HEADROOM);
+            let main = old_latest
+                .main
+                .checked_add(n)
+                .filter(|&m| m <= max)
+                .ok_or(MvccError::Refused(Refusal::BumpOverflow { latest: old_latest.main, by: n }))?;
+            markers.push(Revision::new(main, 0));
+            main
+        }
+        None => {
+            // The entry holding the highest revision was filtered out: keep the revision.
+            if last_kept < old_latest.main {
+                markers.push(Revision::new(old_latest.main, 0));
+            }
+            old_latest.main
+        }
+    };
+    Ok((markers, new_latest))
+}
+
+/// `scheduledCompactRev` and `finishedCompactRev` of the output.
+fn compact_marks(
+    compacted_at: Option<i64>,
+    opts: &RewriteOptions,
+    new_latest: i64,
+    meta: &crate::schema::MetaInfo,
+) -> (Option<i64>, Option<i64>) {
+    match (compacted_at, opts.mark_compacted) {
+        (Some(r), _) => (Some(r), Some(r)),
+        (None, true) => (Some(new_latest), meta.finished_compact.map(|r| r.main)),
+        (None, false) => (meta.scheduled_compact.map(|r| r.main), meta.finished_compact.map(|r| r.main)),
+    }
+}
+
+/// What the meta bucket and the end of the `key` bucket of the output get:
+/// all a patch needs to know before it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    markers: Vec<Revision>,
+    new_latest: i64,
+    scheduled: Option<i64>,
+    finished: Option<i64>,
+    target: Option<EtcdLine>,
+}
+
+impl Plan<'_> {
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            markers: self.markers.clone(),
+            new_latest: self.new_latest,
+            scheduled: self.scheduled,
+            finished: self.finished,
+            target: self.target,
+        }
+    }
+}
+
+/// The [`Stamp`] of a rewrite that keeps every entry, without reading the
+/// `key` bucket: its last entry holds the latest revision.
+fn keep_all_stamp(db: &Db<'_>, opts: &RewriteOptions) -> Result<Stamp> {
+    let meta = read_meta(db)?;
+    let last = match db.bucket(&[KEY])? {
+        Some(b) => b.cursor().last_entry()?,
+        None => None,
+    };
+    let old_latest = match last {
+        Some(e) => BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?.rev,
+        None => Revision::default(),
+    };
+    let (markers, new_latest) = latest_and_markers(opts, old_latest, old_latest.main)?;
+    let (scheduled, finished) = compact_marks(None, opts, new_latest, &meta);
+    let target = match opts.target_version {
+        Some(t) => Some(check_target(&meta, t)?),
+        None => None,
+    };
+    Ok(Stamp { markers, new_latest, scheduled, finished, target })
 }
 
 #[derive(Default)]
@@ -598,7 +690,7 @@ fn check_target(meta: &crate::schema::MetaInfo, target: EtcdLine) -> Result<Etcd
     Ok(target)
 }
 
-fn write_meta<S: Sink>(b: &Bucket<'_>, out: &mut S, plan: &Plan<'_>) -> Result<()> {
+fn write_meta<S: Sink>(b: &Bucket<'_>, out: &mut S, plan: &Stamp) -> Result<()> {
     let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for e in b.cursor() {
         let e = e?;
@@ -805,7 +897,7 @@ fn emit<S: Sink>(db: &Db<'_>, out: &mut S, plan: &Plan<'_>, opts: &RewriteOption
         out.create_bucket(top.key, bucket.sequence())?;
         match (top.key, plan.target) {
             (KEY, _) => write_key_bucket(&bucket, out, plan, &opts.rules, c)?,
-            (META, _) => write_meta(&bucket, out, plan)?,
+            (META, _) => write_meta(&bucket, out, &plan.stamp())?,
             (LEASE, _) => write_leases(&bucket, out, plan, opts.drop_orphan_leases, c)?,
             (AUTH_ROLES, _) => write_roles(&bucket, out, &opts.rules, c)?,
             (CLUSTER, Some(target)) => write_cluster(&bucket, out, target)?,
@@ -865,8 +957,169 @@ pub fn rewrite(
     })
 }
 
+/// Entries a sink was given, for edits of small buckets.
+#[derive(Default)]
+struct Collect(Vec<(Vec<u8>, Vec<u8>)>);
+
+impl Sink for Collect {
+    fn create_bucket(&mut self, name: &[u8], _: u64) -> etcdsnap_bolt::Result<()> {
+        Err(etcdsnap_bolt::BuildError::ValueInRoot.at(Vec::new(), name).into())
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> etcdsnap_bolt::Result<()> {
+        self.0.push((key.to_vec(), value.to_vec()));
+        Ok(())
+    }
+
+    fn close_bucket(&mut self) -> etcdsnap_bolt::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sink that keeps nothing: what the observers of a patched output watch.
+struct Nothing;
+
+impl Sink for Nothing {
+    fn create_bucket(&mut self, _: &[u8], _: u64) -> etcdsnap_bolt::Result<()> {
+        Ok(())
+    }
+
+    fn put(&mut self, _: &[u8], _: &[u8]) -> etcdsnap_bolt::Result<()> {
+        Ok(())
+    }
+
+    fn close_bucket(&mut self) -> etcdsnap_bolt::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether the options keep every entry and the input's layout (no key rule,
+/// no offline compaction, no lease dropped): then a copy-on-write patch can
+/// carry the input's pages.
+fn patchable(db: &Db<'_>, opts: &RewriteOptions) -> bool {
+    let r = &opts.rules;
+    let keeps_all = r.include.is_empty()
+        && r.exclude.is_empty()
+        && r.keep_keys.is_empty()
+        && r.drop_keys.is_empty()
+        && r.renames.is_empty();
+    let same_layout = opts.page_size.is_none_or(|p| usize::try_from(p).ok() == Some(db.page_size()))
+        && opts.fill_percent == DEFAULT_FILL_PERCENT;
+    !opts.rebuild && keeps_all && opts.compact.is_none() && !opts.drop_orphan_leases && same_layout
+}
+
+/// The copy-on-write patch that stamps `stamp` on `db` (`None`: rebuild).
+fn patch_plan(db: &Db<'_>, stamp: &Stamp) -> Result<Option<etcdsnap_bolt::patch::Patch>> {
+    use etcdsnap_bolt::patch::Edit;
+    let markers: Vec<(Vec<u8>, Vec<u8>)> = stamp.markers.iter().map(|m| (m.to_bytes().to_vec(), Vec::new())).collect();
+    let meta_bucket = db.bucket(&[META])?;
+    let mut meta = Collect::default();
+    if let Some(b) = &meta_bucket {
+        write_meta(b, &mut meta, stamp)?;
+    }
+    let cluster_bucket = db.bucket(&[CLUSTER])?;
+    let mut cluster = Collect::default();
+    if let (Some(target), Some(b)) = (stamp.target, &cluster_bucket) {
+        write_cluster(b, &mut cluster, target)?;
+    }
+    let mut edits = std::collections::HashMap::new();
+    if !markers.is_empty() {
+        edits.insert(KEY, Edit::Append(&markers));
+    }
+    if meta_bucket.is_some() {
+        edits.insert(META, Edit::Replace(&meta.0));
+    }
+    if stamp.target.is_some() && cluster_bucket.is_some() {
+        edits.insert(CLUSTER, Edit::Replace(&cluster.0));
+    }
+    Ok(etcdsnap_bolt::patch::plan(db, &edits)?)
+}
+
+/// Writes the patched output — new meta pages, the input's pages, the new
+/// pages — hashed on the way on one core, while this one makes the rewrite's
+/// plan (which must give the stamp the patch was made from) and then walks
+/// the input through the rewrite's rules once more to observe the output's
+/// figures and counts.
+#[allow(clippy::too_many_arguments)]
+fn write_patched<'a>(
+    db: &Db<'a>,
+    input_has_trailer: bool,
+    output: &Path,
+    input: &Path,
+    opts: &RewriteOptions,
+    progress: &mut dyn Progress,
+    stamp: &Stamp,
+    patch: &etcdsnap_bolt::patch::Patch,
+) -> Result<Written<'a>> {
+    let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
+    let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
+    let out_file = atomic.file()?;
+    let metas = patch.meta_pages();
+    let pieces = patch.pieces(db, &metas);
+    let compact = stamp.scheduled.unwrap_or(0).max(stamp.finished.unwrap_or(0));
+    // Stops the writer when this side fails.
+    let stop_flag = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Cancel::new(stop_flag.clone());
+    let (trailer_out, observed) = std::thread::scope(|scope| {
+        let (cancel, stop_w) = (&opts.cancel, &stop);
+        let writer = scope
+            .spawn(move || crate::stream::write_pieces(out_file, output, want_trailer, &[cancel, stop_w], &pieces));
+        let observed = plan(db, opts, progress).and_then(|plan| {
+            if plan.stamp() != *stamp {
+                return Err(MvccError::OutputVerification {
+                    path: output.to_path_buf(),
+                    what: format!("the patch was made for {stamp:?}, the plan gives {:?}", plan.stamp()),
+                });
+            }
+            let mut c = Counts::default();
+            let mut nothing = Nothing;
+            let mut watched = Watched::new(&mut nothing, compact);
+            emit(db, &mut watched, &plan, opts, &mut c)?;
+            Ok((plan, c, watched.finish()?))
+        });
+        if observed.is_err() {
+            stop_flag.store(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let written = writer.join().map_err(|_| MvccError::WorkerPanicked("output writer"));
+        (written, observed)
+    });
+    // This side's error explains a stopped writer.
+    let (plan, c, (observed, kv)) = observed?;
+    let trailer_out = trailer_out??;
+    let f = atomic.file()?;
+    if let Some(d) = &trailer_out {
+        f.write_all(d).map_err(|source| MvccError::Io { path: output.to_path_buf(), source })?;
+    }
+    let bytes_out = patch.bytes().saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
+    opts.cancel.check()?;
+    let st = observed.finish(patch.bytes(), db.page_size());
+    let (st, hkv) = figures(st, kv, compact, output)?;
+    if opts.verify_output {
+        f.sync_data().map_err(|source| MvccError::Io { path: atomic.tmp_path().to_path_buf(), source })?;
+        read_back(atomic.tmp_path(), output, &st, &hkv)?;
+    }
+    let layout = OutputLayout::Patched { replaced: patch.replaced };
+    Ok(Written { layout, atomic, plan, c, st, hkv, trailer_out, bytes_out })
+}
+
+/// The output's HashKV from what was observed, and a check of the compact
+/// revision written against the planned one.
+fn figures(st: Status, kv: KvHasher, compact: i64, output: &Path) -> Result<(Status, KeyValueHash)> {
+    let current = st.revision.max(compact);
+    let hkv =
+        KeyValueHash { hash: kv.finish(), compact_revision: compact, revision: current, current_revision: current };
+    if st.meta.compact_rev() != compact {
+        return Err(MvccError::OutputVerification {
+            path: output.to_path_buf(),
+            what: format!("compact revision written {} differs from the planned {compact}", st.meta.compact_rev()),
+        });
+    }
+    Ok((st, hkv))
+}
+
 /// What [`write`] produced: the output, written but not committed, and its figures.
 struct Written<'a> {
+    layout: OutputLayout,
     atomic: AtomicFile,
     plan: Plan<'a>,
     c: Counts,
@@ -940,7 +1193,7 @@ fn write<'a>(
         f.sync_data().map_err(|source| MvccError::Io { path: atomic.tmp_path().to_path_buf(), source })?;
         read_back(atomic.tmp_path(), output, &st, &hkv)?;
     }
-    Ok(Written { atomic, plan, c, st, hkv, trailer_out, bytes_out })
+    Ok(Written { layout: OutputLayout::Rebuilt, atomic, plan, c, st, hkv, trailer_out, bytes_out })
 }
 
 fn rewrite_inner(
@@ -958,8 +1211,16 @@ fn rewrite_inner(
     // the output is committed only once it matched.
     let (trailer_in, written) = std::thread::scope(|scope| {
         let check = scope.spawn(|| trailer::verify(&file));
-        let written =
-            plan(&db, opts, progress).and_then(|plan| write(&db, has_trailer, output, input, opts, progress, plan));
+        let written = (|| {
+            if patchable(&db, opts) {
+                let stamp = keep_all_stamp(&db, opts)?;
+                if let Some(patch) = patch_plan(&db, &stamp)? {
+                    return write_patched(&db, has_trailer, output, input, opts, progress, &stamp, &patch);
+                }
+            }
+            let plan = plan(&db, opts, progress)?;
+            write(&db, has_trailer, output, input, opts, progress, plan)
+        })();
         // A panicked check is an error, never "no trailer".
         (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), written)
     });
@@ -972,7 +1233,7 @@ fn rewrite_inner(
             computed: trailer::hex(&computed),
         }));
     }
-    let Written { atomic, plan, c, st, hkv, trailer_out, bytes_out } = written?;
+    let Written { layout, atomic, plan, c, st, hkv, trailer_out, bytes_out } = written?;
     opts.cancel.check()?;
     let stale_temps = atomic.stale().to_vec();
     atomic.commit()?;
@@ -1004,6 +1265,7 @@ fn rewrite_inner(
         hashkv: hkv,
         trailer_in,
         trailer_out,
+        layout,
         bytes_in: file.len() as u64,
         bytes_out,
         elapsed: start.elapsed(),

@@ -132,6 +132,33 @@ pub fn write_hashed<T>(
     })
 }
 
+/// Writes `pieces` in order to `file` (from its current position), hashing
+/// them with SHA-256 when `hash` is set, straight from the slices (no copy):
+/// the output of a patch, mostly pages of the mapped input. Stops at the next
+/// chunk once any of `cancel` is set.
+pub fn write_pieces(
+    file: &mut File,
+    path: &Path,
+    hash: bool,
+    cancel: &[&Cancel],
+    pieces: &[&[u8]],
+) -> Result<Option<[u8; TRAILER_LEN]>> {
+    let io = |source| MvccError::Io { path: path.to_path_buf(), source };
+    let mut hasher = hash.then(Sha256::new);
+    for piece in pieces {
+        for chunk in piece.chunks(CHUNK) {
+            for c in cancel {
+                c.check()?;
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(chunk);
+            }
+            file.write_all(chunk).map_err(io)?;
+        }
+    }
+    Ok(hasher.map(|h| h.finalize().into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,9 @@
 #   re-creates half of them; values are JSON objects of 1-16 KiB (log-uniform)
 #   whose bulk is base64 text.
 # Environment: ETCDSNAP_ORACLES (default <repo>/.oracles), LARGE_PORT (default 23990),
-#   LARGE_WORKERS (parallel etcdctl processes, default 4), LARGE_KEYS (keys, default 60000).
+#   LARGE_WORKERS (parallel etcdctl processes, default 4), LARGE_KEYS (keys, default 60000),
+#   LARGE_VALUE_LOG2 ("LO,HI": value sizes 2^LO..2^HI bytes, log-uniform; default "10,14").
+#   Many keys, little history per byte: LARGE_KEYS=600000 LARGE_VALUE_LOG2=7,9 and SIZE_GB 0.3.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 OUT [SIZE_GB]" >&2; exit 2; }
 out=$1
@@ -26,6 +28,7 @@ bin=${ETCDSNAP_ORACLES:-$repo/.oracles}/etcd-3.5.1
 port=${LARGE_PORT:-23990}
 workers=${LARGE_WORKERS:-4}
 nkeys=${LARGE_KEYS:-60000}
+value_log2=${LARGE_VALUE_LOG2:-10,14}
 "$bin/etcd" --version | grep 'etcd Version: 3.5.1' >/dev/null || { echo "need etcd 3.5.1 in $bin" >&2; exit 1; }
 mkdir -p "$(dirname "$out")"
 out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
@@ -61,9 +64,10 @@ for i in $(seq 1 100); do
   sleep 0.1
 done
 
-python3 - "$bin/etcdctl" "$client" "$target" "$workers" "$nkeys" <<'PY'
+python3 - "$bin/etcdctl" "$client" "$target" "$workers" "$nkeys" "$value_log2" <<'PY'
 import base64, json, random, subprocess, sys, threading, time, queue
 etcdctl, client, target, workers, nkeys = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+LO, HI = (float(x) for x in sys.argv[6].split(","))
 MAX_TXN_BYTES = 1900 * 1024   # etcdctl's gRPC client sends at most 2 MiB per request
 MAX_TXN_OPS = 1024
 rng = random.Random(16)
@@ -75,7 +79,7 @@ for i in range(nkeys):
 gen = {}
 
 def value(k, r):
-    size = int(2 ** r.uniform(10, 14))  # 1 KiB .. 16 KiB
+    size = int(2 ** r.uniform(LO, HI))  # default 1 KiB .. 16 KiB
     g = gen[k] = gen.get(k, 0) + 1
     head = '{"apiVersion":"v1","kind":"Obj","metadata":{"name":"%s","generation":%d},"data":{"blob":"' % (k.rsplit("/", 1)[1], g)
     n = max(0, size - len(head) - 3)

@@ -98,13 +98,16 @@ struct Latest {
 
 /// etcd's `HashKV` over `key`-bucket entries fed in bucket (revision) order,
 /// for a store compacted at `compact`; the caller stops feeding above the
-/// revision hashed. Memory: one 40-byte record per key, nothing per revision.
+/// revision hashed. Memory per key: a 24-byte record and a 20-byte index
+/// entry (plus table slack); nothing per revision.
 #[derive(Debug)]
 pub struct KvHasher {
     compact: i64,
     rule: TombstoneRule,
     keys: crate::index::KeyHasher,
-    latest: HashMap<u128, Latest>,
+    /// Each key's record in `latest`.
+    index: HashMap<u128, u32>,
+    latest: Vec<Latest>,
     /// CRC of `key` (the bucket name) and every hashed entry so far.
     crc: u32,
     /// `crc` when the first entry above `compact` came (`None`: not yet).
@@ -121,7 +124,8 @@ impl KvHasher {
             compact,
             rule,
             keys: crate::index::KeyHasher::new(),
-            latest: HashMap::new(),
+            index: HashMap::new(),
+            latest: Vec::new(),
             crc: crc32c::crc32c(KEY),
             prefix_end: None,
             suffix_len: 0,
@@ -144,7 +148,7 @@ impl KvHasher {
             self.suffix_len = self.suffix_len.saturating_add(entry_len(key, value));
             // A later revision of the key: none of its entries at or below the
             // compact revision is kept any more.
-            self.latest.insert(id, Latest { ordinal: self.ordinal, before: 0, after: 0, len: 0, put, prefix: false });
+            self.record(key, id, Latest { ordinal: self.ordinal, before: 0, after: 0, len: 0, put, prefix: false })?;
             return Ok(());
         }
         let before = self.crc;
@@ -156,8 +160,32 @@ impl KvHasher {
         }
         let len = u32::try_from(entry_len(key, value))
             .map_err(|_| MvccError::value(KEY, key, "entry longer than 4 GiB".into()))?;
-        self.latest.insert(id, Latest { ordinal: self.ordinal, before, after: self.crc, len, put, prefix: true });
+        self.record(key, id, Latest { ordinal: self.ordinal, before, after: self.crc, len, put, prefix: true })
+    }
+
+    fn record(&mut self, key: &[u8], id: u128, l: Latest) -> Result<()> {
+        match self.index.get(&id).and_then(|&i| self.latest.get_mut(usize::try_from(i).ok()?)) {
+            Some(slot) => *slot = l,
+            None => {
+                let i = u32::try_from(self.latest.len())
+                    .map_err(|_| MvccError::value(KEY, key, "more than 2^32 keys".into()))?;
+                self.index.insert(id, i);
+                self.latest.push(l);
+            }
+        }
         Ok(())
+    }
+
+    /// Keys whose latest revision added is a put, and whether the empty key
+    /// (the revision markers') is one of them: `snapshot status`'s live keys.
+    pub fn live(&self) -> (u64, bool) {
+        let live = self.latest.iter().filter(|l| l.put).count() as u64;
+        let marker = self
+            .index
+            .get(&self.keys.hash(b""))
+            .and_then(|&i| self.latest.get(usize::try_from(i).ok()?))
+            .is_some_and(|l| l.put);
+        (live, marker)
     }
 
     /// The hash of everything added.
@@ -166,10 +194,14 @@ impl KvHasher {
         // etcd's `Keep(rev)`: per key, its latest revision up to the one
         // hashed, when that is a put. Entries at or below the compact revision
         // are hashed only when kept, unless nothing is kept at all.
-        if !self.latest.values().any(|l| l.put) {
+        if !self.latest.iter().any(|l| l.put) {
             return self.crc;
         }
-        let mut kept: Vec<Latest> = self.latest.into_values().filter(|l| l.put && l.prefix).collect();
+        // In place: the index goes first, the records are filtered and sorted
+        // where they are.
+        drop(self.index);
+        let mut kept = self.latest;
+        kept.retain(|l| l.put && l.prefix);
         kept.sort_unstable_by_key(|l| l.ordinal);
         // Chain the kept entries: crc(T‖E) = shift(T ⊕ before, |E|) ⊕ after,
         // since after = shift(before, |E|) ⊕ crc(E).

@@ -837,7 +837,8 @@ impl<'a, S: Sink> Watched<'a, S> {
     fn new(out: &'a mut S, compact: i64) -> Self {
         Self {
             out,
-            status: StatusObserver::default(),
+            // The HashKV records are per key already: they count the live keys.
+            status: StatusObserver::without_live_keys(),
             // HashKV as etcd ≥3.5.16 answers it (the report's rule).
             kv: KvHasher::new(compact, TombstoneRule::Skip),
             depth: 0,
@@ -1092,8 +1093,7 @@ fn write_patched<'a>(
     }
     let bytes_out = patch.bytes().saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
     opts.cancel.check()?;
-    let st = observed.finish(patch.bytes(), db.page_size());
-    let (st, hkv) = figures(st, kv, compact, output)?;
+    let (st, hkv) = figures(observed, kv, patch.bytes(), db.page_size(), compact, output)?;
     if opts.verify_output {
         f.sync_data().map_err(|source| MvccError::Io { path: atomic.tmp_path().to_path_buf(), source })?;
         read_back(atomic.tmp_path(), output, &st, &hkv)?;
@@ -1104,7 +1104,16 @@ fn write_patched<'a>(
 
 /// The output's HashKV from what was observed, and a check of the compact
 /// revision written against the planned one.
-fn figures(st: Status, kv: KvHasher, compact: i64, output: &Path) -> Result<(Status, KeyValueHash)> {
+fn figures(
+    observed: StatusObserver,
+    kv: KvHasher,
+    total_size: u64,
+    page_size: usize,
+    compact: i64,
+    output: &Path,
+) -> Result<(Status, KeyValueHash)> {
+    let (live, marker_live) = kv.live();
+    let st = observed.finish_with_live(total_size, page_size, live, marker_live);
     let current = st.revision.max(compact);
     let hkv =
         KeyValueHash { hash: kv.finish(), compact_revision: compact, revision: current, current_revision: current };
@@ -1179,16 +1188,8 @@ fn write<'a>(
     opts.cancel.check()?;
 
     // Figures of what was written, observed on the way.
-    let st = observed.finish(summary.bytes, usize::try_from(page_size).unwrap_or(usize::MAX));
-    let current = st.revision.max(compact);
-    let hkv =
-        KeyValueHash { hash: kv.finish(), compact_revision: compact, revision: current, current_revision: current };
-    if st.meta.compact_rev() != compact {
-        return Err(MvccError::OutputVerification {
-            path: output.to_path_buf(),
-            what: format!("compact revision written {} differs from the planned {compact}", st.meta.compact_rev()),
-        });
-    }
+    let page_size = usize::try_from(page_size).unwrap_or(usize::MAX);
+    let (st, hkv) = figures(observed, kv, summary.bytes, page_size, compact, output)?;
     if opts.verify_output {
         f.sync_data().map_err(|source| MvccError::Io { path: atomic.tmp_path().to_path_buf(), source })?;
         read_back(atomic.tmp_path(), output, &st, &hkv)?;

@@ -93,8 +93,10 @@ enum Top {
 /// one), `put`, `close_bucket`. What a nested bucket holds is not counted, as
 /// etcdutl's `ForEach` over the top-level buckets does not see it. Memory: a
 /// 16-byte identity per live key.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StatusObserver {
+    /// Whether live keys are counted here (else the caller gives them).
+    track_live: bool,
     crc: u32,
     total_key: u64,
     revision: i64,
@@ -112,7 +114,36 @@ pub struct StatusObserver {
     top: Top,
 }
 
+impl Default for StatusObserver {
+    fn default() -> Self {
+        Self {
+            track_live: true,
+            crc: 0,
+            total_key: 0,
+            revision: 0,
+            revisions: 0,
+            tombstones: 0,
+            markers: 0,
+            keys: crate::index::KeyHasher::new(),
+            live: HashSet::new(),
+            marker_live: false,
+            leases: 0,
+            members: 0,
+            auth_enabled: false,
+            meta: MetaInfo::default(),
+            depth: 0,
+            top: Top::Other,
+        }
+    }
+}
+
 impl StatusObserver {
+    /// An observer that leaves the live-key count to the caller
+    /// ([`finish_with_live`](Self::finish_with_live)), who keeps per-key state anyway.
+    pub fn without_live_keys() -> Self {
+        Self { track_live: false, ..Self::default() }
+    }
+
     /// A bucket opens: top-level when none is open, else nested in the open one.
     pub fn open_bucket(&mut self, name: &[u8]) {
         match self.depth {
@@ -161,6 +192,10 @@ impl StatusObserver {
                 if value.is_empty() {
                     self.markers = self.markers.saturating_add(1);
                 }
+                if !self.track_live {
+                    self.tombstones = self.tombstones.saturating_add(u64::from(tomb));
+                    return Ok(());
+                }
                 let kv = KvRef::parse(value).map_err(|err| MvccError::value(KEY, key, err.to_string()))?;
                 let id = self.keys.hash(kv.key);
                 let marker = kv.key.is_empty();
@@ -185,7 +220,14 @@ impl StatusObserver {
 
     /// The figures, for a file of `total_size` bytes in use (`pgid × pageSize`).
     pub fn finish(self, total_size: u64, page_size: usize) -> Status {
-        let total_key_v36 = self.live.len() as u64;
+        let (live, marker) = (self.live.len() as u64, self.marker_live);
+        self.finish_with_live(total_size, page_size, live, marker)
+    }
+
+    /// The figures, with the live keys (the empty key included) counted by
+    /// the caller, and whether the empty key is live.
+    pub fn finish_with_live(self, total_size: u64, page_size: usize, live: u64, marker_live: bool) -> Status {
+        let total_key_v36 = live;
         Status {
             hash: self.crc,
             revision: self.revision,
@@ -197,7 +239,7 @@ impl StatusObserver {
             revisions: self.revisions,
             tombstones: self.tombstones,
             markers: self.markers,
-            live_keys: total_key_v36.saturating_sub(u64::from(self.marker_live)),
+            live_keys: total_key_v36.saturating_sub(u64::from(marker_live)),
             leases: self.leases,
             members: self.members,
             auth_enabled: self.auth_enabled,

@@ -434,11 +434,18 @@ fn report_lines(j: &ReportJson<'_>, r: &RewriteReport) -> Vec<String> {
             "trailer".into(),
             j.trailer_sha256.clone().map_or("none (restore needs --skip-hash-check)".into(), |d| format!("sha256 {d}")),
         ],
+        vec![
+            "layout".into(),
+            match j.pages_rewritten {
+                Some(n) => format!("patched: input pages carried, {n} written again"),
+                None => "rebuilt: every page laid out anew".into(),
+            },
+        ],
         vec!["bytes".into(), format!("{} -> {} in {:.2}s", j.bytes_in, j.bytes_out, r.elapsed.as_secs_f64())],
     ];
     let mut rows = rows;
     // What each rule matched, and every permission a rename changed, after the summary.
-    let at = rows.len().saturating_sub(4);
+    let at = rows.len().saturating_sub(5);
     let mut extra: Vec<Vec<String>> = r
         .rules
         .iter()

@@ -8,8 +8,6 @@
 //! kept entries' CRCs are cut out of the running one then (CRC is linear:
 //! `crc(A‖B) = shift(crc(A), |B|) ⊕ crc(B)`) and chained in revision order.
 
-use std::collections::HashMap;
-
 use etcdsnap_bolt::Db;
 
 use crate::error::{MvccError, Result};
@@ -106,7 +104,7 @@ pub struct KvHasher {
     rule: TombstoneRule,
     keys: crate::index::KeyHasher,
     /// Each key's record in `latest`.
-    index: HashMap<u128, u32>,
+    index: crate::index::KeyMap<u32>,
     latest: Vec<Latest>,
     /// CRC of `key` (the bucket name) and every hashed entry so far.
     crc: u32,
@@ -124,7 +122,7 @@ impl KvHasher {
             compact,
             rule,
             keys: crate::index::KeyHasher::new(),
-            index: HashMap::new(),
+            index: crate::index::KeyMap::default(),
             latest: Vec::new(),
             crc: crc32c::crc32c(KEY),
             prefix_end: None,
@@ -163,7 +161,7 @@ impl KvHasher {
         self.record(key, id, Latest { ordinal: self.ordinal, before, after: self.crc, len, put, prefix: true })
     }
 
-    fn record(&mut self, key: &[u8], id: u128, l: Latest) -> Result<()> {
+    fn record(&mut self, key: &[u8], id: crate::index::KeyId, l: Latest) -> Result<()> {
         match self.index.get(&id).and_then(|&i| self.latest.get_mut(usize::try_from(i).ok()?)) {
             Some(slot) => *slot = l,
             None => {

@@ -132,12 +132,24 @@ impl<'a> Index<'a> {
 pub struct LatestAt {
     at: i64,
     keys: KeyHasher,
-    latest: HashMap<u128, (Revision, bool)>,
+    latest: KeyMap<(Revision, bool)>,
 }
 
 /// A user key's identity in per-key tables: a 128-bit hash under two random
 /// SipHash keys (fresh per table), so no crafted key set can make two keys
-/// share a record.
+/// share a record. Two `u64`s (8-byte aligned: a table entry with a `u32`
+/// beside it takes 24 bytes, not the 32 a `u128` would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyId([u64; 2]);
+
+impl std::hash::Hash for KeyId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // One random half is hash enough for a table (equality checks both).
+        state.write_u64(self.0[0]);
+    }
+}
+
+/// Makes [`KeyId`]s from keys.
 #[derive(Debug, Clone)]
 pub struct KeyHasher(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
 
@@ -147,12 +159,39 @@ impl KeyHasher {
         Self(std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new())
     }
 
-    /// The 128-bit identity of `key`.
-    pub fn hash(&self, key: &[u8]) -> u128 {
+    /// The identity of `key`.
+    pub fn hash(&self, key: &[u8]) -> KeyId {
         use std::hash::BuildHasher;
-        (u128::from(self.0.hash_one(key)) << 64) | u128::from(self.1.hash_one(key))
+        KeyId([self.0.hash_one(key), self.1.hash_one(key)])
     }
 }
+
+/// Hashes a [`KeyId`] as its first half: it is a keyed hash already, so
+/// hashing it again would only cost time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached by KeyId (it writes one u64); fold anything else in.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+/// A table keyed by [`KeyId`].
+pub type KeyMap<V> = HashMap<KeyId, V, std::hash::BuildHasherDefault<IdHasher>>;
+/// A set of [`KeyId`]s.
+pub type KeySet = HashSet<KeyId, std::hash::BuildHasherDefault<IdHasher>>;
 
 impl Default for KeyHasher {
     fn default() -> Self {
@@ -163,7 +202,7 @@ impl Default for KeyHasher {
 impl LatestAt {
     /// An empty record for revision `at`.
     pub fn new(at: i64) -> Self {
-        Self { at, keys: KeyHasher::new(), latest: HashMap::new() }
+        Self { at, keys: KeyHasher::new(), latest: KeyMap::default() }
     }
 
     /// Built from every entry of the `key` bucket.

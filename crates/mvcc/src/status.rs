@@ -1,8 +1,6 @@
 //! `snapshot status`: etcdutl's figures (hash, revision, totalKey, totalSize)
 //! computed the way etcdutl computes them, plus what an operator also wants to know.
 
-use std::collections::HashSet;
-
 use etcdsnap_bolt::Db;
 
 use crate::error::{MvccError, Result};
@@ -104,7 +102,7 @@ pub struct StatusObserver {
     tombstones: u64,
     markers: u64,
     keys: crate::index::KeyHasher,
-    live: HashSet<u128>,
+    live: crate::index::KeySet,
     marker_live: bool,
     leases: u64,
     members: u64,
@@ -125,7 +123,7 @@ impl Default for StatusObserver {
             tombstones: 0,
             markers: 0,
             keys: crate::index::KeyHasher::new(),
-            live: HashSet::new(),
+            live: crate::index::KeySet::default(),
             marker_live: false,
             leases: 0,
             members: 0,

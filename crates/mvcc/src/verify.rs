@@ -2,7 +2,7 @@
 //! structure, and etcd's MVCC invariants. Every finding names the bucket and,
 //! where it applies, the page, revision and key.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use etcdsnap_bolt::{CheckOptions, Db};
 use etcdsnap_proto::{authpb, etcdserverpb, leasepb, Message};
@@ -309,13 +309,15 @@ fn verify_image(image: &[u8], c: &mut Collector, stats: &mut VerifyStats) {
     verify_schema(&db, c, stats);
 }
 
+/// Per key, what its next revision is checked against: 40 bytes (the
+/// lease id is read again from the bucket for the few live leased keys).
 #[derive(Debug, Clone, Copy)]
 struct KeyState {
     rev: Revision,
     create: i64,
     version: i64,
-    lease: i64,
     alive: bool,
+    leased: bool,
 }
 
 fn verify_schema(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) {
@@ -492,7 +494,8 @@ fn verify_leases(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) -> Has
 
 fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: &HashSet<i64>) {
     let Ok(Some(b)) = db.bucket(&[KEY]) else { return };
-    let mut state: HashMap<&[u8], KeyState> = HashMap::new();
+    let ids = crate::index::KeyHasher::new();
+    let mut state: crate::index::KeyMap<KeyState> = crate::index::KeyMap::default();
     for e in b.cursor() {
         let e = match e {
             Ok(e) => e,
@@ -541,7 +544,8 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
             c.push(here(FindingKind::EmptyUserKey, "KeyValue with an empty key".into()));
             continue;
         }
-        let prev = state.get(kv.key).copied();
+        let id = ids.hash(kv.key);
+        let prev = state.get(&id).copied();
         if bk.tombstone {
             stats.tombstones = stats.tombstones.saturating_add(1);
             if kv.create_revision != 0
@@ -555,7 +559,7 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
             if let Some(p) = prev.filter(|p| !p.alive) {
                 c.push(here(FindingKind::DoubleTombstone, format!("tombstone follows the tombstone at {}", p.rev)));
             }
-            state.insert(kv.key, KeyState { rev, create: 0, version: 0, lease: 0, alive: false });
+            state.insert(id, KeyState { rev, create: 0, version: 0, alive: false, leased: false });
             continue;
         }
         if kv.mod_revision != rev.main {
@@ -607,23 +611,26 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
             }
         }
         state.insert(
-            kv.key,
-            KeyState { rev, create: kv.create_revision, version: kv.version, lease: kv.lease, alive: true },
+            id,
+            KeyState { rev, create: kv.create_revision, version: kv.version, alive: true, leased: kv.lease != 0 },
         );
-    }
-    let mut missing: Vec<(&[u8], KeyState)> = state
-        .iter()
-        .filter(|(_, s)| s.alive && s.lease != 0 && !leases.contains(&s.lease))
-        .map(|(k, s)| (*k, *s))
-        .collect();
-    missing.sort_by_key(|(_, s)| s.rev);
-    for (k, s) in missing {
-        let f = Finding::problem(
-            FindingKind::LeaseMissing,
-            KEY,
-            format!("live key references lease {:x}, which is not in the lease bucket", s.lease),
-        );
-        c.push(f.with_key(&BucketKey { rev: s.rev, tombstone: false }.to_bytes()).at(s.rev, k));
     }
     stats.live_keys = state.values().filter(|s| s.alive).count() as u64;
+    // Live leased keys: their latest entry read again for its lease id.
+    let mut leased: Vec<Revision> = state.values().filter(|s| s.alive && s.leased).map(|s| s.rev).collect();
+    drop(state);
+    leased.sort_unstable();
+    for rev in leased {
+        let key = BucketKey { rev, tombstone: false }.to_bytes();
+        let Ok(Some(value)) = b.get(&key) else { continue };
+        let Ok(kv) = KvRef::parse(value) else { continue };
+        if !leases.contains(&kv.lease) {
+            let f = Finding::problem(
+                FindingKind::LeaseMissing,
+                KEY,
+                format!("live key references lease {:x}, which is not in the lease bucket", kv.lease),
+            );
+            c.push(f.with_key(&key).at(rev, kv.key));
+        }
+    }
 }

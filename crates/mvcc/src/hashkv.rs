@@ -220,11 +220,10 @@ fn entry_len(key: &[u8], value: &[u8]) -> u64 {
 /// post-inversion (multiplication by x^(8n) modulo the polynomial): the
 /// operator of CRC's linearity, `crc(A‖B) = shift(crc(A), |B|) ⊕ crc(B)`.
 fn shift(v: u32, n: u64) -> u32 {
-    const SHORT: u64 = 1 << 14;
-    if n <= SHORT {
-        // The hardware CRC over zeros is fastest for what entries are.
-        static ZEROS: [u8; SHORT as usize] = [0; SHORT as usize];
-        let z = ZEROS.get(..usize::try_from(n).unwrap_or(0)).unwrap_or(&[]);
+    const SHORT: usize = 1 << 14;
+    // The hardware CRC over zeros is fastest for what entries are.
+    static ZEROS: [u8; SHORT] = [0; SHORT];
+    if let Some(z) = usize::try_from(n).ok().and_then(|n| ZEROS.get(..n)) {
         !crc32c::crc32c_append(!v, z)
     } else {
         mul(x_pow_8n(n), v)

@@ -434,7 +434,8 @@ fn report_lines(j: &ReportJson<'_>, r: &RewriteReport) -> Vec<String> {
                 format!("{p}: {}", m.join(", "))
             })
             .collect();
-        let at = rows.iter().position(|r| r.first().is_some_and(|c| c == "re-encrypted")).map_or(0, |i| i.saturating_add(1));
+        let at =
+            rows.iter().position(|r| r.first().is_some_and(|c| c == "re-encrypted")).map_or(0, |i| i.saturating_add(1));
         rows.insert(at, vec!["plugin calls".into(), calls.join("; ")]);
     }
     // What each rule matched, and every permission a rename changed, after the summary.

@@ -294,4 +294,3 @@ fn kms_secrets_move_with_their_tenant() {
     let old = k.replacen("/registry/", "/tenant-a/registry/", 1);
     assert_eq!(k8scrypt_run("open", &tenant, "secrets", old.as_bytes(), val).0, 1);
 }
-

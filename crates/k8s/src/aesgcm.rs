@@ -137,6 +137,7 @@ mod tests {
     fn resealer(secret: &[u8]) -> AesGcmResealer {
         let cfg = EncryptionConfig {
             aesgcm: vec![AesKey { name: "key1".into(), secret: secret.to_vec(), resources: vec!["secrets".into()] }],
+            kms: vec![],
             kinds: vec![],
         };
         AesGcmResealer::new(&cfg).unwrap_or_else(|_| AesGcmResealer { keys: cfg.aesgcm.clone(), seed: [7; 32] })

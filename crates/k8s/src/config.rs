@@ -216,24 +216,14 @@ fn kms_provider(v: &serde_yaml::Value, resources: &[String]) -> Result<KmsProvid
     let socket = match k.endpoint.strip_prefix("unix://") {
         Some(p) if p.starts_with('/') => std::path::PathBuf::from(p),
         _ => {
-            return Err(format!(
-                "kms provider {:?}: endpoint {:?} is not unix:///<absolute path>",
-                k.name, k.endpoint
-            ))
+            return Err(format!("kms provider {:?}: endpoint {:?} is not unix:///<absolute path>", k.name, k.endpoint))
         }
     };
     let timeout = match &k.timeout {
         None => std::time::Duration::from_secs(3),
         Some(t) => parse_duration(t).ok_or_else(|| format!("kms provider {:?}: bad timeout {t:?}", k.name))?,
     };
-    Ok(KmsProvider {
-        name: k.name,
-        api_version,
-        socket,
-        endpoint: k.endpoint,
-        timeout,
-        resources: resources.to_vec(),
-    })
+    Ok(KmsProvider { name: k.name, api_version, socket, endpoint: k.endpoint, timeout, resources: resources.to_vec() })
 }
 
 /// A Go duration of the simple kind configs use: `3s`, `500ms`, `1m30s`.

@@ -197,7 +197,8 @@ impl Provider {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let c = PluginClient::connect(&self.cfg.socket, self.cfg.timeout).map_err(|e| format!("{}: {e}", self.what()))?;
+        let c =
+            PluginClient::connect(&self.cfg.socket, self.cfg.timeout).map_err(|e| format!("{}: {e}", self.what()))?;
         match self.cfg.api_version {
             KmsApiVersion::V2 => {
                 self.count("Status");
@@ -223,7 +224,11 @@ impl Provider {
     }
 
     /// The plaintext of a DEK source, from the cache or the plugin's Decrypt.
-    fn dek(&self, cache_key: Vec<u8>, decrypt: impl FnOnce(&PluginClient) -> Result<Zeroizing<Vec<u8>>, String>) -> Result<Secret, String> {
+    fn dek(
+        &self,
+        cache_key: Vec<u8>,
+        decrypt: impl FnOnce(&PluginClient) -> Result<Zeroizing<Vec<u8>>, String>,
+    ) -> Result<Secret, String> {
         if let Some(d) = lock(&self.deks).get(&cache_key) {
             return Ok(d.clone());
         }
@@ -293,9 +298,10 @@ impl KmsResealer {
     }
 
     fn provider(&self, version: KmsApiVersion, name: &str) -> Result<&Provider, String> {
-        self.providers.iter().find(|p| p.cfg.name == name && p.cfg.api_version == version).ok_or_else(|| {
-            format!("the encryption config has no KMS {} provider named {name:?}", version.as_str())
-        })
+        self.providers
+            .iter()
+            .find(|p| p.cfg.name == name && p.cfg.api_version == version)
+            .ok_or_else(|| format!("the encryption config has no KMS {} provider named {name:?}", version.as_str()))
     }
 
     /// Whether `value` is one this resealer handles.
@@ -329,7 +335,8 @@ impl KmsResealer {
             let (name, body) = split_name(rest).ok_or("not a KMS v1 value (k8s:enc:kms:v1:<name>:…)")?;
             let p = self.provider(KmsApiVersion::V1, name)?;
             let len = body.get(..2).ok_or("KMS v1 value without a DEK length")?;
-            let len = usize::from(u16::from_be_bytes([len.first().copied().unwrap_or(0), len.get(1).copied().unwrap_or(0)]));
+            let len =
+                usize::from(u16::from_be_bytes([len.first().copied().unwrap_or(0), len.get(1).copied().unwrap_or(0)]));
             let end = len.checked_add(2).ok_or("bad DEK length")?;
             let enc_dek = body.get(2..end).ok_or("KMS v1 value shorter than its DEK length")?;
             let data = body.get(end..).ok_or("KMS v1 value without data")?;
@@ -339,7 +346,11 @@ impl KmsResealer {
                 return Ok(Opened { label: p.label(), plaintext: pt, how: Seal::V1Gcm { data_at, dek } });
             }
             if let Some(pt) = open_cbc(&dek, data) {
-                return Ok(Opened { label: format!("{} (aes-cbc, carried)", p.label()), plaintext: pt, how: Seal::V1Cbc });
+                return Ok(Opened {
+                    label: format!("{} (aes-cbc, carried)", p.label()),
+                    plaintext: pt,
+                    how: Seal::V1Cbc,
+                });
             }
             return Err(format!(
                 "{} DEK does not decrypt it (the value was not written under this etcd key, or is damaged)",
@@ -366,7 +377,13 @@ impl KmsResealer {
     }
 
     /// `value` sealed for `new_key`.
-    pub fn reseal(&self, old_key: &[u8], new_key: &[u8], rev: &[u8], value: &[u8]) -> Result<(String, Vec<u8>), String> {
+    pub fn reseal(
+        &self,
+        old_key: &[u8],
+        new_key: &[u8],
+        rev: &[u8],
+        value: &[u8],
+    ) -> Result<(String, Vec<u8>), String> {
         let o = self.open(old_key, value)?;
         let nonce_bytes = self.fresh(b"nonce", rev, new_key);
         let nonce = nonce_bytes.get(..GCM_NONCE).ok_or("nonce")?;
@@ -438,9 +455,21 @@ fn open_cbc(key: &[u8], data: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     }
     let mut buf = Zeroizing::new(ct.to_vec());
     let n = match key.len() {
-        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv).ok()?.decrypt_padded_mut::<Pkcs7>(&mut buf).ok()?.len(),
-        24 => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv).ok()?.decrypt_padded_mut::<Pkcs7>(&mut buf).ok()?.len(),
-        32 => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv).ok()?.decrypt_padded_mut::<Pkcs7>(&mut buf).ok()?.len(),
+        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+            .ok()?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .ok()?
+            .len(),
+        24 => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
+            .ok()?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .ok()?
+            .len(),
+        32 => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .ok()?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .ok()?
+            .len(),
         _ => return None,
     };
     buf.truncate(n);

@@ -187,8 +187,10 @@ impl PluginClient {
 
     /// v1beta1 `Decrypt`: the DEK, wiped when dropped.
     pub fn v1_decrypt(&self, cipher: Vec<u8>) -> Result<Zeroizing<Vec<u8>>, String> {
-        let r: V1DecryptResponse = self
-            .unary("/v1beta1.KeyManagementService/Decrypt", V1DecryptRequest { version: V1_API_VERSION.into(), cipher })?;
+        let r: V1DecryptResponse = self.unary(
+            "/v1beta1.KeyManagementService/Decrypt",
+            V1DecryptRequest { version: V1_API_VERSION.into(), cipher },
+        )?;
         Ok(Zeroizing::new(r.plain))
     }
 }

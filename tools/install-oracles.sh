@@ -13,6 +13,8 @@
 #     tools/oracles/bbolt-<v>/{go.mod,go.sum}
 #   - kube-apiserver 1.37.2 (tools/oracles/kube-apiserver-<v>) and the
 #     client-go test driver k8sdriver (tools/oracles/k8sdriver)
+#   - kmsplugin (tools/oracles/kmsplugin-<v>): a KMS v2 (and v1beta1) plugin on
+#     k8s.io/kms at the version kube-apiserver 1.37.2 uses
 # Go-module builds are cached outside the clone, in $CACHE/oracles/<name>-<v>/
 # (CACHE = $ETCDSNAP_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/etcdsnap), keyed
 # by the pinned version and a hash of the wrapper sources, with Go's module
@@ -171,9 +173,17 @@ build_k8sdriver() {
 }
 build_cached k8sdriver "$KUBE_APISERVER_VERSION" "$repo/tools/oracles/k8sdriver" k8sdriver -- build_k8sdriver
 
+# The KMS plugin (tools/oracles/kmsplugin-<v>): k8s.io/kms at the version
+# kube-apiserver 1.37.2 requires, serving the v2 and v1beta1 APIs on a unix socket.
+KMS_VERSION=0.37.2
+build_kmsplugin() {
+  "$GO" build -trimpath -o "$OUT/kmsplugin" .
+}
+build_cached kmsplugin "$KMS_VERSION" "$repo/tools/oracles/kmsplugin-$KMS_VERSION" kmsplugin -- build_kmsplugin
+
 echo "oracles: etcd $(/usr/bin/etcd --version 2>/dev/null | head -1 | awk '{print $3}') (Debian)," \
   "etcd $("$e35/etcd" --version | head -1 | awk '{print $3}') (PyPI)," \
   "$(for v in $ETCD_MODULE_VERSIONS; do printf 'etcd %s ' "$("$ORACLES/etcd-$v/etcd" --version | head -1 | awk '{print $3}')"; done)(Go modules)," \
   "boltoracle $("$ORACLES/bin/boltoracle" version) $(for v in $BBOLT_MODULE_VERSIONS; do printf '%s ' "$("$ORACLES/bbolt-$v/boltoracle" version)"; done)," \
-  "$("$ORACLES/kube-apiserver-$KUBE_APISERVER_VERSION/kube-apiserver" --version) (Go modules, with k8sdriver)," \
+  "$("$ORACLES/kube-apiserver-$KUBE_APISERVER_VERSION/kube-apiserver" --version) (Go modules, with k8sdriver, kmsplugin on k8s.io/kms v$KMS_VERSION)," \
   "$("$GO" version | awk '{print $3}'), cache $CACHE, in $ORACLES"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "install oracles (etcd 3.4.23, 3.5.1, 3.5.35, 3.6.16, 3.7.3; Go bbolt 1.3.6, 1.4.3, 1.5.0; kube-apiserver 1.37.2, k8sdriver)"
+step "install oracles (etcd 3.4.23, 3.5.1, 3.5.35, 3.6.16, 3.7.3; Go bbolt 1.3.6, 1.4.3, 1.5.0; kube-apiserver 1.37.2, k8sdriver, kmsplugin)"
 tools/install-oracles.sh
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

@@ -45,10 +45,12 @@ pub struct RewriteArgs {
     /// Rename values encrypted by key-bound providers (k8s:enc:aesgcm:, k8s:enc:kms:) anyway.
     #[arg(long, conflicts_with = "reencrypt")]
     allow_key_bound_encrypted: bool,
-    /// The tenant API server's EncryptionConfiguration: aesgcm values under
-    /// renamed keys are decrypted with the old key as authenticated data and
-    /// sealed again for the new key (same key name, new nonce). Any value that
-    /// does not decrypt stops the rewrite before anything is written.
+    /// The tenant API server's EncryptionConfiguration: aesgcm, KMS v2 and KMS
+    /// v1 values under renamed keys are decrypted with the old key as
+    /// authenticated data and sealed again for the new key (same key name or
+    /// DEK, new nonce). KMS data keys come from the provider's plugin socket
+    /// (Decrypt only, once per distinct DEK). Any value that does not decrypt
+    /// stops the rewrite before anything is written.
     #[arg(long, value_name = "CONFIG")]
     reencrypt: Option<PathBuf>,
     /// Drop lease records that no kept key references.
@@ -196,6 +198,7 @@ struct ReportJson<'a> {
     encrypted: std::collections::BTreeMap<String, u64>,
     key_bound_renamed: u64,
     reencrypted: std::collections::BTreeMap<String, u64>,
+    plugin_calls: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
     roles_rewritten: u64,
     permissions_changed: Vec<PermissionJson<'a>>,
     rules: Vec<RuleJson>,
@@ -244,11 +247,11 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         reseal: match &a.reencrypt {
             Some(path) => {
                 let cfg = etcdsnap_k8s::EncryptionConfig::load(path)?;
-                if cfg.aesgcm.is_empty() {
-                    bail!("{}: no aesgcm keys: nothing to re-encrypt with", path.display());
+                if cfg.aesgcm.is_empty() && cfg.kms.is_empty() {
+                    bail!("{}: no aesgcm keys and no kms providers: nothing to re-encrypt with", path.display());
                 }
                 let r: std::sync::Arc<dyn etcdsnap_mvcc::rewrite::Reseal> =
-                    std::sync::Arc::new(etcdsnap_k8s::AesGcmResealer::new(&cfg)?);
+                    std::sync::Arc::new(etcdsnap_k8s::ConfigResealer::new(&cfg)?);
                 Some(r)
             }
             None => None,
@@ -316,6 +319,7 @@ fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport) -> ReportJ
         encrypted: r.encrypted.clone(),
         key_bound_renamed: r.key_bound_renamed,
         reencrypted: r.resealed.clone(),
+        plugin_calls: r.reseal_calls.clone(),
         roles_rewritten: r.roles_rewritten,
         permissions_changed: r
             .permissions_changed
@@ -444,6 +448,20 @@ fn report_lines(j: &ReportJson<'_>, r: &RewriteReport) -> Vec<String> {
         vec!["bytes".into(), format!("{} -> {} in {:.2}s", j.bytes_in, j.bytes_out, r.elapsed.as_secs_f64())],
     ];
     let mut rows = rows;
+    // KMS plugin calls, after the re-encrypted counts (only when a plugin was asked).
+    if !j.plugin_calls.is_empty() {
+        let calls: Vec<String> = j
+            .plugin_calls
+            .iter()
+            .map(|(p, m)| {
+                let m: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                format!("{p}: {}", m.join(", "))
+            })
+            .collect();
+        let at =
+            rows.iter().position(|r| r.first().is_some_and(|c| c == "re-encrypted")).map_or(0, |i| i.saturating_add(1));
+        rows.insert(at, vec!["plugin calls".into(), calls.join("; ")]);
+    }
     // What each rule matched, and every permission a rename changed, after the summary.
     let at = rows.len().saturating_sub(5);
     let mut extra: Vec<Vec<String>> = r

@@ -19,6 +19,13 @@
 //! a new write; tenant B (aesgcm, bound to the etcd key) is refused by
 //! etcdsnap, and moved anyway its apiserver never gets ready and cannot read
 //! the Secrets.
+//!
+//! Tenant B's Secrets are written in sequence under aesgcm, KMS v2 (the
+//! `kmsplugin` oracle on k8s.io/kms, a unix socket kube-apiserver and etcdsnap
+//! share) and aescbc, and it moves with `--reencrypt` its EncryptionConfiguration:
+//! a new kube-apiserver with `--etcd-prefix=/registry` reads every Secret as
+//! the old one served it. Without `--reencrypt`, with a wrong aesgcm key, or
+//! with the plugin unreachable the move is refused with nothing written.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +34,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use etcdsnap_testkit::kube::{
-    service_account_keys, write_encryption_config, ApiserverConfig, Informer, KubeApiserver, Provider, KUBE_VERSION,
+    service_account_keys, write_encryption_config, ApiserverConfig, Informer, KmsPlugin, KubeApiserver, Provider,
+    KUBE_VERSION,
 };
 use etcdsnap_testkit::{free_port, kv_rows, per_version, restore, scratch, EtcdServer, EtcdVersion};
 use serde_json::{json, Value};
@@ -348,16 +356,25 @@ fn tenant_move(version: EtcdVersion) {
     let sa = service_account_keys(&dir.join("sa"));
 
     // EncryptionConfigurations: tenant A first aescbc, then secretbox writing
-    // with aescbc still readable; tenant B aesgcm.
+    // with aescbc still readable; tenant B aesgcm, then KMS v2 (its plugin
+    // wraps data keys with a KEK from a file), then aescbc, each later one
+    // still reading the earlier ones.
     let cbc = Provider::AesCbc { name: "key-cbc".into(), key: key(1) };
     let sbox = Provider::Secretbox { name: "key-box".into(), key: key(2) };
     let gcm = Provider::AesGcm { name: "key-gcm".into(), key: key(3) };
+    let plugin = KmsPlugin::start(&dir.join("kms"), "plugin", &key(4), None);
+    let kms = Provider::Kms { name: "kms-b".into(), api_version: "v2".into(), socket: plugin.socket().to_path_buf() };
+    let cbc_b = Provider::AesCbc { name: "key-cbc-b".into(), key: key(5) };
     let enc_a1 = dir.join("enc-a1.yaml");
     let enc_a2 = dir.join("enc-a2.yaml");
     let enc_b = dir.join("enc-b.yaml");
+    let enc_b2 = dir.join("enc-b2.yaml");
+    let enc_b3 = dir.join("enc-b3.yaml");
     write_encryption_config(&enc_a1, &[cbc.clone(), Provider::Identity]);
     write_encryption_config(&enc_a2, &[sbox, cbc, Provider::Identity]);
-    write_encryption_config(&enc_b, &[gcm, Provider::Identity]);
+    write_encryption_config(&enc_b, &[gcm.clone(), Provider::Identity]);
+    write_encryption_config(&enc_b2, &[kms.clone(), gcm.clone(), Provider::Identity]);
+    write_encryption_config(&enc_b3, &[cbc_b.clone(), kms.clone(), gcm, Provider::Identity]);
 
     // The shared etcd and the two tenants' apiservers. Tenant B runs
     // kube-apiserver's compactor, so compact_rev_key exists as in production.
@@ -368,7 +385,7 @@ fn tenant_move(version: EtcdVersion) {
     let mut b_config =
         apiserver_config(&dir.join("b"), &shared.endpoint(), "/tenant-b/registry", free_port(), enc_b.clone(), &sa);
     b_config.compaction_interval = "5s".to_string();
-    let (mut api_a, api_b) = start_both(&a_config, &b_config);
+    let (mut api_a, mut api_b) = start_both(&a_config, &b_config);
     eprintln!("[{:?}] shared etcd {version}, kube-apiserver {KUBE_VERSION} for tenants A and B", t0.elapsed());
 
     // Tenant A, first configuration (aescbc).
@@ -394,17 +411,34 @@ fn tenant_move(version: EtcdVersion) {
         create(secret(NS_B, "gcm-1", "gcm secret 1")),
     ]);
 
-    // Tenant A, second configuration (secretbox writes; aescbc still read).
+    // Tenant A, second configuration (secretbox writes; aescbc still read);
+    // tenant B's second (KMS v2 writes), restarted together.
     api_a.stop();
+    api_b.stop();
     let a2_config = ApiserverConfig { encryption_config: enc_a2.clone(), ..a_config.clone() };
-    api_a = KubeApiserver::start(&a2_config);
+    let b2_config = ApiserverConfig { encryption_config: enc_b2, ..b_config.clone() };
+    (api_a, api_b) = start_both(&a2_config, &b2_config);
+    api_b.apply(&[
+        create(secret(NS_B, "kms-0", "kms secret 0")),
+        create(secret(NS_B, "kms-1", "kms secret 1")),
+        update(secret(NS_B, "gcm-1", "gcm secret 1, updated")),
+    ]);
+    // Tenant B's third (aescbc writes), started beside tenant A's writes.
+    api_b.stop();
+    let b3_config = ApiserverConfig { encryption_config: enc_b3.clone(), ..b_config.clone() };
+    let b3_start = std::thread::spawn(move || KubeApiserver::start(&b3_config));
     api_a.apply(&[
         create(secret(NS_A, "box-0", "box secret 0")),
         create(secret(NS_A, "box-1", "box secret 1")),
         update(config_map(NS_A, "cm-0", "zero, updated")),
     ]);
     // Encrypted at rest, each with its provider and key name; the rest as kube writes it.
+    api_b = b3_start.join().unwrap();
+    api_b.apply(&[create(secret(NS_B, "cbc-b-0", "cbc secret b0"))]);
     assert!(etcd_value(&shared, "/tenant-a/registry/secrets/shop/cbc-0").starts_with(b"k8s:enc:aescbc:v1:key-cbc:"));
+    assert!(etcd_value(&shared, "/tenant-b/registry/secrets/bank/kms-0").starts_with(b"k8s:enc:kms:v2:kms-b:"));
+    assert!(etcd_value(&shared, "/tenant-b/registry/secrets/bank/gcm-1").starts_with(b"k8s:enc:kms:v2:kms-b:"));
+    assert!(etcd_value(&shared, "/tenant-b/registry/secrets/bank/cbc-b-0").starts_with(b"k8s:enc:aescbc:v1:key-cbc-b:"));
     assert!(etcd_value(&shared, "/tenant-a/registry/secrets/shop/box-0").starts_with(b"k8s:enc:secretbox:v1:key-box:"));
     assert!(etcd_value(&shared, "/tenant-b/registry/secrets/bank/gcm-0").starts_with(b"k8s:enc:aesgcm:v1:key-gcm:"));
     assert!(etcd_value(&shared, "/tenant-a/registry/configmaps/shop/cm-0").starts_with(b"k8s\0"));
@@ -631,10 +665,13 @@ fn tenant_move(version: EtcdVersion) {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("key-bound") && err.contains("First: /tenant-b/registry/secrets/bank/gcm-0"), "{err}");
     assert!(!moved_b.exists(), "a refused rewrite wrote {}", moved_b.display());
+    let secrets_b = api_b.dump(&["v1/secrets@bank"]);
+    move_tenant_b_reencrypted(version, &dir, &final_snap, &b_config, &enc_b3, &plugin, &secrets_b);
     let mut forced = move_args("tenant-b", Some(BUMP));
     forced.push("--allow-key-bound-encrypted".into());
     let report_b = rewrite_ok(&final_snap, &moved_b, &strs(&forced));
-    assert_eq!(report_b["key_bound_renamed"], 2, "{report_b}");
+    // aesgcm gcm-0 and gcm-1's first revision, KMS v2 kms-0, kms-1 and gcm-1's update.
+    assert_eq!(report_b["key_bound_renamed"], 5, "{report_b}");
     let etcd_b = restore_start(version, &moved_b, &dir.join("etcd-b"));
     let b_moved_config = ApiserverConfig {
         etcd: etcd_b.endpoint(),
@@ -663,6 +700,87 @@ fn tenant_move(version: EtcdVersion) {
     // The same Secret read by tenant B's own apiserver, before the move, is fine.
     assert_eq!(api_b.get("v1/secrets@bank", "gcm-0").unwrap()["data"]["password"], "Z2NtIHNlY3JldCAw");
     eprintln!("[{:?}] done", t0.elapsed());
+}
+
+/// Tenant B moved with `--reencrypt` its EncryptionConfiguration: refused
+/// without it, with a wrong aesgcm key and with the plugin unreachable (nothing
+/// written); then moved, restored, and served by a new kube-apiserver on
+/// `--etcd-prefix=/registry` that reads every Secret as the old one did.
+fn move_tenant_b_reencrypted(
+    version: EtcdVersion,
+    dir: &Path,
+    snapshot: &Path,
+    b_config: &ApiserverConfig,
+    enc: &Path,
+    plugin: &KmsPlugin,
+    secrets_before: &[Value],
+) {
+    let t0 = Instant::now();
+    let moved = dir.join("moved-b-reencrypted.db");
+    let args = move_args("tenant-b", Some(BUMP));
+    let with = |cfg: &Path| {
+        let mut a = args.clone();
+        a.extend(["--reencrypt".into(), cfg.display().to_string()]);
+        etcdsnap_rewrite(snapshot, &moved, &strs(&a))
+    };
+    let refused = |out: std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(!moved.exists(), "{what}: a refused rewrite wrote {}", moved.display());
+        err
+    };
+    let kms = Provider::Kms { name: "kms-b".into(), api_version: "v2".into(), socket: plugin.socket().to_path_buf() };
+    let cbc_b = Provider::AesCbc { name: "key-cbc-b".into(), key: key(5) };
+    // A wrong aesgcm key.
+    let wrong = dir.join("enc-b-wrong.yaml");
+    let wrong_gcm = Provider::AesGcm { name: "key-gcm".into(), key: key(9) };
+    write_encryption_config(&wrong, &[cbc_b.clone(), kms, wrong_gcm, Provider::Identity]);
+    let err = refused(with(&wrong), "wrong aesgcm key");
+    assert!(err.contains("/tenant-b/registry/secrets/bank/gcm-0") && err.contains("does not decrypt"), "{err}");
+    // The plugin unreachable.
+    let gone = dir.join("enc-b-gone.yaml");
+    let gone_kms =
+        Provider::Kms { name: "kms-b".into(), api_version: "v2".into(), socket: dir.join("kms/no-plugin.sock") };
+    let gcm = Provider::AesGcm { name: "key-gcm".into(), key: key(3) };
+    write_encryption_config(&gone, &[cbc_b, gone_kms, gcm, Provider::Identity]);
+    let err = refused(with(&gone), "plugin unreachable");
+    assert!(err.contains("/tenant-b/registry/secrets/bank/") && err.contains("unreachable"), "{err}");
+
+    // The move, through the plugin socket kube-apiserver uses.
+    let before = plugin.calls();
+    let out = with(enc);
+    assert!(out.status.success(), "rewrite --reencrypt: {}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let after = plugin.calls();
+    assert_eq!(report["reencrypted"], json!({"aesgcm/key-gcm": 2, "kms-v2/kms-b": 3}), "{report}");
+    assert_eq!(report["encrypted"]["aescbc"], 1, "{report}");
+    assert_eq!(report["key_bound_renamed"], 0, "{report}");
+    // Every KMS v2 value was written under the DEK seed of one kube-apiserver run.
+    assert_eq!(report["plugin_calls"], json!({"kms-v2/kms-b": {"Status": 1, "Decrypt": 1}}), "{report}");
+    let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+    assert_eq!((delta("v2 Decrypt ok"), delta("v2 Encrypt ok")), (1, 0), "the plugin's log: {after:?}");
+
+    let etcd = restore_start(version, &moved, &dir.join("etcd-b-reencrypted"));
+    let config = ApiserverConfig {
+        etcd: etcd.endpoint(),
+        etcd_prefix: "/registry".into(),
+        port: free_port(),
+        dir: dir.join("b-reencrypted"),
+        encryption_config: enc.to_path_buf(),
+        compaction_interval: "0s".into(),
+        ..b_config.clone()
+    };
+    let api = KubeApiserver::start(&config);
+    let secrets_after = api.dump(&["v1/secrets@bank"]);
+    assert_eq!(secrets_after.len(), 5, "{secrets_after:?}");
+    assert_eq!(secrets_after, secrets_before, "tenant B's Secrets differ after the move");
+    let kms0 = secrets_after.iter().find(|o| name_of(o) == "kms-0").unwrap();
+    assert_eq!(kms0["data"]["password"], "a21zIHNlY3JldCAw"); // "kms secret 0"
+    eprintln!(
+        "[{:?}] tenant B moved with --reencrypt (aesgcm, KMS v2, aescbc): kube-apiserver ready after {:?}",
+        t0.elapsed(),
+        api.ready_after()
+    );
 }
 
 per_version!(tenant_move: V3_5_35, V3_6_16, V3_7_3);

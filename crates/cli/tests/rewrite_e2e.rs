@@ -101,6 +101,7 @@ struct ReportJson {
     encrypted: BTreeMap<String, u64>,
     key_bound_renamed: u64,
     reencrypted: BTreeMap<String, u64>,
+    plugin_calls: BTreeMap<String, BTreeMap<String, u64>>,
     roles_rewritten: u64,
     permissions_changed: Vec<PermissionJson>,
     rules: Vec<RuleJson>,

@@ -30,6 +30,19 @@ struct KeysConfig {
     keys: Vec<KeyConfig>,
 }
 
+/// The `kms` provider's fields (apiserver.config.k8s.io/v1 `KMSConfiguration`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KmsConfig {
+    #[serde(default)]
+    api_version: String,
+    name: String,
+    #[serde(default)]
+    endpoint: String,
+    #[serde(default)]
+    timeout: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct KeyConfig {
     name: String,
@@ -72,11 +85,49 @@ impl std::fmt::Debug for AesKey {
     }
 }
 
+/// The KMS plugin API a `kms` provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KmsApiVersion {
+    /// `apiVersion: v1` (or none): the deprecated v1beta1 plugin API, values `k8s:enc:kms:v1:<name>:`.
+    V1,
+    /// `apiVersion: v2`: the `k8s.io/kms` v2 API, values `k8s:enc:kms:v2:<name>:`.
+    V2,
+}
+
+impl KmsApiVersion {
+    /// `v1` or `v2`, as in the value prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V2 => "v2",
+        }
+    }
+}
+
+/// One `kms` provider of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsProvider {
+    /// The provider name (`k8s:enc:kms:v2:<name>:`), unique in the file.
+    pub name: String,
+    /// The plugin API.
+    pub api_version: KmsApiVersion,
+    /// The plugin's unix socket path (from `endpoint: unix:///path`).
+    pub socket: std::path::PathBuf,
+    /// The endpoint as written.
+    pub endpoint: String,
+    /// Deadline of each plugin call (`timeout`, default 3s as upstream).
+    pub timeout: std::time::Duration,
+    /// The resources of the configuration entry it came from.
+    pub resources: Vec<String>,
+}
+
 /// What etcdsnap needs of an EncryptionConfiguration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EncryptionConfig {
     /// Every `aesgcm` key, in file order.
     pub aesgcm: Vec<AesKey>,
+    /// Every `kms` provider, in file order.
+    pub kms: Vec<KmsProvider>,
     /// Provider kinds present (for messages about what cannot be handled).
     pub kinds: Vec<ProviderKind>,
 }
@@ -116,6 +167,15 @@ impl EncryptionConfig {
                     if !cfg.kinds.contains(&kind) {
                         cfg.kinds.push(kind);
                     }
+                    if kind == ProviderKind::Kms {
+                        let k = kms_provider(v, &rc.resources).map_err(|e| format!("resources[{i}]: {e}"))?;
+                        if cfg.kms.iter().any(|o| o.name == k.name) {
+                            // Upstream validation refuses it too: the name alone selects the provider of a value.
+                            return Err(format!("resources[{i}]: kms provider name {:?} is used twice", k.name));
+                        }
+                        cfg.kms.push(k);
+                        continue;
+                    }
                     if kind != ProviderKind::AesGcm {
                         continue;
                     }
@@ -139,6 +199,58 @@ impl EncryptionConfig {
         }
         Ok(cfg)
     }
+}
+
+fn kms_provider(v: &serde_yaml::Value, resources: &[String]) -> Result<KmsProvider, String> {
+    let k: KmsConfig =
+        serde_yaml::from_value(v.clone()).map_err(|_| "kms provider without a valid name/endpoint".to_string())?;
+    let api_version = match k.api_version.as_str() {
+        "" | "v1" => KmsApiVersion::V1,
+        "v2" => KmsApiVersion::V2,
+        other => return Err(format!("kms provider {:?}: unsupported apiVersion {other:?}", k.name)),
+    };
+    if k.name.is_empty() || k.name.contains(':') {
+        return Err(format!("kms provider name {:?}: empty or contains ':'", k.name));
+    }
+    // Only unix sockets, as upstream (envelope grpc_service.go: "unix" is the only supported protocol).
+    let socket = match k.endpoint.strip_prefix("unix://") {
+        Some(p) if p.starts_with('/') => std::path::PathBuf::from(p),
+        _ => {
+            return Err(format!("kms provider {:?}: endpoint {:?} is not unix:///<absolute path>", k.name, k.endpoint))
+        }
+    };
+    let timeout = match &k.timeout {
+        None => std::time::Duration::from_secs(3),
+        Some(t) => parse_duration(t).ok_or_else(|| format!("kms provider {:?}: bad timeout {t:?}", k.name))?,
+    };
+    Ok(KmsProvider { name: k.name, api_version, socket, endpoint: k.endpoint, timeout, resources: resources.to_vec() })
+}
+
+/// A Go duration of the simple kind configs use: `3s`, `500ms`, `1m30s`.
+fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let n: f64 = rest.get(..digits)?.parse().ok()?;
+        rest = rest.get(digits..)?;
+        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let secs = match rest.get(..unit)? {
+            "ns" => n / 1e9,
+            "us" | "µs" => n / 1e6,
+            "ms" => n / 1e3,
+            "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            _ => return None,
+        };
+        total = total.checked_add(std::time::Duration::try_from_secs_f64(secs).ok()?)?;
+        rest = rest.get(unit..)?;
+    }
+    Some(total)
 }
 
 #[cfg(test)]
@@ -171,6 +283,44 @@ resources:
         assert_eq!(c.aesgcm.first().map(|k| (k.name.as_str(), k.secret.len())), Some(("key1", 32)));
         assert_eq!(c.kinds, vec![ProviderKind::AesGcm, ProviderKind::Identity, ProviderKind::AesCbc]);
         assert!(!format!("{c:?}").contains("MDEyMzQ1"), "no key material in Debug");
+    }
+
+    #[test]
+    fn reads_kms_providers() {
+        let text = r#"
+kind: EncryptionConfiguration
+apiVersion: apiserver.config.k8s.io/v1
+resources:
+  - resources: [secrets]
+    providers:
+      - kms:
+          apiVersion: v2
+          name: tenant-kms
+          endpoint: unix:///run/kms/plugin.sock
+          timeout: 1m30s
+      - kms:
+          name: old-kms
+          endpoint: unix:///run/kms/v1.sock
+          cachesize: 100
+      - identity: {}
+"#;
+        let c = EncryptionConfig::parse(text).unwrap_or_default();
+        assert_eq!(c.kms.len(), 2);
+        let (v2, v1) = (&c.kms[0], &c.kms[1]);
+        assert_eq!((v2.name.as_str(), v2.api_version), ("tenant-kms", KmsApiVersion::V2));
+        assert_eq!(v2.socket, std::path::PathBuf::from("/run/kms/plugin.sock"));
+        assert_eq!(v2.timeout, std::time::Duration::from_secs(90));
+        assert_eq!((v1.api_version, v1.timeout), (KmsApiVersion::V1, std::time::Duration::from_secs(3)));
+        assert_eq!(c.kinds, vec![ProviderKind::Kms, ProviderKind::Identity]);
+        let tcp = text.replace("unix:///run/kms/plugin.sock", "tcp://127.0.0.1:1");
+        assert!(EncryptionConfig::parse(&tcp).unwrap_err().contains("not unix:///"));
+        let dup = text.replace("old-kms", "tenant-kms");
+        assert!(EncryptionConfig::parse(&dup).unwrap_err().contains("used twice"));
+        let v3 = text.replace("apiVersion: v2", "apiVersion: v3");
+        assert!(EncryptionConfig::parse(&v3).unwrap_err().contains("unsupported apiVersion"));
+        assert_eq!(parse_duration("250ms"), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Some(std::time::Duration::from_secs(7200)));
+        assert_eq!(parse_duration("3x"), None);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! `EncryptionConfiguration` and re-encryption of values that a key-bound
 //! provider wrote, so a tenant's Secrets stay readable under renamed keys.
 //!
+//! Providers: `aesgcm` (keys from the file), KMS v2 and KMS v1 (the data key
+//! from the provider's plugin over its unix socket, asked only to decrypt).
+//!
 //! kube-apiserver passes the full etcd key (its `--etcd-prefix` included) as
 //! the AEAD's authenticated data of `aesgcm` and KMS values
 //! (k8s.io/apiserver pkg/storage/etcd3/store.go, `authenticatedDataString`);
@@ -12,9 +15,14 @@
 
 mod aesgcm;
 mod config;
+mod kms;
+pub mod plugin;
+mod resealer;
 
 pub use aesgcm::AesGcmResealer;
-pub use config::{AesKey, EncryptionConfig, ProviderKind};
+pub use config::{AesKey, EncryptionConfig, KmsApiVersion, KmsProvider, ProviderKind};
+pub use kms::{EncryptedObject, KmsResealer};
+pub use resealer::ConfigResealer;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -135,6 +135,12 @@ pub trait Reseal: Send + Sync + std::fmt::Debug {
         rev: &[u8],
         value: &[u8],
     ) -> std::result::Result<(String, Vec<u8>), String>;
+
+    /// Calls made to outside services so far (a KMS plugin's `Status`,
+    /// `Decrypt`), by provider label and method; for the report.
+    fn calls(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        BTreeMap::new()
+    }
 }
 
 /// What a compaction at revision R does with a tombstone stored at exactly R.
@@ -201,6 +207,9 @@ pub struct RewriteReport {
     pub key_bound_renamed: u64,
     /// Values re-sealed for their renamed key (`--reencrypt`), by provider/key name.
     pub resealed: BTreeMap<String, u64>,
+    /// Calls the re-sealing made to outside services (KMS plugins), by
+    /// provider and method ([`Reseal::calls`]).
+    pub reseal_calls: BTreeMap<String, BTreeMap<String, u64>>,
     /// Roles whose permissions were renamed.
     pub roles_rewritten: u64,
     /// Every permission a rename changed.
@@ -1252,6 +1261,7 @@ fn rewrite_inner(
         leases_orphaned: c.leases_orphaned,
         encrypted: c.encrypted,
         resealed: c.resealed,
+        reseal_calls: opts.reseal.as_ref().map(|r| r.calls()).unwrap_or_default(),
         key_bound_renamed: plan.key_bound_renamed,
         roles_rewritten: c.roles_rewritten,
         permissions_changed: c.permissions_changed,

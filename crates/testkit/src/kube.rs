@@ -9,6 +9,7 @@
 //! for Secrets; no other Kubernetes component runs. Like the rest of testkit, a missing binary or a
 //! server that does not come up fails the test.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -61,6 +62,15 @@ pub enum Provider {
         /// 32 bytes.
         key: [u8; 32],
     },
+    /// `kms` through a plugin socket (KMS v2 or the deprecated v1).
+    Kms {
+        /// Provider name (`k8s:enc:kms:v2:<name>:`).
+        name: String,
+        /// `v2` or `v1`.
+        api_version: String,
+        /// The plugin's unix socket.
+        socket: PathBuf,
+    },
     /// `identity` (plain; reads unencrypted values).
     Identity,
 }
@@ -77,6 +87,9 @@ impl Provider {
             Provider::AesCbc { name, key } => json!({ "aescbc": keys(name, key) }),
             Provider::AesGcm { name, key } => json!({ "aesgcm": keys(name, key) }),
             Provider::Secretbox { name, key } => json!({ "secretbox": keys(name, key) }),
+            Provider::Kms { name, api_version, socket } => json!({ "kms": {
+                "apiVersion": api_version, "name": name,
+                "endpoint": format!("unix://{}", socket.display()), "timeout": "3s"} }),
             Provider::Identity => json!({ "identity": {} }),
         }
     }
@@ -95,6 +108,81 @@ pub fn write_encryption_config(path: &Path, providers: &[Provider]) {
     });
     fs::write(path, serde_json::to_vec_pretty(&config).expect("config to JSON"))
         .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// The KMS plugin oracle (tools/oracles/kmsplugin-<v>, k8s.io/kms v0.37.2).
+pub fn kmsplugin_bin() -> PathBuf {
+    require_exe(&oracles_dir().join("kmsplugin-0.37.2/kmsplugin"))
+}
+
+/// A running `kmsplugin` serving the KMS v2 and v1beta1 APIs on a unix
+/// socket, its key-encryption key from a file; stopped on drop.
+#[derive(Debug)]
+pub struct KmsPlugin {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl KmsPlugin {
+    /// Starts the plugin on `<dir>/<name>.sock` with `kek`; `key_id` overrides
+    /// the id it derives from the KEK.
+    pub fn start(dir: &Path, name: &str, kek: &[u8; 32], key_id: Option<&str>) -> KmsPlugin {
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let socket = dir.join(format!("{name}.sock"));
+        let kek_path = dir.join(format!("{name}.kek"));
+        let log = dir.join(format!("{name}.calls"));
+        fs::write(&kek_path, kek).unwrap_or_else(|e| panic!("writing {}: {e}", kek_path.display()));
+        let _ = fs::remove_file(&log);
+        let stderr = File::create(dir.join(format!("{name}.stderr.log"))).expect("plugin stderr file");
+        let mut cmd = Command::new(kmsplugin_bin());
+        cmd.arg("--socket").arg(&socket).arg("--kek").arg(&kek_path).arg("--log").arg(&log);
+        if let Some(id) = key_id {
+            cmd.args(["--key-id", id]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting kmsplugin: {e}"));
+        let mut p = KmsPlugin { child, socket, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !p.socket.exists() {
+            assert!(matches!(p.child.try_wait(), Ok(None)), "kmsplugin exited; see {}", dir.display());
+            assert!(Instant::now() < deadline, "kmsplugin did not create {}", p.socket.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
+    /// Its socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Every call so far, by `<api> <method> <ok|error>` (`v2 Decrypt ok`).
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for l in fs::read_to_string(&self.log).unwrap_or_default().lines() {
+            *m.entry(l.to_string()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Stops it (also on drop).
+    pub fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for KmsPlugin {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Writes a fresh service-account key pair into `dir` (`sa.key`, `sa.pub`) with

@@ -193,14 +193,20 @@ pub struct DuOptions {
     pub top_keys: usize,
 }
 
-struct KeyState<'a> {
-    group: usize,
-    last_bytes: u64,
-    last_value: u64,
-    last_tomb: bool,
-    last_lease: i64,
+/// Per key (24 bytes beside the borrowed key): its group and its latest
+/// revision's sizes. Sizes fit 32 bits: bbolt values are below 2 GiB and keys
+/// below 32 KiB.
+struct KeyState {
     last_rev: i64,
-    _key: std::marker::PhantomData<&'a ()>,
+    group: u32,
+    last_bytes: u32,
+    last_value: u32,
+    last_tomb: bool,
+    last_leased: bool,
+}
+
+fn size32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Usage of `db` grouped as asked.
@@ -215,7 +221,7 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
     let rev = if opts.rev == 0 { current } else { opts.rev };
     let mut groups: Vec<GroupUsage> = Vec::new();
     let mut group_ix: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut keys: HashMap<&[u8], KeyState<'_>> = HashMap::new();
+    let mut keys: HashMap<&[u8], KeyState> = HashMap::new();
     let (mut markers, mut later) = (0u64, 0u64);
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
@@ -230,12 +236,12 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
                 continue;
             }
             let kv = KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
-            let stored = (e.key.len() as u64).saturating_add(e.value.len() as u64);
+            let stored = size32(e.key.len().saturating_add(e.value.len()));
             if let Some(s) = keys.get(kv.key) {
                 // The previous revision of this key is history now.
-                if let Some(g) = groups.get_mut(s.group) {
+                if let Some(g) = groups.get_mut(s.group as usize) {
                     g.usage.history_revisions = g.usage.history_revisions.saturating_add(1);
-                    g.usage.history_stored_bytes = g.usage.history_stored_bytes.saturating_add(s.last_bytes);
+                    g.usage.history_stored_bytes = g.usage.history_stored_bytes.saturating_add(u64::from(s.last_bytes));
                 }
             } else {
                 let label = group_of(kv.key, opts.by);
@@ -244,27 +250,21 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
                 if ix == next {
                     groups.push(GroupUsage { group: label, usage: Usage::default() });
                 }
+                let group =
+                    u32::try_from(ix).map_err(|_| MvccError::value(KEY, e.key, "more than 2^32 groups".into()))?;
                 keys.insert(
                     kv.key,
-                    KeyState {
-                        group: ix,
-                        last_bytes: 0,
-                        last_value: 0,
-                        last_tomb: false,
-                        last_lease: 0,
-                        last_rev: 0,
-                        _key: std::marker::PhantomData,
-                    },
+                    KeyState { group, last_bytes: 0, last_value: 0, last_tomb: false, last_leased: false, last_rev: 0 },
                 );
             }
             let Some(state) = keys.get_mut(kv.key) else { continue };
             state.last_bytes = stored;
-            state.last_value = kv.value.len() as u64;
+            state.last_value = size32(kv.value.len());
             state.last_tomb = bk.tombstone;
-            state.last_lease = kv.lease;
+            state.last_leased = kv.lease != 0;
             state.last_rev = bk.rev.main;
             if bk.tombstone {
-                if let Some(g) = groups.get_mut(state.group) {
+                if let Some(g) = groups.get_mut(state.group as usize) {
                     g.usage.tombstones = g.usage.tombstones.saturating_add(1);
                 }
             }
@@ -272,18 +272,19 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
     }
     let mut largest: Vec<SizedKey> = Vec::new();
     for (key, s) in &keys {
-        let Some(g) = groups.get_mut(s.group).map(|g| &mut g.usage) else { continue };
+        let Some(g) = groups.get_mut(s.group as usize).map(|g| &mut g.usage) else { continue };
+        let (last_bytes, last_value) = (u64::from(s.last_bytes), u64::from(s.last_value));
         if s.last_tomb {
             g.history_revisions = g.history_revisions.saturating_add(1);
-            g.history_stored_bytes = g.history_stored_bytes.saturating_add(s.last_bytes);
+            g.history_stored_bytes = g.history_stored_bytes.saturating_add(last_bytes);
             continue;
         }
         g.live_keys = g.live_keys.saturating_add(1);
-        g.live_value_bytes = g.live_value_bytes.saturating_add(s.last_value);
-        g.live_stored_bytes = g.live_stored_bytes.saturating_add(s.last_bytes);
-        g.leased_keys = g.leased_keys.saturating_add(u64::from(s.last_lease != 0));
-        let sk = || SizedKey { key: key.to_vec(), value_bytes: s.last_value, mod_revision: s.last_rev };
-        let bigger = |m: &SizedKey| (s.last_value, *key) > (m.value_bytes, m.key.as_slice());
+        g.live_value_bytes = g.live_value_bytes.saturating_add(last_value);
+        g.live_stored_bytes = g.live_stored_bytes.saturating_add(last_bytes);
+        g.leased_keys = g.leased_keys.saturating_add(u64::from(s.last_leased));
+        let sk = || SizedKey { key: key.to_vec(), value_bytes: last_value, mod_revision: s.last_rev };
+        let bigger = |m: &SizedKey| (last_value, *key) > (m.value_bytes, m.key.as_slice());
         if g.largest.as_ref().is_none_or(bigger) {
             g.largest = Some(sk());
         }

@@ -551,9 +551,12 @@ fn trailer_mismatch_discards_the_written_output() {
     }
 }
 
+/// (bucket path, key, value): one entry of a file.
+type Item = (Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
+
 /// Every bucket (with its sequence) and entry of a file, in order.
-fn contents(path: &Path) -> Vec<(Vec<Vec<u8>>, Vec<u8>, Vec<u8>)> {
-    struct All(Vec<(Vec<Vec<u8>>, Vec<u8>, Vec<u8>)>);
+fn contents(path: &Path) -> Vec<Item> {
+    struct All(Vec<Item>);
     impl<'a> etcdsnap_bolt::walk::Visitor<'a> for All {
         fn enter_bucket(&mut self, path: &[Vec<u8>], h: etcdsnap_bolt::BucketHeader) -> etcdsnap_bolt::Result<()> {
             self.0.push((path.to_vec(), b"<bucket>".to_vec(), h.sequence.to_le_bytes().to_vec()));
@@ -598,7 +601,7 @@ fn patch_and_rebuild_hold_the_same() {
             let (p, p2, r) =
                 (dir.join(format!("{name}-p.db")), dir.join(format!("{name}-p2.db")), dir.join(format!("{name}-r.db")));
             let rp = run_ok(&snapshot(v), &p, &opts);
-            let rp2 = run_ok(&snapshot(v), &p2, &opts);
+            run_ok(&snapshot(v), &p2, &opts);
             let rr = run_ok(&snapshot(v), &r, &RewriteOptions { rebuild: true, ..opts.clone() });
             assert!(
                 matches!(rp.layout, OutputLayout::Patched { replaced } if replaced >= 1),

@@ -15,7 +15,7 @@
 #     client-go test driver k8sdriver (tools/oracles/k8sdriver)
 #   - kmsplugin (tools/oracles/kmsplugin-<v>): a KMS v2 (and v1beta1) plugin on
 #     k8s.io/kms at the version kube-apiserver 1.37.2 uses
-# Go-module builds are cached outside the clone, in $CACHE/oracles/<name>-<v>/
+# Go-module builds are cached outside the clone, in $CACHE/oracles/<name>-<v>-<hash>/
 # (CACHE = $ETCDSNAP_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/etcdsnap), keyed
 # by the pinned version and a hash of the wrapper sources, with Go's module
 # and build caches in $CACHE/go/; $ORACLES/<name>-<v> links to them. A fresh
@@ -92,11 +92,15 @@ stamp() { { "$GO" version; cat "$@"; } | sha256sum | cut -c1-16; }
 
 # build_cached NAME VERSION SRCDIR CHECKBIN -- BUILDCMD...: runs BUILDCMD in a
 # scratch copy of SRCDIR with OUT set to the cache dir, unless the cache holds
-# a build with the same stamp; then links $ORACLES/NAME-VERSION to it.
+# a build with the same stamp; then links $ORACLES/NAME-VERSION to it. The
+# stamp (Go version and wrapper sources) is part of the cache dir's name, so
+# clones whose wrappers differ (branches, worktrees) never rebuild over each
+# other's oracle.
 build_cached() {
   local name=$1 ver=$2 srcdir=$3 checkbin=$4; shift 5
-  local out="$CACHE/oracles/$name-$ver" key
+  local out key
   key=$(stamp $(find "$srcdir" -type f | sort))
+  out="$CACHE/oracles/$name-$ver-$key"
   if [ ! -x "$out/$checkbin" ] || [ "$(cat "$out/.stamp" 2>/dev/null)" != "$key" ]; then
     echo "install-oracles: building $name $ver (cached in $out)" >&2
     local work; work=$(mktemp -d)

@@ -17,7 +17,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 export RUSTC_BOOTSTRAP=1
 cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
-# The fixed seeds and scripts of the smoke run first (builds too).
+# The fixed seeds and scripts of the smoke run first (builds and seeds, runs nothing).
 tools/fuzz-build.sh 0
 tools_seed() { mkdir -p "fuzz/corpus/$1"; echo "fuzz/corpus/$1"; }
 
@@ -43,6 +43,45 @@ PY
   for wal in "$dir"/member/wal/*.wal; do
     head -c 65536 "$wal" > "$(tools_seed wal_decode)/$v-$(basename "$wal")-head"
   done
+  # Stored values as read by Go bbolt (the oracle's canonical dump): every
+  # bucket's values for the protobuf target (KeyValue, Lease, auth, members;
+  # up to 40 per bucket), the KeyValue.value payloads for the Kubernetes one.
+  [ -x .oracles/bin/boltoracle ] || { echo "run tools/install-oracles.sh first (boltoracle seeds the value targets)" >&2; exit 2; }
+  .oracles/bin/boltoracle dump "$snap" | python3 - "$v" "$(tools_seed proto_values)" "$(tools_seed kube_values)" <<'PY'
+import sys, collections
+v, proto_dir, kube_dir = sys.argv[1:4]
+def varint(b, i):
+    n = s = 0
+    while True:
+        c = b[i]; i += 1; n |= (c & 0x7f) << s; s += 7
+        if c < 0x80: return n, i
+def field5(b):          # mvccpb.KeyValue.value (field 5, bytes)
+    i = 0
+    while i < len(b):
+        tag, i = varint(b, i)
+        if tag & 7 == 0: _, i = varint(b, i)
+        elif tag & 7 == 2:
+            n, i = varint(b, i)
+            if tag >> 3 == 5: return b[i:i + n]
+            i += n
+        else: return None
+    return None
+per = collections.Counter()
+kube = 0
+for line in sys.stdin:
+    f = line.split()
+    if len(f) != 4 or f[0] != 'K': continue
+    bucket, value = f[1], bytes.fromhex(f[3]) if f[3] != '-' else b''
+    if per[bucket] < 40:
+        per[bucket] += 1
+        open(f'{proto_dir}/{v}-{bucket}-{per[bucket]}', 'wb').write(value)
+    if bucket == '6b6579' and kube < 40:
+        try: inner = field5(value)
+        except IndexError: inner = None
+        if inner and (inner.startswith(b'k8s') or inner.startswith(b'{')):
+            kube += 1
+            open(f'{kube_dir}/{v}-value-{kube}', 'wb').write(inner)
+PY
 done
 
 targets=${*:-$(cargo fuzz list --fuzz-dir fuzz)}

@@ -18,6 +18,9 @@ pub struct AtomicFile {
     file: Option<File>,
     stale: Vec<StaleTemp>,
     overwrite: bool,
+    /// Lets the SIGBUS handler remove the temporary file (see `mmap::guard`).
+    #[cfg(unix)]
+    _guard: crate::mmap::guard::TempRegistration,
 }
 
 /// Whether `a` and `b` name the same existing file (same device and inode).
@@ -158,7 +161,15 @@ impl AtomicFile {
             open.mode(0o600);
         }
         let file = open.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        Ok(Self { target, tmp, file: Some(file), stale, overwrite: opts.overwrite })
+        Ok(Self {
+            #[cfg(unix)]
+            _guard: crate::mmap::guard::TempRegistration::file(&tmp),
+            target,
+            tmp,
+            file: Some(file),
+            stale,
+            overwrite: opts.overwrite,
+        })
     }
 
     /// Stale temporary files of earlier runs found beside the target when it was created.

@@ -56,4 +56,7 @@ pub use error::{
 pub use freelist::Freelist;
 pub use layout::{BucketHeader, PageHeader, PageType, Pgid};
 pub use meta::{Meta, MetaSlot, Metas};
+/// The SIGBUS guard for inputs truncated while mapped (see the module docs).
+#[cfg(unix)]
+pub use mmap::guard as fault_guard;
 pub use mmap::MappedFile;

@@ -114,6 +114,9 @@ pub fn rewrite_data_dir(
     progress: &mut dyn Progress,
 ) -> Result<DataDirReport> {
     let (layout, tmp) = prepare(input, output)?;
+    // Removed by the SIGBUS handler too, if the input db is truncated while mapped.
+    #[cfg(unix)]
+    let _guard = etcdsnap_bolt::fault_guard::TempRegistration::dir(&tmp);
     let built = build(&layout, input, &tmp, opts, progress);
     let done = built.and_then(|r| {
         fs::rename(&tmp, output).with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;

@@ -332,8 +332,11 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
         let j = match map(path) {
             Ok(file) => {
                 let spin = crate::progress::Spinner::start(format!("verifying {}", path.display()));
-                let r = verify(&file, VerifyOptions { require_trailer: a.require_trailer });
+                let mut r = verify(&file, VerifyOptions { require_trailer: a.require_trailer });
                 drop(spin);
+                if let Err(e) = file.check_unchanged() {
+                    r.input_changed(e.to_string());
+                }
                 VerifyJson {
                     file: path.display().to_string(),
                     ok: r.is_ok(),

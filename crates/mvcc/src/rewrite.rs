@@ -843,6 +843,10 @@ fn rewrite_inner(
     }
     let bytes_out = summary.bytes.saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
     opts.cancel.check()?;
+    // The trailer was checked during the first pass; the output was made in a
+    // later one. Both must have read the same file (a change in place is not
+    // caught by the hash once it has been computed).
+    file.check_unchanged()?;
     let stale_temps = atomic.stale().to_vec();
     atomic.commit()?;
 

@@ -47,9 +47,10 @@ PY
   # bucket's values for the protobuf target (KeyValue, Lease, auth, members;
   # up to 40 per bucket), the KeyValue.value payloads for the Kubernetes one.
   [ -x .oracles/bin/boltoracle ] || { echo "run tools/install-oracles.sh first (boltoracle seeds the value targets)" >&2; exit 2; }
-  .oracles/bin/boltoracle dump "$snap" | python3 - "$v" "$(tools_seed proto_values)" "$(tools_seed kube_values)" <<'PY'
+  # (The script comes on stdin, the dump through a file name.)
+  python3 - "$v" "$(tools_seed proto_values)" "$(tools_seed kube_values)" <(.oracles/bin/boltoracle dump "$snap") <<'PY'
 import sys, collections
-v, proto_dir, kube_dir = sys.argv[1:4]
+v, proto_dir, kube_dir, dump = sys.argv[1:5]
 def varint(b, i):
     n = s = 0
     while True:
@@ -68,7 +69,7 @@ def field5(b):          # mvccpb.KeyValue.value (field 5, bytes)
     return None
 per = collections.Counter()
 kube = 0
-for line in sys.stdin:
+for line in open(dump):
     f = line.split()
     if len(f) != 4 or f[0] != 'K': continue
     bucket, value = f[1], bytes.fromhex(f[3]) if f[3] != '-' else b''

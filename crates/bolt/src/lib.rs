@@ -44,7 +44,7 @@ mod mmap;
 pub mod page;
 pub mod walk;
 
-pub use atomic::{stale_temps, AtomicFile, CreateOptions, StaleTemp};
+pub use atomic::{stale_temps, tmp_prefix, AtomicFile, CreateOptions, StaleTemp};
 pub use bucket::Bucket;
 pub use cancel::Cancel;
 pub use check::{CheckOptions, CheckReport, PageUse};

@@ -79,6 +79,17 @@ pub fn open_bolt<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
     Db::open(file).map_err(|e| not_bbolt(path, file, e))
 }
 
+/// Temporary files and directories of ours beside `output` that killed runs
+/// left (`.NAME.tmp.PID`, process gone), removed when `remove` (`--force`).
+/// For the outputs that are directories; file outputs get theirs from `AtomicFile`.
+pub fn stale_beside(output: &Path, remove: bool) -> Vec<etcdsnap_bolt::StaleTemp> {
+    let mut stale = etcdsnap_bolt::stale_temps(output);
+    if remove {
+        stale.iter_mut().for_each(etcdsnap_bolt::StaleTemp::remove);
+    }
+    stale
+}
+
 /// Checks, before a library call reads it, that `path` is a snapshot or db file.
 pub fn check_snapshot_input(path: &Path) -> Result<()> {
     let file = map_file(path)?;

@@ -455,12 +455,14 @@ struct DataDirJson<'r> {
     db: ReportJson<'r>,
     wal: serde_json::Value,
     snap_files: u64,
+    stale_temp_files: Vec<StaleJson>,
 }
 
 /// `rewrite --data-dir`: the db's report, the WAL's, and the `.snap` files copied.
 fn data_dir_report(a: &RewriteArgs, r: &crate::datadir::DataDirReport, out: &mut Out) -> Result<Outcome> {
     let member = a.output.join("member");
     let db = report_json(&a.input.join("member/snap/db"), &member.join("snap/db"), &r.db);
+    let stale_temp_files = stale_files(&r.stale_temps);
     if a.fmt.structured() {
         out.json(&DataDirJson {
             input: a.input.display().to_string(),
@@ -468,6 +470,7 @@ fn data_dir_report(a: &RewriteArgs, r: &crate::datadir::DataDirReport, out: &mut
             wal: crate::wal_cmd::rewrite_report_json(&member.join("wal"), &r.wal),
             db,
             snap_files: r.snap_files,
+            stale_temp_files,
         })?;
         return Ok(Outcome::Clean);
     }
@@ -480,5 +483,9 @@ fn data_dir_report(a: &RewriteArgs, r: &crate::datadir::DataDirReport, out: &mut
         out.line(format!("  {line}"))?;
     }
     out.line(format!("snap files: {} copied", r.snap_files))?;
+    for s in &r.stale_temps {
+        let what = if s.removed { "removed" } else { "kept (--force removes it)" };
+        out.line(format!("stale temp dir: {} ({} bytes) {what}", s.path.display(), s.bytes))?;
+    }
     Ok(Outcome::Clean)
 }

@@ -71,6 +71,10 @@ pub struct RewriteArgs {
     output: PathBuf,
     #[command(flatten)]
     rules: crate::rules_args::KeyRuleArgs,
+    /// Remove temporary directories of ours that killed runs left beside OUTPUT (reported either way;
+    /// the output itself is never written over).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
 }
@@ -342,6 +346,7 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     // etcd replays the entries above the db's consistent_index: a filter may not shift their revisions.
     let consistent_index = replay_check_index(&layout)?;
     let opts = RewriteOptions { consistent_index, cancel: Some(crate::interrupt::flag_on_signals()?) };
+    let stale = crate::paths::stale_beside(&a.output, a.force);
     let spin = crate::progress::Spinner::start(format!("rewriting {}", layout.wal_dir.display()));
     let result = rewrite_with(&layout.wal_dir, &a.output, &rules, opts);
     drop(spin);
@@ -353,11 +358,20 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         }
         Err(e) => return Err(e.into()),
     };
+    let stale_json = crate::output::stale_files(&stale);
     if a.fmt.structured() {
-        out.json(&rewrite_report_json(&a.output, &report))?;
+        let mut j = rewrite_report_json(&a.output, &report);
+        if let Some(o) = j.as_object_mut() {
+            o.insert("stale_temp_files".into(), serde_json::to_value(&stale_json)?);
+        }
+        out.json(&j)?;
     } else {
         for l in rewrite_report_lines(&a.output, &report) {
             out.line(l)?;
+        }
+        for s in &stale {
+            let what = if s.removed { "removed" } else { "kept (--force removes it)" };
+            out.line(format!("stale temp dir  {} ({} bytes) {what}", s.path.display(), s.bytes))?;
         }
     }
     Ok(Outcome::Clean)

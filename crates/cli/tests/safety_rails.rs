@@ -169,6 +169,54 @@ fn stale_temporary_files_are_reported_and_removed_with_force() {
     assert_eq!(names(&dir), vec!["out.db"]);
 }
 
+/// The temporary directories of `wal rewrite` and `rewrite --data-dir`
+/// (`.OUT.tmp.PID`) that a killed run left are reported like stale files, and
+/// removed with `--force`.
+#[test]
+fn stale_temporary_directories_are_reported_and_removed_with_force() {
+    let dir = scratch("rails-stale-dirs");
+    let data = EtcdVersion::V3_5_1.fixture_dir();
+    for (cmd, out, inner) in [
+        (vec!["wal", "rewrite"], dir.join("wal-out"), "0000000000000000-0000000000000000.wal"),
+        (vec!["rewrite", "--data-dir"], dir.join("data-out"), "member/snap/db"),
+    ] {
+        let mut name = std::ffi::OsString::from(".");
+        name.push(out.file_name().unwrap());
+        name.push(".tmp.4194305");
+        let stale = dir.join(name);
+        let file = stale.join(inner);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"0123456789").unwrap();
+        let mut a: Vec<String> = cmd.iter().map(|c| c.to_string()).collect();
+        a.extend([s(&data), s(&out), "--json".into()]);
+        let (j, err) = run(&a, 0);
+        let v: Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(
+            v["stale_temp_files"],
+            serde_json::json!([{"path": s(&stale), "bytes": 10, "removed": false}]),
+            "{cmd:?}"
+        );
+        assert!(
+            err.contains(&s(&stale)) && err.contains("temporary directory") && err.contains("--force removes it"),
+            "{err}"
+        );
+        assert!(file.exists(), "{cmd:?}: kept without --force");
+        std::fs::remove_dir_all(&out).unwrap();
+        a.push("--force".into());
+        let (j, err) = run(&a, 0);
+        let v: Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(
+            v["stale_temp_files"],
+            serde_json::json!([{"path": s(&stale), "bytes": 10, "removed": true}]),
+            "{cmd:?}"
+        );
+        assert!(err.is_empty(), "{cmd:?}: {err}");
+        assert!(!stale.exists(), "{cmd:?}: removed with --force");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+}
+
 #[test]
 fn errors_say_what_the_path_is() {
     let dir = scratch("rails-errors");

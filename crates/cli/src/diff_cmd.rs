@@ -9,16 +9,15 @@ use etcdsnap_keys::{KeyRules, Rename};
 use etcdsnap_mvcc::diff::{diff, history_diff, DiffOptions, Side, StoredRev};
 use serde::Serialize;
 
-use crate::du_cmd::db_path;
-use crate::etcd_cmd::{map, open};
+use crate::etcd_cmd::open;
 use crate::output::{table, Bytes, Out};
 use crate::Outcome;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// First snapshot, raw db or data dir.
+    /// First snapshot, raw db, data dir or member dir.
     a: PathBuf,
-    /// Second snapshot, raw db or data dir.
+    /// Second snapshot, raw db, data dir or member dir.
     b: PathBuf,
     /// Only keys under this prefix (named as in B).
     #[arg(long, default_value = "")]
@@ -132,8 +131,7 @@ pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
-    let (pa, pb) = (db_path(&a.a), db_path(&a.b));
-    let (fa, fb) = (map(&pa)?, map(&pb)?);
+    let ((pa, fa), (pb, fb)) = (crate::paths::map_db_or_dir(&a.a)?, crate::paths::map_db_or_dir(&a.b)?);
     let (da, db) = (open(&pa, &fa)?, open(&pb, &fb)?);
     if a.history {
         let h = history_diff(&da, &db).with_context(|| format!("comparing {} and {}", pa.display(), pb.display()))?;

@@ -42,6 +42,7 @@ mod le;
 pub mod meta;
 mod mmap;
 pub mod page;
+pub mod progress;
 pub mod walk;
 
 pub use atomic::{stale_temps, tmp_prefix, AtomicFile, CreateOptions, StaleTemp};

@@ -133,8 +133,15 @@ pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
     }
     let ((pa, fa), (pb, fb)) = (crate::paths::map_db_or_dir(&a.a)?, crate::paths::map_db_or_dir(&a.b)?);
     let (da, db) = (open(&pa, &fa)?, open(&pb, &fb)?);
+    // One pass over each side.
+    let bar = crate::progress::Meter::start(
+        format!("comparing {} and {}", pa.display(), pb.display()),
+        (fa.len() as u64).saturating_add(fb.len() as u64),
+        crate::progress::Source::Db,
+    );
     if a.history {
         let h = history_diff(&da, &db).with_context(|| format!("comparing {} and {}", pa.display(), pb.display()))?;
+        drop(bar);
         let equal = h.first_difference.is_none();
         if a.fmt.structured() {
             out.json(&HistoryJson {
@@ -186,6 +193,7 @@ pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
     }
     let opts = DiffOptions { prefix: a.prefix.as_bytes().to_vec(), rev: a.rev, rules };
     let r = diff(&da, &db, &opts).with_context(|| format!("comparing {} and {}", pa.display(), pb.display()))?;
+    drop(bar);
     let count = |k: etcdsnap_mvcc::diff::DiffKind| r.keys.iter().filter(|d| d.kind == k).count() as u64;
     let (only_a, only_b, changed) = (
         count(etcdsnap_mvcc::diff::DiffKind::OnlyA),

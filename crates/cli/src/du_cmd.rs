@@ -147,8 +147,15 @@ pub fn run(a: &DuArgs, out: &mut Out) -> Result<Outcome> {
     }
     let (path, file) = crate::paths::map_db_or_dir(&a.file)?;
     let db = open(&path, &file)?;
+    // Two passes over the key bucket: the latest revision per key, then the usage.
+    let bar = crate::progress::Meter::start(
+        format!("reading {}", path.display()),
+        (file.len() as u64).saturating_mul(2),
+        crate::progress::Source::Db,
+    );
     let r = du(&db, &DuOptions { by: a.by, rev: a.rev, top_keys: a.top_keys })
         .with_context(|| format!("reading {}", path.display()))?;
+    drop(bar);
     let file_bytes = file.len() as u64;
     if a.fmt.structured() {
         let j = DuJson {

@@ -252,7 +252,13 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         output: etcdsnap_bolt::CreateOptions { overwrite: a.force, remove_stale: a.force },
         cancel: crate::interrupt::cancel_on_signals()?,
     };
-    let mut bar = crate::progress::Bar::new();
+    // Before writing: the plan pass (with the trailer hash beside it) and the layout pass.
+    let db_in = if a.data_dir { a.input.join("member/snap/db") } else { a.input.clone() };
+    let in_bytes = crate::progress::size_of(&db_in);
+    let mut bar = crate::progress::Bar::new(
+        format!("reading {}", db_in.display()),
+        in_bytes.saturating_mul(crate::progress::read_passes(in_bytes).saturating_add(1)),
+    );
     let progress: &mut dyn Progress = &mut bar;
     if a.data_dir {
         let r = crate::datadir::rewrite_data_dir(&a.input, &a.output, &opts, progress)

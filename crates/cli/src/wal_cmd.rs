@@ -98,6 +98,11 @@ const KINDS: &[&str] = &[
     "unknown",
 ];
 
+/// The bytes of the WAL segments in `dir`, a progress bar's total (0 when they cannot be listed).
+fn segments_bytes(dir: &Path) -> u64 {
+    list_segments(dir).map_or(0, |s| s.iter().map(|s| s.size).fold(0u64, u64::saturating_add))
+}
+
 pub fn run(cmd: WalCommand, out: &mut Out) -> Result<Outcome> {
     match cmd {
         WalCommand::Verify(a) => verify_cmd(&a, out),
@@ -132,7 +137,11 @@ fn consistent_index(db: &Path) -> Result<Option<u64>> {
 fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.dir)?;
-    let spin = crate::progress::Spinner::start(format!("verifying {}", layout.wal_dir.display()));
+    let spin = crate::progress::Meter::start(
+        format!("verifying {}", layout.wal_dir.display()),
+        segments_bytes(&layout.wal_dir),
+        crate::progress::Source::Wal,
+    );
     let report = verify(&layout.wal_dir, layout.snap_dir.as_deref())?;
     drop(spin);
     let mut problems = report.problems();
@@ -249,6 +258,11 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
     }
     let mut problem: Option<String> = None;
     let mut out_err: Option<anyhow::Error> = None;
+    let bar = crate::progress::Meter::start_streaming(
+        format!("reading {}", layout.wal_dir.display()),
+        segments.iter().map(|s| s.size).fold(0u64, u64::saturating_add),
+        crate::progress::Source::Wal,
+    );
     let end = read_wal(&segments, |_, f| {
         let Some(e) = f.entry else { return Ok(()) };
         if a.start_index.is_some_and(|s| e.index < s) || a.end_index.is_some_and(|s| e.index > s) {
@@ -275,6 +289,7 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
             WalError::Stopped
         })
     });
+    drop(bar);
     if let Some(e) = out_err {
         return Err(e);
     }
@@ -347,7 +362,11 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     let consistent_index = replay_check_index(&layout)?;
     let opts = RewriteOptions { consistent_index, cancel: Some(crate::interrupt::flag_on_signals()?) };
     let stale = crate::paths::stale_beside(&a.output, a.force);
-    let spin = crate::progress::Spinner::start(format!("rewriting {}", layout.wal_dir.display()));
+    let spin = crate::progress::Meter::start(
+        format!("rewriting {}", layout.wal_dir.display()),
+        segments_bytes(&layout.wal_dir),
+        crate::progress::Source::Wal,
+    );
     let result = rewrite_with(&layout.wal_dir, &a.output, &rules, opts);
     drop(spin);
     let report = match result {

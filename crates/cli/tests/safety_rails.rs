@@ -331,3 +331,37 @@ fn progress_only_on_a_terminal_and_not_with_quiet() {
     let o = etcdsnap(&args(&["bolt", "compact", &s(&snapshot()), &s(&dir.join("c.db"))]));
     assert!(o.status.success() && o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Every reading command draws a bar of bytes against a total known up front,
+/// with its rate, on a terminal; none with `--quiet` or on a pipe.
+#[test]
+fn reading_commands_show_totals_and_rates_on_a_terminal() {
+    let bin = env!("CARGO_BIN_EXE_etcdsnap");
+    let (snap, data) = (s(&snapshot()), s(&EtcdVersion::V3_5_1.fixture_dir()));
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["verify", &snap],
+        vec!["status", &snap],
+        vec!["hashkv", &snap],
+        vec!["bolt", "check", &snap],
+        vec!["du", &snap],
+        vec!["diff", &snap, &data],
+        vec!["keys", &snap],
+        vec!["wal", "verify", &data],
+        vec!["wal", "dump", &data],
+    ];
+    for c in &commands {
+        let on_tty = |quiet: &str| -> String {
+            let cmd = format!("{bin} {quiet} {} > /dev/null", c.join(" "));
+            let o = Command::new("script").args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+            String::from_utf8_lossy(&o.stdout).to_string()
+        };
+        let shown = on_tty("");
+        // "[bar] 1.12 MiB/3.74 MiB 1.02 GiB/s eta 0s": done of a total, and a rate.
+        assert!(shown.contains(" MiB ") && shown.contains("B/s") && shown.contains(" eta "), "{c:?}: {shown:?}");
+        let total = shown.split_whitespace().find_map(|w| w.strip_prefix("B/")).unwrap_or("");
+        assert!(!total.is_empty() && total != "0", "{c:?}: no total in {shown:?}");
+        assert!(on_tty("--quiet").trim().is_empty(), "{c:?}");
+        let o = etcdsnap(c);
+        assert!(o.stderr.is_empty(), "{c:?} on a pipe: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}

@@ -176,6 +176,32 @@ mod tests {
         assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
     }
 
+    #[test]
+    fn changes_after_opening_are_told() {
+        use std::io::{Seek, SeekFrom, Write};
+        let p = std::env::temp_dir().join(format!("etcdsnap-mmap-change-{}", std::process::id()));
+        std::fs::write(&p, vec![1u8; 8192]).unwrap();
+        let m = MappedFile::open(&p).unwrap();
+        assert!(m.check_unchanged().is_ok());
+        assert_eq!(m.path(), p);
+        // Written in place, same size (after a tick of the file system's clock).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.seek(SeekFrom::Start(100)).unwrap();
+        f.write_all(b"x").unwrap();
+        let e = m.check_unchanged().unwrap_err();
+        assert!(matches!(&e, Error::InputChanged { what, .. } if what == "it was written in place"), "{e}");
+        assert_eq!(e.code(), "input-changed");
+        // Truncated.
+        let m = MappedFile::open(&p).unwrap();
+        f.set_len(4096).unwrap();
+        let e = m.check_unchanged().unwrap_err();
+        assert!(e.to_string().contains("its size went from 8192 to 4096 bytes"), "{e}");
+        assert!(e.to_string().starts_with(&format!("{}: the file changed while being read", p.display())), "{e}");
+        drop(m);
+        std::fs::remove_file(&p).unwrap();
+    }
+
     #[cfg(unix)]
     #[test]
     fn devices_are_refused() {

@@ -139,7 +139,8 @@ impl Meter {
                 while !flag.load(Ordering::Relaxed) {
                     // Passes can end short of the total (free pages are not read): never past it.
                     bar.set_position(read().saturating_sub(start).min(total));
-                    std::thread::sleep(Duration::from_millis(100));
+                    // Woken early by Drop, so that a command's end never waits for a tick.
+                    std::thread::park_timeout(Duration::from_millis(100));
                 }
             })
             .ok();
@@ -151,6 +152,7 @@ impl Drop for Meter {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.poller.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         if let Some(b) = &self.bar {

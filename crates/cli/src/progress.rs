@@ -1,7 +1,7 @@
 //! Progress on stderr, only when stderr is a terminal and `--quiet` was not
 //! given, always with a total known up front, the rate and the ETA: a [`Bar`]
-//! where the library reports progress itself (rewrite and bolt compact:
-//! entries analysed, then bytes written), and a [`Meter`] for the reading
+//! where the library reports progress itself (rewrite and bolt compact: the
+//! input read, then the bytes written), and a [`Meter`] for the reading
 //! commands (status, hashkv, verify, keys, get, du, diff, bolt check, wal
 //! verify/dump/rewrite): a thread polls the libraries' byte counters
 //! (`etcdsnap_bolt::progress`: leaf pages read and bytes hashed;
@@ -115,8 +115,8 @@ impl Meter {
     }
 
     /// As [`start`](Self::start), but not while stdout is a terminal too: a
-    /// command that streams its output (keys, get, wal dump) would have its
-    /// lines cut by the bar.
+    /// command that prints while it reads (wal dump) would have its lines cut
+    /// by the bar.
     pub fn start_streaming(message: String, total: u64, source: Source) -> Self {
         Self::start_if(enabled() && !std::io::stdout().is_terminal(), message, total, source)
     }

@@ -257,6 +257,7 @@ fn check_cmd(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
     );
     let report = check::check(&db, &CheckOptions::default());
     drop(spin);
+    crate::paths::unchanged(&file)?;
     let outcome = if report.is_ok() { Outcome::Clean } else { Outcome::Problems };
     if a.fmt.structured() {
         let s = &report.stats;

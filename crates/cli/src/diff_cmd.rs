@@ -142,6 +142,8 @@ pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
     if a.history {
         let h = history_diff(&da, &db).with_context(|| format!("comparing {} and {}", pa.display(), pb.display()))?;
         drop(bar);
+        crate::paths::unchanged(&fa)?;
+        crate::paths::unchanged(&fb)?;
         let equal = h.first_difference.is_none();
         if a.fmt.structured() {
             out.json(&HistoryJson {
@@ -194,6 +196,8 @@ pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
     let opts = DiffOptions { prefix: a.prefix.as_bytes().to_vec(), rev: a.rev, rules };
     let r = diff(&da, &db, &opts).with_context(|| format!("comparing {} and {}", pa.display(), pb.display()))?;
     drop(bar);
+    crate::paths::unchanged(&fa)?;
+    crate::paths::unchanged(&fb)?;
     let count = |k: etcdsnap_mvcc::diff::DiffKind| r.keys.iter().filter(|d| d.kind == k).count() as u64;
     let (only_a, only_b, changed) = (
         count(etcdsnap_mvcc::diff::DiffKind::OnlyA),

@@ -156,6 +156,7 @@ pub fn run(a: &DuArgs, out: &mut Out) -> Result<Outcome> {
     let r = du(&db, &DuOptions { by: a.by, rev: a.rev, top_keys: a.top_keys })
         .with_context(|| format!("reading {}", path.display()))?;
     drop(bar);
+    crate::paths::unchanged(&file)?;
     let file_bytes = file.len() as u64;
     if a.fmt.structured() {
         let j = DuJson {

@@ -164,6 +164,7 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
         (t, check.join(), s)
     });
     drop(spin);
+    crate::paths::unchanged(&file)?;
     let check = check.map_err(|_| anyhow::anyhow!("bbolt check thread panicked"))?;
     // Like etcdutl, figures of a structurally damaged file are refused.
     if !check.is_ok() {
@@ -286,6 +287,7 @@ pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
     );
     let h = hash_kv(&db, a.rev, rule).with_context(|| format!("hashing {}", a.file.display()))?;
     drop(spin);
+    crate::paths::unchanged(&file)?;
     let j = HashkvJson {
         hash: h.hash,
         compact_revision: h.compact_revision,

@@ -166,6 +166,7 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
         );
         let all = all_revisions(&db, &sel).with_context(|| format!("reading {}", a.file.display()))?;
         drop(spin);
+        crate::paths::unchanged(&file)?;
         for s in all.iter().take(limit) {
             if a.fmt.structured() {
                 out.json(&StoredJson {
@@ -194,6 +195,7 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     );
     let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
     drop(spin);
+    crate::paths::unchanged(&file)?;
     for v in keys.iter().take(limit) {
         if a.fmt.structured() {
             out.json(&KvJson::new(&v.kv, a.decode))?;
@@ -316,6 +318,7 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
     );
     let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
     drop(spin);
+    crate::paths::unchanged(&file)?;
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     let shown_keys = keys.get(..keys.len().min(limit)).unwrap_or(&keys);
     if a.fmt.structured() {

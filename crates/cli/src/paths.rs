@@ -113,6 +113,13 @@ pub fn stale_beside(output: &Path, remove: bool) -> Vec<etcdsnap_bolt::StaleTemp
     stale
 }
 
+/// Fails when `file` was changed by another process since it was mapped (see
+/// `MappedFile::check_unchanged`): what a command read from it is then no
+/// statement about any version of the file. Exit 1, like a failed check.
+pub fn unchanged(file: &MappedFile) -> Result<()> {
+    file.check_unchanged().map_err(anyhow::Error::new)
+}
+
 /// Checks, before a library call reads it, that `path` is a snapshot or db file.
 pub fn check_snapshot_input(path: &Path) -> Result<()> {
     let file = map_file(path)?;

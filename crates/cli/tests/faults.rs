@@ -424,8 +424,9 @@ fn an_input_changed_while_a_writer_reads_it_fails_cleanly() {
     }
 }
 
-/// `verify` of an input truncated or written in place while it reads: exit 1
-/// naming the input, never "ok". The moment is found by trying later and later.
+/// `verify` (and `status --verify-trailer`, a reading command that also reads
+/// every byte) of an input truncated or written in place while it reads: exit
+/// 1 naming the input, never "ok". The moment is found by trying later and later.
 #[test]
 fn an_input_changed_while_verify_reads_it_is_a_problem() {
     let dir = scratch("faults-verify-changed");
@@ -440,11 +441,14 @@ fn an_input_changed_while_verify_reads_it_is_a_problem() {
     drop(bytes);
     type Change = fn(&Path);
     let changes: [(&str, Change); 2] = [("truncated", |p| truncate(p, 1 << 20)), ("written in place", scribble)];
-    for (what, change) in changes {
+    let b = big.to_str().unwrap();
+    for ((what, change), cmd) in
+        changes.iter().flat_map(|c| [(c, vec!["verify", b]), (c, vec!["status", "--verify-trailer", b])])
+    {
         let mut landed = 0;
         for attempt in 0..12u32 {
             std::fs::copy(&pristine, &big).unwrap();
-            let mut child = spawn(&["verify", big.to_str().unwrap()]);
+            let mut child = spawn(&cmd);
             // Not before it opened the file (that would be a plain bad file).
             std::thread::sleep(Duration::from_millis(10 + 20 * u64::from(attempt % 6)));
             if child.try_wait().unwrap().is_some() {
@@ -455,19 +459,19 @@ fn an_input_changed_while_verify_reads_it_is_a_problem() {
             let (out, err) = (String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
             // A change after verify finished reading is seen too (the file's
             // status is compared at the end), so every landed change is a problem.
-            assert_eq!(r.status.code(), Some(1), "{what}: attempt {attempt}: {out}{err}");
+            assert_eq!(r.status.code(), Some(1), "{what}: {cmd:?}: attempt {attempt}: {out}{err}");
             let text = format!("{out}{err}");
-            assert!(text.contains(big.to_str().unwrap()), "{what}: {text}");
+            assert!(text.contains(b), "{what}: {cmd:?}: {text}");
             assert!(
                 text.contains("changed while being read") || text.contains("trailer mismatch"),
-                "{what}: attempt {attempt}: {text}"
+                "{what}: {cmd:?}: attempt {attempt}: {text}"
             );
             landed += 1;
             if landed >= 3 {
                 break;
             }
         }
-        assert!(landed >= 1, "{what}: no change landed while verify ran");
+        assert!(landed >= 1, "{what}: no change landed while {cmd:?} ran");
     }
     for p in [&big, &pristine] {
         std::fs::remove_file(p).unwrap();

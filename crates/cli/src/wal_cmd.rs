@@ -98,6 +98,13 @@ const KINDS: &[&str] = &[
     "unknown",
 ];
 
+/// Whether `e` concerns a path inside the temporary directory beside `output` (`.OUT.tmp.PID`).
+fn in_temporary_of(e: &WalError, output: &Path) -> bool {
+    let (WalError::Io { path, .. }, Some(name)) = (e, output.file_name()) else { return false };
+    let prefix = etcdsnap_bolt::tmp_prefix(name);
+    path.ancestors().filter_map(Path::file_name).any(|n| n.as_encoded_bytes().starts_with(prefix.as_encoded_bytes()))
+}
+
 /// The bytes of the WAL segments in `dir`, a progress bar's total (0 when they cannot be listed).
 fn segments_bytes(dir: &Path) -> u64 {
     list_segments(dir).map_or(0, |s| s.iter().map(|s| s.size).fold(0u64, u64::saturating_add))
@@ -374,6 +381,10 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         Err(WalError::Corrupt(c)) => {
             eprintln!("etcdsnap: corrupt input: {c}");
             return Ok(Outcome::Problems);
+        }
+        // A write into the temporary directory failed (a full disk): name the output.
+        Err(e @ WalError::Io { .. }) if in_temporary_of(&e, &a.output) => {
+            return Err(anyhow::Error::new(e).context(format!("writing {}", a.output.display())));
         }
         Err(e) => return Err(e.into()),
     };

@@ -445,11 +445,10 @@ fn an_input_changed_while_verify_reads_it_is_a_problem() {
     for ((what, change), cmd) in
         changes.iter().flat_map(|c| [(c, vec!["verify", b]), (c, vec!["status", "--verify-trailer", b])])
     {
-        let mut landed = 0;
-        for attempt in 0..12u32 {
+        let mut mid_read = 0;
+        for attempt in 0..16u32 {
             std::fs::copy(&pristine, &big).unwrap();
             let mut child = spawn(&cmd);
-            // Not before it opened the file (that would be a plain bad file).
             std::thread::sleep(Duration::from_millis(10 + 20 * u64::from(attempt % 6)));
             if child.try_wait().unwrap().is_some() {
                 continue;
@@ -457,21 +456,20 @@ fn an_input_changed_while_verify_reads_it_is_a_problem() {
             change(&big);
             let r = child.wait_with_output().unwrap();
             let (out, err) = (String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
-            // A change after verify finished reading is seen too (the file's
-            // status is compared at the end), so every landed change is a problem.
-            assert_eq!(r.status.code(), Some(1), "{what}: {cmd:?}: attempt {attempt}: {out}{err}");
             let text = format!("{out}{err}");
+            // Whenever the change lands (before the file was opened, on a
+            // loaded machine: then it is just a damaged file), it is a problem
+            // naming the input, never "ok".
+            assert_eq!(r.status.code(), Some(1), "{what}: {cmd:?}: attempt {attempt}: {text}");
             assert!(text.contains(b), "{what}: {cmd:?}: {text}");
-            assert!(
-                text.contains("changed while being read") || text.contains("trailer mismatch"),
-                "{what}: {cmd:?}: attempt {attempt}: {text}"
-            );
-            landed += 1;
-            if landed >= 3 {
-                break;
+            if text.contains("changed while being read") {
+                mid_read += 1;
+                if mid_read >= 2 {
+                    break;
+                }
             }
         }
-        assert!(landed >= 1, "{what}: no change landed while {cmd:?} ran");
+        assert!(mid_read >= 1, "{what}: no change landed while {cmd:?} was reading");
     }
     for p in [&big, &pristine] {
         std::fs::remove_file(p).unwrap();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build every fuzz target and run each one briefly (a smoke test).
 #
-#   tools/fuzz-build.sh [SECONDS]      (per target, default 20; 0 = build only)
+#   tools/fuzz-build.sh [SECONDS]      (per target, default 20; 0 = build and seed only)
 #
 # The fuzz crate is its own cargo workspace in fuzz/ (cargo-fuzz layout,
 # libfuzzer-sys). It needs nightly features, enabled on stable with
@@ -21,9 +21,6 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 cargo fuzz build --fuzz-dir fuzz
-[ "$secs" -gt 0 ] || exit 0
-
-targets=$(cargo fuzz list --fuzz-dir fuzz)
 
 # Seed corpora: whole files for the raw-bytes target, a few mutation scripts
 # (flags byte, then 5-byte records; see fuzz/src/lib.rs) for the fixture target.
@@ -71,6 +68,10 @@ printf 'k8s\x00\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12\x0e\x0a\x0c\x0a\x04cm-0\x
 printf '{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"}}' > "$seed/json"
 printf 'k8s:enc:aescbc:v1:key-cbc:0123456789abcdef' > "$seed/aescbc"
 
+# SECONDS=0 builds and seeds only (tools/fuzz-campaign.sh relies on the seeds).
+[ "$secs" -gt 0 ] || exit 0
+
+targets=$(cargo fuzz list --fuzz-dir fuzz)
 status=0
 for t in $targets; do
   echo "== fuzz $t for ${secs}s" >&2

@@ -7,7 +7,10 @@
 #
 # Uses the same layout as tools/fuzz-build.sh (corpora in fuzz/corpus/<target>/,
 # crashes in fuzz/artifacts/<target>/, git-ignored) and the same limits:
-# -timeout=5 per input, -rss_limit_mb=2048. Exit status is non-zero when any
+# -timeout=5 per input (FUZZ_TIMEOUT overrides it: libFuzzer's timer is wall
+# clock, and a campaign run at nice 19 on a busy machine can be starved for
+# seconds; a timeout is confirmed by running its input alone with 5 s before it
+# counts as a finding), -rss_limit_mb=2048. Exit status is non-zero when any
 # target crashes, times out or exceeds the memory limit; fix each finding with a
 # regression test before closing a campaign.
 set -euo pipefail
@@ -17,7 +20,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 export RUSTC_BOOTSTRAP=1
 cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
-# The fixed seeds and scripts of the smoke run first (builds too).
+# The fixed seeds and scripts of the smoke run first (builds and seeds, runs nothing).
 tools/fuzz-build.sh 0
 tools_seed() { mkdir -p "fuzz/corpus/$1"; echo "fuzz/corpus/$1"; }
 
@@ -43,6 +46,46 @@ PY
   for wal in "$dir"/member/wal/*.wal; do
     head -c 65536 "$wal" > "$(tools_seed wal_decode)/$v-$(basename "$wal")-head"
   done
+  # Stored values as read by Go bbolt (the oracle's canonical dump): every
+  # bucket's values for the protobuf target (KeyValue, Lease, auth, members;
+  # up to 40 per bucket), the KeyValue.value payloads for the Kubernetes one.
+  [ -x .oracles/bin/boltoracle ] || { echo "run tools/install-oracles.sh first (boltoracle seeds the value targets)" >&2; exit 2; }
+  # (The script comes on stdin, the dump through a file name.)
+  python3 - "$v" "$(tools_seed proto_values)" "$(tools_seed kube_values)" <(.oracles/bin/boltoracle dump "$snap") <<'PY'
+import sys, collections
+v, proto_dir, kube_dir, dump = sys.argv[1:5]
+def varint(b, i):
+    n = s = 0
+    while True:
+        c = b[i]; i += 1; n |= (c & 0x7f) << s; s += 7
+        if c < 0x80: return n, i
+def field5(b):          # mvccpb.KeyValue.value (field 5, bytes)
+    i = 0
+    while i < len(b):
+        tag, i = varint(b, i)
+        if tag & 7 == 0: _, i = varint(b, i)
+        elif tag & 7 == 2:
+            n, i = varint(b, i)
+            if tag >> 3 == 5: return b[i:i + n]
+            i += n
+        else: return None
+    return None
+per = collections.Counter()
+kube = 0
+for line in open(dump):
+    f = line.split()
+    if len(f) != 4 or f[0] != 'K': continue
+    bucket, value = f[1], bytes.fromhex(f[3]) if f[3] != '-' else b''
+    if per[bucket] < 40:
+        per[bucket] += 1
+        open(f'{proto_dir}/{v}-{bucket}-{per[bucket]}', 'wb').write(value)
+    if bucket == '6b6579' and kube < 40:
+        try: inner = field5(value)
+        except IndexError: inner = None
+        if inner and (inner.startswith(b'k8s') or inner.startswith(b'{')):
+            kube += 1
+            open(f'{kube_dir}/{v}-value-{kube}', 'wb').write(inner)
+PY
 done
 
 targets=${*:-$(cargo fuzz list --fuzz-dir fuzz)}
@@ -55,7 +98,7 @@ for t in $targets; do
   log=$(mktemp)
   echo "== fuzz $t for ${secs}s (corpus $before)" >&2
   if ! cargo fuzz run --fuzz-dir fuzz "$t" -- \
-      -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 2> >(tee "$log" >&2); then
+      -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-5}" -rss_limit_mb=2048 -print_final_stats=1 2> >(tee "$log" >&2); then
     echo "FAILED: $t (see fuzz/artifacts/$t/)" >&2
     status=1
   fi

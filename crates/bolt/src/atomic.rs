@@ -18,6 +18,9 @@ pub struct AtomicFile {
     file: Option<File>,
     stale: Vec<StaleTemp>,
     overwrite: bool,
+    /// Lets the SIGBUS handler remove the temporary file (see `mmap::guard`).
+    #[cfg(unix)]
+    _guard: crate::mmap::guard::TempRegistration,
 }
 
 /// Whether `a` and `b` name the same existing file (same device and inode).
@@ -45,16 +48,39 @@ pub struct CreateOptions {
     pub remove_stale: bool,
 }
 
-/// A temporary file an earlier, killed run left beside the target
-/// (`.NAME.tmp.PID` whose process no longer runs).
+/// A temporary file or directory an earlier, killed run left beside the
+/// target (`.NAME.tmp.PID` whose process no longer runs): a file of a snapshot
+/// or db write, a directory of a WAL or data-dir rewrite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleTemp {
     /// Its path.
     pub path: PathBuf,
-    /// Its size in bytes.
+    /// Its size in bytes (a directory's: the files in it).
     pub bytes: u64,
+    /// Whether it is a directory.
+    pub dir: bool,
     /// Whether it was removed.
     pub removed: bool,
+}
+
+impl StaleTemp {
+    /// Removes it (a directory with everything in it); records whether that worked.
+    pub fn remove(&mut self) {
+        let r = if self.dir { std::fs::remove_dir_all(&self.path) } else { std::fs::remove_file(&self.path) };
+        self.removed = r.is_ok();
+    }
+}
+
+/// The bytes of the files under `dir` (not following links; a few levels, as ours are).
+fn dir_bytes(dir: &Path, depth: u32) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() && depth > 0 => dir_bytes(&e.path(), depth.saturating_sub(1)),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 /// The directory a target is written in (`.` for a bare file name).
@@ -66,7 +92,7 @@ fn parent_dir(target: &Path) -> PathBuf {
 }
 
 /// The prefix of our temporary names for `name`: `.NAME.tmp.`.
-fn tmp_prefix(name: &std::ffi::OsStr) -> std::ffi::OsString {
+pub fn tmp_prefix(name: &std::ffi::OsStr) -> std::ffi::OsString {
     let mut p = std::ffi::OsString::from(".");
     p.push(name);
     p.push(".tmp.");
@@ -79,9 +105,10 @@ fn process_runs(pid: u32) -> Option<bool> {
     proc_root.exists().then(|| Path::new("/proc").join(pid.to_string()).exists())
 }
 
-/// Temporary files of ours beside `target` left by processes that no longer run.
-/// Files of running processes (another etcdsnap writing the same output) and,
-/// where liveness cannot be told, every file, are left out.
+/// Temporary files and directories of ours beside `target` (`.NAME.tmp.PID`)
+/// left by processes that no longer run. Those of running processes (another
+/// etcdsnap writing the same output) and, where liveness cannot be told, all
+/// of them, are left out.
 pub fn stale_temps(target: &Path) -> Vec<StaleTemp> {
     let (Some(name), dir) = (target.file_name(), parent_dir(target)) else { return Vec::new() };
     let prefix = tmp_prefix(name);
@@ -96,8 +123,12 @@ pub fn stale_temps(target: &Path) -> Vec<StaleTemp> {
             if pid == std::process::id() || process_runs(pid) != Some(false) {
                 return None;
             }
-            let meta = e.metadata().ok().filter(|m| m.is_file())?;
-            Some(StaleTemp { path: e.path(), bytes: meta.len(), removed: false })
+            let meta = std::fs::symlink_metadata(e.path()).ok()?;
+            if meta.is_dir() {
+                let path = e.path();
+                return Some(StaleTemp { bytes: dir_bytes(&path, 8), path, dir: true, removed: false });
+            }
+            meta.is_file().then(|| StaleTemp { path: e.path(), bytes: meta.len(), dir: false, removed: false })
         })
         .collect();
     out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -143,9 +174,7 @@ impl AtomicFile {
         }
         let mut stale = stale_temps(&target);
         if opts.remove_stale {
-            for s in &mut stale {
-                s.removed = std::fs::remove_file(&s.path).is_ok();
-            }
+            stale.iter_mut().for_each(StaleTemp::remove);
         }
         let mut tmp_name = tmp_prefix(name);
         tmp_name.push(std::process::id().to_string());
@@ -158,7 +187,15 @@ impl AtomicFile {
             open.mode(0o600);
         }
         let file = open.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        Ok(Self { target, tmp, file: Some(file), stale, overwrite: opts.overwrite })
+        Ok(Self {
+            #[cfg(unix)]
+            _guard: crate::mmap::guard::TempRegistration::file(&tmp),
+            target,
+            tmp,
+            file: Some(file),
+            stale,
+            overwrite: opts.overwrite,
+        })
     }
 
     /// Stale temporary files of earlier runs found beside the target when it was created.
@@ -286,7 +323,7 @@ mod tests {
         let other = d.join(".other.db.tmp.4194305");
         std::fs::write(&other, b"x").unwrap();
         let listed = stale_temps(&target);
-        assert_eq!(listed, vec![StaleTemp { path: stale.clone(), bytes: 7, removed: false }]);
+        assert_eq!(listed, vec![StaleTemp { path: stale.clone(), bytes: 7, dir: false, removed: false }]);
         let f = AtomicFile::create_with(&target, &[], CreateOptions { overwrite: true, remove_stale: false }).unwrap();
         assert_eq!(f.stale().len(), 1);
         assert!(stale.exists() && ours.exists());

@@ -41,6 +41,14 @@ pub enum Error {
         /// What is wrong with it.
         problem: OutputProblem,
     },
+    /// The input file was changed by another process while it was being read.
+    #[error("{path}: the file changed while being read ({what}); nothing read from it is trusted")]
+    InputChanged {
+        /// The input.
+        path: PathBuf,
+        /// What changed (size, or written in place).
+        what: String,
+    },
     /// The operation was cancelled (SIGINT/SIGTERM); nothing was written.
     #[error("interrupted (signal {signal}); the temporary output file was removed")]
     Interrupted {
@@ -184,6 +192,7 @@ impl Error {
             Self::Build(_) => "build",
             Self::Output { .. } => "output",
             Self::Interrupted { .. } => "interrupted",
+            Self::InputChanged { .. } => "input-changed",
         }
     }
 

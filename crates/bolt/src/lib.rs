@@ -43,9 +43,10 @@ pub mod meta;
 mod mmap;
 pub mod page;
 pub mod patch;
+pub mod progress;
 pub mod walk;
 
-pub use atomic::{stale_temps, AtomicFile, CreateOptions, StaleTemp};
+pub use atomic::{stale_temps, tmp_prefix, AtomicFile, CreateOptions, StaleTemp};
 pub use bucket::Bucket;
 pub use cancel::Cancel;
 pub use check::{CheckOptions, CheckReport, PageUse};
@@ -57,4 +58,7 @@ pub use error::{
 pub use freelist::Freelist;
 pub use layout::{BucketHeader, PageHeader, PageType, Pgid};
 pub use meta::{Meta, MetaSlot, Metas};
+/// The SIGBUS guard for inputs truncated while mapped (see the module docs).
+#[cfg(unix)]
+pub use mmap::guard as fault_guard;
 pub use mmap::MappedFile;

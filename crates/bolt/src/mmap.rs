@@ -1,16 +1,62 @@
-//! Read-only memory map of a file: the crate's only `unsafe` code.
+//! Read-only memory map of a file: the crate's only `unsafe` code (with its
+//! fault guard, [`guard`]).
 #![allow(unsafe_code)]
+
+#[cfg(unix)]
+pub mod guard;
 
 use std::fs::File;
 use std::ops::Deref;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
 /// A whole file mapped read-only (empty files are held as an empty slice).
 #[derive(Debug)]
 pub struct MappedFile {
+    // Field order is drop order: the registration goes before the map.
+    #[cfg(unix)]
+    _guard: Option<guard::MapRegistration>,
     map: Option<memmap2::Mmap>,
+    file: File,
+    path: PathBuf,
+    stamp: Stamp,
+}
+
+/// What tells that a file was changed since it was opened: identity, length,
+/// modification and status-change times (a write updates both times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Self {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                len: meta.len(),
+                mtime: (meta.mtime(), meta.mtime_nsec()),
+                ctime: (meta.ctime(), meta.ctime_nsec()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let t = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or((0, 0), |d| (i64::try_from(d.as_secs()).unwrap_or(i64::MAX), i64::from(d.subsec_nanos())));
+            Self { dev: 0, ino: 0, len: meta.len(), mtime: t, ctime: t }
+        }
+    }
 }
 
 impl MappedFile {
@@ -26,21 +72,54 @@ impl MappedFile {
         // And after: the path may have been replaced in between.
         let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         refuse_non_file(path, &meta.file_type())?;
-        let len = meta.len();
-        if len == 0 {
-            return Ok(Self { map: None });
+        let stamp = Stamp::of(&meta);
+        let path = path.to_path_buf();
+        if meta.len() == 0 {
+            #[cfg(unix)]
+            return Ok(Self { _guard: None, map: None, file, path, stamp });
+            #[cfg(not(unix))]
+            return Ok(Self { map: None, file, path, stamp });
         }
-        // SAFETY: the map is read-only and private to this process. If another
-        // process truncates the file while it is mapped, reads past the new end
-        // fault (SIGBUS); as with every mmap-based reader, callers must not run
-        // on files being truncated. We never write through the map.
-        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| Error::io(path, e))?;
+        // SAFETY: the map is read-only and private to this process; we never
+        // write through it. If another process truncates the file while it is
+        // mapped, reads past the new end fault (SIGBUS): the map is registered
+        // with the fault guard, whose handler (when a program installs it)
+        // exits cleanly naming the file. A change in place is told by
+        // `check_unchanged` (and by the trailer's hash where there is one).
+        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| Error::io(&path, e))?;
         #[cfg(unix)]
         {
             // Sequential scans dominate; a failed hint is harmless.
             let _ = map.advise(memmap2::Advice::Sequential);
+            let registration = guard::MapRegistration::new(&map, &path);
+            Ok(Self { _guard: Some(registration), map: Some(map), file, path, stamp })
         }
-        Ok(Self { map: Some(map) })
+        #[cfg(not(unix))]
+        Ok(Self { map: Some(map), file, path, stamp })
+    }
+
+    /// The path it was opened with.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Fails with [`Error::InputChanged`] when the file was written, truncated
+    /// or extended since it was opened (its length, modification or status
+    /// change time differ), so that what was read from it cannot be trusted.
+    /// Writers call it before they commit an output made from the file, and
+    /// checkers before they report it clean.
+    pub fn check_unchanged(&self) -> Result<()> {
+        let now = self.file.metadata().map_err(|e| Error::io(&self.path, e))?;
+        let now = Stamp::of(&now);
+        if now == self.stamp {
+            return Ok(());
+        }
+        let what = if now.len != self.stamp.len {
+            format!("its size went from {} to {} bytes", self.stamp.len, now.len)
+        } else {
+            "it was written in place".to_string()
+        };
+        Err(Error::InputChanged { path: self.path.clone(), what })
     }
 }
 
@@ -95,6 +174,32 @@ mod tests {
         let err = MappedFile::open(&dir).expect_err("a directory is not a database");
         assert!(matches!(&err, Error::NotRegularFile { path, kind: "directory" } if path == &dir), "{err:?}");
         assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn changes_after_opening_are_told() {
+        use std::io::{Seek, SeekFrom, Write};
+        let p = std::env::temp_dir().join(format!("etcdsnap-mmap-change-{}", std::process::id()));
+        std::fs::write(&p, vec![1u8; 8192]).unwrap();
+        let m = MappedFile::open(&p).unwrap();
+        assert!(m.check_unchanged().is_ok());
+        assert_eq!(m.path(), p);
+        // Written in place, same size (after a tick of the file system's clock).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.seek(SeekFrom::Start(100)).unwrap();
+        f.write_all(b"x").unwrap();
+        let e = m.check_unchanged().unwrap_err();
+        assert!(matches!(&e, Error::InputChanged { what, .. } if what == "it was written in place"), "{e}");
+        assert_eq!(e.code(), "input-changed");
+        // Truncated.
+        let m = MappedFile::open(&p).unwrap();
+        f.set_len(4096).unwrap();
+        let e = m.check_unchanged().unwrap_err();
+        assert!(e.to_string().contains("its size went from 8192 to 4096 bytes"), "{e}");
+        assert!(e.to_string().starts_with(&format!("{}: the file changed while being read", p.display())), "{e}");
+        drop(m);
+        std::fs::remove_file(&p).unwrap();
     }
 
     #[cfg(unix)]

@@ -94,6 +94,9 @@ impl<'a> Pages<'a> {
             .ok_or_else(|| fail(CorruptKind::PastEndOfFile))?;
         let off = usize::try_from(self.offset_of(id).unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
         let bytes = slice_at(self.data, off, len).ok_or_else(|| fail(CorruptKind::PastEndOfFile))?;
+        if header.page_type() == PageType::Leaf {
+            crate::progress::add(len as u64);
+        }
         Ok(Page { id, header, bytes })
     }
 

@@ -250,9 +250,14 @@ fn check_cmd(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
-    let spin = crate::progress::Spinner::start(format!("checking {}", a.file.display()));
+    let spin = crate::progress::Meter::start(
+        format!("checking {}", a.file.display()),
+        file.len() as u64,
+        crate::progress::Source::Db,
+    );
     let report = check::check(&db, &CheckOptions::default());
     drop(spin);
+    crate::paths::unchanged(&file)?;
     let outcome = if report.is_ok() { Outcome::Clean } else { Outcome::Problems };
     if a.fmt.structured() {
         let s = &report.stats;
@@ -515,7 +520,12 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         cancel: crate::interrupt::cancel_on_signals()?,
         ..CompactOptions::default()
     };
-    let mut bar = crate::progress::Bar::new();
+    // Read once to lay the output out, the trailer hashed beside it.
+    let in_bytes = crate::progress::size_of(&a.input);
+    let mut bar = crate::progress::Bar::new(
+        format!("reading {}", a.input.display()),
+        in_bytes.saturating_mul(crate::progress::read_passes(in_bytes)),
+    );
     let r = etcdsnap_mvcc::snapshot::compact_with_progress(&a.input, &a.output, &opts, &mut bar)
         .with_context(|| format!("compacting {} into {}", a.input.display(), a.output.display()))?;
     drop(bar);

@@ -27,6 +27,8 @@ pub struct DataDirReport {
     pub wal: WalReport,
     /// `.snap` files copied.
     pub snap_files: u64,
+    /// Temporary directories of killed runs found beside the output (removed with `--force`).
+    pub stale_temps: Vec<etcdsnap_bolt::StaleTemp>,
 }
 
 fn mkdir_private(dir: &Path) -> Result<()> {
@@ -103,7 +105,7 @@ fn build(
     for d in [tmp.join("member/snap"), tmp.join("member"), tmp.to_path_buf()] {
         fs::File::open(&d).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", d.display()))?;
     }
-    Ok(DataDirReport { db, wal, snap_files })
+    Ok(DataDirReport { db, wal, snap_files, stale_temps: Vec::new() })
 }
 
 /// Rewrites the data dir `input` into the new data dir `output` (see the module docs).
@@ -114,13 +116,17 @@ pub fn rewrite_data_dir(
     progress: &mut dyn Progress,
 ) -> Result<DataDirReport> {
     let (layout, tmp) = prepare(input, output)?;
+    let stale_temps = crate::paths::stale_beside(output, opts.output.remove_stale);
+    // Removed by the SIGBUS handler too, if the input db is truncated while mapped.
+    #[cfg(unix)]
+    let _guard = etcdsnap_bolt::fault_guard::TempRegistration::dir(&tmp);
     let built = build(&layout, input, &tmp, opts, progress);
     let done = built.and_then(|r| {
         fs::rename(&tmp, output).with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
         if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
             let _ = fs::File::open(parent).and_then(|f| f.sync_all());
         }
-        Ok(r)
+        Ok(DataDirReport { stale_temps, ..r })
     });
     if done.is_err() {
         let _ = fs::remove_dir_all(&tmp);

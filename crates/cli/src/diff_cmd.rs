@@ -9,16 +9,15 @@ use etcdsnap_keys::{KeyRules, Rename};
 use etcdsnap_mvcc::diff::{diff, history_diff, DiffOptions, Side, StoredRev};
 use serde::Serialize;
 
-use crate::du_cmd::db_path;
-use crate::etcd_cmd::{map, open};
+use crate::etcd_cmd::open;
 use crate::output::{table, Bytes, Out};
 use crate::Outcome;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// First snapshot, raw db or data dir.
+    /// First snapshot, raw db, data dir or member dir.
     a: PathBuf,
-    /// Second snapshot, raw db or data dir.
+    /// Second snapshot, raw db, data dir or member dir.
     b: PathBuf,
     /// Only keys under this prefix (named as in B).
     #[arg(long, default_value = "")]
@@ -132,11 +131,19 @@ pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
-    let (pa, pb) = (db_path(&a.a), db_path(&a.b));
-    let (fa, fb) = (map(&pa)?, map(&pb)?);
+    let ((pa, fa), (pb, fb)) = (crate::paths::map_db_or_dir(&a.a)?, crate::paths::map_db_or_dir(&a.b)?);
     let (da, db) = (open(&pa, &fa)?, open(&pb, &fb)?);
+    // One pass over each side.
+    let bar = crate::progress::Meter::start(
+        format!("comparing {} and {}", pa.display(), pb.display()),
+        (fa.len() as u64).saturating_add(fb.len() as u64),
+        crate::progress::Source::Db,
+    );
     if a.history {
         let h = history_diff(&da, &db).with_context(|| format!("comparing {} and {}", pa.display(), pb.display()))?;
+        drop(bar);
+        crate::paths::unchanged(&fa)?;
+        crate::paths::unchanged(&fb)?;
         let equal = h.first_difference.is_none();
         if a.fmt.structured() {
             out.json(&HistoryJson {
@@ -188,6 +195,9 @@ pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
     }
     let opts = DiffOptions { prefix: a.prefix.as_bytes().to_vec(), rev: a.rev, rules };
     let r = diff(&da, &db, &opts).with_context(|| format!("comparing {} and {}", pa.display(), pb.display()))?;
+    drop(bar);
+    crate::paths::unchanged(&fa)?;
+    crate::paths::unchanged(&fb)?;
     let count = |k: etcdsnap_mvcc::diff::DiffKind| r.keys.iter().filter(|d| d.kind == k).count() as u64;
     let (only_a, only_b, changed) = (
         count(etcdsnap_mvcc::diff::DiffKind::OnlyA),

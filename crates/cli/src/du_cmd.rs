@@ -1,6 +1,6 @@
 //! `etcdsnap du`: what fills a snapshot, per tenant, resource, namespace or prefix.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -8,13 +8,13 @@ use etcdsnap_bolt::display_bytes;
 use etcdsnap_mvcc::du::{du, DuOptions, GroupBy, SizedKey, Usage};
 use serde::Serialize;
 
-use crate::etcd_cmd::{map, open};
+use crate::etcd_cmd::open;
 use crate::output::{table, Bytes, Out};
 use crate::Outcome;
 
 #[derive(Debug, Args)]
 pub struct DuArgs {
-    /// Snapshot file, raw member/snap/db, or an etcd data dir.
+    /// Snapshot file, raw member/snap/db, or an etcd data dir or member dir.
     file: PathBuf,
     /// Grouping: `tenant` (the part before /registry/), `resource`
     /// (tenant/registry/<resource>, CRD groups kept), `namespace`, or
@@ -43,15 +43,6 @@ fn parse_by(s: &str) -> std::result::Result<GroupBy, String> {
             Some(Ok(n)) if n > 0 => Ok(GroupBy::Prefix(n)),
             _ => Err(format!("{s:?}: expected tenant, resource, namespace or prefix:N with N ≥ 1")),
         },
-    }
-}
-
-/// A data dir is read through its `member/snap/db`.
-pub(crate) fn db_path(p: &Path) -> PathBuf {
-    if p.is_dir() {
-        p.join("member/snap/db")
-    } else {
-        p.to_path_buf()
     }
 }
 
@@ -154,11 +145,18 @@ pub fn run(a: &DuArgs, out: &mut Out) -> Result<Outcome> {
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
-    let path = db_path(&a.file);
-    let file = map(&path)?;
+    let (path, file) = crate::paths::map_db_or_dir(&a.file)?;
     let db = open(&path, &file)?;
+    // Two passes over the key bucket: the latest revision per key, then the usage.
+    let bar = crate::progress::Meter::start(
+        format!("reading {}", path.display()),
+        (file.len() as u64).saturating_mul(2),
+        crate::progress::Source::Db,
+    );
     let r = du(&db, &DuOptions { by: a.by, rev: a.rev, top_keys: a.top_keys })
         .with_context(|| format!("reading {}", path.display()))?;
+    drop(bar);
+    crate::paths::unchanged(&file)?;
     let file_bytes = file.len() as u64;
     if a.fmt.structured() {
         let j = DuJson {

@@ -143,7 +143,13 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     let db = open(&a.file, &file)?;
     // The bbolt check, the figures and (when asked) the trailer digest are
     // independent passes over the mapped file: run them side by side.
-    let spin = crate::progress::Spinner::start(format!("reading {}", a.file.display()));
+    // Passes: the check, the figures, and the digest when asked.
+    let passes = if a.verify_trailer { 3 } else { 2 };
+    let spin = crate::progress::Meter::start(
+        format!("reading {}", a.file.display()),
+        (file.len() as u64).saturating_mul(passes),
+        crate::progress::Source::Db,
+    );
     let (t, check, s) = std::thread::scope(|scope| {
         let digest = a.verify_trailer.then(|| scope.spawn(|| trailer::verify(&file)));
         let check = scope.spawn(|| db.check());
@@ -160,6 +166,7 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     });
     drop(spin);
     let t = t.map_err(|()| anyhow::anyhow!("trailer check thread panicked"))?;
+    crate::paths::unchanged(&file)?;
     let check = check.map_err(|_| anyhow::anyhow!("bbolt check thread panicked"))?;
     // Like etcdutl, figures of a structurally damaged file are refused.
     if !check.is_ok() {
@@ -274,9 +281,15 @@ pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
         RuleArg::Skip => (TombstoneRule::Skip, "skip"),
         RuleArg::Include => (TombstoneRule::Include, "include"),
     };
-    let spin = crate::progress::Spinner::start(format!("hashing {}", a.file.display()));
+    // Two passes over the key bucket: the keep set, then the hash.
+    let spin = crate::progress::Meter::start(
+        format!("hashing {}", a.file.display()),
+        (file.len() as u64).saturating_mul(2),
+        crate::progress::Source::Db,
+    );
     let h = hash_kv(&db, a.rev, rule).with_context(|| format!("hashing {}", a.file.display()))?;
     drop(spin);
+    crate::paths::unchanged(&file)?;
     let j = HashkvJson {
         hash: h.hash,
         compact_revision: h.compact_revision,
@@ -333,9 +346,18 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     for path in &a.files {
         let j = match map(path) {
             Ok(file) => {
-                let spin = crate::progress::Spinner::start(format!("verifying {}", path.display()));
-                let r = verify(&file, VerifyOptions { require_trailer: a.require_trailer });
+                // Passes: the trailer digest (when there is one), the bbolt check, the MVCC checks.
+                let len = file.len() as u64;
+                let spin = crate::progress::Meter::start(
+                    format!("verifying {}", path.display()),
+                    len.saturating_mul(crate::progress::read_passes(len).saturating_add(1)),
+                    crate::progress::Source::Db,
+                );
+                let mut r = verify(&file, VerifyOptions { require_trailer: a.require_trailer });
                 drop(spin);
+                if let Err(e) = file.check_unchanged() {
+                    r.input_changed(e.to_string());
+                }
                 VerifyJson {
                     file: path.display().to_string(),
                     ok: r.is_ok(),

@@ -159,9 +159,14 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     let sel = Selection { prefix: arg_bytes(&a.prefix), key: None };
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     if a.all_revisions {
-        let spin = crate::progress::Spinner::start(format!("reading {}", a.file.display()));
+        let spin = crate::progress::Meter::start(
+            format!("reading {}", a.file.display()),
+            file.len() as u64,
+            crate::progress::Source::Db,
+        );
         let all = all_revisions(&db, &sel).with_context(|| format!("reading {}", a.file.display()))?;
         drop(spin);
+        crate::paths::unchanged(&file)?;
         for s in all.iter().take(limit) {
             if a.fmt.structured() {
                 out.json(&StoredJson {
@@ -183,9 +188,14 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
         }
         return Ok(Outcome::Clean);
     }
-    let spin = crate::progress::Spinner::start(format!("reading {}", a.file.display()));
+    let spin = crate::progress::Meter::start(
+        format!("reading {}", a.file.display()),
+        file.len() as u64,
+        crate::progress::Source::Db,
+    );
     let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
     drop(spin);
+    crate::paths::unchanged(&file)?;
     for v in keys.iter().take(limit) {
         if a.fmt.structured() {
             out.json(&KvJson::new(&v.kv, a.decode))?;
@@ -301,9 +311,14 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
     let key = arg_bytes(&a.key);
     let sel =
         if a.prefix { Selection { prefix: key, key: None } } else { Selection { prefix: Vec::new(), key: Some(key) } };
-    let spin = crate::progress::Spinner::start(format!("reading {}", a.file.display()));
+    let spin = crate::progress::Meter::start(
+        format!("reading {}", a.file.display()),
+        file.len() as u64,
+        crate::progress::Source::Db,
+    );
     let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
     drop(spin);
+    crate::paths::unchanged(&file)?;
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     let shown_keys = keys.get(..keys.len().min(limit)).unwrap_or(&keys);
     if a.fmt.structured() {

@@ -96,6 +96,13 @@ fn main() -> ExitCode {
         }
     };
     progress::set_quiet(cli.quiet);
+    // An input truncated while mapped raises SIGBUS: exit 1 naming it, with the
+    // temporary outputs removed, instead of dying with "Bus error".
+    #[cfg(unix)]
+    if let Err(e) = etcdsnap_bolt::fault_guard::install("etcdsnap") {
+        eprintln!("etcdsnap: cannot install the SIGBUS handler: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Bolt(cmd) => bolt_cmd::run(cmd),
         Command::Status(a) => with_out(|out| etcd_cmd::status_cmd(&a, out)),
@@ -112,6 +119,11 @@ fn main() -> ExitCode {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // What was read is no statement about the file: as a failed check, exit 1.
+        Err(e) if input_changed(&e) => {
+            eprintln!("etcdsnap: {e:#}");
+            ExitCode::from(1)
+        }
         Err(e) => match interrupt::received() {
             // A signal stopped a write: the library removed its temporary file.
             Some((sig, name)) => {
@@ -134,6 +146,26 @@ fn with_out(f: impl FnOnce(&mut output::Out) -> anyhow::Result<Outcome>) -> anyh
     let outcome = f(&mut out)?;
     out.flush()?;
     Ok(outcome)
+}
+
+/// An input written or truncated by another process while it was read.
+fn input_changed(e: &anyhow::Error) -> bool {
+    use etcdsnap_bolt::Error as Bolt;
+    use etcdsnap_mvcc::{snapshot::SnapshotError, MvccError};
+    // The library errors wrap bolt's transparently (not as a source): look inside.
+    e.chain().any(|c| {
+        let bolt = c
+            .downcast_ref::<Bolt>()
+            .or_else(|| match c.downcast_ref::<MvccError>() {
+                Some(MvccError::Bolt(b)) => Some(b),
+                _ => None,
+            })
+            .or_else(|| match c.downcast_ref::<SnapshotError>() {
+                Some(SnapshotError::Bolt(b)) => Some(b),
+                _ => None,
+            });
+        matches!(bolt, Some(Bolt::InputChanged { .. }))
+    })
 }
 
 /// A closed stdout (`etcdsnap … | head`) ends the command quietly.

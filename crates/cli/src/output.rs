@@ -224,13 +224,14 @@ pub struct StaleJson {
     pub removed: bool,
 }
 
-/// The stale temporary files for a JSON report; each kept one is also named on stderr.
+/// The stale temporary files and directories for a JSON report; each kept one is also named on stderr.
 pub fn stale_files(stale: &[etcdsnap_bolt::StaleTemp]) -> Vec<StaleJson> {
     for s in stale.iter().filter(|s| !s.removed) {
         eprintln!(
-            "etcdsnap: warning: {} ({} bytes) is a temporary file an interrupted run left; --force removes it",
+            "etcdsnap: warning: {} ({} bytes) is a temporary {} an interrupted run left; --force removes it",
             s.path.display(),
-            s.bytes
+            s.bytes,
+            if s.dir { "directory" } else { "file" }
         );
     }
     stale.iter().map(|s| StaleJson { path: s.path.display().to_string(), bytes: s.bytes, removed: s.removed }).collect()

@@ -2,9 +2,10 @@
 //! directory (data dir, member dir, WAL dir), a WAL segment, a raft `.snap`
 //! file, an empty file, or bytes that are no bbolt file. Recognised by layout
 //! and content (the segment's first CRC record, the `.snap` file's CRC-32C),
-//! not by name.
+//! not by name. The one place that decides which file a data dir or member
+//! dir stands for, too.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use etcdsnap_bolt::{Db, MappedFile};
@@ -26,6 +27,28 @@ fn describe_dir(dir: &Path) -> String {
     } else {
         "a directory".to_string()
     }
+}
+
+/// For the commands that also take a data dir or member dir (`du`, `diff`):
+/// the db file `path` stands for (a data dir's `member/snap/db`, a member
+/// dir's `snap/db`, else `path` itself), mapped.
+pub fn map_db_or_dir(path: &Path) -> Result<(PathBuf, MappedFile)> {
+    let db = if path.is_dir() {
+        let (data_db, member_db) = (path.join("member/snap/db"), path.join("snap/db"));
+        if data_db.is_file() {
+            data_db
+        } else if member_db.is_file() {
+            member_db
+        } else if path.join("member").is_dir() {
+            bail!("{} is an etcd data dir without its db file ({} does not exist)", path.display(), data_db.display())
+        } else {
+            bail!("{} is {}; expected a snapshot or db file, or an etcd data dir", path.display(), describe_dir(path))
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let file = map_file(&db)?;
+    Ok((db, file))
 }
 
 /// Maps an input file that must be a snapshot or db file, saying what the path
@@ -77,6 +100,24 @@ pub fn open_snapshot<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
 /// A bbolt file read as it is (no trailer handling), for the `bolt` commands.
 pub fn open_bolt<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
     Db::open(file).map_err(|e| not_bbolt(path, file, e))
+}
+
+/// Temporary files and directories of ours beside `output` that killed runs
+/// left (`.NAME.tmp.PID`, process gone), removed when `remove` (`--force`).
+/// For the outputs that are directories; file outputs get theirs from `AtomicFile`.
+pub fn stale_beside(output: &Path, remove: bool) -> Vec<etcdsnap_bolt::StaleTemp> {
+    let mut stale = etcdsnap_bolt::stale_temps(output);
+    if remove {
+        stale.iter_mut().for_each(etcdsnap_bolt::StaleTemp::remove);
+    }
+    stale
+}
+
+/// Fails when `file` was changed by another process since it was mapped (see
+/// `MappedFile::check_unchanged`): what a command read from it is then no
+/// statement about any version of the file. Exit 1, like a failed check.
+pub fn unchanged(file: &MappedFile) -> Result<()> {
+    file.check_unchanged().map_err(anyhow::Error::new)
 }
 
 /// Checks, before a library call reads it, that `path` is a snapshot or db file.

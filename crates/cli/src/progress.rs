@@ -1,11 +1,18 @@
 //! Progress on stderr, only when stderr is a terminal and `--quiet` was not
-//! given: a bar with total, rate and ETA where the library reports progress
-//! (rewrite and bolt compact: entries analysed, bytes written), and a spinner
-//! with the elapsed time for one-pass commands (status, hashkv, verify, bolt
-//! check, wal verify). Nothing is drawn into a pipe or a log.
+//! given, always with a total known up front, the rate and the ETA: a [`Bar`]
+//! where the library reports progress itself (rewrite and bolt compact: the
+//! input read, then the bytes written), and a [`Meter`] for the reading
+//! commands (status, hashkv, verify, keys, get, du, diff, bolt check, wal
+//! verify/dump/rewrite): a thread polls the libraries' byte counters
+//! (`etcdsnap_bolt::progress`: leaf pages read and bytes hashed;
+//! `etcdsnap_wal::progress`: segment bytes read) ten times a second against
+//! the file's size times the command's passes over it. Nothing is drawn into a
+//! pipe or a log, nor under output streaming to the same terminal.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use etcdsnap_mvcc::rewrite::Progress;
@@ -26,66 +33,145 @@ fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// A bar fed by the library's [`Progress`] calls; cleared when dropped.
+/// A bar fed by the library's [`Progress`] calls (rewrite, bolt compact);
+/// cleared when dropped. Until the library reports a phase with a total of its
+/// own (`writing`: bytes of the planned output), it shows the input read so
+/// far (the plan pass, and the trailer hash beside it) against `read_total`,
+/// polled from `etcdsnap_bolt::progress` like a [`Meter`].
 pub struct Bar {
     bar: Option<ProgressBar>,
     phase: &'static str,
+    reading: Option<Meter>,
 }
 
 impl Bar {
-    /// A bar, drawn only when progress is enabled.
-    pub fn new() -> Self {
-        Self { bar: enabled().then(ProgressBar::no_length), phase: "" }
+    /// A bar, drawn only when progress is enabled; `read_total` is the input's
+    /// size times its passes before writing starts.
+    pub fn new(message: String, read_total: u64) -> Self {
+        let reading = Meter::start(message, read_total, Source::Db);
+        Self { bar: None, phase: "", reading: Some(reading) }
     }
 }
 
 impl Progress for Bar {
     fn update(&mut self, phase: &'static str, done: u64, total: u64) {
-        let Some(bar) = &self.bar else { return };
+        if total == 0 || !enabled() {
+            // The reading meter shows this phase already.
+            return;
+        }
         if phase != self.phase {
             self.phase = phase;
-            bar.set_style(if total > 0 {
-                style("{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            } else {
-                style("{msg:>10} {spinner} {human_pos} entries, {per_sec}, {elapsed}")
-            });
+            drop(self.reading.take());
+            let bar = self.bar.get_or_insert_with(|| ProgressBar::new(total));
+            bar.set_style(style("{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"));
             bar.set_message(phase);
-            if total > 0 {
-                bar.set_length(total);
-            }
+            bar.set_length(total);
         }
-        bar.set_position(done);
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
     }
 }
 
 impl Drop for Bar {
     fn drop(&mut self) {
+        drop(self.reading.take());
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
     }
 }
 
-/// A spinner with a message and the elapsed time while a one-pass command runs; cleared when dropped.
-pub struct Spinner(Option<ProgressBar>);
+/// Which library counter a [`Meter`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    /// bbolt files: leaf pages read, bytes hashed.
+    Db,
+    /// WAL segments: bytes read.
+    Wal,
+}
 
-impl Spinner {
-    /// Starts one (when progress is enabled).
-    pub fn start(message: String) -> Self {
-        Self(enabled().then(|| {
-            let pb = ProgressBar::new_spinner();
-            pb.set_style(style("{spinner} {msg} {elapsed}"));
-            pb.set_message(message);
-            pb.enable_steady_tick(Duration::from_millis(120));
-            pb
-        }))
+impl Source {
+    fn reader(self) -> fn() -> u64 {
+        match self {
+            Source::Db => etcdsnap_bolt::progress::done,
+            Source::Wal => etcdsnap_wal::progress::done,
+        }
     }
 }
 
-impl Drop for Spinner {
+/// A bar of bytes worked through out of `total`, with rate and ETA, fed from a
+/// library counter by a polling thread; cleared when dropped.
+pub struct Meter {
+    bar: Option<ProgressBar>,
+    stop: Arc<AtomicBool>,
+    poller: Option<JoinHandle<()>>,
+}
+
+impl Meter {
+    /// Starts one (when progress is enabled): `total` bytes, e.g. the file's size times its passes.
+    pub fn start(message: String, total: u64, source: Source) -> Self {
+        Self::start_if(enabled(), message, total, source)
+    }
+
+    /// As [`start`](Self::start), but not while stdout is a terminal too: a
+    /// command that prints while it reads (wal dump) would have its lines cut
+    /// by the bar.
+    pub fn start_streaming(message: String, total: u64, source: Source) -> Self {
+        Self::start_if(enabled() && !std::io::stdout().is_terminal(), message, total, source)
+    }
+
+    fn start_if(on: bool, message: String, total: u64, source: Source) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        if !on {
+            return Self { bar: None, stop, poller: None };
+        }
+        let read = source.reader();
+        let start = read();
+        let pb = ProgressBar::new(total.max(1));
+        // Figures first: a long path is cut (wide_msg) rather than wrapping the line.
+        pb.set_style(style("[{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {wide_msg}"));
+        pb.set_message(message);
+        let (bar, flag) = (pb.clone(), stop.clone());
+        let poller = std::thread::Builder::new()
+            .name("progress".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    // Passes can end short of the total (free pages are not read): never past it.
+                    bar.set_position(read().saturating_sub(start).min(total));
+                    // Woken early by Drop, so that a command's end never waits for a tick.
+                    std::thread::park_timeout(Duration::from_millis(100));
+                }
+            })
+            .ok();
+        Self { bar: Some(pb), stop, poller }
+    }
+}
+
+impl Drop for Meter {
     fn drop(&mut self) {
-        if let Some(b) = &self.0 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.poller.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+/// The size of `path` in bytes (0 when it cannot be told), for a bar's total.
+pub fn size_of(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Passes over a snapshot or db file of `bytes` that read it whole: one, and
+/// the trailer hash when the size says there is one.
+pub fn read_passes(bytes: u64) -> u64 {
+    if etcdsnap_mvcc::trailer::has_trailer(bytes) {
+        2
+    } else {
+        1
     }
 }

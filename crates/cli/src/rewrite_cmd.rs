@@ -267,7 +267,13 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         verify_output: a.verify_output,
         rebuild: a.rebuild,
     };
-    let mut bar = crate::progress::Bar::new();
+    // Before writing: the plan pass (with the trailer hash beside it) and the layout pass.
+    let db_in = if a.data_dir { a.input.join("member/snap/db") } else { a.input.clone() };
+    let in_bytes = crate::progress::size_of(&db_in);
+    let mut bar = crate::progress::Bar::new(
+        format!("reading {}", db_in.display()),
+        in_bytes.saturating_mul(crate::progress::read_passes(in_bytes).saturating_add(1)),
+    );
     let progress: &mut dyn Progress = &mut bar;
     if a.data_dir {
         let r = crate::datadir::rewrite_data_dir(&a.input, &a.output, &opts, progress)
@@ -497,12 +503,14 @@ struct DataDirJson<'r> {
     db: ReportJson<'r>,
     wal: serde_json::Value,
     snap_files: u64,
+    stale_temp_files: Vec<StaleJson>,
 }
 
 /// `rewrite --data-dir`: the db's report, the WAL's, and the `.snap` files copied.
 fn data_dir_report(a: &RewriteArgs, r: &crate::datadir::DataDirReport, out: &mut Out) -> Result<Outcome> {
     let member = a.output.join("member");
     let db = report_json(&a.input.join("member/snap/db"), &member.join("snap/db"), &r.db);
+    let stale_temp_files = stale_files(&r.stale_temps);
     if a.fmt.structured() {
         out.json(&DataDirJson {
             input: a.input.display().to_string(),
@@ -510,6 +518,7 @@ fn data_dir_report(a: &RewriteArgs, r: &crate::datadir::DataDirReport, out: &mut
             wal: crate::wal_cmd::rewrite_report_json(&member.join("wal"), &r.wal),
             db,
             snap_files: r.snap_files,
+            stale_temp_files,
         })?;
         return Ok(Outcome::Clean);
     }
@@ -522,5 +531,9 @@ fn data_dir_report(a: &RewriteArgs, r: &crate::datadir::DataDirReport, out: &mut
         out.line(format!("  {line}"))?;
     }
     out.line(format!("snap files: {} copied", r.snap_files))?;
+    for s in &r.stale_temps {
+        let what = if s.removed { "removed" } else { "kept (--force removes it)" };
+        out.line(format!("stale temp dir: {} ({} bytes) {what}", s.path.display(), s.bytes))?;
+    }
     Ok(Outcome::Clean)
 }

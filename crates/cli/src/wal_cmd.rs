@@ -71,6 +71,10 @@ pub struct RewriteArgs {
     output: PathBuf,
     #[command(flatten)]
     rules: crate::rules_args::KeyRuleArgs,
+    /// Remove temporary directories of ours that killed runs left beside OUTPUT (reported either way;
+    /// the output itself is never written over).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
 }
@@ -93,6 +97,18 @@ const KINDS: &[&str] = &[
     "v2",
     "unknown",
 ];
+
+/// Whether `e` concerns a path inside the temporary directory beside `output` (`.OUT.tmp.PID`).
+fn in_temporary_of(e: &WalError, output: &Path) -> bool {
+    let (WalError::Io { path, .. }, Some(name)) = (e, output.file_name()) else { return false };
+    let prefix = etcdsnap_bolt::tmp_prefix(name);
+    path.ancestors().filter_map(Path::file_name).any(|n| n.as_encoded_bytes().starts_with(prefix.as_encoded_bytes()))
+}
+
+/// The bytes of the WAL segments in `dir`, a progress bar's total (0 when they cannot be listed).
+fn segments_bytes(dir: &Path) -> u64 {
+    list_segments(dir).map_or(0, |s| s.iter().map(|s| s.size).fold(0u64, u64::saturating_add))
+}
 
 pub fn run(cmd: WalCommand, out: &mut Out) -> Result<Outcome> {
     match cmd {
@@ -128,7 +144,11 @@ fn consistent_index(db: &Path) -> Result<Option<u64>> {
 fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.dir)?;
-    let spin = crate::progress::Spinner::start(format!("verifying {}", layout.wal_dir.display()));
+    let spin = crate::progress::Meter::start(
+        format!("verifying {}", layout.wal_dir.display()),
+        segments_bytes(&layout.wal_dir),
+        crate::progress::Source::Wal,
+    );
     let report = verify(&layout.wal_dir, layout.snap_dir.as_deref())?;
     drop(spin);
     let mut problems = report.problems();
@@ -245,6 +265,11 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
     }
     let mut problem: Option<String> = None;
     let mut out_err: Option<anyhow::Error> = None;
+    let bar = crate::progress::Meter::start_streaming(
+        format!("reading {}", layout.wal_dir.display()),
+        segments.iter().map(|s| s.size).fold(0u64, u64::saturating_add),
+        crate::progress::Source::Wal,
+    );
     let end = read_wal(&segments, |_, f| {
         let Some(e) = f.entry else { return Ok(()) };
         if a.start_index.is_some_and(|s| e.index < s) || a.end_index.is_some_and(|s| e.index > s) {
@@ -271,6 +296,7 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
             WalError::Stopped
         })
     });
+    drop(bar);
     if let Some(e) = out_err {
         return Err(e);
     }
@@ -342,7 +368,12 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     // etcd replays the entries above the db's consistent_index: a filter may not shift their revisions.
     let consistent_index = replay_check_index(&layout)?;
     let opts = RewriteOptions { consistent_index, cancel: Some(crate::interrupt::flag_on_signals()?) };
-    let spin = crate::progress::Spinner::start(format!("rewriting {}", layout.wal_dir.display()));
+    let stale = crate::paths::stale_beside(&a.output, a.force);
+    let spin = crate::progress::Meter::start(
+        format!("rewriting {}", layout.wal_dir.display()),
+        segments_bytes(&layout.wal_dir),
+        crate::progress::Source::Wal,
+    );
     let result = rewrite_with(&layout.wal_dir, &a.output, &rules, opts);
     drop(spin);
     let report = match result {
@@ -351,13 +382,26 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             eprintln!("etcdsnap: corrupt input: {c}");
             return Ok(Outcome::Problems);
         }
+        // A write into the temporary directory failed (a full disk): name the output.
+        Err(e @ WalError::Io { .. }) if in_temporary_of(&e, &a.output) => {
+            return Err(anyhow::Error::new(e).context(format!("writing {}", a.output.display())));
+        }
         Err(e) => return Err(e.into()),
     };
+    let stale_json = crate::output::stale_files(&stale);
     if a.fmt.structured() {
-        out.json(&rewrite_report_json(&a.output, &report))?;
+        let mut j = rewrite_report_json(&a.output, &report);
+        if let Some(o) = j.as_object_mut() {
+            o.insert("stale_temp_files".into(), serde_json::to_value(&stale_json)?);
+        }
+        out.json(&j)?;
     } else {
         for l in rewrite_report_lines(&a.output, &report) {
             out.line(l)?;
+        }
+        for s in &stale {
+            let what = if s.removed { "removed" } else { "kept (--force removes it)" };
+            out.line(format!("stale temp dir  {} ({} bytes) {what}", s.path.display(), s.bytes))?;
         }
     }
     Ok(Outcome::Clean)

@@ -241,3 +241,36 @@ fn diff_finds_a_members_extra_write() {
         serde_json::from_slice(&run(&["diff", "--history", "--json"], &[&a, &v.fixture_dir()], 0)).unwrap();
     assert!(h.equal && h.first_difference.is_none());
 }
+
+/// du and diff take a snapshot, a raw db, a data dir or a member dir; the db a
+/// directory stands for is decided in one place (paths.rs) and named in the
+/// report; a directory that is neither says what it is.
+#[test]
+fn du_and_diff_read_data_dirs_and_member_dirs_through_their_db() {
+    let v = EtcdVersion::V3_5_1;
+    let data = v.fixture_dir();
+    let db = data.join("member/snap/db");
+    let want: Value = serde_json::from_slice(&run(&["du", "--json"], &[&db], 0)).unwrap();
+    for p in [data.clone(), data.join("member")] {
+        let got: Value = serde_json::from_slice(&run(&["du", "--json"], &[&p], 0)).unwrap();
+        assert_eq!(got, want, "{}", p.display());
+        let d: Value = serde_json::from_slice(&run(&["diff", "--json"], &[&p, &db], 0)).unwrap();
+        assert_eq!(d["equal"], Value::Bool(true), "{}", p.display());
+    }
+    let dir = scratch("du-plain-dir");
+    for args in [vec!["du"], vec!["diff", db.to_str().unwrap()]] {
+        let mut a = args.clone();
+        a.push(dir.to_str().unwrap());
+        let o = etcdsnap(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{a:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{} is a directory; expected a snapshot or db file, or an etcd data dir",
+                dir.display()
+            )),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir(&dir).unwrap();
+}

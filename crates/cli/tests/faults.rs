@@ -1,14 +1,21 @@
 //! Faults never lose data: an output that is the input under another name, a
-//! write that fails midway (the file-size limit stands in for a full disk), a
-//! rewrite killed with SIGKILL. Each: exit 2 with a message naming the path (or,
-//! when killed, nothing committed), the output path untouched, no temporary file
-//! left, the input byte-identical.
+//! write that fails midway (the file-size limit, and a real full disk: a small
+//! tmpfs), a rewrite killed with SIGKILL, an input truncated or written in place
+//! while it is read. Each: exit 1 or 2 with a message naming the path (or, when
+//! killed, nothing committed), the output path untouched, no temporary file
+//! left, the input byte-identical (unless the test changed it).
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use large_input::large_input;
+
+mod large_input;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -198,4 +205,273 @@ fn a_read_only_output_directory_is_reported_with_its_path() {
     }
     assert!(listed.is_empty(), "nothing written: {listed:?}");
     assert_eq!(std::fs::read(&input).unwrap(), bytes);
+}
+
+/// A tmpfs of `size` mounted over `dir` while this lives: unmounted when dropped,
+/// also when the test panics. Mounting must work (we run as root): a test that
+/// needs it fails, never skips.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "cannot mount a {size} tmpfs on {} (this test needs root): {}",
+            dir.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Self(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount").arg(&self.0).status().is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// Every file under `dir` with its bytes (paths relative to `dir`).
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A private copy of the 3.5.1 fixture's data dir (member/snap with db and
+/// .snap files, member/wal) at `to`.
+fn data_dir_in(to: &Path) {
+    let from = root().join("testdata/etcd-3.5.1/member");
+    for (rel, bytes) in tree(&from) {
+        let p = to.join("member").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_every_writer_cleanly() {
+    let dir = scratch("faults-disk-full");
+    let (input, bytes) = input_in(&dir);
+    let data = dir.join("data");
+    data_dir_in(&data);
+    let data_before = tree(&data);
+    // 256 KiB: less than any output of the fixture (its compacted db is ~1 MiB,
+    // its WAL 1.5 MiB).
+    let full = dir.join("full");
+    let fs = Tmpfs::mount(&full, "256k");
+    let out = full.join("out.db");
+    std::fs::write(&out, b"previous output").unwrap();
+    let before = listing(&full);
+    let (i, o, d) = (input.to_str().unwrap(), out.to_str().unwrap(), data.to_str().unwrap());
+    let (wal_out, dir_out) = (full.join("wal"), full.join("data"));
+    let cases: Vec<(Vec<&str>, &Path)> = vec![
+        (vec!["rewrite", i, o, "--force"], &out),
+        (vec!["rewrite", i, o, "--force", "--compact"], &out),
+        (vec!["bolt", "compact", i, o, "--force"], &out),
+        (vec!["wal", "rewrite", d, wal_out.to_str().unwrap()], &wal_out),
+        (vec!["rewrite", "--data-dir", d, dir_out.to_str().unwrap()], &dir_out),
+    ];
+    let mut failures = Vec::new();
+    for (args, target) in cases {
+        let r = etcdsnap(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        let named = err.contains(target.to_str().unwrap());
+        let enospc = err.contains("No space left on device");
+        if !matches!(r.status.code(), Some(1 | 2)) || !named || !enospc {
+            failures.push(format!(
+                "{args:?}: exit {:?}, names the output: {named}, ENOSPC: {enospc}: {err}",
+                r.status.code()
+            ));
+        }
+        assert!(std::fs::read(&out).unwrap() == b"previous output", "{args:?}: output changed: {err}");
+        assert_eq!(listing(&full), before, "{args:?}: a temporary file or directory was left: {err}");
+        assert!(std::fs::read(&input).unwrap() == bytes, "{args:?}: input changed");
+        assert!(tree(&data) == data_before, "{args:?}: the input data dir changed");
+    }
+    drop(fs);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Starts etcdsnap with `args`, its output captured.
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `appeared` (polling each millisecond) while `child` runs; false if it ended first.
+fn wait_for(child: &mut Child, appeared: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !appeared() {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(Instant::now() < deadline, "nothing appeared in 120 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+fn truncate(path: &Path, len: u64) {
+    std::fs::OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
+}
+
+/// Overwrites 4 KiB in the middle of `path` with other bytes (same size).
+fn scribble(path: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let len = f.metadata().unwrap().len();
+    f.seek(SeekFrom::Start(len / 2 / 4096 * 4096)).unwrap();
+    f.write_all(&[0x5a; 4096]).unwrap();
+}
+
+/// The file names under `dir`, recursively (relative).
+fn names_under(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walk_names(dir, dir);
+    v.sort();
+    v
+}
+
+fn walk_names(base: &Path, dir: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        v.push(p.strip_prefix(base).unwrap().to_path_buf());
+        if p.is_dir() && !p.is_symlink() {
+            v.extend(walk_names(base, &p));
+        }
+    }
+    v
+}
+
+/// A writer whose input is truncated (SIGBUS on the mapped input) or written in
+/// place while its output is being written: exit 1 naming the input, nothing
+/// written, no temporary file or directory left.
+#[test]
+fn an_input_changed_while_a_writer_reads_it_fails_cleanly() {
+    let dir = scratch("faults-input-changed");
+    let big = dir.join("big.db");
+    let pristine = dir.join("pristine.db");
+    large_input(&pristine, 160);
+    let data = dir.join("data");
+    data_dir_in(&data);
+    let data_db = data.join("member/snap/db");
+    let out = dir.join("out.db");
+    let (b, o) = (big.to_str().unwrap(), out.to_str().unwrap());
+    let dir_out = dir.join("data-out");
+    let (d, d_out) = (data.to_str().unwrap(), dir_out.to_str().unwrap());
+    type Change = fn(&Path);
+    let changes: [(&str, Change, &str); 2] = [
+        ("truncated", |p| truncate(p, 1 << 20), "truncated by another process"),
+        ("written in place", scribble, "written in place"),
+    ];
+    for (what, change, says) in changes {
+        for (args, input, tmp_name) in [
+            (vec!["rewrite", b, o, "--force"], &big, ".out.db.tmp."),
+            (vec!["rewrite", b, o, "--force", "--compact"], &big, ".out.db.tmp."),
+            (vec!["bolt", "compact", b, o, "--force"], &big, ".out.db.tmp."),
+            (vec!["rewrite", "--data-dir", d, d_out], &data_db, ".db.tmp."),
+        ] {
+            std::fs::copy(&pristine, input).unwrap();
+            std::fs::write(&out, b"previous output").unwrap();
+            let before = names_under(&dir);
+            let mut child = spawn(&args);
+            // As soon as the output file is being written (for the data dir: its
+            // db, inside the temporary directory).
+            let writing = wait_for(&mut child, || {
+                names_under(&dir).iter().any(|n| n.file_name().unwrap().to_string_lossy().starts_with(tmp_name))
+            });
+            assert!(writing, "{args:?}: ended before writing its output");
+            change(input);
+            let r = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&r.stderr);
+            assert_eq!(r.status.code(), Some(1), "{what}: {args:?}: {err}");
+            assert!(
+                err.contains(input.to_str().unwrap()) && err.contains("changed while being read"),
+                "{what}: {args:?}: {err}"
+            );
+            assert!(err.contains(says), "{what}: {args:?}: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{what}: {args:?}: one message: {err}");
+            assert_eq!(names_under(&dir), before, "{what}: {args:?}: a temporary file or directory was left");
+            assert!(std::fs::read(&out).unwrap() == b"previous output", "{what}: {args:?}: output changed");
+        }
+    }
+    for p in [&big, &pristine] {
+        std::fs::remove_file(p).unwrap();
+    }
+}
+
+/// `verify` (and `status --verify-trailer`, a reading command that also reads
+/// every byte) of an input truncated or written in place while it reads: exit
+/// 1 naming the input, never "ok". The moment is found by trying later and later.
+#[test]
+fn an_input_changed_while_verify_reads_it_is_a_problem() {
+    let dir = scratch("faults-verify-changed");
+    let big = dir.join("big.db");
+    let pristine = dir.join("pristine.db");
+    large_input(&pristine, 160);
+    // With a SHA-256 trailer, so that verify reads every byte (and takes a while).
+    let mut bytes = std::fs::read(&pristine).unwrap();
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+    bytes.extend_from_slice(&digest);
+    std::fs::write(&pristine, &bytes).unwrap();
+    drop(bytes);
+    type Change = fn(&Path);
+    let changes: [(&str, Change); 2] = [("truncated", |p| truncate(p, 1 << 20)), ("written in place", scribble)];
+    let b = big.to_str().unwrap();
+    for ((what, change), cmd) in
+        changes.iter().flat_map(|c| [(c, vec!["verify", b]), (c, vec!["status", "--verify-trailer", b])])
+    {
+        let mut mid_read = 0;
+        for attempt in 0..16u32 {
+            std::fs::copy(&pristine, &big).unwrap();
+            let mut child = spawn(&cmd);
+            std::thread::sleep(Duration::from_millis(10 + 20 * u64::from(attempt % 6)));
+            if child.try_wait().unwrap().is_some() {
+                continue;
+            }
+            change(&big);
+            let r = child.wait_with_output().unwrap();
+            let (out, err) = (String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+            let text = format!("{out}{err}");
+            // Whenever the change lands (before the file was opened, on a
+            // loaded machine: then it is just a damaged file), it is a problem
+            // naming the input, never "ok".
+            assert_eq!(r.status.code(), Some(1), "{what}: {cmd:?}: attempt {attempt}: {text}");
+            assert!(text.contains(b), "{what}: {cmd:?}: {text}");
+            if text.contains("changed while being read") {
+                mid_read += 1;
+                if mid_read >= 2 {
+                    break;
+                }
+            }
+        }
+        assert!(mid_read >= 1, "{what}: no change landed while {cmd:?} was reading");
+    }
+    for p in [&big, &pristine] {
+        std::fs::remove_file(p).unwrap();
+    }
 }

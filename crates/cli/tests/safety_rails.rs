@@ -5,18 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::ffi::OsStr;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use etcdsnap_bolt::builder::{BuildOptions, Builder};
-use etcdsnap_bolt::Db;
-use etcdsnap_proto::{mvccpb, Message};
 use etcdsnap_testkit::{scratch, EtcdVersion};
+use large_input::{large_input, OLD_LATEST};
 use serde_json::Value;
 
-const OLD_LATEST: i64 = 1473;
+mod large_input;
 
 fn etcdsnap<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_etcdsnap")).args(args).stdin(Stdio::null()).output().unwrap()
@@ -172,6 +169,54 @@ fn stale_temporary_files_are_reported_and_removed_with_force() {
     assert_eq!(names(&dir), vec!["out.db"]);
 }
 
+/// The temporary directories of `wal rewrite` and `rewrite --data-dir`
+/// (`.OUT.tmp.PID`) that a killed run left are reported like stale files, and
+/// removed with `--force`.
+#[test]
+fn stale_temporary_directories_are_reported_and_removed_with_force() {
+    let dir = scratch("rails-stale-dirs");
+    let data = EtcdVersion::V3_5_1.fixture_dir();
+    for (cmd, out, inner) in [
+        (vec!["wal", "rewrite"], dir.join("wal-out"), "0000000000000000-0000000000000000.wal"),
+        (vec!["rewrite", "--data-dir"], dir.join("data-out"), "member/snap/db"),
+    ] {
+        let mut name = std::ffi::OsString::from(".");
+        name.push(out.file_name().unwrap());
+        name.push(".tmp.4194305");
+        let stale = dir.join(name);
+        let file = stale.join(inner);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"0123456789").unwrap();
+        let mut a: Vec<String> = cmd.iter().map(|c| c.to_string()).collect();
+        a.extend([s(&data), s(&out), "--json".into()]);
+        let (j, err) = run(&a, 0);
+        let v: Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(
+            v["stale_temp_files"],
+            serde_json::json!([{"path": s(&stale), "bytes": 10, "removed": false}]),
+            "{cmd:?}"
+        );
+        assert!(
+            err.contains(&s(&stale)) && err.contains("temporary directory") && err.contains("--force removes it"),
+            "{err}"
+        );
+        assert!(file.exists(), "{cmd:?}: kept without --force");
+        std::fs::remove_dir_all(&out).unwrap();
+        a.push("--force".into());
+        let (j, err) = run(&a, 0);
+        let v: Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(
+            v["stale_temp_files"],
+            serde_json::json!([{"path": s(&stale), "bytes": 10, "removed": true}]),
+            "{cmd:?}"
+        );
+        assert!(err.is_empty(), "{cmd:?}: {err}");
+        assert!(!stale.exists(), "{cmd:?}: removed with --force");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+}
+
 #[test]
 fn errors_say_what_the_path_is() {
     let dir = scratch("rails-errors");
@@ -231,42 +276,6 @@ fn errors_say_what_the_path_is() {
 // ---------------------------------------------------------------------------
 // Interrupts
 
-/// A raw db of the fixture with `n` 1 MiB values appended to its `key` bucket
-/// (revisions after the latest), so that writing a rewrite of it takes a while.
-fn large_input(path: &Path, n: i64) {
-    let data = std::fs::read(snapshot()).unwrap();
-    let db = Db::open(etcdsnap_mvcc::trailer::split(&data).0).unwrap();
-    let f = BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut b = Builder::new(f, BuildOptions::default()).unwrap();
-    let root = db.root().unwrap();
-    let value: Vec<u8> = (0..1usize << 20).map(|i| (i * 7 % 251) as u8).collect();
-    for top in root.cursor() {
-        let top = top.unwrap();
-        let bucket = root.child(top).unwrap();
-        b.create_bucket(top.key, bucket.sequence()).unwrap();
-        etcdsnap_bolt::compact::copy_bucket(&bucket, &mut b).unwrap();
-        if top.key == b"key" {
-            for i in 0..n {
-                let rev = OLD_LATEST + 1 + i;
-                let kv = mvccpb::KeyValue {
-                    key: format!("/big/{i:06}").into_bytes(),
-                    create_revision: rev,
-                    mod_revision: rev,
-                    version: 1,
-                    value: value.clone(),
-                    lease: 0,
-                };
-                let mut k = rev.to_be_bytes().to_vec();
-                k.push(b'_');
-                k.extend_from_slice(&0i64.to_be_bytes());
-                b.put(&k, &kv.encode_to_vec()).unwrap();
-            }
-        }
-        b.close_bucket().unwrap();
-    }
-    b.finish().unwrap();
-}
-
 #[test]
 fn sigint_and_sigterm_during_a_write_remove_the_temporary_file() {
     let dir = scratch("rails-interrupt");
@@ -321,4 +330,38 @@ fn progress_only_on_a_terminal_and_not_with_quiet() {
     // Not a terminal: nothing on stderr.
     let o = etcdsnap(&args(&["bolt", "compact", &s(&snapshot()), &s(&dir.join("c.db"))]));
     assert!(o.status.success() && o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Every reading command draws a bar of bytes against a total known up front,
+/// with its rate, on a terminal; none with `--quiet` or on a pipe.
+#[test]
+fn reading_commands_show_totals_and_rates_on_a_terminal() {
+    let bin = env!("CARGO_BIN_EXE_etcdsnap");
+    let (snap, data) = (s(&snapshot()), s(&EtcdVersion::V3_5_1.fixture_dir()));
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["verify", &snap],
+        vec!["status", &snap],
+        vec!["hashkv", &snap],
+        vec!["bolt", "check", &snap],
+        vec!["du", &snap],
+        vec!["diff", &snap, &data],
+        vec!["keys", &snap],
+        vec!["wal", "verify", &data],
+        vec!["wal", "dump", &data],
+    ];
+    for c in &commands {
+        let on_tty = |quiet: &str| -> String {
+            let cmd = format!("{bin} {quiet} {} > /dev/null", c.join(" "));
+            let o = Command::new("script").args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+            String::from_utf8_lossy(&o.stdout).to_string()
+        };
+        let shown = on_tty("");
+        // "[bar] 1.12 MiB/3.74 MiB 1.02 GiB/s eta 0s": done of a total, and a rate.
+        assert!(shown.contains(" MiB ") && shown.contains("B/s") && shown.contains(" eta "), "{c:?}: {shown:?}");
+        let total = shown.split_whitespace().find_map(|w| w.strip_prefix("B/")).unwrap_or("");
+        assert!(!total.is_empty() && total != "0", "{c:?}: no total in {shown:?}");
+        assert!(on_tty("--quiet").trim().is_empty(), "{c:?}");
+        let o = etcdsnap(c);
+        assert!(o.stderr.is_empty(), "{c:?} on a pipe: {}", String::from_utf8_lossy(&o.stderr));
+    }
 }

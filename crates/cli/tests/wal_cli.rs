@@ -308,7 +308,8 @@ fn rewrite_data_dir(src: &Path, out: &Path) {
     args.push("--json");
     let rep: Value = serde_json::from_str(&ok(&args)).unwrap();
     let keys: Vec<&str> = rep.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["input", "output", "db", "wal", "snap_files"], "{rep}");
+    assert_eq!(keys, ["input", "output", "db", "wal", "snap_files", "stale_temp_files"], "{rep}");
+    assert_eq!(rep["stale_temp_files"], serde_json::json!([]), "{rep}");
     let wal = &rep["wal"];
     assert!(wal["emptied"].as_u64().unwrap() > 0, "{rep}");
     assert_eq!(wal["compact_rev_key"], "kept", "{rep}");

@@ -1245,6 +1245,10 @@ fn rewrite_inner(
     }
     let Written { layout, atomic, plan, c, st, hkv, trailer_out, bytes_out } = written?;
     opts.cancel.check()?;
+    // The trailer was checked by one pass; the output was made by others.
+    // Both must have read the same file (a change in place is not caught by
+    // the hash once it has been computed).
+    file.check_unchanged()?;
     let stale_temps = atomic.stale().to_vec();
     atomic.commit()?;
     Ok(RewriteReport {

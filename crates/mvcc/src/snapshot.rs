@@ -202,6 +202,8 @@ fn compact_inner(
     }
     let bytes_out = summary.bytes.saturating_add(if digest.is_some() { TRAILER_LEN as u64 } else { 0 });
     opts.cancel.check()?;
+    // What was read must be one version of the input (see MappedFile::check_unchanged).
+    file.check_unchanged()?;
     let stale_temps = out.stale().to_vec();
     out.commit()?;
     Ok(CompactReport {

@@ -75,6 +75,9 @@ pub enum FindingKind {
     GenerationStartMismatch,
     /// Any other error while reading the file.
     ReadError,
+    /// The file was changed by another process while it was being verified:
+    /// what was read is no statement about any version of it.
+    InputChanged,
 }
 
 impl FindingKind {
@@ -106,6 +109,7 @@ impl FindingKind {
             Self::VersionMismatch => "version-mismatch",
             Self::GenerationStartMismatch => "generation-start-mismatch",
             Self::ReadError => "read-error",
+            Self::InputChanged => "input-changed",
         }
     }
 }
@@ -206,6 +210,13 @@ impl VerifyReport {
     /// Whether no problem (warnings aside) was found.
     pub fn is_ok(&self) -> bool {
         self.problem_count == 0
+    }
+
+    /// Adds the problem that the file changed while it was read (the caller
+    /// compares the file before and after, e.g. `MappedFile::check_unchanged`).
+    pub fn input_changed(&mut self, message: impl Into<String>) {
+        self.findings.push(Finding::problem(FindingKind::InputChanged, b"", message));
+        self.problem_count = self.problem_count.saturating_add(1);
     }
 }
 

@@ -32,6 +32,7 @@ pub mod decoder;
 pub mod entry;
 pub mod error;
 pub mod layout;
+pub mod progress;
 pub mod reader;
 pub mod record;
 pub mod repair;

@@ -34,7 +34,8 @@ pub struct ReadEnd {
 pub fn read_segment(seg: &Segment, buf: &mut Vec<u8>) -> Result<()> {
     buf.clear();
     let mut f = File::open(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
-    f.read_to_end(buf).map_err(|e| WalError::io(&seg.path, e))?;
+    let n = f.read_to_end(buf).map_err(|e| WalError::io(&seg.path, e))?;
+    crate::progress::add(n as u64);
     Ok(())
 }
 
@@ -94,7 +95,10 @@ fn fill(
                 *eof = true;
                 break;
             }
-            Ok(n) => *filled = filled.saturating_add(n),
+            Ok(n) => {
+                *filled = filled.saturating_add(n);
+                crate::progress::add(n as u64);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(WalError::io(path, e)),
         }

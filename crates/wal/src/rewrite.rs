@@ -438,9 +438,12 @@ pub fn rewrite_with(in_dir: &Path, out_dir: &Path, rules: &KeyRules, opts: Rewri
     }
 }
 
+/// `.NAME.tmp.PID` beside the output, the name every temporary of ours has
+/// (so that one rule finds those a killed run left).
 fn tmp_dir(out_dir: &Path) -> PathBuf {
-    let mut name = out_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "wal".into());
-    name.push(format!(".tmp-{}", std::process::id()));
+    let mut name = std::ffi::OsString::from(".");
+    name.push(out_dir.file_name().unwrap_or_else(|| "wal".as_ref()));
+    name.push(format!(".tmp.{}", std::process::id()));
     out_dir.with_file_name(name)
 }
 

@@ -145,7 +145,7 @@ fn rewrite_refuses_renaming_a_key_to_the_empty_key() {
     assert!(err.to_string().contains("empty key"), "{err}");
     assert!(!out.exists(), "nothing may be written");
     let parent = out.parent().unwrap();
-    assert!(fs::read_dir(parent).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp-")));
+    assert!(fs::read_dir(parent).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp.")));
 }
 
 /// A cancelled rewrite (the CLI's SIGINT/SIGTERM handler sets the flag) stops,

@@ -98,6 +98,11 @@ impl MappedFile {
         Ok(Self { map: Some(map), file, path, stamp })
     }
 
+    /// The open file behind the map (for copies the kernel makes itself).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// The path it was opened with.
     pub fn path(&self) -> &Path {
         &self.path
@@ -162,6 +167,23 @@ impl Deref for MappedFile {
     fn deref(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
+}
+
+/// Starts the write-back of `len` bytes of `file` from `offset` without waiting
+/// for it (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that the fsync
+/// that commits a large output finds little left to write. A hint: failures
+/// are ignored, and elsewhere it does nothing.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        let (Ok(off), Ok(n)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else { return };
+        // SAFETY: a plain system call on a descriptor we hold open; it reads
+        // no memory of ours.
+        let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 #[cfg(test)]

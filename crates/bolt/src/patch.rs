@@ -59,6 +59,11 @@ impl Patch {
         out
     }
 
+    /// Where the carried pages start, in the input and in the output.
+    pub fn carried_offset(&self) -> u64 {
+        u64::from(self.meta.page_size).saturating_mul(2)
+    }
+
     /// The output, in order, as slices: the meta pages (`metas`, from
     /// [`meta_pages`](Self::meta_pages)), the carried pages of `db`, the new pages.
     pub fn pieces<'s>(&'s self, db: &Db<'s>, metas: &'s [u8]) -> [&'s [u8]; 3] {

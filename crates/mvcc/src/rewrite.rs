@@ -30,6 +30,7 @@ use crate::schema::{
 };
 use crate::snapshot::TrailerMode;
 use crate::status::{status, Status, StatusObserver};
+use crate::stream::Piece;
 use crate::trailer::{self, Trailer, TRAILER_LEN};
 
 pub use etcdsnap_keys::{CompactRevKey, COMPACT_REV_KEY};
@@ -1053,6 +1054,7 @@ fn patch_plan(db: &Db<'_>, stamp: &Stamp) -> Result<Option<etcdsnap_bolt::patch:
 #[allow(clippy::too_many_arguments)]
 fn write_patched<'a>(
     db: &Db<'a>,
+    input_file: &MappedFile,
     input_has_trailer: bool,
     output: &Path,
     input: &Path,
@@ -1065,7 +1067,12 @@ fn write_patched<'a>(
     let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
     let out_file = atomic.file()?;
     let metas = patch.meta_pages();
-    let pieces = patch.pieces(db, &metas);
+    let [metas_bytes, carried, pages] = patch.pieces(db, &metas);
+    let pieces = [
+        Piece::Bytes(metas_bytes),
+        Piece::Carried { bytes: carried, file: input_file.file(), offset: patch.carried_offset() },
+        Piece::Bytes(pages),
+    ];
     let compact = stamp.scheduled.unwrap_or(0).max(stamp.finished.unwrap_or(0));
     // Stops the writer when this side fails.
     let stop_flag = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -1225,7 +1232,7 @@ fn rewrite_inner(
             if patchable(&db, opts) {
                 let stamp = keep_all_stamp(&db, opts)?;
                 if let Some(patch) = patch_plan(&db, &stamp)? {
-                    return write_patched(&db, has_trailer, output, input, opts, progress, &stamp, &patch);
+                    return write_patched(&db, &file, has_trailer, output, input, opts, progress, &stamp, &patch);
                 }
             }
             let plan = plan(&db, opts, progress)?;

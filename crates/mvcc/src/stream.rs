@@ -15,6 +15,33 @@ use crate::trailer::TRAILER_LEN;
 
 const CHUNK: usize = 4 << 20;
 
+/// Starts the write-back of what was written every this many bytes.
+const WRITEBACK_EVERY: u64 = 64 << 20;
+
+/// Keeps the kernel writing an output back while it is being written, a
+/// window behind, so the fsync that commits it does not wait for all of it.
+struct Writeback {
+    start: u64,
+    pos: u64,
+}
+
+impl Writeback {
+    fn new(file: &mut File) -> io::Result<Self> {
+        use std::io::Seek;
+        let pos = file.stream_position()?;
+        Ok(Self { start: pos, pos })
+    }
+
+    fn wrote(&mut self, file: &File, n: usize) {
+        self.pos = self.pos.saturating_add(n as u64);
+        let pending = self.pos.saturating_sub(self.start);
+        if pending >= WRITEBACK_EVERY {
+            etcdsnap_bolt::start_writeback(file, self.start, pending);
+            self.start = self.pos;
+        }
+    }
+}
+
 /// The writing end handed to the producer: fills chunks and passes them on.
 pub struct ChunkWriter<'p> {
     buf: Vec<u8>,
@@ -76,11 +103,13 @@ fn drain(
     hash: bool,
 ) -> io::Result<Option<[u8; TRAILER_LEN]>> {
     let mut hasher = hash.then(Sha256::new);
+    let mut behind = Writeback::new(file)?;
     for mut chunk in full {
         if let Some(h) = hasher.as_mut() {
             h.update(&chunk);
         }
         file.write_all(&chunk)?;
+        behind.wrote(file, chunk.len());
         chunk.clear();
         // The producer may be gone already; the buffer is then simply dropped.
         let _ = empty.send(chunk);
@@ -132,28 +161,73 @@ pub fn write_hashed<T>(
     })
 }
 
-/// Writes `pieces` in order to `file` (from its current position), hashing
-/// them with SHA-256 when `hash` is set, straight from the slices (no copy):
-/// the output of a patch, mostly pages of the mapped input. Stops at the next
-/// chunk once any of `cancel` is set.
+/// One piece of an output written by [`write_pieces`].
+#[derive(Debug, Clone, Copy)]
+pub enum Piece<'a> {
+    /// Bytes made in memory.
+    Bytes(&'a [u8]),
+    /// Bytes of an input file, also mapped: hashed from the map, copied by the
+    /// kernel (`copy_file_range` where the file system has it) from `file` at
+    /// `offset`, so they never pass through a buffer of ours.
+    Carried {
+        /// The mapped bytes.
+        bytes: &'a [u8],
+        /// The same bytes in the file.
+        file: &'a File,
+        /// Where they start in it.
+        offset: u64,
+    },
+}
+
+/// Writes `pieces` in order to `out` (from its current position), hashing
+/// them with SHA-256 when `hash` is set: the output of a patch, mostly pages
+/// of the input. Stops at the next chunk once any of `cancel` is set.
 pub fn write_pieces(
-    file: &mut File,
+    out: &mut File,
     path: &Path,
     hash: bool,
     cancel: &[&Cancel],
-    pieces: &[&[u8]],
+    pieces: &[Piece<'_>],
 ) -> Result<Option<[u8; TRAILER_LEN]>> {
+    use std::io::{Read, Seek, SeekFrom};
     let io = |source| MvccError::Io { path: path.to_path_buf(), source };
     let mut hasher = hash.then(Sha256::new);
+    let mut behind = Writeback::new(out).map_err(io)?;
     for piece in pieces {
-        for chunk in piece.chunks(CHUNK) {
+        let (bytes, carried) = match *piece {
+            Piece::Bytes(b) => (b, None),
+            Piece::Carried { bytes, file, offset } => (bytes, Some((file, offset))),
+        };
+        let mut src = match carried {
+            Some((file, offset)) => {
+                // A handle of our own: the map's file keeps its position.
+                let mut f = file.try_clone().map_err(io)?;
+                f.seek(SeekFrom::Start(offset)).map_err(io)?;
+                Some(f)
+            }
+            None => None,
+        };
+        for chunk in bytes.chunks(CHUNK) {
             for c in cancel {
                 c.check()?;
             }
             if let Some(h) = hasher.as_mut() {
                 h.update(chunk);
             }
-            file.write_all(chunk).map_err(io)?;
+            match src.as_mut() {
+                Some(f) => {
+                    let want = chunk.len() as u64;
+                    let copied = std::io::copy(&mut Read::by_ref(f).take(want), out).map_err(io)?;
+                    if copied != want {
+                        return Err(io(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the input ended while its pages were copied",
+                        )));
+                    }
+                }
+                None => out.write_all(chunk).map_err(io)?,
+            }
+            behind.wrote(out, chunk.len());
         }
     }
     Ok(hasher.map(|h| h.finalize().into()))

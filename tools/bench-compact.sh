@@ -116,27 +116,17 @@ for r in $(seq "$runs"); do
   sync
 done
 
-# mem NAME INPUT: one run of etcdsnap compact sampling /proc/PID/status; prints
-# "peak_RssAnon_kB peak_VmHWM_kB".
-mem() {
-  local input=$2 pid anon=0 hwm=0 st a h
-  "$etcdsnap" bolt compact "$input" "$out" > /dev/null 2> "$tmp/err" &
-  pid=$!
-  while :; do
-    # A finished child stays a zombie (State Z, no memory) until wait.
-    read -r st a h < <(awk '/^State:/{s=$2} /^RssAnon:/{a=$2} /^VmHWM:/{h=$2} END{print (s == "" ? "X" : s), a+0, h+0}' \
-      "/proc/$pid/status" 2>/dev/null || echo "X 0 0")
-    case $st in Z|X) break ;; esac
-    [ "$a" -gt "$anon" ] && anon=$a
-    [ "$h" -gt "$hwm" ] && hwm=$h
-    sleep 0.02
-  done
-  wait "$pid" || { echo "FAILED: $1: $(head -c 300 "$tmp/err")" >&2; exit 1; }
+# compact_mem INPUT: peak RssAnon and VmHWM (MB, from bench-lib.sh's mem) of one
+# etcdsnap compact of INPUT, converted back to kB for the report below.
+. "$repo/tools/bench-lib.sh"
+compact_mem() {
+  local a h
+  read -r a h < <(mem "$etcdsnap" bolt compact "$1" "$out")
   rm -f "$out"
-  echo "$anon $hwm"
+  echo "$(echo "$a * 1024 / 1" | bc) $(echo "$h * 1024 / 1" | bc)"
 }
-read -r anon_big hwm_big < <(mem big "$file")
-read -r anon_small hwm_small < <(mem small "$small")
+read -r anon_big hwm_big < <(compact_mem "$file")
+read -r anon_small hwm_small < <(compact_mem "$small")
 massif=
 if [ -z "${BENCH_NO_MASSIF:-}" ] && command -v valgrind > /dev/null; then
   valgrind --tool=massif --massif-out-file="$tmp/massif.out" "$etcdsnap" bolt compact "$small" "$out" > /dev/null 2>&1 && rm -f "$out"

@@ -27,6 +27,22 @@ const KEY1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
 const WRONG: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="; // 32 other bytes
 const CBC: &str = "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY="; // 32 bytes
 
+
+/// The tenant move both tests make (IN and OUT follow).
+const MOVE_TENANT_A: [&str; 11] = [
+    "rewrite",
+    "--include",
+    "/tenant-a/",
+    "--drop-key",
+    "compact_rev_key",
+    "--rename",
+    "/tenant-a/registry/=/registry/",
+    "--bump-revision",
+    "1000000",
+    "--mark-compacted",
+    "--json",
+];
+
 fn config(dir: &Path, name: &str, provider: &str, secret: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(
@@ -85,19 +101,7 @@ fn aesgcm_secrets_move_with_their_tenant() {
         put_raw(&server, "/tenant-a/registry/configmaps/default/cm", b"{}");
         server.ctl_ok(&["snapshot", "save", snapshot.to_str().unwrap()]);
     }
-    let args = [
-        "rewrite",
-        "--include",
-        "/tenant-a/",
-        "--drop-key",
-        "compact_rev_key",
-        "--rename",
-        "/tenant-a/registry/=/registry/",
-        "--bump-revision",
-        "1000000",
-        "--mark-compacted",
-        "--json",
-    ];
+    let args = MOVE_TENANT_A;
     // Without --reencrypt: refused as key-bound, as always.
     let out = dir.join("moved.db");
     let o = etcdsnap(&args, &[&snapshot, &out]);
@@ -217,19 +221,7 @@ fn kms_secrets_move_with_their_tenant() {
         let want: &[u8] = if k.contains("/v1-") { b"k8s:enc:kms:v1:old-kms:" } else { b"k8s:enc:kms:v2:tenant-kms:" };
         assert!(val.starts_with(want), "{k}");
     }
-    let args = [
-        "rewrite",
-        "--include",
-        "/tenant-a/",
-        "--drop-key",
-        "compact_rev_key",
-        "--rename",
-        "/tenant-a/registry/=/registry/",
-        "--bump-revision",
-        "1000000",
-        "--mark-compacted",
-        "--json",
-    ];
+    let args = MOVE_TENANT_A;
     let out = dir.join("moved.db");
     let with = |cfg: &Path| {
         let mut a: Vec<&str> = args.to_vec();

@@ -86,6 +86,26 @@ pub struct GetArgs {
 }
 
 /// Command-line bytes as given (no UTF-8 required on Unix, like etcdctl's arguments).
+/// The key space of `db` (mapped from `file`, at `path`) at `rev`, with a
+/// progress meter, checked unchanged after reading.
+fn read_at<'a>(
+    path: &Path,
+    file: &MappedFile,
+    db: &Db<'a>,
+    rev: i64,
+    sel: &Selection,
+) -> Result<Vec<etcdsnap_mvcc::keyspace::Visible<'a>>> {
+    let spin = crate::progress::Meter::start(
+        format!("reading {}", path.display()),
+        file.len() as u64,
+        crate::progress::Source::Db,
+    );
+    let (_, keys) = at_revision(db, rev, sel).with_context(|| format!("reading {}", path.display()))?;
+    drop(spin);
+    crate::paths::unchanged(file)?;
+    Ok(keys)
+}
+
 fn arg_bytes(s: &OsStr) -> Vec<u8> {
     #[cfg(unix)]
     {
@@ -188,14 +208,7 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
         }
         return Ok(Outcome::Clean);
     }
-    let spin = crate::progress::Meter::start(
-        format!("reading {}", a.file.display()),
-        file.len() as u64,
-        crate::progress::Source::Db,
-    );
-    let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
-    drop(spin);
-    crate::paths::unchanged(&file)?;
+    let keys = read_at(&a.file, &file, &db, a.rev, &sel)?;
     for v in keys.iter().take(limit) {
         if a.fmt.structured() {
             out.json(&KvJson::new(&v.kv, a.decode))?;
@@ -311,14 +324,7 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
     let key = arg_bytes(&a.key);
     let sel =
         if a.prefix { Selection { prefix: key, key: None } } else { Selection { prefix: Vec::new(), key: Some(key) } };
-    let spin = crate::progress::Meter::start(
-        format!("reading {}", a.file.display()),
-        file.len() as u64,
-        crate::progress::Source::Db,
-    );
-    let (_, keys) = at_revision(&db, a.rev, &sel).with_context(|| format!("reading {}", a.file.display()))?;
-    drop(spin);
-    crate::paths::unchanged(&file)?;
+    let keys = read_at(&a.file, &file, &db, a.rev, &sel)?;
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     let shown_keys = keys.get(..keys.len().min(limit)).unwrap_or(&keys);
     if a.fmt.structured() {

@@ -118,6 +118,15 @@ impl KeyRules {
         }
     }
 
+    /// Whether there is no rule at all (every key kept under its own name).
+    pub fn is_empty(&self) -> bool {
+        self.include.is_empty()
+            && self.exclude.is_empty()
+            && self.keep_keys.is_empty()
+            && self.drop_keys.is_empty()
+            && self.renames.is_empty()
+    }
+
     /// Whether any key can be dropped by these rules.
     pub fn filters(&self) -> bool {
         !self.include.is_empty() || !self.exclude.is_empty() || !self.drop_keys.is_empty()

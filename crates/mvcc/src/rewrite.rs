@@ -1008,12 +1008,7 @@ impl Sink for Nothing {
 /// no offline compaction, no lease dropped): then a copy-on-write patch can
 /// carry the input's pages.
 fn patchable(db: &Db<'_>, opts: &RewriteOptions) -> bool {
-    let r = &opts.rules;
-    let keeps_all = r.include.is_empty()
-        && r.exclude.is_empty()
-        && r.keep_keys.is_empty()
-        && r.drop_keys.is_empty()
-        && r.renames.is_empty();
+    let keeps_all = opts.rules.is_empty();
     let same_layout = opts.page_size.is_none_or(|p| usize::try_from(p).ok() == Some(db.page_size()))
         && opts.fill_percent == DEFAULT_FILL_PERCENT;
     !opts.rebuild && keeps_all && opts.compact.is_none() && !opts.drop_orphan_leases && same_layout
@@ -1103,18 +1098,44 @@ fn write_patched<'a>(
     // This side's error explains a stopped writer.
     let (plan, c, (observed, kv)) = observed?;
     let trailer_out = trailer_out??;
+    let figures = Observed { status: observed, kv, bytes: patch.bytes(), page_size: db.page_size(), compact };
+    let layout = OutputLayout::Patched { replaced: patch.replaced };
+    finish_output(atomic, output, opts, trailer_out, figures, layout, plan, c)
+}
+
+/// What the write pass observed of an output of `bytes` (`pgid × pageSize`).
+struct Observed {
+    status: StatusObserver,
+    kv: KvHasher,
+    bytes: u64,
+    page_size: usize,
+    compact: i64,
+}
+
+/// Both writers' end: the trailer appended, the figures made (and, with
+/// `verify_output`, compared with a read-back of the temporary file).
+#[allow(clippy::too_many_arguments)]
+fn finish_output<'a>(
+    mut atomic: AtomicFile,
+    output: &Path,
+    opts: &RewriteOptions,
+    trailer_out: Option<[u8; TRAILER_LEN]>,
+    o: Observed,
+    layout: OutputLayout,
+    plan: Plan<'a>,
+    c: Counts,
+) -> Result<Written<'a>> {
     let f = atomic.file()?;
     if let Some(d) = &trailer_out {
         f.write_all(d).map_err(|source| MvccError::Io { path: output.to_path_buf(), source })?;
     }
-    let bytes_out = patch.bytes().saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
+    let bytes_out = o.bytes.saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
     opts.cancel.check()?;
-    let (st, hkv) = figures(observed, kv, patch.bytes(), db.page_size(), compact, output)?;
+    let (st, hkv) = figures(o.status, o.kv, o.bytes, o.page_size, o.compact, output)?;
     if opts.verify_output {
         f.sync_data().map_err(|source| MvccError::Io { path: atomic.tmp_path().to_path_buf(), source })?;
         read_back(atomic.tmp_path(), output, &st, &hkv)?;
     }
-    let layout = OutputLayout::Patched { replaced: patch.replaced };
     Ok(Written { layout, atomic, plan, c, st, hkv, trailer_out, bytes_out })
 }
 
@@ -1196,21 +1217,9 @@ fn write<'a>(
             let (_, summary) = out.finish_streamed()?;
             Ok((c, summary, figures))
         })?;
-    let f = atomic.file()?;
-    if let Some(d) = &trailer_out {
-        f.write_all(d).map_err(|source| MvccError::Io { path: output.to_path_buf(), source })?;
-    }
-    let bytes_out = summary.bytes.saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
-    opts.cancel.check()?;
-
-    // Figures of what was written, observed on the way.
     let page_size = usize::try_from(page_size).unwrap_or(usize::MAX);
-    let (st, hkv) = figures(observed, kv, summary.bytes, page_size, compact, output)?;
-    if opts.verify_output {
-        f.sync_data().map_err(|source| MvccError::Io { path: atomic.tmp_path().to_path_buf(), source })?;
-        read_back(atomic.tmp_path(), output, &st, &hkv)?;
-    }
-    Ok(Written { layout: OutputLayout::Rebuilt, atomic, plan, c, st, hkv, trailer_out, bytes_out })
+    let figures = Observed { status: observed, kv, bytes: summary.bytes, page_size, compact };
+    finish_output(atomic, output, opts, trailer_out, figures, OutputLayout::Rebuilt, plan, c)
 }
 
 fn rewrite_inner(

@@ -347,26 +347,7 @@ impl KubeApiserver {
 
     /// Stops the server (SIGTERM, up to 5 s, then SIGKILL); idempotent.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + APISERVER_STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        crate::stop_child(&mut self.child, APISERVER_STOP_TIMEOUT);
     }
 
     /// `k8sdriver apply`: each op (`{"op": "create"|"update"|"delete", "object": {...}}`)

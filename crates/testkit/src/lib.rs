@@ -528,6 +528,31 @@ pub struct EtcdServer {
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Stops the process in `child`, if any and still running: SIGTERM (via
+/// `kill`), up to `timeout` for it to exit, then SIGKILL. Idempotent.
+pub(crate) fn stop_child(child: &mut Option<Child>, timeout: Duration) {
+    let Some(mut child) = child.take() else { return };
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl EtcdServer {
     /// Spawns `version`'s etcd on `data_dir` (client and peer URLs on 127.0.0.1
     /// only), logging to `<data_dir>.etcd.log`, and waits (30 s at most) until
@@ -686,26 +711,7 @@ impl EtcdServer {
 
     /// Stops the server now (SIGTERM via `kill`, up to 10 s, then SIGKILL); idempotent.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        stop_child(&mut self.child, STOP_TIMEOUT);
     }
 }
 

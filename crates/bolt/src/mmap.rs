@@ -186,6 +186,25 @@ pub fn start_writeback(file: &File, offset: u64, len: u64) {
     let _ = (file, offset, len);
 }
 
+/// Makes the C allocator (glibc) serve every allocation of `bytes` or more
+/// with its own memory map, and so return it to the system when it is freed.
+///
+/// glibc raises that threshold by itself, up to 32 MiB, each time a mapped
+/// block is freed; after that, the tables a pass builds and drops (a per-key
+/// index of 20 MiB, say) come from the heap, where freed memory stays with the
+/// process, and the next pass's tables add to it. A program calls this once at
+/// start (the library never does); elsewhere than glibc it does nothing.
+pub fn pin_mmap_threshold(bytes: usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let Ok(n) = libc::c_int::try_from(bytes) else { return };
+        // SAFETY: mallopt only sets an allocator parameter; it takes no pointer.
+        let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, n) };
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = bytes;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

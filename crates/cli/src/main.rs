@@ -96,6 +96,9 @@ fn main() -> ExitCode {
         }
     };
     progress::set_quiet(cli.quiet);
+    // Large tables (per-key indexes) go back to the system when a pass drops
+    // them, instead of staying in the heap beside the next pass's.
+    etcdsnap_bolt::pin_mmap_threshold(256 << 10);
     // An input truncated while mapped raises SIGBUS: exit 1 naming it, with the
     // temporary outputs removed, instead of dying with "Bus error".
     #[cfg(unix)]

@@ -80,8 +80,8 @@ pub fn hash_kv(db: &Db<'_>, rev: i64, rule: TombstoneRule) -> Result<KeyValueHas
     Ok(KeyValueHash { hash: h.finish(), compact_revision: compact, revision: rev, current_revision: current })
 }
 
-/// One key's latest entry so far: whether it is a put, and, when it lies at or
-/// below the compact revision, where it sits in the running CRC (the CRC
+/// A live key's latest entry so far (a put): when it lies at or below the
+/// compact revision, where it sits in the running CRC (the CRC
 /// before and after it, its length) and its ordinal.
 #[derive(Debug, Clone, Copy)]
 struct Latest {
@@ -89,23 +89,22 @@ struct Latest {
     before: u32,
     after: u32,
     len: u32,
-    put: bool,
     /// At or below the compact revision.
     prefix: bool,
 }
 
 /// etcd's `HashKV` over `key`-bucket entries fed in bucket (revision) order,
 /// for a store compacted at `compact`; the caller stops feeding above the
-/// revision hashed. Memory per key: a 24-byte record and a 20-byte index
-/// entry (plus table slack); nothing per revision.
+/// revision hashed. Memory per live key: a 40-byte record and a 4-byte slot
+/// (plus slot-table slack); nothing per revision, and nothing for a deleted
+/// key.
 #[derive(Debug)]
 pub struct KvHasher {
     compact: i64,
     rule: TombstoneRule,
     keys: crate::index::KeyHasher,
-    /// Each key's record in `latest`.
-    index: crate::index::KeyMap<u32>,
-    latest: Vec<Latest>,
+    /// Each live key's latest entry (a tombstone removes the key).
+    latest: crate::keytable::KeyTable<Latest>,
     /// CRC of `key` (the bucket name) and every hashed entry so far.
     crc: u32,
     /// `crc` when the first entry above `compact` came (`None`: not yet).
@@ -122,8 +121,7 @@ impl KvHasher {
             compact,
             rule,
             keys: crate::index::KeyHasher::new(),
-            index: crate::index::KeyMap::default(),
-            latest: Vec::new(),
+            latest: crate::keytable::KeyTable::new(),
             crc: crc32c::crc32c(KEY),
             prefix_end: None,
             suffix_len: 0,
@@ -146,7 +144,11 @@ impl KvHasher {
             self.suffix_len = self.suffix_len.saturating_add(entry_len(key, value));
             // A later revision of the key: none of its entries at or below the
             // compact revision is kept any more.
-            self.record(key, id, Latest { ordinal: self.ordinal, before: 0, after: 0, len: 0, put, prefix: false })?;
+            self.record(
+                key,
+                id,
+                put.then_some(Latest { ordinal: self.ordinal, before: 0, after: 0, len: 0, prefix: false }),
+            )?;
             return Ok(());
         }
         let before = self.crc;
@@ -158,18 +160,21 @@ impl KvHasher {
         }
         let len = u32::try_from(entry_len(key, value))
             .map_err(|_| MvccError::value(KEY, key, "entry longer than 4 GiB".into()))?;
-        self.record(key, id, Latest { ordinal: self.ordinal, before, after: self.crc, len, put, prefix: true })
+        self.record(
+            key,
+            id,
+            put.then_some(Latest { ordinal: self.ordinal, before, after: self.crc, len, prefix: true }),
+        )
     }
 
-    fn record(&mut self, key: &[u8], id: crate::index::KeyId, l: Latest) -> Result<()> {
-        match self.index.get(&id).and_then(|&i| self.latest.get_mut(usize::try_from(i).ok()?)) {
-            Some(slot) => *slot = l,
-            None => {
-                let i = u32::try_from(self.latest.len())
-                    .map_err(|_| MvccError::value(KEY, key, "more than 2^32 keys".into()))?;
-                self.index.insert(id, i);
-                self.latest.push(l);
-            }
+    /// Records a key's latest entry: `Some` for a put, `None` for a tombstone.
+    fn record(&mut self, key: &[u8], id: crate::index::KeyId, l: Option<Latest>) -> Result<()> {
+        if let Some(l) = l {
+            self.latest.insert(id, l).map_err(|e| MvccError::value(KEY, key, e.to_string()))?;
+        } else {
+            // A tombstone: no entry of the key up to here is kept, and the key
+            // is not live; no record says the same.
+            self.latest.remove(&id);
         }
         Ok(())
     }
@@ -177,13 +182,7 @@ impl KvHasher {
     /// Keys whose latest revision added is a put, and whether the empty key
     /// (the revision markers') is one of them: `snapshot status`'s live keys.
     pub fn live(&self) -> (u64, bool) {
-        let live = self.latest.iter().filter(|l| l.put).count() as u64;
-        let marker = self
-            .index
-            .get(&self.keys.hash(b""))
-            .and_then(|&i| self.latest.get(usize::try_from(i).ok()?))
-            .is_some_and(|l| l.put);
-        (live, marker)
+        (self.latest.len() as u64, self.latest.get(&self.keys.hash(b"")).is_some())
     }
 
     /// The hash of everything added.
@@ -192,14 +191,13 @@ impl KvHasher {
         // etcd's `Keep(rev)`: per key, its latest revision up to the one
         // hashed, when that is a put. Entries at or below the compact revision
         // are hashed only when kept, unless nothing is kept at all.
-        if !self.latest.iter().any(|l| l.put) {
+        if self.latest.is_empty() {
             return self.crc;
         }
-        // In place: the index goes first, the records are filtered and sorted
-        // where they are.
-        drop(self.index);
-        let mut kept = self.latest;
-        kept.retain(|l| l.put && l.prefix);
+        // The records at or below the compact revision, freed chunk by chunk
+        // as they are copied.
+        let mut kept = Vec::with_capacity(self.latest.len());
+        kept.extend(self.latest.into_values().filter(|l| l.prefix));
         kept.sort_unstable_by_key(|l| l.ordinal);
         // Chain the kept entries: crc(T‖E) = shift(T ⊕ before, |E|) ⊕ after,
         // since after = shift(before, |E|) ⊕ crc(E).

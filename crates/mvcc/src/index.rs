@@ -116,31 +116,49 @@ impl<'a> Index<'a> {
     }
 }
 
-/// What etcd's `keyIndex.keep(at)` decides, in memory that follows the number
-/// of keys, not their history: per user key, its latest revision at or below
-/// `at` and whether that is a put.
+/// What etcd's `keyIndex.keep(at)` decides for a compaction at `at`, as one
+/// bit per `key`-bucket entry (by its ordinal: its position in bucket order).
 ///
 /// `keep(at)` keeps, per key, the latest revision ≤ `at` unless it is a
 /// tombstone (a tombstone always ends a generation that is not the last one,
 /// and `keep` drops those; a generation whose tombstone is ≤ `at` is passed
-/// over, which leaves nothing of it ≤ `at`). So a revision is kept exactly when
-/// it is its key's latest revision ≤ `at` and a put. Keys are held as a 128-bit
-/// hash under two random SipHash keys, so a collision (which would merge two
-/// keys' records) is beyond reach even for crafted keys; one record is 48 bytes
-/// of table space.
-#[derive(Debug)]
-pub struct LatestAt {
+/// over, which leaves nothing of it ≤ `at`). So an entry is kept exactly when
+/// it is its key's latest revision ≤ `at` and a put.
+///
+/// Built by [`KeepSetBuilder`] in one pass; once built it holds one bit per
+/// entry and nothing per key (a bucket of 50 million revisions: 6 MiB), so
+/// the pass that uses it has no per-key table beside its own.
+#[derive(Debug, Clone, Default)]
+pub struct KeepSet {
     at: i64,
+    bits: Vec<u64>,
+}
+
+/// Builds a [`KeepSet`]: per live key (latest revision ≤ `at` a put), its
+/// 128-bit identity and the ordinal of that entry, a 24-byte record and a
+/// 4-byte slot.
+/// A tombstone removes its key's record, so deleted keys cost nothing.
+#[derive(Debug)]
+pub struct KeepSetBuilder {
+    set: KeepSet,
     keys: KeyHasher,
-    latest: KeyMap<(Revision, bool)>,
+    latest: crate::keytable::KeyTable<u64>,
 }
 
 /// A user key's identity in per-key tables: a 128-bit hash under two random
 /// SipHash keys (fresh per table), so no crafted key set can make two keys
-/// share a record. Two `u64`s (8-byte aligned: a table entry with a `u32`
-/// beside it takes 24 bytes, not the 32 a `u128` would).
+/// share a record. Two `u64`s (8-byte aligned: a record with a `u64` beside it
+/// takes 24 bytes, not the 32 a `u128` would). Tables of them:
+/// [`KeyTable`](crate::keytable::KeyTable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyId([u64; 2]);
+
+impl KeyId {
+    /// The half a hash table buckets by (both halves are random keyed hashes).
+    pub fn bucket_hash(&self) -> u64 {
+        self.0[0]
+    }
+}
 
 impl std::hash::Hash for KeyId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -166,77 +184,96 @@ impl KeyHasher {
     }
 }
 
-/// Hashes a [`KeyId`] as its first half: it is a keyed hash already, so
-/// hashing it again would only cost time.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached by KeyId (it writes one u64); fold anything else in.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 ^= n;
-    }
-}
-
-/// A table keyed by [`KeyId`].
-pub type KeyMap<V> = HashMap<KeyId, V, std::hash::BuildHasherDefault<IdHasher>>;
-/// A set of [`KeyId`]s.
-pub type KeySet = HashSet<KeyId, std::hash::BuildHasherDefault<IdHasher>>;
-
 impl Default for KeyHasher {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl LatestAt {
-    /// An empty record for revision `at`.
-    pub fn new(at: i64) -> Self {
-        Self { at, keys: KeyHasher::new(), latest: KeyMap::default() }
-    }
-
-    /// Built from every entry of the `key` bucket.
+impl KeepSet {
+    /// Built from every entry of the `key` bucket (ordinals: bucket positions).
     pub fn build(db: &Db<'_>, at: i64) -> Result<Self> {
-        let mut l = Self::new(at);
-        let Some(bucket) = db.bucket(&[KEY])? else { return Ok(l) };
-        for e in bucket.cursor() {
+        let mut l = KeepSetBuilder::new(at);
+        let Some(bucket) = db.bucket(&[KEY])? else { return Ok(l.finish()) };
+        for (ordinal, e) in (0u64..).zip(bucket.cursor()) {
             let e = e?;
             let bk = BucketKey::parse(e.key).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
             if bk.rev.main > at {
                 break; // bucket order is revision order
             }
             let kv = KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
-            l.add(kv.key, bk);
+            l.add(ordinal, kv.key, bk);
         }
-        Ok(l)
+        Ok(l.finish())
     }
 
-    /// Adds one entry, in bucket order; entries above `at` are ignored.
-    pub fn add(&mut self, key: &[u8], bk: BucketKey) {
-        if bk.rev.main <= self.at {
-            let h = self.keys.hash(key);
-            self.latest.insert(h, (bk.rev, !bk.tombstone));
-        }
+    /// The compact revision.
+    pub fn at(&self) -> i64 {
+        self.at
     }
 
-    /// Whether a compaction at `at` keeps revision `rev` of `key` (etcd's `keep`).
-    pub fn keeps(&self, key: &[u8], rev: Revision) -> bool {
-        self.latest.get(&self.keys.hash(key)).is_some_and(|&(r, put)| put && r == rev)
+    /// Whether the compaction keeps the entry at `ordinal`.
+    pub fn keeps(&self, ordinal: u64) -> bool {
+        let (word, bit) = position(ordinal);
+        self.bits.get(word).is_some_and(|w| w & bit != 0)
     }
 
-    /// Whether `keep` would be empty (no key has a put as its latest revision ≤ `at`).
+    /// Whether `keep` is empty (no key has a put as its latest revision ≤ `at`).
     pub fn keeps_nothing(&self) -> bool {
-        !self.latest.values().any(|&(_, put)| put)
+        self.bits.iter().all(|&w| w == 0)
+    }
+
+    fn set(&mut self, ordinal: u64, on: bool) {
+        let (word, bit) = position(ordinal);
+        if self.bits.len() <= word {
+            if !on {
+                return;
+            }
+            self.bits.resize(word.saturating_add(1), 0);
+        }
+        if let Some(w) = self.bits.get_mut(word) {
+            if on {
+                *w |= bit;
+            } else {
+                *w &= !bit;
+            }
+        }
+    }
+}
+
+/// Word index and bit mask of an ordinal.
+fn position(ordinal: u64) -> (usize, u64) {
+    (usize::try_from(ordinal / 64).unwrap_or(usize::MAX), 1u64.wrapping_shl((ordinal % 64) as u32))
+}
+
+impl KeepSetBuilder {
+    /// An empty builder for a compaction at `at`.
+    pub fn new(at: i64) -> Self {
+        Self { set: KeepSet { at, bits: Vec::new() }, keys: KeyHasher::new(), latest: crate::keytable::KeyTable::new() }
+    }
+
+    /// Adds the entry at `ordinal` (entries come in bucket order, ordinals
+    /// increasing); entries above `at` are ignored.
+    pub fn add(&mut self, ordinal: u64, key: &[u8], bk: BucketKey) {
+        if bk.rev.main > self.set.at {
+            return;
+        }
+        let id = self.keys.hash(key);
+        // A full table (2^32 live keys) keeps the entry as if it were the
+        // key's last: more is kept, nothing is lost.
+        let before =
+            if bk.tombstone { self.latest.remove(&id) } else { self.latest.insert(id, ordinal).unwrap_or(None) };
+        if let Some(old) = before {
+            self.set.set(old, false);
+        }
+        if !bk.tombstone {
+            self.set.set(ordinal, true);
+        }
+    }
+
+    /// The set, without the per-key table.
+    pub fn finish(self) -> KeepSet {
+        self.set
     }
 }
 

@@ -28,6 +28,7 @@ pub mod hashkv;
 pub mod header;
 pub mod index;
 pub mod keyspace;
+pub mod keytable;
 pub mod kv;
 pub mod revision;
 pub mod rewrite;

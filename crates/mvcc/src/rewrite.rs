@@ -21,7 +21,7 @@ use etcdsnap_proto::{authpb, Message};
 
 use crate::error::{MvccError, Refusal, Result};
 use crate::hashkv::{hash_kv, KeyValueHash, KvHasher, TombstoneRule};
-use crate::index::LatestAt;
+use crate::index::{KeepSet, KeepSetBuilder};
 use crate::kv::{encode_with_key, KvRef};
 use crate::revision::{BucketKey, Revision};
 use crate::schema::{
@@ -306,7 +306,7 @@ struct Plan<'a> {
     old_latest: Revision,
     new_latest: i64,
     markers: Vec<Revision>,
-    keep: Option<(i64, LatestAt)>,
+    keep: Option<(i64, KeepSet)>,
     /// Whether the compaction keeps a tombstone at exactly its revision.
     keep_compact_tombstone: bool,
     /// `--target-version`, checked against the input.
@@ -333,8 +333,9 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     let meta = read_meta(db)?;
     let mut old_latest = Revision::default();
     let mut last_kept = 0i64;
-    // etcd's keep set for the offline compaction: one record per key (LatestAt).
-    let mut index = opts.compact.map(|at| LatestAt::new(at.unwrap_or(i64::MAX)));
+    // etcd's keep set for the offline compaction: one record per live key
+    // while this pass runs, one bit per entry after it.
+    let mut index = opts.compact.map(|at| KeepSetBuilder::new(at.unwrap_or(i64::MAX)));
     // Lease of each kept key whose latest revision is a put with a lease: only
     // those keys, so memory follows leased keys, not the key space.
     let mut leased: HashMap<&'a [u8], i64> = HashMap::new();
@@ -350,6 +351,8 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
             let e = e?;
+            // The entry's position in bucket order: the write pass counts the same way.
+            let ordinal = revisions;
             revisions = revisions.saturating_add(1);
             if revisions.checked_rem(CANCEL_EVERY) == Some(0) {
                 opts.cancel.check()?;
@@ -363,7 +366,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
                 // A revision marker (etcdutl's bump): not a user key, always kept.
                 last_kept = bk.rev.main;
                 if let Some(ix) = index.as_mut() {
-                    ix.add(b"", bk);
+                    ix.add(ordinal, b"", bk);
                 }
                 continue;
             }
@@ -430,7 +433,7 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
                 leased.remove(kv.key);
             }
             if let Some(ix) = index.as_mut() {
-                ix.add(kv.key, bk);
+                ix.add(ordinal, kv.key, bk);
             }
         }
     }
@@ -455,10 +458,11 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             if r < old_compact {
                 return Err(MvccError::Compacted { rev: r, compact: old_compact });
             }
-            for m in &markers {
-                ix.add(b"", BucketKey { rev: *m, tombstone: false });
+            // The markers follow the input's entries in the write pass.
+            for (ordinal, m) in (revisions..).zip(&markers) {
+                ix.add(ordinal, b"", BucketKey { rev: *m, tombstone: false });
             }
-            Some((r, ix))
+            Some((r, ix.finish()))
         }
         _ => None,
     };
@@ -592,14 +596,16 @@ struct Counts {
     resealed: BTreeMap<String, u64>,
 }
 
-fn compacted_away(plan: &Plan<'_>, key: &[u8], bk: BucketKey) -> bool {
+/// Whether the offline compaction drops the `key`-bucket entry `bk` at
+/// position `ordinal` (the markers follow the input's entries).
+fn compacted_away(plan: &Plan<'_>, ordinal: u64, bk: BucketKey) -> bool {
     match &plan.keep {
         Some((r, keep)) => {
             let rev = bk.rev;
             // The keep set is the ≤3.5.15 compaction's; newer etcd also keeps a
             // tombstone at exactly the compact revision.
             let kept_tombstone = plan.keep_compact_tombstone && bk.tombstone && rev.main == *r;
-            rev.main <= *r && !keep.keeps(key, rev) && !kept_tombstone
+            rev.main <= *r && !keep.keeps(ordinal) && !kept_tombstone
         }
         None => false,
     }
@@ -616,13 +622,14 @@ fn write_key_bucket<S: Sink>(
     let mut done = 0u64;
     for e in b.cursor() {
         let e = e?;
+        let ordinal = done;
         done = done.saturating_add(1);
         if done.checked_rem(CANCEL_EVERY) == Some(0) {
             plan.cancel.check()?;
         }
         let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
         if e.value.is_empty() {
-            if compacted_away(plan, b"", bk) {
+            if compacted_away(plan, ordinal, bk) {
                 c.compacted = c.compacted.saturating_add(1);
                 continue;
             }
@@ -636,7 +643,7 @@ fn write_key_bucket<S: Sink>(
             c.filtered = c.filtered.saturating_add(1);
             continue;
         };
-        if compacted_away(plan, kv.key, bk) {
+        if compacted_away(plan, ordinal, bk) {
             c.compacted = c.compacted.saturating_add(1);
             continue;
         }
@@ -667,8 +674,8 @@ fn write_key_bucket<S: Sink>(
             out.put(e.key, e.value)?;
         }
     }
-    for m in &plan.markers {
-        if compacted_away(plan, b"", BucketKey { rev: *m, tombstone: false }) {
+    for (ordinal, m) in (done..).zip(&plan.markers) {
+        if compacted_away(plan, ordinal, BucketKey { rev: *m, tombstone: false }) {
             continue;
         }
         out.put(&m.to_bytes(), b"")?;

@@ -90,7 +90,7 @@ enum Top {
 /// written, in order: `open_bucket` (a top-level bucket, or a bucket nested in
 /// one), `put`, `close_bucket`. What a nested bucket holds is not counted, as
 /// etcdutl's `ForEach` over the top-level buckets does not see it. Memory: a
-/// 16-byte identity per live key.
+/// 16-byte identity and a 4-byte slot per live key.
 #[derive(Debug)]
 pub struct StatusObserver {
     /// Whether live keys are counted here (else the caller gives them).
@@ -102,7 +102,7 @@ pub struct StatusObserver {
     tombstones: u64,
     markers: u64,
     keys: crate::index::KeyHasher,
-    live: crate::index::KeySet,
+    live: crate::keytable::KeyTable<()>,
     marker_live: bool,
     leases: u64,
     members: u64,
@@ -123,7 +123,7 @@ impl Default for StatusObserver {
             tombstones: 0,
             markers: 0,
             keys: crate::index::KeyHasher::new(),
-            live: crate::index::KeySet::default(),
+            live: crate::keytable::KeyTable::new(),
             marker_live: false,
             leases: 0,
             members: 0,
@@ -201,7 +201,7 @@ impl StatusObserver {
                     self.tombstones = self.tombstones.saturating_add(1);
                     self.live.remove(&id);
                 } else {
-                    self.live.insert(id);
+                    self.live.insert(id, ()).map_err(|e| MvccError::value(KEY, key, e.to_string()))?;
                 }
                 if marker {
                     self.marker_live = !tomb;

@@ -506,7 +506,7 @@ fn verify_leases(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) -> Has
 fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: &HashSet<i64>) {
     let Ok(Some(b)) = db.bucket(&[KEY]) else { return };
     let ids = crate::index::KeyHasher::new();
-    let mut state: crate::index::KeyMap<KeyState> = crate::index::KeyMap::default();
+    let mut state: crate::keytable::KeyTable<KeyState> = crate::keytable::KeyTable::new();
     for e in b.cursor() {
         let e = match e {
             Ok(e) => e,
@@ -570,7 +570,10 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
             if let Some(p) = prev.filter(|p| !p.alive) {
                 c.push(here(FindingKind::DoubleTombstone, format!("tombstone follows the tombstone at {}", p.rev)));
             }
-            state.insert(id, KeyState { rev, create: 0, version: 0, alive: false, leased: false });
+            if let Err(full) = state.insert(id, KeyState { rev, create: 0, version: 0, alive: false, leased: false }) {
+                c.error(KEY, crate::MvccError::value(KEY, e.key, full.to_string()));
+                break;
+            }
             continue;
         }
         if kv.mod_revision != rev.main {
@@ -621,10 +624,11 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
                 }
             }
         }
-        state.insert(
-            id,
-            KeyState { rev, create: kv.create_revision, version: kv.version, alive: true, leased: kv.lease != 0 },
-        );
+        let now = KeyState { rev, create: kv.create_revision, version: kv.version, alive: true, leased: kv.lease != 0 };
+        if let Err(full) = state.insert(id, now) {
+            c.error(KEY, crate::MvccError::value(KEY, e.key, full.to_string()));
+            break;
+        }
     }
     stats.live_keys = state.values().filter(|s| s.alive).count() as u64;
     // Live leased keys: their latest entry read again for its lease id.

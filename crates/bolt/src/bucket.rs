@@ -43,6 +43,39 @@ impl<'a> Bucket<'a> {
         matches!(self.root, BucketRoot::Inline(_))
     }
 
+    /// Cursors over up to `parts` consecutive slices of the bucket, in order:
+    /// the root's children divided as evenly as their count allows, so that
+    /// iterating them one after another yields exactly what [`cursor`](Self::cursor)
+    /// yields. For walking a large bucket on several threads (per-part results
+    /// combined in order). One cursor when the root is a leaf. Each cursor
+    /// iterates (as an iterator, or `first`/`next_entry`) its own slice only;
+    /// `seek` and `last_entry` act on the whole bucket.
+    pub fn split_cursors(&self, parts: usize) -> Result<Vec<Cursor<'a>>> {
+        let children = match self.root {
+            BucketRoot::Paged(id) => {
+                let node = self.pages.node(id).map_err(|c| crate::Error::from(c.in_bucket(&self.path)))?;
+                if node.kind == crate::page::NodeKind::Branch {
+                    node.count
+                } else {
+                    0
+                }
+            }
+            BucketRoot::Inline(_) => 0,
+        };
+        let parts = parts.clamp(1, children.max(1));
+        if parts == 1 {
+            return Ok(vec![self.cursor()]);
+        }
+        let mut out = Vec::with_capacity(parts);
+        let mut start = 0usize;
+        for p in 1..=parts {
+            let end = children.saturating_mul(p).checked_div(parts).unwrap_or(children);
+            out.push(Cursor::spanning(self, start, end));
+            start = end;
+        }
+        Ok(out)
+    }
+
     /// Names from the top-level bucket down to this one; empty for the root bucket.
     pub fn path(&self) -> &[Vec<u8>] {
         &self.path

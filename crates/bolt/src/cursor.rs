@@ -61,6 +61,9 @@ pub struct Cursor<'a> {
     stack: Vec<Frame<'a>>,
     visits: u64,
     state: IterState,
+    /// Iteration covers the root's elements `span.0..span.1` (the whole root
+    /// when `None`): see [`Bucket::split_cursors`].
+    span: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +87,14 @@ impl<'a> Cursor<'a> {
             stack: Vec::with_capacity(8),
             visits: 0,
             state: IterState::Fresh,
+            span: None,
         }
+    }
+
+    /// A cursor whose iteration covers the subtrees under the root's
+    /// elements `start..end` only.
+    pub(crate) fn spanning(bucket: &Bucket<'a>, start: usize, end: usize) -> Self {
+        Self { span: Some((start, end)), ..Self::new(bucket) }
     }
 
     fn corrupt(&self, page: Option<Pgid>, kind: CorruptKind) -> Error {
@@ -155,8 +165,14 @@ impl<'a> Cursor<'a> {
         loop {
             // Pop exhausted frames, then step the deepest one that has a next element.
             loop {
+                let at_root = self.stack.len() == 1;
+                let span_end = self.span.map(|(_, end)| end);
                 let Some(top) = self.stack.last_mut() else { return Ok(false) };
-                if top.index.saturating_add(1) < top.node.count {
+                let end = match span_end {
+                    Some(end) if at_root => end.min(top.node.count),
+                    _ => top.node.count,
+                };
+                if top.index.saturating_add(1) < end {
                     top.index = top.index.saturating_add(1);
                     break;
                 }
@@ -169,10 +185,17 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Moves to the first entry of the bucket (bbolt's `Cursor.First`).
+    /// Moves to the first entry of the bucket (bbolt's `Cursor.First`), or of
+    /// its span for a cursor of [`Bucket::split_cursors`].
     pub fn first(&mut self) -> Result<Option<Entry<'a>>> {
         self.state = IterState::Done;
         self.reset()?;
+        if let Some((start, end)) = self.span {
+            if self.stack.last().is_some_and(|t| start >= end || start >= t.node.count) {
+                return Ok(None);
+            }
+            self.set_top_index(start);
+        }
         self.descend_first()?;
         if self.stack.last().is_some_and(|t| t.node.count == 0) && !self.advance()? {
             return Ok(None);

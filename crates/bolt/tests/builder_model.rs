@@ -94,6 +94,23 @@ fn assert_round_trip(root: &Tree, opts: BuildOptions) -> Vec<u8> {
         }
     }
     seek_all(root, &db.root().unwrap());
+    // Split cursors, one after another, walk exactly what one cursor walks.
+    fn split_all(b: &Bucket<'_>) {
+        let whole: Vec<_> = b.cursor().map(|e| e.unwrap()).collect();
+        for parts in [1, 2, 3, 7, 1000] {
+            let cursors = b.split_cursors(parts).unwrap();
+            assert!(!cursors.is_empty() && cursors.len() <= parts);
+            let joined: Vec<_> = cursors.into_iter().flat_map(|c| c.map(|e| e.unwrap())).collect();
+            assert_eq!(joined, whole, "{parts} parts");
+        }
+        for e in b.cursor() {
+            let e = e.unwrap();
+            if e.is_bucket() {
+                split_all(&b.child(e).unwrap());
+            }
+        }
+    }
+    split_all(&db.root().unwrap());
     data
 }
 

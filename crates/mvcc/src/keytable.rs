@@ -133,6 +133,12 @@ impl<V> KeyTable<V> {
         self.chunks.iter_mut().flatten().map(|(_, v)| v)
     }
 
+    /// Every key and value, without the slot table, in no particular order.
+    pub fn into_entries(self) -> impl Iterator<Item = (KeyId, V)> {
+        drop(self.slots);
+        self.chunks.into_iter().flatten()
+    }
+
     /// The values, without the keys and the slot table, in no particular order.
     pub fn into_values(self) -> impl Iterator<Item = V> {
         drop(self.slots);

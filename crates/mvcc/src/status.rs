@@ -48,30 +48,106 @@ impl Status {
     }
 }
 
-/// Computes [`Status`] in one pass over the file.
+/// Computes [`Status`] in one pass over the file: the second half of the
+/// `key` bucket (by the root's children) on another thread, its CRC and
+/// per-key outcomes joined in order, so the figures are those of one walk.
 pub fn status(db: &Db<'_>) -> Result<Status> {
     let mut o = StatusObserver::default();
     let root = db.root()?;
-    for top in root.cursor() {
-        let top = top?;
-        if !top.is_bucket() {
-            // etcdutl fails on a top-level key that is not a bucket ("cannot get hash of bucket").
-            return Err(MvccError::value(b"", top.key, "top-level key is not a bucket".into()));
+    let mut halves = match db.bucket(&[KEY])? {
+        Some(b) => b.split_cursors(2)?,
+        None => Vec::new(),
+    };
+    let second = if halves.len() == 2 { halves.pop() } else { None };
+    let first = halves.pop();
+    let keys = o.keys.clone();
+    std::thread::scope(|s| {
+        let mut second = second.map(|c| s.spawn(move || KeyPart::walk(c, keys)));
+        let mut first = first;
+        for top in root.cursor() {
+            let top = top?;
+            if !top.is_bucket() {
+                // etcdutl fails on a top-level key that is not a bucket ("cannot get hash of bucket").
+                return Err(MvccError::value(b"", top.key, "top-level key is not a bucket".into()));
+            }
+            o.open_bucket(top.key);
+            let bucket = root.child(top)?;
+            let cursor = match (top.key == KEY).then(|| first.take()).flatten() {
+                Some(c) => c,
+                None => bucket.cursor(),
+            };
+            for e in cursor {
+                let e = e?;
+                if e.is_bucket() {
+                    o.open_bucket(e.key);
+                    o.close_bucket();
+                } else {
+                    o.put(e.key, e.value)?;
+                }
+            }
+            if top.key == KEY {
+                if let Some(h) = second.take() {
+                    let part = h.join().map_err(|_| MvccError::WorkerPanicked("status"))??;
+                    o.absorb(part)?;
+                }
+            }
+            o.close_bucket();
         }
-        o.open_bucket(top.key);
-        let bucket = root.child(top)?;
-        for e in bucket.cursor() {
+        Ok(())
+    })?;
+    Ok(o.finish(db.hwm().saturating_mul(db.page_size() as u64), db.page_size()))
+}
+
+/// What a slice of the `key` bucket adds to a [`StatusObserver`] that has
+/// seen everything before it: its CRC (from zero) and length, its counts, and
+/// per key touched whether its last entry there is a put.
+struct KeyPart {
+    crc: u32,
+    len: u64,
+    entries: u64,
+    /// Nested buckets (counted by etcdutl's totalKey, not revisions).
+    nested: u64,
+    tombstones: u64,
+    markers: u64,
+    last_revision: Option<i64>,
+    last: crate::keytable::KeyTable<bool>,
+}
+
+impl KeyPart {
+    fn walk(cursor: etcdsnap_bolt::Cursor<'_>, keys: crate::index::KeyHasher) -> Result<Self> {
+        let mut p = KeyPart {
+            crc: 0,
+            len: 0,
+            entries: 0,
+            nested: 0,
+            tombstones: 0,
+            markers: 0,
+            last_revision: None,
+            last: crate::keytable::KeyTable::new(),
+        };
+        for e in cursor {
             let e = e?;
             if e.is_bucket() {
-                o.open_bucket(e.key);
-                o.close_bucket();
-            } else {
-                o.put(e.key, e.value)?;
+                // A nested bucket in `key`: etcdutl hashes its name alone.
+                p.crc = crc32c::crc32c_append(p.crc, e.key);
+                p.len = p.len.saturating_add(e.key.len() as u64);
+                p.nested = p.nested.saturating_add(1);
+                continue;
             }
+            p.crc = crc32c::crc32c_append(crc32c::crc32c_append(p.crc, e.key), e.value);
+            p.len = p.len.saturating_add(e.key.len() as u64).saturating_add(e.value.len() as u64);
+            p.entries = p.entries.saturating_add(1);
+            p.last_revision = Some(BucketKey::lenient_main(e.key));
+            let tomb = BucketKey::parse(e.key).map(|k| k.tombstone).unwrap_or(false);
+            if e.value.is_empty() {
+                p.markers = p.markers.saturating_add(1);
+            }
+            let kv = KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
+            p.tombstones = p.tombstones.saturating_add(u64::from(tomb));
+            p.last.insert(keys.hash(kv.key), !tomb).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
         }
-        o.close_bucket();
+        Ok(p)
     }
-    Ok(o.finish(db.hwm().saturating_mul(db.page_size() as u64), db.page_size()))
 }
 
 /// Which top-level bucket entries belong to.
@@ -212,6 +288,33 @@ impl StatusObserver {
             Top::Members => self.members = self.members.saturating_add(1),
             Top::Auth if key == b"authEnabled" => self.auth_enabled = value == [1u8],
             Top::Auth | Top::Other => {}
+        }
+        Ok(())
+    }
+
+    /// Takes in a slice of the `key` bucket walked elsewhere, as if its
+    /// entries had been put here now.
+    fn absorb(&mut self, part: KeyPart) -> Result<()> {
+        self.crc = crc32c::crc32c_combine(self.crc, part.crc, usize::try_from(part.len).unwrap_or(usize::MAX));
+        self.total_key = self.total_key.saturating_add(part.entries).saturating_add(part.nested);
+        if let Some(r) = part.last_revision {
+            self.revision = r;
+        }
+        self.revisions = self.revisions.saturating_add(part.entries);
+        self.tombstones = self.tombstones.saturating_add(part.tombstones);
+        self.markers = self.markers.saturating_add(part.markers);
+        let marker = self.keys.hash(b"");
+        if let Some(&put) = part.last.get(&marker) {
+            self.marker_live = put;
+        }
+        if self.track_live {
+            for (id, put) in part.last.into_entries() {
+                if put {
+                    self.live.insert(id, ()).map_err(|e| MvccError::value(KEY, b"", e.to_string()))?;
+                } else {
+                    self.live.remove(&id);
+                }
+            }
         }
         Ok(())
     }

@@ -131,3 +131,33 @@ fn keep_set_keeps_what_the_full_index_keeps() {
         }
     }
 }
+
+/// `status` walks the second half of the `key` bucket on another thread and
+/// joins it in: the figures equal those of one sequential walk.
+#[test]
+fn split_status_equals_one_walk() {
+    use etcdsnap_mvcc::status::StatusObserver;
+    for dir in fixture_dirs() {
+        let file = std::fs::read(dir.join("snapshot.db")).unwrap();
+        let db = Db::open(trailer::split(&file).0).unwrap();
+        assert!(db.bucket(&[b"key"]).unwrap().unwrap().split_cursors(2).unwrap().len() == 2, "{}", dir.display());
+        let mut o = StatusObserver::default();
+        let root = db.root().unwrap();
+        for top in root.cursor() {
+            let top = top.unwrap();
+            o.open_bucket(top.key);
+            for e in root.child(top).unwrap().cursor() {
+                let e = e.unwrap();
+                if e.is_bucket() {
+                    o.open_bucket(e.key);
+                    o.close_bucket();
+                } else {
+                    o.put(e.key, e.value).unwrap();
+                }
+            }
+            o.close_bucket();
+        }
+        let one = o.finish(db.hwm() * db.page_size() as u64, db.page_size());
+        assert_eq!(status(&db).unwrap(), one, "{}", dir.display());
+    }
+}

@@ -61,4 +61,4 @@ pub use meta::{Meta, MetaSlot, Metas};
 /// The SIGBUS guard for inputs truncated while mapped (see the module docs).
 #[cfg(unix)]
 pub use mmap::guard as fault_guard;
-pub use mmap::{pin_mmap_threshold, start_writeback, MappedFile};
+pub use mmap::{pin_mmap_threshold, start_writeback, DirectOut, MappedFile, DIRECT_ALIGN};

@@ -186,6 +186,64 @@ pub fn start_writeback(file: &File, offset: u64, len: u64) {
     let _ = (file, offset, len);
 }
 
+/// Alignment of direct writes: offsets, lengths and buffer addresses (the
+/// largest logical block size in use, so it suits every device).
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// A second handle on an output file that writes around the page cache
+/// (Linux `O_DIRECT`): the device reads the bytes straight from the buffer
+/// given, typically the mapped pages of an input, so a large copy costs no
+/// CPU copy into the page cache and no write-back later. Only aligned runs
+/// ([`DIRECT_ALIGN`]) can go this way; [`open`](Self::open) says `None` where
+/// the file system refuses `O_DIRECT` (tmpfs) and elsewhere than Linux. The
+/// caller still fsyncs the file through its own handle to make it durable.
+#[derive(Debug)]
+pub struct DirectOut {
+    file: File,
+}
+
+impl DirectOut {
+    /// Opens `path` (an existing file) for direct writes, or `None` when the
+    /// file system refuses them.
+    pub fn open(path: &Path) -> Option<Self> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(path).ok()?;
+            Some(Self { file })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = path;
+            None
+        }
+    }
+
+    /// Whether `buf` at `offset` can be written directly.
+    pub fn aligned(buf: &[u8], offset: u64) -> bool {
+        const A: u64 = DIRECT_ALIGN as u64;
+        buf.as_ptr().addr() % DIRECT_ALIGN == 0 && buf.len() % DIRECT_ALIGN == 0 && offset % A == 0
+    }
+
+    /// Writes all of `buf` at `offset`; an unaligned run is refused
+    /// (`InvalidInput`) without writing.
+    pub fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        if !Self::aligned(buf, offset) {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "unaligned direct write"));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            self.file.write_all_at(buf, offset)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (buf, offset);
+            Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no direct writes here"))
+        }
+    }
+}
+
 /// Makes the C allocator (glibc) serve every allocation of `bytes` or more
 /// with its own memory map, and so return it to the system when it is freed.
 ///

@@ -1067,6 +1067,7 @@ fn write_patched<'a>(
 ) -> Result<Written<'a>> {
     let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
     let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
+    let tmp = atomic.tmp_path().to_path_buf();
     let out_file = atomic.file()?;
     let metas = patch.meta_pages();
     let [metas_bytes, carried, pages] = patch.pieces(db, &metas);
@@ -1081,8 +1082,9 @@ fn write_patched<'a>(
     let stop = Cancel::new(stop_flag.clone());
     let (trailer_out, observed) = std::thread::scope(|scope| {
         let (cancel, stop_w) = (&opts.cancel, &stop);
-        let writer = scope
-            .spawn(move || crate::stream::write_pieces(out_file, output, want_trailer, &[cancel, stop_w], &pieces));
+        let writer = scope.spawn(move || {
+            crate::stream::write_pieces(out_file, output, Some(&tmp), want_trailer, &[cancel, stop_w], &pieces)
+        });
         let observed = plan(db, opts, progress).and_then(|plan| {
             if plan.stamp() != *stamp {
                 return Err(MvccError::OutputVerification {

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
-use etcdsnap_bolt::Cancel;
+use etcdsnap_bolt::{Cancel, DirectOut};
 use sha2::{Digest, Sha256};
 
 use crate::error::{MvccError, Result};
@@ -182,7 +182,141 @@ pub enum Piece<'a> {
 /// Writes `pieces` in order to `out` (from its current position), hashing
 /// them with SHA-256 when `hash` is set: the output of a patch, mostly pages
 /// of the input. Stops at the next chunk once any of `cancel` is set.
+///
+/// With `direct` (the path of `out`), carried pieces that are page-aligned go
+/// to the device around the page cache ([`DirectOut`]) on a thread of their
+/// own while this one hashes: no CPU copy and no write-back for the bulk of
+/// the file. Where the file system refuses that, everything is written
+/// through the page cache (`copy_file_range` for carried pieces).
 pub fn write_pieces(
+    out: &mut File,
+    path: &Path,
+    direct: Option<&Path>,
+    hash: bool,
+    cancel: &[&Cancel],
+    pieces: &[Piece<'_>],
+) -> Result<Option<[u8; TRAILER_LEN]>> {
+    use std::io::{Seek, SeekFrom};
+    let io = |source| MvccError::Io { path: path.to_path_buf(), source };
+    let start = out.stream_position().map_err(io)?;
+    if let Some(d) = direct.and_then(DirectOut::open) {
+        if let Some(digest) = write_pieces_direct(out, path, &d, start, hash, cancel, pieces)? {
+            return Ok(digest);
+        }
+        // Refused by the file system at the first write: start over buffered.
+        out.seek(SeekFrom::Start(start)).map_err(io)?;
+    }
+    write_pieces_buffered(out, path, hash, cancel, pieces)
+}
+
+/// Where each piece starts, from `start`.
+fn offsets(start: u64, pieces: &[Piece<'_>]) -> Vec<u64> {
+    let mut pos = start;
+    pieces
+        .iter()
+        .map(|p| {
+            let at = pos;
+            pos = pos.saturating_add(p.bytes().len() as u64);
+            at
+        })
+        .collect()
+}
+
+/// [`write_pieces`] with aligned carried pieces written directly; `None` when
+/// the file system refused the first direct write (nothing counts as written).
+fn write_pieces_direct(
+    out: &mut File,
+    path: &Path,
+    direct: &DirectOut,
+    start: u64,
+    hash: bool,
+    cancel: &[&Cancel],
+    pieces: &[Piece<'_>],
+) -> Result<Option<Option<[u8; TRAILER_LEN]>>> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let io = |source| MvccError::Io { path: path.to_path_buf(), source };
+    let at = offsets(start, pieces);
+    let is_direct = |p: &Piece<'_>, off: u64| matches!(p, Piece::Carried { .. }) && DirectOut::aligned(p.bytes(), off);
+    let stop = AtomicBool::new(false);
+    let stopped = || stop.load(Ordering::Relaxed) || cancel.iter().any(|c| c.reason().is_some());
+    let (digest, direct_result) = std::thread::scope(|s| {
+        let writer = s.spawn(|| -> std::io::Result<()> {
+            for (p, &off) in pieces.iter().zip(&at) {
+                if !is_direct(p, off) {
+                    continue;
+                }
+                let mut pos = off;
+                for chunk in p.bytes().chunks(CHUNK) {
+                    if stopped() {
+                        return Ok(());
+                    }
+                    direct.write_all_at(chunk, pos)?;
+                    pos = pos.saturating_add(chunk.len() as u64);
+                }
+            }
+            Ok(())
+        });
+        let digest = (|| -> Result<Option<[u8; TRAILER_LEN]>> {
+            let mut hasher = hash.then(Sha256::new);
+            for (p, &off) in pieces.iter().zip(&at) {
+                let direct_piece = is_direct(p, off);
+                if let (Piece::Carried { .. }, false) = (p, direct_piece) {
+                    // An unaligned carried piece (not in files bbolt writes): through the page cache.
+                    out.seek(SeekFrom::Start(off)).map_err(io)?;
+                    write_pieces_buffered(out, path, false, cancel, std::slice::from_ref(p))?;
+                }
+                let mut pos = off;
+                for chunk in p.bytes().chunks(CHUNK) {
+                    for c in cancel {
+                        c.check()?;
+                    }
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(chunk);
+                    }
+                    if let Piece::Bytes(_) = p {
+                        out.write_all_at(chunk, pos).map_err(io)?;
+                    }
+                    pos = pos.saturating_add(chunk.len() as u64);
+                }
+            }
+            Ok(hasher.map(|h| h.finalize().into()))
+        })();
+        if digest.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let direct_result = writer.join();
+        (digest, direct_result)
+    });
+    let digest = digest?;
+    match direct_result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if matches!(e.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported) => {
+            return Ok(None);
+        }
+        Ok(Err(e)) => return Err(io(e)),
+        Err(_) => return Err(MvccError::WorkerPanicked("direct writer")),
+    }
+    for c in cancel {
+        c.check()?;
+    }
+    let end = at.last().zip(pieces.last()).map_or(start, |(o, p)| o.saturating_add(p.bytes().len() as u64));
+    out.seek(SeekFrom::Start(end)).map_err(io)?;
+    Ok(Some(digest))
+}
+
+impl<'a> Piece<'a> {
+    /// The piece's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        match *self {
+            Piece::Bytes(b) | Piece::Carried { bytes: b, .. } => b,
+        }
+    }
+}
+
+/// [`write_pieces`] through the page cache, in order.
+fn write_pieces_buffered(
     out: &mut File,
     path: &Path,
     hash: bool,
@@ -236,6 +370,52 @@ pub fn write_pieces(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A patch-shaped output (pages made in memory, a long run of an input's
+    /// pages, a short tail) comes out byte for byte with its digest: written
+    /// directly where the file system allows it (the temporary directory
+    /// here), through the page cache where it does not (tmpfs), and without
+    /// direct writes at all; an unaligned carried run goes through the page
+    /// cache in every case.
+    #[test]
+    fn pieces_are_written_in_order_directly_or_not() {
+        let dir = std::env::temp_dir().join(format!("etcdsnap-pieces-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("input");
+        let data: Vec<u8> = (0..(3 * CHUNK + 5 * 4096)).map(|i| (i * 7 % 253) as u8).collect();
+        std::fs::write(&input, &data).unwrap();
+        let map = etcdsnap_bolt::MappedFile::open(&input).unwrap();
+        let head: Vec<u8> = (0..8192).map(|i| (i % 13) as u8).collect();
+        let tail: Vec<u8> = (0..1000).map(|i| (i % 17) as u8).collect();
+        let carried = Piece::Carried { bytes: &map[4096..], file: map.file(), offset: 4096 };
+        let odd = Piece::Carried { bytes: &map[100..4196], file: map.file(), offset: 100 };
+        let cases: Vec<(Vec<Piece<'_>>, Vec<u8>)> = vec![
+            (vec![Piece::Bytes(&head), carried, Piece::Bytes(&tail)], [&head[..], &data[4096..], &tail].concat()),
+            (vec![Piece::Bytes(&tail), odd, carried], [&tail[..], &data[100..4196], &data[4096..]].concat()),
+        ];
+        let mut dirs = vec![(dir.clone(), true), (dir.clone(), false)];
+        if std::path::Path::new("/dev/shm").is_dir() {
+            dirs.push((std::path::PathBuf::from("/dev/shm"), true));
+        }
+        for (out_dir, direct) in dirs {
+            for (i, (pieces, want)) in cases.iter().enumerate() {
+                let path = out_dir.join(format!("etcdsnap-pieces-out-{}-{i}", std::process::id()));
+                let mut f = File::create(&path).unwrap();
+                let digest =
+                    write_pieces(&mut f, &path, direct.then_some(path.as_path()), true, &[&Cancel::default()], pieces)
+                        .unwrap();
+                f.write_all(b"END").unwrap();
+                drop(f);
+                let got = std::fs::read(&path).unwrap();
+                assert_eq!(&got[..want.len()], &want[..], "{} direct {direct} case {i}", out_dir.display());
+                assert_eq!(&got[want.len()..], b"END", "the file continues where the pieces end");
+                assert_eq!(digest, Some(crate::trailer::digest(want)));
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+        drop(map);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn writes_in_order_and_hashes() {

@@ -193,10 +193,11 @@ pub struct DuOptions {
     pub top_keys: usize,
 }
 
-/// Per key (24 bytes beside the borrowed key): its group and its latest
-/// revision's sizes. Sizes fit 32 bits: bbolt values are below 2 GiB and keys
-/// below 32 KiB.
-struct KeyState {
+/// Per key (the key borrowed from the file, and 24 bytes): its group and its
+/// latest revision's sizes. Sizes fit 32 bits: bbolt values are below 2 GiB
+/// and keys below 32 KiB.
+struct KeyState<'a> {
+    key: &'a [u8],
     last_rev: i64,
     group: u32,
     last_bytes: u32,
@@ -221,7 +222,8 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
     let rev = if opts.rev == 0 { current } else { opts.rev };
     let mut groups: Vec<GroupUsage> = Vec::new();
     let mut group_ix: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut keys: HashMap<&[u8], KeyState> = HashMap::new();
+    let ids = crate::index::KeyHasher::new();
+    let mut keys: crate::keytable::KeyTable<KeyState<'_>> = crate::keytable::KeyTable::new();
     let (mut markers, mut later) = (0u64, 0u64);
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
@@ -237,7 +239,8 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
             }
             let kv = KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
             let stored = size32(e.key.len().saturating_add(e.value.len()));
-            if let Some(s) = keys.get(kv.key) {
+            let id = ids.hash(kv.key);
+            if let Some(s) = keys.get(&id) {
                 // The previous revision of this key is history now.
                 if let Some(g) = groups.get_mut(s.group as usize) {
                     g.usage.history_revisions = g.usage.history_revisions.saturating_add(1);
@@ -252,12 +255,18 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
                 }
                 let group =
                     u32::try_from(ix).map_err(|_| MvccError::value(KEY, e.key, "more than 2^32 groups".into()))?;
-                keys.insert(
-                    kv.key,
-                    KeyState { group, last_bytes: 0, last_value: 0, last_tomb: false, last_leased: false, last_rev: 0 },
-                );
+                let fresh = KeyState {
+                    key: kv.key,
+                    group,
+                    last_bytes: 0,
+                    last_value: 0,
+                    last_tomb: false,
+                    last_leased: false,
+                    last_rev: 0,
+                };
+                keys.insert(id, fresh).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
             }
-            let Some(state) = keys.get_mut(kv.key) else { continue };
+            let Some(state) = keys.get_mut(&id) else { continue };
             state.last_bytes = stored;
             state.last_value = size32(kv.value.len());
             state.last_tomb = bk.tombstone;
@@ -271,7 +280,8 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
         }
     }
     let mut largest: Vec<SizedKey> = Vec::new();
-    for (key, s) in &keys {
+    for s in keys.values() {
+        let key = &s.key;
         let Some(g) = groups.get_mut(s.group as usize).map(|g| &mut g.usage) else { continue };
         let (last_bytes, last_value) = (u64::from(s.last_bytes), u64::from(s.last_value));
         if s.last_tomb {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use etcdsnap_mvcc::consistent_index::read_consistent_index;
 use etcdsnap_wal::repair::{repair, RepairOutcome};
 use etcdsnap_wal::rewrite::{rewrite_with, RewriteOptions, RewriteReport as WalRewriteReport};
 use etcdsnap_wal::{list_segments, read_wal, verify, EntryFilter, EntryKind, Layout, WalError, WalFinding, WalReport};
@@ -111,16 +112,6 @@ fn wal_dir_of(dir: &Path) -> Result<Layout> {
     Ok(Layout::resolve(dir))
 }
 
-/// `meta/consistent_index` of the db (8-byte big-endian), via the bolt reader.
-fn consistent_index(db: &Path) -> Result<Option<u64>> {
-    let file = etcdsnap_bolt::MappedFile::open(db).with_context(|| format!("cannot read {}", db.display()))?;
-    let bolt = etcdsnap_bolt::Db::open(&file).with_context(|| format!("{} is not a bbolt file", db.display()))?;
-    let Some(meta) = bolt.bucket(&[b"meta"])? else { return Ok(None) };
-    let Some(v) = meta.get(b"consistent_index")? else { return Ok(None) };
-    let arr: [u8; 8] = v.try_into().with_context(|| format!("consistent_index is {} bytes, not 8", v.len()))?;
-    Ok(Some(u64::from_be_bytes(arr)))
-}
-
 fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.dir)?;
@@ -132,7 +123,7 @@ fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     let report = verify(&layout.wal_dir, layout.snap_dir.as_deref())?;
     drop(spin);
     let ci = match &layout.db {
-        Some(db) => consistent_index(db)?,
+        Some(db) => read_consistent_index(db)?,
         None => None,
     };
     let problems = report.data_dir_problems(ci);
@@ -435,7 +426,7 @@ pub fn rewrite_report_lines(output: &Path, report: &WalRewriteReport) -> Vec<Str
 /// (with a warning) when there is no db beside the WAL.
 pub fn replay_check_index(layout: &Layout) -> Result<Option<u64>> {
     match &layout.db {
-        Some(db) => consistent_index(db),
+        Some(db) => Ok(read_consistent_index(db)?),
         None => {
             eprintln!(
                 "etcdsnap: warning: no member/snap/db beside {}: whether the rules shift the revisions of writes \

@@ -21,6 +21,7 @@
     )
 )]
 
+pub mod consistent_index;
 pub mod diff;
 pub mod du;
 mod error;

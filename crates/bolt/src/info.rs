@@ -155,9 +155,7 @@ mod tests {
     fn a_freelist_the_meta_names_but_cannot_be_read_is_unreadable() {
         // Point the active meta's freelist at page 1 (a meta page, below 2): it is named, not readable.
         let mut raw = fixture("etcd-3.5.1/member/snap/db");
-        let db = Db::open(&raw).unwrap();
-        let active = db.metas().active;
-        drop(db);
+        let active = Db::open(&raw).unwrap().metas().active;
         let meta = active * 4096 + 16;
         // meta: magic, version, page_size, flags (4 each), root bucket (16), freelist (8) at +32.
         raw[meta + 32..meta + 40].copy_from_slice(&1u64.to_le_bytes());

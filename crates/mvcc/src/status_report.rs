@@ -347,7 +347,6 @@ mod tests {
             Err(StatusError::Input(MvccError::Bolt(etcdsnap_bolt::Error::InputChanged { .. }))) => {}
             other => panic!("{other:?}"),
         }
-        drop(db);
         drop(file);
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }

@@ -37,11 +37,13 @@ mod db;
 pub mod dump;
 mod error;
 mod freelist;
+pub mod info;
 pub mod layout;
 mod le;
 pub mod meta;
 mod mmap;
 pub mod page;
+pub mod page_list;
 pub mod patch;
 pub mod progress;
 pub mod walk;
@@ -56,9 +58,11 @@ pub use error::{
     display_bytes, BuildError, BuildFailure, CorruptKind, Corruption, Error, MetaFault, OutputProblem, Result,
 };
 pub use freelist::Freelist;
+pub use info::{DbInfo, FreelistState};
 pub use layout::{BucketHeader, PageHeader, PageType, Pgid};
 pub use meta::{Meta, MetaSlot, Metas};
 /// The SIGBUS guard for inputs truncated while mapped (see the module docs).
 #[cfg(unix)]
 pub use mmap::guard as fault_guard;
 pub use mmap::{pin_mmap_threshold, start_writeback, DirectOut, MappedFile, DIRECT_ALIGN};
+pub use page_list::{PageKind, PageList, PageRow};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use etcdsnap_bolt::{
-    check, display_bytes, Bucket, CheckOptions, Corruption, Db, Freelist, MappedFile, MetaSlot, PageType, PageUse,
+    check, display_bytes, Bucket, CheckOptions, Corruption, Db, DbInfo, FreelistState, MappedFile, MetaSlot, PageList,
 };
 use serde::Serialize;
 
@@ -154,23 +154,18 @@ fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
     let meta = db.meta();
-    let used = db.hwm().saturating_mul(db.page_size() as u64);
-    let (freelist, freelist_page, freelist_ids) = match db.freelist() {
-        Ok(Freelist::NotPersisted) => ("none", None, None),
-        Ok(Freelist::Persisted { page, ids, .. }) => ("persisted", Some(page), Some(ids.len())),
-        Err(_) => ("unreadable", Some(meta.freelist), None),
-    };
+    let i = DbInfo::of(&db);
     let info = InfoJson {
         file: a.file.display().to_string(),
-        file_size: file.len() as u64,
-        page_size: db.page_size(),
-        active_meta: db.metas().active,
-        hwm: db.hwm(),
-        used_bytes: used,
-        bytes_beyond_hwm: (file.len() as u64).saturating_sub(used),
-        freelist,
-        freelist_page,
-        freelist_ids,
+        file_size: i.file_size,
+        page_size: i.page_size,
+        active_meta: i.active_meta,
+        hwm: i.hwm,
+        used_bytes: i.used_bytes,
+        bytes_beyond_hwm: i.bytes_beyond_hwm,
+        freelist: i.freelist.name(),
+        freelist_page: i.freelist.page(),
+        freelist_ids: i.freelist.ids(),
         metas: db.metas().slots.iter().enumerate().map(|(i, s)| meta_json(u8::from(i == 1), s)).collect(),
     };
     if a.fmt.structured() {
@@ -182,14 +177,14 @@ fn info(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
         vec!["file size".into(), info.file_size.to_string()],
         vec!["page size".into(), info.page_size.to_string()],
         vec!["active meta".into(), format!("{} (txid {})", info.active_meta, meta.txid)],
-        vec!["high-water mark".into(), format!("{} pages ({} bytes)", info.hwm, used)],
+        vec!["high-water mark".into(), format!("{} pages ({} bytes)", info.hwm, info.used_bytes)],
         vec!["bytes beyond HWM".into(), info.bytes_beyond_hwm.to_string()],
         vec![
             "freelist".into(),
-            match (freelist_page, freelist_ids) {
-                (Some(p), Some(n)) => format!("page {p}, {n} ids"),
-                (Some(p), None) => format!("page {p}, unreadable"),
-                _ => "not persisted (NoFreelistSync)".into(),
+            match i.freelist {
+                FreelistState::Persisted { page, ids } => format!("page {page}, {ids} ids"),
+                FreelistState::Unreadable { page } => format!("page {page}, unreadable"),
+                FreelistState::NotPersisted => "not persisted (NoFreelistSync)".into(),
             },
         ],
         vec!["root bucket".into(), format!("page {}", meta.root.root)],
@@ -305,54 +300,18 @@ fn pages(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
-    // The walk tells which pages are free (required when no freelist is persisted).
-    let report = check::check(&db, &CheckOptions { max_problems: 0 });
-    let pages = db.pages();
     let mut rows = vec![vec!["ID".into(), "TYPE".into(), "ITEMS".into(), "OVRFLW".into()]];
-    // Rows stop at the end of the file: a meta claiming a huge HWM must not make
-    // us print (or hold) a row per page that is not there. One `missing` row
-    // stands for every page from its id up to the HWM.
-    let end = pages.readable();
-    let mut id: u64 = 0;
-    while id < end {
-        let use_ = usize::try_from(id).ok().and_then(|i| report.page_use.get(i)).copied();
-        let row = match (use_, pages.raw(id).and_then(etcdsnap_bolt::PageHeader::parse)) {
-            (None, _) | (_, None) => PageJson { id, kind: "missing".into(), items: None, overflow: None },
-            (Some(PageUse::Free), _) => PageJson { id, kind: "free".into(), items: None, overflow: None },
-            (Some(_), Some(h)) => {
-                let items = match (h.page_type(), h.count) {
-                    (PageType::Freelist, 0xFFFF) => pages
-                        .raw(id)
-                        .and_then(|p| p.get(16..24))
-                        .and_then(|b| b.try_into().ok())
-                        .map(u64::from_le_bytes),
-                    _ => Some(u64::from(h.count)),
-                };
-                PageJson { id, kind: h.page_type().name(), items, overflow: Some(h.overflow) }
-            }
-        };
-        let step = match row.kind.as_str() {
-            "free" | "missing" => 1,
-            _ => u64::from(row.overflow.unwrap_or(0)).saturating_add(1),
-        };
+    for row in PageList::new(&db) {
+        let row = PageJson { id: row.id, kind: row.kind.name(), items: row.items, overflow: row.overflow };
         if a.fmt.structured() {
             out.json(&row)?;
         } else {
             rows.push(vec![
                 row.id.to_string(),
-                row.kind.clone(),
+                row.kind,
                 row.items.map(|n| n.to_string()).unwrap_or_default(),
                 row.overflow.map(|n| n.to_string()).unwrap_or_default(),
             ]);
-        }
-        id = id.saturating_add(step);
-    }
-    if id < db.hwm() {
-        let row = PageJson { id, kind: "missing".into(), items: None, overflow: None };
-        if a.fmt.structured() {
-            out.json(&row)?;
-        } else {
-            rows.push(vec![row.id.to_string(), row.kind, String::new(), String::new()]);
         }
     }
     if !a.fmt.structured() {

@@ -7,9 +7,10 @@ use clap::{Args, ValueEnum};
 use etcdsnap_bolt::{display_bytes, Db, MappedFile};
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
 use etcdsnap_mvcc::schema::EtcdLine;
-use etcdsnap_mvcc::status::status;
-use etcdsnap_mvcc::trailer::{self, Trailer};
-use etcdsnap_mvcc::verify::{verify, FindingKind, Severity, VerifyOptions};
+use etcdsnap_mvcc::status_report::{status_report, StatusError, StatusGate, StatusOptions};
+use etcdsnap_mvcc::trailer;
+use etcdsnap_mvcc::verify::{verify, VerifyOptions, VerifyReport};
+use etcdsnap_mvcc::Verdict;
 use serde::Serialize;
 
 use crate::output::{table, Out, OwnedBytes};
@@ -80,33 +81,6 @@ pub(crate) fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
     crate::paths::open_snapshot(path, file)
 }
 
-/// The trailer as `status` reports it: verified only on request, as etcdutl never does.
-enum TrailerState {
-    Absent,
-    /// Present, digest not checked.
-    Present([u8; trailer::TRAILER_LEN]),
-    Verified(Trailer),
-}
-
-impl TrailerState {
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Absent => "absent",
-            Self::Present(_) => "present",
-            Self::Verified(t) => t.name(),
-        }
-    }
-
-    fn stored(&self) -> Option<[u8; trailer::TRAILER_LEN]> {
-        match self {
-            Self::Absent | Self::Verified(Trailer::Absent) => None,
-            Self::Present(d)
-            | Self::Verified(Trailer::Valid(d))
-            | Self::Verified(Trailer::Mismatch { stored: d, .. }) => Some(*d),
-        }
-    }
-}
-
 /// snake_case like every JSON of ours and etcdctl's (etcdutl's `totalKey`/`totalSize` are `total_key`/`total_size`).
 #[derive(Serialize)]
 struct StatusJson {
@@ -141,68 +115,53 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let file = map(&a.file)?;
     let db = open(&a.file, &file)?;
-    // The bbolt check, the figures and (when asked) the trailer digest are
-    // independent passes over the mapped file: run them side by side.
-    // Passes: the check, the figures, and the digest when asked.
+    // The library runs the check, the figures and the digest when asked side by side: their bytes count.
     let passes = if a.verify_trailer { 3 } else { 2 };
     let spin = crate::progress::Meter::start(
         format!("reading {}", a.file.display()),
         (file.len() as u64).saturating_mul(passes),
         crate::progress::Source::Db,
     );
-    let (t, check, s) = std::thread::scope(|scope| {
-        let digest = a.verify_trailer.then(|| scope.spawn(|| trailer::verify(&file)));
-        let check = scope.spawn(|| db.check());
-        let s = status(&db);
-        // A panicked digest is an error, never "no trailer".
-        let t = match digest {
-            Some(h) => h.join().map(TrailerState::Verified).map_err(|_| ()),
-            None => Ok(match trailer::split(&file).1 {
-                Some(d) => TrailerState::Present(d),
-                None => TrailerState::Absent,
-            }),
-        };
-        (t, check.join(), s)
-    });
+    let opts = StatusOptions { verify_trailer: a.verify_trailer, as_etcd: a.as_etcd };
+    let gate = status_report(&file, &db, &opts);
     drop(spin);
-    let t = t.map_err(|()| anyhow::anyhow!("trailer check thread panicked"))?;
-    crate::paths::unchanged(&file)?;
-    let check = check.map_err(|_| anyhow::anyhow!("bbolt check thread panicked"))?;
-    // Like etcdutl, figures of a structurally damaged file are refused.
-    if !check.is_ok() {
-        for p in check.problems.iter().take(10) {
-            eprintln!("{p}");
-        }
-        eprintln!(
-            "etcdsnap: {}: snapshot file integrity check failed. {} errors found (see `etcdsnap verify`)",
-            a.file.display(),
-            check.problem_count
-        );
-        return Ok(Outcome::Problems);
-    }
-    let s = s.with_context(|| format!("reading {}", a.file.display()))?;
-    let sv = s.storage_version();
-    let line = match a.as_etcd {
-        Some(l) => l,
-        None => sv.line().with_context(|| {
-            format!(
-                "{}: meta/storageVersion {:?} names no etcd version; choose one with --as-etcd",
+    let r = match gate {
+        Ok(StatusGate::Report(r)) => r,
+        // Like etcdutl, figures of a structurally damaged file are refused.
+        Ok(StatusGate::Damaged(check)) => {
+            for p in check.problems.iter().take(10) {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "etcdsnap: {}: snapshot file integrity check failed. {} errors found (see `etcdsnap verify`)",
                 a.file.display(),
-                sv.as_str()
-            )
-        })?,
+                check.problem_count
+            );
+            return Ok(Outcome::Problems);
+        }
+        Err(StatusError::Figures(e)) => {
+            return Err(anyhow::Error::new(e).context(format!("reading {}", a.file.display())));
+        }
+        Err(StatusError::UnknownLine { storage_version }) => bail!(
+            "{}: meta/storageVersion {:?} names no etcd version; choose one with --as-etcd",
+            a.file.display(),
+            storage_version
+        ),
+        Err(StatusError::Input(e)) => return Err(e.into()),
+        Err(e) => return Err(e.into()),
     };
+    let (s, e) = (&r.status, &r.etcdutl);
     let j = StatusJson {
-        hash: s.hash,
-        revision: s.revision,
-        total_key: if line.counts_live_keys() { s.total_key_v36 } else { s.total_key },
-        total_size: s.total_size,
-        version: line.counts_live_keys().then(|| s.meta.storage_version.clone().unwrap_or_default()),
-        as_etcd: line.as_str(),
+        hash: e.hash,
+        revision: e.revision,
+        total_key: e.total_key,
+        total_size: e.total_size,
+        version: e.version.clone(),
+        as_etcd: e.line.as_str(),
         total_key_v35: s.total_key,
         total_key_v36: s.total_key_v36,
-        trailer: t.name(),
-        trailer_sha256: t.stored().map(|d| trailer::hex(&d)),
+        trailer: r.trailer.name(),
+        trailer_sha256: r.trailer.stored().map(|d| trailer::hex(&d)),
         page_size: s.page_size,
         storage_version: s.storage_version().as_str().to_string(),
         consistent_index: s.meta.consistent_index,
@@ -218,8 +177,7 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
         auth_enabled: s.auth_enabled,
     };
     // A damaged trailer is a problem found, whatever the output format.
-    let outcome =
-        if matches!(t, TrailerState::Verified(Trailer::Mismatch { .. })) { Outcome::Problems } else { Outcome::Clean };
+    let outcome = Outcome::from(r.verdict());
     if a.fmt.structured() {
         out.json(&j)?;
         return Ok(outcome);
@@ -340,11 +298,41 @@ struct VerifyJson {
     findings: Vec<FindingJson>,
 }
 
+fn verify_json(path: &Path, r: &VerifyReport) -> VerifyJson {
+    VerifyJson {
+        file: path.display().to_string(),
+        ok: r.is_ok(),
+        problem_count: r.problem_count,
+        warning_count: r.warning_count(),
+        trailer: r.trailer.name(),
+        revision: r.stats.revision,
+        revisions: r.stats.revisions,
+        tombstones: r.stats.tombstones,
+        markers: r.stats.markers,
+        live_keys: r.stats.live_keys,
+        leases: r.stats.leases,
+        findings: r
+            .findings
+            .iter()
+            .map(|f| FindingJson {
+                severity: f.severity.name(),
+                kind: f.kind.code(),
+                bucket: OwnedBytes(f.bucket.clone()),
+                page: f.page,
+                key: f.key.clone().map(OwnedBytes),
+                revision: f.revision.map(|r| r.to_string()),
+                user_key: f.user_key.clone().map(OwnedBytes),
+                message: f.message.clone(),
+            })
+            .collect(),
+    }
+}
+
 pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let mut outcome = Outcome::Clean;
     for path in &a.files {
-        let j = match map(path) {
+        let r = match map(path) {
             Ok(file) => {
                 // Passes: the trailer digest (when there is one), the bbolt check, the MVCC checks.
                 let len = file.len() as u64;
@@ -358,62 +346,15 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
                 if let Err(e) = file.check_unchanged() {
                     r.input_changed(e.to_string());
                 }
-                VerifyJson {
-                    file: path.display().to_string(),
-                    ok: r.is_ok(),
-                    problem_count: r.problem_count,
-                    warning_count: r.findings.iter().filter(|f| f.severity == Severity::Warning).count() as u64,
-                    trailer: r.trailer.name(),
-                    revision: r.stats.revision,
-                    revisions: r.stats.revisions,
-                    tombstones: r.stats.tombstones,
-                    markers: r.stats.markers,
-                    live_keys: r.stats.live_keys,
-                    leases: r.stats.leases,
-                    findings: r
-                        .findings
-                        .iter()
-                        .map(|f| FindingJson {
-                            severity: if f.severity == Severity::Problem { "problem" } else { "warning" },
-                            kind: f.kind.code(),
-                            bucket: OwnedBytes(f.bucket.clone()),
-                            page: f.page,
-                            key: f.key.clone().map(OwnedBytes),
-                            revision: f.revision.map(|r| r.to_string()),
-                            user_key: f.user_key.clone().map(OwnedBytes),
-                            message: f.message.clone(),
-                        })
-                        .collect(),
-                }
+                r
             }
             // An unreadable file is a finding of this file, not the end of the run.
-            Err(e) => VerifyJson {
-                file: path.display().to_string(),
-                ok: false,
-                problem_count: 1,
-                warning_count: 0,
-                trailer: "absent",
-                revision: 0,
-                revisions: 0,
-                tombstones: 0,
-                markers: 0,
-                live_keys: 0,
-                leases: 0,
-                findings: vec![FindingJson {
-                    severity: "problem",
-                    kind: FindingKind::Unreadable.code(),
-                    bucket: OwnedBytes(Vec::new()),
-                    page: None,
-                    key: None,
-                    revision: None,
-                    user_key: None,
-                    message: format!("{e:#}"),
-                }],
-            },
+            Err(e) => VerifyReport::unreadable(format!("{e:#}")),
         };
-        if !j.ok {
+        if r.verdict() == Verdict::Problems {
             outcome = Outcome::Problems;
         }
+        let j = verify_json(path, &r);
         if a.fmt.structured() {
             out.json(&j)?;
             continue;

@@ -86,6 +86,15 @@ pub enum Outcome {
     Problems,
 }
 
+impl From<etcdsnap_mvcc::Verdict> for Outcome {
+    fn from(v: etcdsnap_mvcc::Verdict) -> Self {
+        match v {
+            etcdsnap_mvcc::Verdict::Clean => Self::Clean,
+            etcdsnap_mvcc::Verdict::Problems => Self::Problems,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

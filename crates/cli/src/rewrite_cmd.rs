@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use etcdsnap_mvcc::rewrite::{rewrite, CompactTombstones, Progress, RewriteOptions, RewriteReport};
 use etcdsnap_mvcc::schema::EtcdLine;
+use etcdsnap_mvcc::status_report::EtcdutlStatus;
 use etcdsnap_mvcc::trailer::hex;
 use etcdsnap_mvcc::{MvccError, Refusal};
 use serde::Serialize;
@@ -300,6 +301,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
 
 /// The `rewrite --json` object.
 fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport) -> ReportJson<'r> {
+    let etcdutl = EtcdutlStatus::as_written(&r.status);
     ReportJson {
         input: input.display().to_string(),
         output: output.display().to_string(),
@@ -346,11 +348,11 @@ fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport) -> ReportJ
         compact_rev_key: r.compact_rev_key.name(),
         compact_tombstones: None,
         target_version: None,
-        status_hash: r.status.hash,
-        status_revision: r.status.revision,
+        status_hash: etcdutl.hash,
+        status_revision: etcdutl.revision,
         // totalKey as etcdutl of the output's own line (its storage version) counts it.
-        status_total_key: if output_line(r).counts_live_keys() { r.status.total_key_v36 } else { r.status.total_key },
-        status_as_etcd: output_line(r).as_str(),
+        status_total_key: etcdutl.total_key,
+        status_as_etcd: etcdutl.line.as_str(),
         hashkv: r.hashkv.hash,
         hashkv_compact_revision: r.hashkv.compact_revision,
         hashkv_revision: r.hashkv.revision,
@@ -366,11 +368,6 @@ fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport) -> ReportJ
         stale_temp_files: stale_files(&r.stale_temps),
         elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
     }
-}
-
-/// The etcd line the output's schema names.
-fn output_line(r: &RewriteReport) -> EtcdLine {
-    r.status.storage_version().line().unwrap_or(EtcdLine::V3_7)
 }
 
 /// The `rewrite` simple report.

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use etcdsnap_mvcc::consistent_index::read_consistent_index;
 use etcdsnap_wal::repair::{repair, RepairOutcome};
 use etcdsnap_wal::rewrite::{rewrite_with, RewriteOptions, RewriteReport as WalRewriteReport};
-use etcdsnap_wal::verify::consistent_index_problems;
-use etcdsnap_wal::{list_segments, read_wal, verify, Layout, WalError, WalFinding, WalReport};
+use etcdsnap_wal::{list_segments, read_wal, verify, EntryFilter, EntryKind, Layout, WalError, WalFinding, WalReport};
 use serde_json::json;
 
 use crate::output::{table, Out};
@@ -79,25 +79,6 @@ pub struct RewriteArgs {
     fmt: crate::output::FormatArgs,
 }
 
-const KINDS: &[&str] = &[
-    "normal",
-    "conf",
-    "noop",
-    "put",
-    "delete_range",
-    "txn",
-    "range",
-    "compaction",
-    "lease_grant",
-    "lease_revoke",
-    "lease_checkpoint",
-    "alarm",
-    "auth",
-    "cluster",
-    "v2",
-    "unknown",
-];
-
 /// Whether `e` concerns a path inside the temporary directory beside `output` (`.OUT.tmp.PID`).
 fn in_temporary_of(e: &WalError, output: &Path) -> bool {
     let (WalError::Io { path, .. }, Some(name)) = (e, output.file_name()) else { return false };
@@ -131,16 +112,6 @@ fn wal_dir_of(dir: &Path) -> Result<Layout> {
     Ok(Layout::resolve(dir))
 }
 
-/// `meta/consistent_index` of the db (8-byte big-endian), via the bolt reader.
-fn consistent_index(db: &Path) -> Result<Option<u64>> {
-    let file = etcdsnap_bolt::MappedFile::open(db).with_context(|| format!("cannot read {}", db.display()))?;
-    let bolt = etcdsnap_bolt::Db::open(&file).with_context(|| format!("{} is not a bbolt file", db.display()))?;
-    let Some(meta) = bolt.bucket(&[b"meta"])? else { return Ok(None) };
-    let Some(v) = meta.get(b"consistent_index")? else { return Ok(None) };
-    let arr: [u8; 8] = v.try_into().with_context(|| format!("consistent_index is {} bytes, not 8", v.len()))?;
-    Ok(Some(u64::from_be_bytes(arr)))
-}
-
 fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.dir)?;
@@ -151,15 +122,11 @@ fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     );
     let report = verify(&layout.wal_dir, layout.snap_dir.as_deref())?;
     drop(spin);
-    let mut problems = report.problems();
     let ci = match &layout.db {
-        Some(db) => consistent_index(db)?,
+        Some(db) => read_consistent_index(db)?,
         None => None,
     };
-    if let Some(ci) = ci {
-        let snap = report.usable_snapshot.map(|s| s.index);
-        problems.extend(consistent_index_problems(ci, snap, report.last_index));
-    }
+    let problems = report.data_dir_problems(ci);
     if a.fmt.structured() {
         out.json(&json::verify_json(&layout, &report, ci, &problems))?;
     } else {
@@ -253,11 +220,17 @@ fn print_verify(out: &mut Out, layout: &Layout, r: &WalReport, ci: Option<u64>, 
 
 fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
-    for t in &a.types {
-        if !KINDS.contains(&t.as_str()) {
-            bail!("--type {t}: expected one of {}", KINDS.join(", "));
-        }
-    }
+    let kinds = a
+        .types
+        .iter()
+        .map(|t| {
+            EntryKind::parse(t).with_context(|| {
+                let names: Vec<&str> = EntryKind::ALL.iter().map(|k| k.name()).collect();
+                format!("--type {t}: expected one of {}", names.join(", "))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let filter = EntryFilter { kinds, start_index: a.start_index, end_index: a.end_index };
     let layout = wal_dir_of(&a.dir)?;
     let segments = list_segments(&layout.wal_dir)?;
     if segments.is_empty() {
@@ -272,20 +245,8 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
     );
     let end = read_wal(&segments, |_, f| {
         let Some(e) = f.entry else { return Ok(()) };
-        if a.start_index.is_some_and(|s| e.index < s) || a.end_index.is_some_and(|s| e.index > s) {
-            return Ok(());
-        }
-        let payload = e.payload();
+        let Some(payload) = filter.select(&e) else { return Ok(()) };
         let tname = e.type_name();
-        if !a.types.is_empty() {
-            let kind = payload.kind();
-            let hit = a.types.iter().any(|t| {
-                t == kind || (t == "normal" && tname == "normal") || (t == "conf" && tname.starts_with("conf"))
-            });
-            if !hit {
-                return Ok(());
-            }
-        }
         let r = if a.fmt.structured() {
             out.json(&json::entry_json(&e, &tname, &payload))
         } else {
@@ -465,7 +426,7 @@ pub fn rewrite_report_lines(output: &Path, report: &WalRewriteReport) -> Vec<Str
 /// (with a warning) when there is no db beside the WAL.
 pub fn replay_check_index(layout: &Layout) -> Result<Option<u64>> {
     match &layout.db {
-        Some(db) => consistent_index(db),
+        Some(db) => Ok(read_consistent_index(db)?),
         None => {
             eprintln!(
                 "etcdsnap: warning: no member/snap/db beside {}: whether the rules shift the revisions of writes \

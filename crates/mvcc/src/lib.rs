@@ -21,6 +21,7 @@
     )
 )]
 
+pub mod consistent_index;
 pub mod diff;
 pub mod du;
 mod error;
@@ -35,8 +36,11 @@ pub mod rewrite;
 pub mod schema;
 pub mod snapshot;
 pub mod status;
+pub mod status_report;
 pub mod stream;
 pub mod trailer;
+pub mod verdict;
 pub mod verify;
 
 pub use error::{MvccError, Refusal, Result};
+pub use verdict::Verdict;

@@ -43,6 +43,64 @@ impl Trailer {
     }
 }
 
+impl Trailer {
+    /// The digest stored in the file, when there is a trailer.
+    pub fn stored(&self) -> Option<[u8; TRAILER_LEN]> {
+        match self {
+            Self::Absent => None,
+            Self::Valid(d) | Self::Mismatch { stored: d, .. } => Some(*d),
+        }
+    }
+}
+
+/// What a reader knows of a file's trailer: verified, or only seen.
+/// `etcdutl snapshot status` never verifies it; `etcdsnap status` does on request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailerState {
+    /// The size says there is no trailer.
+    Absent,
+    /// A trailer is there; its digest was not checked.
+    Unchecked([u8; TRAILER_LEN]),
+    /// The trailer was checked (its digest computed over the whole image).
+    Checked(Trailer),
+}
+
+impl TrailerState {
+    /// The trailer of `file`, its digest computed when `verify` (one SHA-256 pass), else only read.
+    pub fn read(file: &[u8], verify: bool) -> Self {
+        if verify {
+            return Self::Checked(self::verify(file));
+        }
+        match split(file).1 {
+            Some(d) => Self::Unchecked(d),
+            None => Self::Absent,
+        }
+    }
+
+    /// `absent`, `present` (not checked), `valid` or `mismatch`, as the JSON outputs say it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Absent => "absent",
+            Self::Unchecked(_) => "present",
+            Self::Checked(t) => t.name(),
+        }
+    }
+
+    /// The digest stored in the file, when there is a trailer.
+    pub fn stored(&self) -> Option<[u8; TRAILER_LEN]> {
+        match self {
+            Self::Absent => None,
+            Self::Unchecked(d) => Some(*d),
+            Self::Checked(t) => t.stored(),
+        }
+    }
+
+    /// Whether the trailer was checked and does not match: the file is damaged.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(self, Self::Checked(Trailer::Mismatch { .. }))
+    }
+}
+
 /// Whether a file of `len` bytes carries a trailer (etcd's `hasChecksum`).
 pub fn has_trailer(len: u64) -> bool {
     len % 512 == TRAILER_LEN as u64
@@ -103,6 +161,40 @@ mod tests {
         f[last] ^= 1;
         assert!(matches!(verify(&f), Trailer::Mismatch { .. }));
         assert!(!has_trailer(4096) && has_trailer(4096 + 32));
+    }
+
+    #[test]
+    fn state_names_the_trailer_checked_or_not() {
+        let mut f = vec![7u8; 1024];
+        assert_eq!(TrailerState::read(&f, false), TrailerState::Absent);
+        assert_eq!(TrailerState::read(&f, true), TrailerState::Checked(Trailer::Absent));
+        assert_eq!((TrailerState::Absent.name(), TrailerState::Absent.stored()), ("absent", None));
+        assert_eq!(TrailerState::Checked(Trailer::Absent).name(), "absent");
+        let d = digest(&f);
+        f.extend_from_slice(&d);
+        let seen = TrailerState::read(&f, false);
+        assert_eq!(seen, TrailerState::Unchecked(d));
+        assert_eq!((seen.name(), seen.stored(), seen.is_mismatch()), ("present", Some(d), false));
+        let checked = TrailerState::read(&f, true);
+        assert_eq!((checked.name(), checked.stored(), checked.is_mismatch()), ("valid", Some(d), false));
+        // One flipped bit of the image: only a checked state knows it.
+        f[0] ^= 1;
+        let seen = TrailerState::read(&f, false);
+        assert_eq!((seen.name(), seen.is_mismatch()), ("present", false));
+        let checked = TrailerState::read(&f, true);
+        assert_eq!((checked.name(), checked.stored(), checked.is_mismatch()), ("mismatch", Some(d), true));
+        assert!(matches!(checked, TrailerState::Checked(Trailer::Mismatch { computed, .. }) if computed != d));
+    }
+
+    #[test]
+    fn fixture_snapshot_has_a_valid_trailer_and_its_db_none() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/etcd-3.4.23");
+        let snap = std::fs::read(root.join("snapshot.db")).unwrap();
+        let t = TrailerState::read(&snap, true);
+        assert_eq!(t.name(), "valid");
+        assert_eq!(t.stored().as_ref().map(|d| d.as_slice()), snap.get(snap.len() - TRAILER_LEN..));
+        let db = std::fs::read(root.join("member/snap/db")).unwrap();
+        assert_eq!(TrailerState::read(&db, true), TrailerState::Checked(Trailer::Absent));
     }
 
     #[test]

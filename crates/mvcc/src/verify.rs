@@ -11,6 +11,7 @@ use crate::kv::KvRef;
 use crate::revision::{BucketKey, Revision};
 use crate::schema::{self, ALL_BUCKETS, KEY, LEASE, META};
 use crate::trailer::{self, Trailer};
+use crate::verdict::Verdict;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,6 +20,16 @@ pub enum Severity {
     Warning,
     /// The file is damaged or breaks an invariant etcd relies on.
     Problem,
+}
+
+impl Severity {
+    /// `warning` or `problem`, as the JSON outputs say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Warning => "warning",
+            Self::Problem => "problem",
+        }
+    }
 }
 
 /// What kind of thing a [`Finding`] is; [`FindingKind::code`] is its stable name
@@ -210,6 +221,27 @@ impl VerifyReport {
     /// Whether no problem (warnings aside) was found.
     pub fn is_ok(&self) -> bool {
         self.problem_count == 0
+    }
+
+    /// The report on a file that could not be read at all (missing, not a
+    /// regular file, unreadable): one [`FindingKind::Unreadable`] problem.
+    pub fn unreadable(message: impl Into<String>) -> Self {
+        Self {
+            trailer: Trailer::Absent,
+            findings: vec![Finding::problem(FindingKind::Unreadable, b"", message)],
+            problem_count: 1,
+            stats: VerifyStats::default(),
+        }
+    }
+
+    /// Warnings among the findings kept.
+    pub fn warning_count(&self) -> u64 {
+        self.findings.iter().filter(|f| f.severity == Severity::Warning).count() as u64
+    }
+
+    /// `Clean` when no problem was found, warnings aside.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::from_ok(self.is_ok())
     }
 
     /// Adds the problem that the file changed while it was read (the caller
@@ -647,5 +679,46 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
             );
             c.push(f.with_key(&key).at(rev, kv.key));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_report() -> VerifyReport {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/etcd-3.5.1/snapshot.db");
+        verify(&std::fs::read(path).unwrap(), VerifyOptions { require_trailer: true })
+    }
+
+    #[test]
+    fn warnings_are_counted_and_leave_the_verdict_clean() {
+        let mut r = fixture_report();
+        assert_eq!((r.warning_count(), r.verdict()), (0, Verdict::Clean), "{:?}", r.findings);
+        r.findings.push(Finding::warning(FindingKind::AlarmRaised, schema::ALARM, "alarm NOSPACE raised"));
+        r.findings.push(Finding::warning(
+            FindingKind::BucketMissing,
+            b"cluster",
+            "bucket missing (etcd creates it at start)",
+        ));
+        assert_eq!((r.warning_count(), r.verdict()), (2, Verdict::Clean));
+        r.input_changed("it was written in place");
+        assert_eq!((r.warning_count(), r.verdict()), (2, Verdict::Problems));
+    }
+
+    #[test]
+    fn an_unreadable_file_is_one_problem() {
+        let r = VerifyReport::unreadable("x.db: no such file");
+        assert_eq!(r.verdict(), Verdict::Problems);
+        assert_eq!((r.problem_count, r.warning_count(), r.trailer), (1, 0, Trailer::Absent));
+        assert_eq!(r.stats, VerifyStats::default());
+        let f = &r.findings[..];
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].severity, f[0].kind, f[0].message.as_str()),
+            (Severity::Problem, FindingKind::Unreadable, "x.db: no such file")
+        );
+        assert!(f[0].bucket.is_empty() && f[0].page.is_none() && f[0].key.is_none() && f[0].revision.is_none());
+        assert_eq!((Severity::Problem.name(), Severity::Warning.name()), ("problem", "warning"));
     }
 }

@@ -31,6 +31,7 @@
 pub mod decoder;
 pub mod entry;
 pub mod error;
+pub mod filter;
 pub mod layout;
 pub mod progress;
 pub mod reader;
@@ -47,6 +48,7 @@ pub use entry::{Payload, RawEntry};
 pub use error::{CorruptKind, Corruption, Refusal, Result, WalError};
 /// The protobuf messages the decoded payloads use.
 pub use etcdsnap_proto as proto;
+pub use filter::{EntryFilter, EntryKind};
 pub use layout::Layout;
 pub use reader::{read_wal, ReadEnd, TornTail};
 pub use record::{Encoder, RawRecord};

@@ -252,6 +252,19 @@ impl WalReport {
     }
 }
 
+impl WalReport {
+    /// The problems of a data dir: the WAL's ([`problems`](Self::problems)), then,
+    /// when the db's `consistent_index` is known, its relation to the newest usable
+    /// snapshot and the WAL's last index ([`consistent_index_problems`]).
+    pub fn data_dir_problems(&self, consistent_index: Option<u64>) -> Vec<WalFinding> {
+        let mut p = self.problems();
+        if let Some(ci) = consistent_index {
+            p.extend(consistent_index_problems(ci, self.usable_snapshot.map(|s| s.index), self.last_index));
+        }
+        p
+    }
+}
+
 /// Verifies the WAL in `wal_dir` and, when given, the `.snap` files of `snap_dir`,
 /// reading the segments in parallel (one worker per core; see [`verify_with`]).
 pub fn verify(wal_dir: &Path, snap_dir: Option<&Path>) -> Result<WalReport> {
@@ -652,4 +665,50 @@ pub fn consistent_index_problems(
         }
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_report() -> WalReport {
+        let member = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/etcd-3.5.1/member");
+        verify(&member.join("wal"), Some(&member.join("snap"))).unwrap()
+    }
+
+    #[test]
+    fn data_dir_problems_add_the_consistent_index_relation() {
+        let r = fixture_report();
+        assert!(r.problems().is_empty(), "{:?}", r.problems());
+        let (snap, last) = (r.usable_snapshot.unwrap().index, r.last_index.unwrap());
+        assert!(snap < last);
+        // No db, or a db between the snapshot and the WAL's end: the WAL's own problems only.
+        assert!(r.data_dir_problems(None).is_empty());
+        assert!(r.data_dir_problems(Some(snap)).is_empty());
+        assert!(r.data_dir_problems(Some(last)).is_empty());
+        let below = r.data_dir_problems(Some(snap - 1));
+        assert_eq!(
+            below.iter().map(|f| f.kind).collect::<Vec<_>>(),
+            vec![WalFindingKind::ConsistentIndexBelowSnapshot]
+        );
+        assert_eq!(below[0].index, Some(snap - 1));
+        let beyond = r.data_dir_problems(Some(last + 1));
+        assert_eq!(beyond.iter().map(|f| f.kind).collect::<Vec<_>>(), vec![WalFindingKind::ConsistentIndexBeyondWal]);
+        assert_eq!(
+            beyond[0].message,
+            format!("db consistent_index {} is beyond the WAL's last index {last}", last + 1)
+        );
+    }
+
+    #[test]
+    fn data_dir_problems_come_after_the_wals_own() {
+        let mut r = fixture_report();
+        r.snap_files.clear();
+        r.usable_snapshot = None;
+        r.segments.clear();
+        let last = r.last_index.unwrap();
+        let p = r.data_dir_problems(Some(last + 5));
+        let kinds: Vec<_> = p.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, vec![WalFindingKind::NoSegments, WalFindingKind::ConsistentIndexBeyondWal]);
+    }
 }

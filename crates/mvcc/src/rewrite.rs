@@ -302,7 +302,7 @@ impl Progress for NoProgress {
 }
 
 /// What the first pass decided.
-struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     old_latest: Revision,
     new_latest: i64,
     markers: Vec<Revision>,
@@ -328,7 +328,7 @@ fn corrupt(key: &[u8], e: impl ToString) -> MvccError {
     MvccError::value(KEY, key, e.to_string())
 }
 
-fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> Result<Plan<'a>> {
+pub(crate) fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> Result<Plan<'a>> {
     let rules = &opts.rules;
     let meta = read_meta(db)?;
     let mut old_latest = Revision::default();
@@ -577,7 +577,7 @@ fn keep_all_stamp(db: &Db<'_>, opts: &RewriteOptions) -> Result<Stamp> {
 }
 
 #[derive(Default)]
-struct Counts {
+pub(crate) struct Counts {
     kept: u64,
     filtered: u64,
     compacted: u64,
@@ -948,7 +948,7 @@ fn read_back(tmp: &Path, output: &Path, st: &Status, hkv: &KeyValueHash) -> Resu
     Ok(())
 }
 
-fn validate(opts: &RewriteOptions) -> Result<()> {
+pub(crate) fn validate(opts: &RewriteOptions) -> Result<()> {
     opts.rules.validate().map_err(|e| MvccError::Refused(Refusal::Rules(e)))?;
     if let Some(n) = opts.bump_revision.filter(|&n| n <= 0) {
         return Err(MvccError::Refused(Refusal::BumpNotPositive(n)));
@@ -1111,7 +1111,7 @@ fn write_patched<'a>(
 }
 
 /// What the write pass observed of an output of `bytes` (`pgid × pageSize`).
-struct Observed {
+pub(crate) struct Observed {
     status: StatusObserver,
     kv: KvHasher,
     bytes: u64,
@@ -1182,6 +1182,58 @@ struct Written<'a> {
     bytes_out: u64,
 }
 
+/// The page layout of a rebuilt output, computed before it is written so its
+/// meta pages can go first and the whole file be written (and hashed) in order.
+pub(crate) struct Layout {
+    build: BuildOptions,
+    planned: etcdsnap_bolt::builder::BuildSummary,
+}
+
+impl Layout {
+    /// Bytes of the bbolt image (`pgid × pageSize`).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.planned.bytes
+    }
+}
+
+/// Lays the rebuilt output out: the write pass fed to a builder that only counts pages.
+pub(crate) fn lay_out(db: &Db<'_>, opts: &RewriteOptions, plan: &Plan<'_>) -> Result<Layout> {
+    // The meta's page size is a u32 to begin with.
+    let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
+    let build = BuildOptions {
+        page_size,
+        fill_percent: opts.fill_percent,
+        txid: db.meta().txid.max(1),
+        ..BuildOptions::default()
+    };
+    let mut layout = Builder::plan(build)?;
+    emit(db, &mut layout, plan, opts, &mut Counts::default())?;
+    Ok(Layout { build, planned: layout.finish()? })
+}
+
+/// Writes the rebuilt output laid out by [`lay_out`] into `w` in one
+/// sequential stream, meta pages first, observing its status and HashKV
+/// figures; returns `w`. Both the file rewrite and
+/// [`crate::transform::transform`] write through here.
+pub(crate) fn write_rebuilt<W: Write>(
+    db: &Db<'_>,
+    w: W,
+    layout: &Layout,
+    plan: &Plan<'_>,
+    opts: &RewriteOptions,
+) -> Result<(W, Counts, Observed)> {
+    // The compact revision of the output, as a restarted etcd takes it.
+    let compact = plan.scheduled.unwrap_or(0).max(plan.finished.unwrap_or(0));
+    let mut out = Builder::streamed(w, layout.build, &layout.planned)?;
+    let mut c = Counts::default();
+    let mut watched = Watched::new(&mut out, compact);
+    emit(db, &mut watched, plan, opts, &mut c)?;
+    let (status, kv) = watched.finish()?;
+    let (w, summary) = out.finish_streamed()?;
+    let page_size = usize::try_from(layout.build.page_size).unwrap_or(usize::MAX);
+    Ok((w, c, Observed { status, kv, bytes: summary.bytes, page_size, compact }))
+}
+
 /// Lays the output out, then writes it (hashed on the way) into a temporary
 /// file beside `output`, observing its status and HashKV figures.
 fn write<'a>(
@@ -1193,40 +1245,76 @@ fn write<'a>(
     progress: &mut dyn Progress,
     plan: Plan<'a>,
 ) -> Result<Written<'a>> {
-    // The meta's page size is a u32 to begin with.
-    let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
-    let build = BuildOptions {
-        page_size,
-        fill_percent: opts.fill_percent,
-        txid: db.meta().txid.max(1),
-        ..BuildOptions::default()
-    };
-    // Lay the file out first, so its meta pages can be written first and the
-    // whole file hashed while it is written.
-    let mut layout = Builder::plan(build)?;
-    emit(db, &mut layout, &plan, opts, &mut Counts::default())?;
-    let layout = layout.finish()?;
-
+    let layout = lay_out(db, opts, &plan)?;
     let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
     let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
     let out_file = atomic.file()?;
-    let total = layout.bytes;
-    let sink = (progress, total);
-    // The compact revision of the output, as a restarted etcd takes it.
-    let compact = plan.scheduled.unwrap_or(0).max(plan.finished.unwrap_or(0));
-    let ((c, summary, (observed, kv)), trailer_out) =
+    let sink = (progress, layout.bytes());
+    let ((c, figures), trailer_out) =
         crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, sink, |w| {
-            let mut out = Builder::streamed(w, build, &layout)?;
-            let mut c = Counts::default();
-            let mut watched = Watched::new(&mut out, compact);
-            emit(db, &mut watched, &plan, opts, &mut c)?;
-            let figures = watched.finish()?;
-            let (_, summary) = out.finish_streamed()?;
-            Ok((c, summary, figures))
+            let (_, c, figures) = write_rebuilt(db, w, &layout, &plan, opts)?;
+            Ok((c, figures))
         })?;
-    let page_size = usize::try_from(page_size).unwrap_or(usize::MAX);
-    let figures = Observed { status: observed, kv, bytes: summary.bytes, page_size, compact };
     finish_output(atomic, output, opts, trailer_out, figures, OutputLayout::Rebuilt, plan, c)
+}
+
+/// A finished output's figures and how it was made: what the report says.
+pub(crate) struct Made<'a> {
+    pub(crate) layout: OutputLayout,
+    pub(crate) plan: Plan<'a>,
+    pub(crate) c: Counts,
+    pub(crate) st: Status,
+    pub(crate) hkv: KeyValueHash,
+    pub(crate) trailer_out: Option<[u8; TRAILER_LEN]>,
+    pub(crate) bytes_out: u64,
+}
+
+impl Made<'_> {
+    /// The report of a rewrite of an input of `bytes_in` bytes.
+    pub(crate) fn report(
+        self,
+        opts: &RewriteOptions,
+        trailer_in: Trailer,
+        bytes_in: u64,
+        stale_temps: Vec<StaleTemp>,
+        elapsed: Duration,
+    ) -> RewriteReport {
+        let Self { layout, plan, c, st, hkv, trailer_out, bytes_out } = self;
+        RewriteReport {
+            revisions_read: plan.revisions,
+            revisions_kept: c.kept,
+            revisions_filtered: c.filtered,
+            revisions_compacted: c.compacted,
+            revisions_renamed: c.renamed,
+            tombstones: c.tombstones,
+            markers_written: c.markers,
+            leases_read: c.leases_read,
+            leases_kept: c.leases_kept,
+            leases_dropped: c.leases_dropped,
+            leases_orphaned: c.leases_orphaned,
+            encrypted: c.encrypted,
+            resealed: c.resealed,
+            reseal_calls: opts.reseal.as_ref().map(|r| r.calls()).unwrap_or_default(),
+            key_bound_renamed: plan.key_bound_renamed,
+            roles_rewritten: c.roles_rewritten,
+            permissions_changed: c.permissions_changed,
+            rules: plan.rules,
+            stale_temps,
+            compact_rev_key: plan.compact_rev_key,
+            old_revision: plan.old_latest.main,
+            new_revision: plan.new_latest,
+            scheduled_compact: plan.scheduled,
+            finished_compact: plan.finished,
+            status: st,
+            hashkv: hkv,
+            trailer_in,
+            trailer_out,
+            layout,
+            bytes_in,
+            bytes_out,
+            elapsed,
+        }
+    }
 }
 
 fn rewrite_inner(
@@ -1274,38 +1362,6 @@ fn rewrite_inner(
     file.check_unchanged()?;
     let stale_temps = atomic.stale().to_vec();
     atomic.commit()?;
-    Ok(RewriteReport {
-        revisions_read: plan.revisions,
-        revisions_kept: c.kept,
-        revisions_filtered: c.filtered,
-        revisions_compacted: c.compacted,
-        revisions_renamed: c.renamed,
-        tombstones: c.tombstones,
-        markers_written: c.markers,
-        leases_read: c.leases_read,
-        leases_kept: c.leases_kept,
-        leases_dropped: c.leases_dropped,
-        leases_orphaned: c.leases_orphaned,
-        encrypted: c.encrypted,
-        resealed: c.resealed,
-        reseal_calls: opts.reseal.as_ref().map(|r| r.calls()).unwrap_or_default(),
-        key_bound_renamed: plan.key_bound_renamed,
-        roles_rewritten: c.roles_rewritten,
-        permissions_changed: c.permissions_changed,
-        rules: plan.rules,
-        stale_temps,
-        compact_rev_key: plan.compact_rev_key,
-        old_revision: plan.old_latest.main,
-        new_revision: plan.new_latest,
-        scheduled_compact: plan.scheduled,
-        finished_compact: plan.finished,
-        status: st,
-        hashkv: hkv,
-        trailer_in,
-        trailer_out,
-        layout,
-        bytes_in: file.len() as u64,
-        bytes_out,
-        elapsed: start.elapsed(),
-    })
+    let made = Made { layout, plan, c, st, hkv, trailer_out, bytes_out };
+    Ok(made.report(opts, trailer_in, file.len() as u64, stale_temps, start.elapsed()))
 }

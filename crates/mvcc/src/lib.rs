@@ -37,6 +37,7 @@ pub mod snapshot;
 pub mod status;
 pub mod stream;
 pub mod trailer;
+pub mod transform;
 pub mod verify;
 
 pub use error::{MvccError, Refusal, Result};

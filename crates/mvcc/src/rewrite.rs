@@ -5,8 +5,9 @@
 //! Two passes over the `key` bucket, both streaming: the first decides
 //! (filters, rename collisions, key-bound encrypted values, lease references,
 //! the compaction's keep set), the second writes through the bbolt builder.
-//! Nothing but `key`-bucket values under renamed keys, the compaction meta
-//! keys and renamed role permissions is re-encoded; every other byte is carried.
+//! Nothing but `key`-bucket values under renamed keys or replaced by the
+//! entry hook, the compaction meta keys and renamed role permissions is
+//! re-encoded; every other byte is carried.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -32,6 +33,7 @@ use crate::snapshot::TrailerMode;
 use crate::status::{status, Status, StatusObserver};
 use crate::stream::Piece;
 use crate::trailer::{self, Trailer, TRAILER_LEN};
+use crate::transform::{Decision, EntryHook, HookTally};
 
 pub use etcdsnap_keys::{CompactRevKey, COMPACT_REV_KEY};
 
@@ -60,6 +62,9 @@ pub struct RewriteOptions {
     /// Re-seal key-bound encrypted values under renamed keys instead of
     /// refusing them (`--reencrypt`).
     pub reseal: Option<std::sync::Arc<dyn Reseal>>,
+    /// Keeps, drops or replaces the value of each `key`-bucket entry the key
+    /// rules keep ([`EntryHook`]); a hook makes every rewrite a rebuild.
+    pub hook: Option<std::sync::Arc<dyn EntryHook>>,
     /// Stamp the output for an older etcd line (`meta/storageVersion`,
     /// `cluster/clusterVersion`), as `etcdutl migrate --target-version` does to
     /// a data dir: only 3.5 and 3.6, and only below the input's own line.
@@ -100,6 +105,7 @@ impl Default for RewriteOptions {
             compact_tombstones: CompactTombstones::Keep,
             target_version: None,
             reseal: None,
+            hook: None,
             allow_key_bound_encrypted: false,
             drop_orphan_leases: false,
             trailer: TrailerMode::LikeInput,
@@ -183,12 +189,14 @@ pub struct RewriteReport {
     pub revisions_read: u64,
     /// Entries written to the output's `key` bucket (markers included).
     pub revisions_kept: u64,
-    /// Entries dropped by the key filter.
+    /// Entries dropped by the key filter or the entry hook.
     pub revisions_filtered: u64,
     /// Entries dropped by the offline compaction.
     pub revisions_compacted: u64,
     /// Entries whose key was renamed.
     pub revisions_renamed: u64,
+    /// Entries written with the value the entry hook gave ([`Decision::ReplaceValue`]).
+    pub values_replaced: u64,
     /// Tombstones written.
     pub tombstones: u64,
     /// Revision markers written (empty values), the filter's and the bump's.
@@ -313,6 +321,9 @@ pub(crate) struct Plan<'a> {
     target: Option<EtcdLine>,
     /// `--reencrypt`.
     reseal: Option<std::sync::Arc<dyn Reseal>>,
+    /// The entry hook, and what it decided in this pass.
+    hook: Option<std::sync::Arc<dyn EntryHook>>,
+    hook_tally: HookTally,
     referenced_leases: HashSet<i64>,
     key_bound_renamed: u64,
     compact_rev_key: CompactRevKey,
@@ -347,6 +358,9 @@ pub(crate) fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Pr
     let mut spill: HashMap<Vec<u8>, &'a [u8]> = HashMap::new();
     let (mut key_bound, mut first_key_bound) = (0u64, None::<&[u8]>);
     let (mut present, mut revisions) = (false, 0u64);
+    // Whether a revision of compact_rev_key survives the entry hook.
+    let mut hook_kept_compact_rev_key = false;
+    let mut hook_tally = HookTally::default();
     let mut counter = RuleCounter::new(rules);
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
@@ -376,10 +390,25 @@ pub(crate) fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Pr
             if !rules.keeps(kv.key) {
                 continue;
             }
+            let target = rules.renamed(kv.key);
+            // The hook's drops count as the filter's: they move the latest
+            // kept revision, the lease references and the keep set.
+            let replaced = match &opts.hook {
+                Some(h) => {
+                    let d = crate::transform::decide(&**h, &target, bk, &kv)?;
+                    hook_tally.add(&d);
+                    match d {
+                        Decision::Drop => continue,
+                        Decision::Keep => false,
+                        Decision::ReplaceValue(_) => true,
+                    }
+                }
+                None => false,
+            };
+            hook_kept_compact_rev_key |= kv.key == COMPACT_REV_KEY;
             last_kept = bk.rev.main;
             let renamed = rules.rename_for(kv.key).is_some();
             if !rules.renames.is_empty() {
-                let target = rules.renamed(kv.key);
                 if target.is_empty() {
                     // etcd rejects empty keys, and its index would merge this one with the revision markers.
                     return Err(MvccError::Refused(Refusal::RenameToEmptyKey { key: kv.key.to_vec() }));
@@ -407,7 +436,8 @@ pub(crate) fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Pr
                     },
                 }
             }
-            if !bk.tombstone {
+            // A replaced value is the hook's: neither checked nor re-sealed.
+            if !bk.tombstone && !replaced {
                 if let Some(enc) = encryption(kv.value) {
                     if renamed && enc.key_bound() {
                         match &opts.reseal {
@@ -438,7 +468,11 @@ pub(crate) fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Pr
         }
     }
     let compact_rev_key =
-        rules.compact_rev_key(present).map_err(|_| MvccError::Refused(Refusal::CompactRevKeyUnruled))?;
+        match rules.compact_rev_key(present).map_err(|_| MvccError::Refused(Refusal::CompactRevKeyUnruled))? {
+            // The rules keep it, the hook dropped every revision of it: an explicit drop too.
+            CompactRevKey::Kept if !hook_kept_compact_rev_key => CompactRevKey::Dropped,
+            k => k,
+        };
     if let (Some(first), false) = (first_key_bound, opts.allow_key_bound_encrypted) {
         return Err(MvccError::Refused(Refusal::KeyBoundEncrypted { count: key_bound, first: first.to_vec() }));
     }
@@ -476,6 +510,8 @@ pub(crate) fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Pr
         keep_compact_tombstone: opts.compact_tombstones == CompactTombstones::Keep,
         target,
         reseal: opts.reseal.clone(),
+        hook: opts.hook.clone(),
+        hook_tally,
         old_latest,
         new_latest,
         markers,
@@ -582,6 +618,9 @@ pub(crate) struct Counts {
     filtered: u64,
     compacted: u64,
     renamed: u64,
+    values_replaced: u64,
+    // What the entry hook decided in this pass (compacted entries included).
+    hook_tally: HookTally,
     tombstones: u64,
     markers: Vec<Revision>,
     leases_read: u64,
@@ -643,17 +682,42 @@ fn write_key_bucket<S: Sink>(
             c.filtered = c.filtered.saturating_add(1);
             continue;
         };
+        // Then the hook, as in the plan pass (which saw its drops).
+        let replaced = match &plan.hook {
+            Some(h) => {
+                let d = crate::transform::decide(&**h, &key, bk, &kv)?;
+                c.hook_tally.add(&d);
+                match d {
+                    Decision::Keep => None,
+                    Decision::Drop => {
+                        c.filtered = c.filtered.saturating_add(1);
+                        continue;
+                    }
+                    Decision::ReplaceValue(v) => Some(v),
+                }
+            }
+            None => None,
+        };
         if compacted_away(plan, ordinal, bk) {
             c.compacted = c.compacted.saturating_add(1);
             continue;
         }
         c.kept = c.kept.saturating_add(1);
         c.tombstones = c.tombstones.saturating_add(u64::from(bk.tombstone));
-        if let (false, Some(enc)) = (bk.tombstone, encryption(kv.value)) {
+        let value = replaced.as_deref().unwrap_or(kv.value);
+        if let (false, Some(enc)) = (bk.tombstone, encryption(value)) {
             let n = c.encrypted.entry(enc.to_string()).or_insert(0);
             *n = n.saturating_add(1);
         }
-        if let Cow::Owned(new_key) = key {
+        if let Some(value) = &replaced {
+            // Written as the hook gave it (under the new key, never re-sealed).
+            encode_with_key(&KvRef { value, ..kv }, &key, &mut buf);
+            out.put(e.key, &buf)?;
+            c.values_replaced = c.values_replaced.saturating_add(1);
+            if let Cow::Owned(_) = key {
+                c.renamed = c.renamed.saturating_add(1);
+            }
+        } else if let Cow::Owned(new_key) = key {
             let sealed;
             let kv = match (&plan.reseal, bk.tombstone, encryption(kv.value)) {
                 (Some(r), false, Some(enc)) if enc.key_bound() => {
@@ -674,6 +738,7 @@ fn write_key_bucket<S: Sink>(
             out.put(e.key, e.value)?;
         }
     }
+    plan.hook_tally.check(c.hook_tally)?;
     for (ordinal, m) in (done..).zip(&plan.markers) {
         if compacted_away(plan, ordinal, BucketKey { rev: *m, tombstone: false }) {
             continue;
@@ -1018,7 +1083,9 @@ fn patchable(db: &Db<'_>, opts: &RewriteOptions) -> bool {
     let keeps_all = opts.rules.is_empty();
     let same_layout = opts.page_size.is_none_or(|p| usize::try_from(p).ok() == Some(db.page_size()))
         && opts.fill_percent == DEFAULT_FILL_PERCENT;
-    !opts.rebuild && keeps_all && opts.compact.is_none() && !opts.drop_orphan_leases && same_layout
+    // An entry hook may drop or change any entry: it needs the rebuild.
+    let no_hook = opts.hook.is_none();
+    !opts.rebuild && keeps_all && no_hook && opts.compact.is_none() && !opts.drop_orphan_leases && same_layout
 }
 
 /// The copy-on-write patch that stamps `stamp` on `db` (`None`: rebuild).
@@ -1286,6 +1353,7 @@ impl Made<'_> {
             revisions_filtered: c.filtered,
             revisions_compacted: c.compacted,
             revisions_renamed: c.renamed,
+            values_replaced: c.values_replaced,
             tombstones: c.tombstones,
             markers_written: c.markers,
             leases_read: c.leases_read,

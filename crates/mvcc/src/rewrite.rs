@@ -8,6 +8,9 @@
 //! Nothing but `key`-bucket values under renamed keys or replaced by the
 //! entry hook, the compaction meta keys and renamed role permissions is
 //! re-encoded; every other byte is carried.
+//!
+//! [`crate::transform::transform`] is the rebuild without files: bytes in,
+//! any `Write` out, through the same code.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -1299,6 +1302,13 @@ pub(crate) fn write_rebuilt<W: Write>(
     let (w, summary) = out.finish_streamed()?;
     let page_size = usize::try_from(layout.build.page_size).unwrap_or(usize::MAX);
     Ok((w, c, Observed { status, kv, bytes: summary.bytes, page_size, compact }))
+}
+
+impl Observed {
+    /// The output's status and HashKV ([`figures`]); `output` names it in errors.
+    pub(crate) fn figures(self, output: &Path) -> Result<(Status, KeyValueHash)> {
+        figures(self.status, self.kv, self.bytes, self.page_size, self.compact, output)
+    }
 }
 
 /// Lays the output out, then writes it (hashed on the way) into a temporary

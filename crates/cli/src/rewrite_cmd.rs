@@ -257,6 +257,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
             }
             None => None,
         },
+        hook: None,
         allow_key_bound_encrypted: a.allow_key_bound_encrypted,
         drop_orphan_leases: a.drop_orphan_leases,
         trailer: layout.trailer,

@@ -39,6 +39,7 @@ pub mod status;
 pub mod status_report;
 pub mod stream;
 pub mod trailer;
+pub mod transform;
 pub mod verdict;
 pub mod verify;
 

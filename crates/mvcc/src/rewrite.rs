@@ -5,8 +5,12 @@
 //! Two passes over the `key` bucket, both streaming: the first decides
 //! (filters, rename collisions, key-bound encrypted values, lease references,
 //! the compaction's keep set), the second writes through the bbolt builder.
-//! Nothing but `key`-bucket values under renamed keys, the compaction meta
-//! keys and renamed role permissions is re-encoded; every other byte is carried.
+//! Nothing but `key`-bucket values under renamed keys or replaced by the
+//! entry hook, the compaction meta keys and renamed role permissions is
+//! re-encoded; every other byte is carried.
+//!
+//! [`crate::transform::transform`] is the rebuild without files: bytes in,
+//! any `Write` out, through the same code.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -32,6 +36,7 @@ use crate::snapshot::TrailerMode;
 use crate::status::{status, Status, StatusObserver};
 use crate::stream::Piece;
 use crate::trailer::{self, Trailer, TRAILER_LEN};
+use crate::transform::{Decision, EntryHook, HookTally};
 
 pub use etcdsnap_keys::{CompactRevKey, COMPACT_REV_KEY};
 
@@ -60,6 +65,9 @@ pub struct RewriteOptions {
     /// Re-seal key-bound encrypted values under renamed keys instead of
     /// refusing them (`--reencrypt`).
     pub reseal: Option<std::sync::Arc<dyn Reseal>>,
+    /// Keeps, drops or replaces the value of each `key`-bucket entry the key
+    /// rules keep ([`EntryHook`]); a hook makes every rewrite a rebuild.
+    pub hook: Option<std::sync::Arc<dyn EntryHook>>,
     /// Stamp the output for an older etcd line (`meta/storageVersion`,
     /// `cluster/clusterVersion`), as `etcdutl migrate --target-version` does to
     /// a data dir: only 3.5 and 3.6, and only below the input's own line.
@@ -100,6 +108,7 @@ impl Default for RewriteOptions {
             compact_tombstones: CompactTombstones::Keep,
             target_version: None,
             reseal: None,
+            hook: None,
             allow_key_bound_encrypted: false,
             drop_orphan_leases: false,
             trailer: TrailerMode::LikeInput,
@@ -183,12 +192,14 @@ pub struct RewriteReport {
     pub revisions_read: u64,
     /// Entries written to the output's `key` bucket (markers included).
     pub revisions_kept: u64,
-    /// Entries dropped by the key filter.
+    /// Entries dropped by the key filter or the entry hook.
     pub revisions_filtered: u64,
     /// Entries dropped by the offline compaction.
     pub revisions_compacted: u64,
     /// Entries whose key was renamed.
     pub revisions_renamed: u64,
+    /// Entries written with the value the entry hook gave ([`Decision::ReplaceValue`]).
+    pub values_replaced: u64,
     /// Tombstones written.
     pub tombstones: u64,
     /// Revision markers written (empty values), the filter's and the bump's.
@@ -302,7 +313,7 @@ impl Progress for NoProgress {
 }
 
 /// What the first pass decided.
-struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     old_latest: Revision,
     new_latest: i64,
     markers: Vec<Revision>,
@@ -313,6 +324,9 @@ struct Plan<'a> {
     target: Option<EtcdLine>,
     /// `--reencrypt`.
     reseal: Option<std::sync::Arc<dyn Reseal>>,
+    /// The entry hook, and what it decided in this pass.
+    hook: Option<std::sync::Arc<dyn EntryHook>>,
+    hook_tally: HookTally,
     referenced_leases: HashSet<i64>,
     key_bound_renamed: u64,
     compact_rev_key: CompactRevKey,
@@ -328,7 +342,7 @@ fn corrupt(key: &[u8], e: impl ToString) -> MvccError {
     MvccError::value(KEY, key, e.to_string())
 }
 
-fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> Result<Plan<'a>> {
+pub(crate) fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> Result<Plan<'a>> {
     let rules = &opts.rules;
     let meta = read_meta(db)?;
     let mut old_latest = Revision::default();
@@ -347,6 +361,9 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
     let mut spill: HashMap<Vec<u8>, &'a [u8]> = HashMap::new();
     let (mut key_bound, mut first_key_bound) = (0u64, None::<&[u8]>);
     let (mut present, mut revisions) = (false, 0u64);
+    // Whether a revision of compact_rev_key survives the entry hook.
+    let mut hook_kept_compact_rev_key = false;
+    let mut hook_tally = HookTally::default();
     let mut counter = RuleCounter::new(rules);
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
@@ -376,10 +393,25 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
             if !rules.keeps(kv.key) {
                 continue;
             }
+            let target = rules.renamed(kv.key);
+            // The hook's drops count as the filter's: they move the latest
+            // kept revision, the lease references and the keep set.
+            let replaced = match &opts.hook {
+                Some(h) => {
+                    let d = crate::transform::decide(&**h, &target, bk, &kv)?;
+                    hook_tally.add(&d);
+                    match d {
+                        Decision::Drop => continue,
+                        Decision::Keep => false,
+                        Decision::ReplaceValue(_) => true,
+                    }
+                }
+                None => false,
+            };
+            hook_kept_compact_rev_key |= kv.key == COMPACT_REV_KEY;
             last_kept = bk.rev.main;
             let renamed = rules.rename_for(kv.key).is_some();
             if !rules.renames.is_empty() {
-                let target = rules.renamed(kv.key);
                 if target.is_empty() {
                     // etcd rejects empty keys, and its index would merge this one with the revision markers.
                     return Err(MvccError::Refused(Refusal::RenameToEmptyKey { key: kv.key.to_vec() }));
@@ -407,7 +439,8 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
                     },
                 }
             }
-            if !bk.tombstone {
+            // A replaced value is the hook's: neither checked nor re-sealed.
+            if !bk.tombstone && !replaced {
                 if let Some(enc) = encryption(kv.value) {
                     if renamed && enc.key_bound() {
                         match &opts.reseal {
@@ -438,7 +471,11 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
         }
     }
     let compact_rev_key =
-        rules.compact_rev_key(present).map_err(|_| MvccError::Refused(Refusal::CompactRevKeyUnruled))?;
+        match rules.compact_rev_key(present).map_err(|_| MvccError::Refused(Refusal::CompactRevKeyUnruled))? {
+            // The rules keep it, the hook dropped every revision of it: an explicit drop too.
+            CompactRevKey::Kept if !hook_kept_compact_rev_key => CompactRevKey::Dropped,
+            k => k,
+        };
     if let (Some(first), false) = (first_key_bound, opts.allow_key_bound_encrypted) {
         return Err(MvccError::Refused(Refusal::KeyBoundEncrypted { count: key_bound, first: first.to_vec() }));
     }
@@ -476,6 +513,8 @@ fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> 
         keep_compact_tombstone: opts.compact_tombstones == CompactTombstones::Keep,
         target,
         reseal: opts.reseal.clone(),
+        hook: opts.hook.clone(),
+        hook_tally,
         old_latest,
         new_latest,
         markers,
@@ -577,11 +616,14 @@ fn keep_all_stamp(db: &Db<'_>, opts: &RewriteOptions) -> Result<Stamp> {
 }
 
 #[derive(Default)]
-struct Counts {
+pub(crate) struct Counts {
     kept: u64,
     filtered: u64,
     compacted: u64,
     renamed: u64,
+    values_replaced: u64,
+    // What the entry hook decided in this pass (compacted entries included).
+    hook_tally: HookTally,
     tombstones: u64,
     markers: Vec<Revision>,
     leases_read: u64,
@@ -643,17 +685,42 @@ fn write_key_bucket<S: Sink>(
             c.filtered = c.filtered.saturating_add(1);
             continue;
         };
+        // Then the hook, as in the plan pass (which saw its drops).
+        let replaced = match &plan.hook {
+            Some(h) => {
+                let d = crate::transform::decide(&**h, &key, bk, &kv)?;
+                c.hook_tally.add(&d);
+                match d {
+                    Decision::Keep => None,
+                    Decision::Drop => {
+                        c.filtered = c.filtered.saturating_add(1);
+                        continue;
+                    }
+                    Decision::ReplaceValue(v) => Some(v),
+                }
+            }
+            None => None,
+        };
         if compacted_away(plan, ordinal, bk) {
             c.compacted = c.compacted.saturating_add(1);
             continue;
         }
         c.kept = c.kept.saturating_add(1);
         c.tombstones = c.tombstones.saturating_add(u64::from(bk.tombstone));
-        if let (false, Some(enc)) = (bk.tombstone, encryption(kv.value)) {
+        let value = replaced.as_deref().unwrap_or(kv.value);
+        if let (false, Some(enc)) = (bk.tombstone, encryption(value)) {
             let n = c.encrypted.entry(enc.to_string()).or_insert(0);
             *n = n.saturating_add(1);
         }
-        if let Cow::Owned(new_key) = key {
+        if let Some(value) = &replaced {
+            // Written as the hook gave it (under the new key, never re-sealed).
+            encode_with_key(&KvRef { value, ..kv }, &key, &mut buf);
+            out.put(e.key, &buf)?;
+            c.values_replaced = c.values_replaced.saturating_add(1);
+            if let Cow::Owned(_) = key {
+                c.renamed = c.renamed.saturating_add(1);
+            }
+        } else if let Cow::Owned(new_key) = key {
             let sealed;
             let kv = match (&plan.reseal, bk.tombstone, encryption(kv.value)) {
                 (Some(r), false, Some(enc)) if enc.key_bound() => {
@@ -674,6 +741,7 @@ fn write_key_bucket<S: Sink>(
             out.put(e.key, e.value)?;
         }
     }
+    plan.hook_tally.check(c.hook_tally)?;
     for (ordinal, m) in (done..).zip(&plan.markers) {
         if compacted_away(plan, ordinal, BucketKey { rev: *m, tombstone: false }) {
             continue;
@@ -948,7 +1016,7 @@ fn read_back(tmp: &Path, output: &Path, st: &Status, hkv: &KeyValueHash) -> Resu
     Ok(())
 }
 
-fn validate(opts: &RewriteOptions) -> Result<()> {
+pub(crate) fn validate(opts: &RewriteOptions) -> Result<()> {
     opts.rules.validate().map_err(|e| MvccError::Refused(Refusal::Rules(e)))?;
     if let Some(n) = opts.bump_revision.filter(|&n| n <= 0) {
         return Err(MvccError::Refused(Refusal::BumpNotPositive(n)));
@@ -1018,7 +1086,9 @@ fn patchable(db: &Db<'_>, opts: &RewriteOptions) -> bool {
     let keeps_all = opts.rules.is_empty();
     let same_layout = opts.page_size.is_none_or(|p| usize::try_from(p).ok() == Some(db.page_size()))
         && opts.fill_percent == DEFAULT_FILL_PERCENT;
-    !opts.rebuild && keeps_all && opts.compact.is_none() && !opts.drop_orphan_leases && same_layout
+    // An entry hook may drop or change any entry: it needs the rebuild.
+    let no_hook = opts.hook.is_none();
+    !opts.rebuild && keeps_all && no_hook && opts.compact.is_none() && !opts.drop_orphan_leases && same_layout
 }
 
 /// The copy-on-write patch that stamps `stamp` on `db` (`None`: rebuild).
@@ -1113,7 +1183,7 @@ fn write_patched<'a>(
 }
 
 /// What the write pass observed of an output of `bytes` (`pgid × pageSize`).
-struct Observed {
+pub(crate) struct Observed {
     status: StatusObserver,
     kv: KvHasher,
     bytes: u64,
@@ -1184,6 +1254,65 @@ struct Written<'a> {
     bytes_out: u64,
 }
 
+/// The page layout of a rebuilt output, computed before it is written so its
+/// meta pages can go first and the whole file be written (and hashed) in order.
+pub(crate) struct Layout {
+    build: BuildOptions,
+    planned: etcdsnap_bolt::builder::BuildSummary,
+}
+
+impl Layout {
+    /// Bytes of the bbolt image (`pgid × pageSize`).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.planned.bytes
+    }
+}
+
+/// Lays the rebuilt output out: the write pass fed to a builder that only counts pages.
+pub(crate) fn lay_out(db: &Db<'_>, opts: &RewriteOptions, plan: &Plan<'_>) -> Result<Layout> {
+    // The meta's page size is a u32 to begin with.
+    let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
+    let build = BuildOptions {
+        page_size,
+        fill_percent: opts.fill_percent,
+        txid: db.meta().txid.max(1),
+        ..BuildOptions::default()
+    };
+    let mut layout = Builder::plan(build)?;
+    emit(db, &mut layout, plan, opts, &mut Counts::default())?;
+    Ok(Layout { build, planned: layout.finish()? })
+}
+
+/// Writes the rebuilt output laid out by [`lay_out`] into `w` in one
+/// sequential stream, meta pages first, observing its status and HashKV
+/// figures; returns `w`. Both the file rewrite and
+/// [`crate::transform::transform`] write through here.
+pub(crate) fn write_rebuilt<W: Write>(
+    db: &Db<'_>,
+    w: W,
+    layout: &Layout,
+    plan: &Plan<'_>,
+    opts: &RewriteOptions,
+) -> Result<(W, Counts, Observed)> {
+    // The compact revision of the output, as a restarted etcd takes it.
+    let compact = plan.scheduled.unwrap_or(0).max(plan.finished.unwrap_or(0));
+    let mut out = Builder::streamed(w, layout.build, &layout.planned)?;
+    let mut c = Counts::default();
+    let mut watched = Watched::new(&mut out, compact);
+    emit(db, &mut watched, plan, opts, &mut c)?;
+    let (status, kv) = watched.finish()?;
+    let (w, summary) = out.finish_streamed()?;
+    let page_size = usize::try_from(layout.build.page_size).unwrap_or(usize::MAX);
+    Ok((w, c, Observed { status, kv, bytes: summary.bytes, page_size, compact }))
+}
+
+impl Observed {
+    /// The output's status and HashKV ([`figures`]); `output` names it in errors.
+    pub(crate) fn figures(self, output: &Path) -> Result<(Status, KeyValueHash)> {
+        figures(self.status, self.kv, self.bytes, self.page_size, self.compact, output)
+    }
+}
+
 /// Lays the output out, then writes it (hashed on the way) into a temporary
 /// file beside `output`, observing its status and HashKV figures.
 fn write<'a>(
@@ -1195,40 +1324,77 @@ fn write<'a>(
     progress: &mut dyn Progress,
     plan: Plan<'a>,
 ) -> Result<Written<'a>> {
-    // The meta's page size is a u32 to begin with.
-    let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
-    let build = BuildOptions {
-        page_size,
-        fill_percent: opts.fill_percent,
-        txid: db.meta().txid.max(1),
-        ..BuildOptions::default()
-    };
-    // Lay the file out first, so its meta pages can be written first and the
-    // whole file hashed while it is written.
-    let mut layout = Builder::plan(build)?;
-    emit(db, &mut layout, &plan, opts, &mut Counts::default())?;
-    let layout = layout.finish()?;
-
+    let layout = lay_out(db, opts, &plan)?;
     let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
     let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
     let out_file = atomic.file()?;
-    let total = layout.bytes;
-    let sink = (progress, total);
-    // The compact revision of the output, as a restarted etcd takes it.
-    let compact = plan.scheduled.unwrap_or(0).max(plan.finished.unwrap_or(0));
-    let ((c, summary, (observed, kv)), trailer_out) =
+    let sink = (progress, layout.bytes());
+    let ((c, figures), trailer_out) =
         crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, sink, |w| {
-            let mut out = Builder::streamed(w, build, &layout)?;
-            let mut c = Counts::default();
-            let mut watched = Watched::new(&mut out, compact);
-            emit(db, &mut watched, &plan, opts, &mut c)?;
-            let figures = watched.finish()?;
-            let (_, summary) = out.finish_streamed()?;
-            Ok((c, summary, figures))
+            let (_, c, figures) = write_rebuilt(db, w, &layout, &plan, opts)?;
+            Ok((c, figures))
         })?;
-    let page_size = usize::try_from(page_size).unwrap_or(usize::MAX);
-    let figures = Observed { status: observed, kv, bytes: summary.bytes, page_size, compact };
     finish_output(atomic, output, opts, trailer_out, figures, OutputLayout::Rebuilt, plan, c)
+}
+
+/// A finished output's figures and how it was made: what the report says.
+pub(crate) struct Made<'a> {
+    pub(crate) layout: OutputLayout,
+    pub(crate) plan: Plan<'a>,
+    pub(crate) c: Counts,
+    pub(crate) st: Status,
+    pub(crate) hkv: KeyValueHash,
+    pub(crate) trailer_out: Option<[u8; TRAILER_LEN]>,
+    pub(crate) bytes_out: u64,
+}
+
+impl Made<'_> {
+    /// The report of a rewrite of an input of `bytes_in` bytes.
+    pub(crate) fn report(
+        self,
+        opts: &RewriteOptions,
+        trailer_in: Trailer,
+        bytes_in: u64,
+        stale_temps: Vec<StaleTemp>,
+        elapsed: Duration,
+    ) -> RewriteReport {
+        let Self { layout, plan, c, st, hkv, trailer_out, bytes_out } = self;
+        RewriteReport {
+            revisions_read: plan.revisions,
+            revisions_kept: c.kept,
+            revisions_filtered: c.filtered,
+            revisions_compacted: c.compacted,
+            revisions_renamed: c.renamed,
+            values_replaced: c.values_replaced,
+            tombstones: c.tombstones,
+            markers_written: c.markers,
+            leases_read: c.leases_read,
+            leases_kept: c.leases_kept,
+            leases_dropped: c.leases_dropped,
+            leases_orphaned: c.leases_orphaned,
+            encrypted: c.encrypted,
+            resealed: c.resealed,
+            reseal_calls: opts.reseal.as_ref().map(|r| r.calls()).unwrap_or_default(),
+            key_bound_renamed: plan.key_bound_renamed,
+            roles_rewritten: c.roles_rewritten,
+            permissions_changed: c.permissions_changed,
+            rules: plan.rules,
+            stale_temps,
+            compact_rev_key: plan.compact_rev_key,
+            old_revision: plan.old_latest.main,
+            new_revision: plan.new_latest,
+            scheduled_compact: plan.scheduled,
+            finished_compact: plan.finished,
+            status: st,
+            hashkv: hkv,
+            trailer_in,
+            trailer_out,
+            layout,
+            bytes_in,
+            bytes_out,
+            elapsed,
+        }
+    }
 }
 
 fn rewrite_inner(
@@ -1276,38 +1442,6 @@ fn rewrite_inner(
     file.check_unchanged()?;
     let stale_temps = atomic.stale().to_vec();
     atomic.commit()?;
-    Ok(RewriteReport {
-        revisions_read: plan.revisions,
-        revisions_kept: c.kept,
-        revisions_filtered: c.filtered,
-        revisions_compacted: c.compacted,
-        revisions_renamed: c.renamed,
-        tombstones: c.tombstones,
-        markers_written: c.markers,
-        leases_read: c.leases_read,
-        leases_kept: c.leases_kept,
-        leases_dropped: c.leases_dropped,
-        leases_orphaned: c.leases_orphaned,
-        encrypted: c.encrypted,
-        resealed: c.resealed,
-        reseal_calls: opts.reseal.as_ref().map(|r| r.calls()).unwrap_or_default(),
-        key_bound_renamed: plan.key_bound_renamed,
-        roles_rewritten: c.roles_rewritten,
-        permissions_changed: c.permissions_changed,
-        rules: plan.rules,
-        stale_temps,
-        compact_rev_key: plan.compact_rev_key,
-        old_revision: plan.old_latest.main,
-        new_revision: plan.new_latest,
-        scheduled_compact: plan.scheduled,
-        finished_compact: plan.finished,
-        status: st,
-        hashkv: hkv,
-        trailer_in,
-        trailer_out,
-        layout,
-        bytes_in: file.len() as u64,
-        bytes_out,
-        elapsed: start.elapsed(),
-    })
+    let made = Made { layout, plan, c, st, hkv, trailer_out, bytes_out };
+    Ok(made.report(opts, trailer_in, file.len() as u64, stale_temps, start.elapsed()))
 }

@@ -1123,27 +1123,24 @@ fn patch_plan(db: &Db<'_>, stamp: &Stamp) -> Result<Option<etcdsnap_bolt::patch:
 /// plan (which must give the stamp the patch was made from) and then walks
 /// the input through the rewrite's rules once more to observe the output's
 /// figures and counts.
-#[allow(clippy::too_many_arguments)]
 fn write_patched<'a>(
-    db: &Db<'a>,
-    input_file: &MappedFile,
-    input_has_trailer: bool,
+    src: &Source<'_, 'a>,
     output: &Path,
-    input: &Path,
     opts: &RewriteOptions,
     progress: &mut dyn Progress,
     stamp: &Stamp,
     patch: &etcdsnap_bolt::patch::Patch,
 ) -> Result<Written<'a>> {
-    let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
-    let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
+    let db = src.db;
+    let want_trailer = opts.trailer.wants_trailer(src.has_trailer);
+    let mut atomic = AtomicFile::create_with(output, &[src.path], opts.output)?;
     let tmp = atomic.tmp_path().to_path_buf();
     let out_file = atomic.file()?;
     let metas = patch.meta_pages();
     let [metas_bytes, carried, pages] = patch.pieces(db, &metas);
     let pieces = [
         Piece::Bytes(metas_bytes),
-        Piece::Carried { bytes: carried, file: input_file.file(), offset: patch.carried_offset() },
+        Piece::Carried { bytes: carried, file: src.file.file(), offset: patch.carried_offset() },
         Piece::Bytes(pages),
     ];
     let compact = stamp.scheduled.unwrap_or(0).max(stamp.finished.unwrap_or(0));
@@ -1177,9 +1174,27 @@ fn write_patched<'a>(
     // This side's error explains a stopped writer.
     let (plan, c, (observed, kv)) = observed?;
     let trailer_out = trailer_out??;
-    let figures = Observed { status: observed, kv, bytes: patch.bytes(), page_size: db.page_size(), compact };
+    let observed = Observed { status: observed, kv, bytes: patch.bytes(), page_size: db.page_size(), compact };
     let layout = OutputLayout::Patched { replaced: patch.replaced };
-    finish_output(atomic, output, opts, trailer_out, figures, layout, plan, c)
+    finish_output(atomic, output, opts, Produced { trailer_out, observed, layout, plan, c })
+}
+
+/// The input of a rewrite as the writers need it.
+struct Source<'s, 'a> {
+    db: &'s Db<'a>,
+    file: &'s MappedFile,
+    has_trailer: bool,
+    path: &'s Path,
+}
+
+/// What a writer made of the output before its end: the digest to append,
+/// the figures observed, the layout, the plan it followed and its counts.
+struct Produced<'a> {
+    trailer_out: Option<[u8; TRAILER_LEN]>,
+    observed: Observed,
+    layout: OutputLayout,
+    plan: Plan<'a>,
+    c: Counts,
 }
 
 /// What the write pass observed of an output of `bytes` (`pgid × pageSize`).
@@ -1193,17 +1208,13 @@ pub(crate) struct Observed {
 
 /// Both writers' end: the trailer appended, the figures made (and, with
 /// `verify_output`, compared with a read-back of the temporary file).
-#[allow(clippy::too_many_arguments)]
 fn finish_output<'a>(
     mut atomic: AtomicFile,
     output: &Path,
     opts: &RewriteOptions,
-    trailer_out: Option<[u8; TRAILER_LEN]>,
-    o: Observed,
-    layout: OutputLayout,
-    plan: Plan<'a>,
-    c: Counts,
+    made: Produced<'a>,
 ) -> Result<Written<'a>> {
+    let Produced { trailer_out, observed: o, layout, plan, c } = made;
     let f = atomic.file()?;
     if let Some(d) = &trailer_out {
         f.write_all(d).map_err(|source| MvccError::Io { path: output.to_path_buf(), source })?;
@@ -1334,7 +1345,8 @@ fn write<'a>(
             let (_, c, figures) = write_rebuilt(db, w, &layout, &plan, opts)?;
             Ok((c, figures))
         })?;
-    finish_output(atomic, output, opts, trailer_out, figures, OutputLayout::Rebuilt, plan, c)
+    let made = Produced { trailer_out, observed: figures, layout: OutputLayout::Rebuilt, plan, c };
+    finish_output(atomic, output, opts, made)
 }
 
 /// A finished output's figures and how it was made: what the report says.
@@ -1416,7 +1428,8 @@ fn rewrite_inner(
             if patchable(&db, opts) {
                 let stamp = keep_all_stamp(&db, opts)?;
                 if let Some(patch) = patch_plan(&db, &stamp)? {
-                    return write_patched(&db, &file, has_trailer, output, input, opts, progress, &stamp, &patch);
+                    let src = Source { db: &db, file: &file, has_trailer, path: input };
+                    return write_patched(&src, output, opts, progress, &stamp, &patch);
                 }
             }
             let plan = plan(&db, opts, progress)?;

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use etcdsnap_bolt::{Db, MappedFile};
 use etcdsnap_mvcc::header::header;
-use etcdsnap_mvcc::keyspace::{all_revisions, at_revision, Selection};
+use etcdsnap_mvcc::keyspace::{all_revisions, at_revision, KeySpace, Selection};
 use etcdsnap_mvcc::kv::KvRef;
 use serde::Serialize;
 
@@ -88,19 +88,13 @@ pub struct GetArgs {
 /// Command-line bytes as given (no UTF-8 required on Unix, like etcdctl's arguments).
 /// The key space of `db` (mapped from `file`, at `path`) at `rev`, with a
 /// progress meter, checked unchanged after reading.
-fn read_at<'a>(
-    path: &Path,
-    file: &MappedFile,
-    db: &Db<'a>,
-    rev: i64,
-    sel: &Selection,
-) -> Result<Vec<etcdsnap_mvcc::keyspace::Visible<'a>>> {
+fn read_at<'a>(path: &Path, file: &MappedFile, db: &Db<'a>, rev: i64, sel: &Selection) -> Result<KeySpace<'a>> {
     let spin = crate::progress::Meter::start(
         format!("reading {}", path.display()),
         file.len() as u64,
         crate::progress::Source::Db,
     );
-    let (_, keys) = at_revision(db, rev, sel).with_context(|| format!("reading {}", path.display()))?;
+    let keys = at_revision(db, rev, sel).with_context(|| format!("reading {}", path.display()))?;
     drop(spin);
     crate::paths::unchanged(file)?;
     Ok(keys)
@@ -326,7 +320,7 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
         if a.prefix { Selection { prefix: key, key: None } } else { Selection { prefix: Vec::new(), key: Some(key) } };
     let keys = read_at(&a.file, &file, &db, a.rev, &sel)?;
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
-    let shown_keys = keys.get(..keys.len().min(limit)).unwrap_or(&keys);
+    let shown_keys: Vec<_> = keys.iter().take(limit).collect();
     if a.fmt.structured() {
         let h = header(&db).with_context(|| format!("reading {}", a.file.display()))?;
         out.json(&GetJson {

@@ -163,15 +163,16 @@ pub fn diff<'a>(a: &Db<'a>, b: &Db<'a>, opts: &DiffOptions) -> Result<DiffReport
         let rb = at_revision(b, opts.rev, &Selection::default());
         (ha.join(), rb)
     });
-    let (rev_a, va) = ra.map_err(|_| MvccError::WorkerPanicked("diff"))??;
-    let (rev_b, vb) = rb?;
+    let va = ra.map_err(|_| MvccError::WorkerPanicked("diff"))??;
+    let vb = rb?;
+    let (rev_a, rev_b) = (va.rev(), vb.rev());
     // A's keys renamed as B names them, limited to the rename sources when renaming.
     // Unrenamed keys are borrowed from the mapped file; at_revision's order holds
     // unless a rename moved keys.
     let mut left: Vec<(std::borrow::Cow<'a, [u8]>, Side<'a>)> = va
         .iter()
         .filter(|v| !renaming || opts.rules.rename_for(v.kv.key).is_some())
-        .map(|v| (opts.rules.renamed(v.kv.key), Side::of(v)))
+        .map(|v| (opts.rules.renamed(v.kv.key), Side::of(&v)))
         .filter(|(k, _)| k.starts_with(&opts.prefix))
         .collect();
     if renaming {
@@ -182,7 +183,7 @@ pub fn diff<'a>(a: &Db<'a>, b: &Db<'a>, opts: &DiffOptions) -> Result<DiffReport
         .iter()
         .filter(|v| v.kv.key.starts_with(&opts.prefix))
         .filter(|v| !renaming || targets.iter().any(|t| v.kv.key.starts_with(t)))
-        .map(Side::of)
+        .map(|v| Side::of(&v))
         .collect();
     let mut keys = Vec::new();
     let (mut i, mut j) = (0usize, 0usize);

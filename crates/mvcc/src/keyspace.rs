@@ -125,7 +125,9 @@ fn slot_key<'a>(slots: &[Slot<'a>], i: u32) -> &'a [u8] {
 
 /// The keys visible at a revision, as etcd's Range returns them (sorted by
 /// key), from [`at_revision`]. Items are decoded from the mapped file when
-/// read: `get` and `iter` are cheap but not free.
+/// read: `get` and `iter` are cheap but not free. A value that no longer
+/// decodes (the file changed under the map since it was read) reads as an
+/// empty `KeyValue` rather than failing.
 #[derive(Debug, Clone)]
 pub struct KeySpace<'a> {
     rev: i64,

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use etcdsnap_bolt::{Db, MappedFile};
 use etcdsnap_mvcc::header::header;
-use etcdsnap_mvcc::keyspace::{all_revisions, at_revision, Selection};
+use etcdsnap_mvcc::keyspace::{at_revision, each_revision, KeySpace, Selection, Stored, Visible};
 use etcdsnap_mvcc::kv::KvRef;
 use serde::Serialize;
 
@@ -85,27 +85,21 @@ pub struct GetArgs {
     fmt: crate::output::FormatArgs,
 }
 
-/// Command-line bytes as given (no UTF-8 required on Unix, like etcdctl's arguments).
 /// The key space of `db` (mapped from `file`, at `path`) at `rev`, with a
 /// progress meter, checked unchanged after reading.
-fn read_at<'a>(
-    path: &Path,
-    file: &MappedFile,
-    db: &Db<'a>,
-    rev: i64,
-    sel: &Selection,
-) -> Result<Vec<etcdsnap_mvcc::keyspace::Visible<'a>>> {
+fn read_at<'a>(path: &Path, file: &MappedFile, db: &Db<'a>, rev: i64, sel: &Selection) -> Result<KeySpace<'a>> {
     let spin = crate::progress::Meter::start(
         format!("reading {}", path.display()),
         file.len() as u64,
         crate::progress::Source::Db,
     );
-    let (_, keys) = at_revision(db, rev, sel).with_context(|| format!("reading {}", path.display()))?;
+    let keys = at_revision(db, rev, sel).with_context(|| format!("reading {}", path.display()))?;
     drop(spin);
     crate::paths::unchanged(file)?;
     Ok(keys)
 }
 
+/// Command-line bytes as given (no UTF-8 required on Unix, like etcdctl's arguments).
 fn arg_bytes(s: &OsStr) -> Vec<u8> {
     #[cfg(unix)]
     {
@@ -169,6 +163,27 @@ struct StoredJson<'a> {
     kv: KvJson<'a>,
 }
 
+/// One stored revision as `keys --all-revisions` prints it.
+fn stored_line(a: &KeysArgs, out: &mut Out, s: &Stored<'_>) -> Result<()> {
+    if a.fmt.structured() {
+        out.json(&StoredJson {
+            revision: s.at.rev.main,
+            sub: s.at.rev.sub,
+            tombstone: s.at.tombstone,
+            marker: s.kv == KvRef::default(),
+            kv: KvJson::new(&s.kv, a.decode),
+        })
+    } else {
+        let mark = if s.at.tombstone { " (deleted)" } else { "" };
+        let mut line = format!("{}{mark}  ", s.at.rev).into_bytes();
+        line.extend_from_slice(&shown(s.kv.key, a.hex));
+        if a.decode && !s.at.tombstone {
+            line.extend_from_slice(format!("  {}", kube_line(s.kv.value)).as_bytes());
+        }
+        out.bytes_line(&line)
+    }
+}
+
 pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     if a.rev < 0 {
@@ -179,33 +194,33 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     let sel = Selection { prefix: arg_bytes(&a.prefix), key: None };
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     if a.all_revisions {
-        let spin = crate::progress::Meter::start(
+        // Printed while walking: nothing is held per revision. The input is
+        // checked unchanged at the end, as after reading a key space.
+        let spin = crate::progress::Meter::start_streaming(
             format!("reading {}", a.file.display()),
             file.len() as u64,
             crate::progress::Source::Db,
         );
-        let all = all_revisions(&db, &sel).with_context(|| format!("reading {}", a.file.display()))?;
-        drop(spin);
-        crate::paths::unchanged(&file)?;
-        for s in all.iter().take(limit) {
-            if a.fmt.structured() {
-                out.json(&StoredJson {
-                    revision: s.at.rev.main,
-                    sub: s.at.rev.sub,
-                    tombstone: s.at.tombstone,
-                    marker: s.kv == KvRef::default(),
-                    kv: KvJson::new(&s.kv, a.decode),
-                })?;
-            } else {
-                let mark = if s.at.tombstone { " (deleted)" } else { "" };
-                let mut line = format!("{}{mark}  ", s.at.rev).into_bytes();
-                line.extend_from_slice(&shown(s.kv.key, a.hex));
-                if a.decode && !s.at.tombstone {
-                    line.extend_from_slice(format!("  {}", kube_line(s.kv.value)).as_bytes());
-                }
-                out.bytes_line(&line)?;
+        let (mut shown_lines, mut failed) = (0usize, None);
+        let walked = each_revision(&db, &sel, |s| {
+            if shown_lines >= limit {
+                return Ok(false);
             }
+            shown_lines = shown_lines.saturating_add(1);
+            match stored_line(a, out, &s) {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    failed = Some(e);
+                    Ok(false)
+                }
+            }
+        });
+        drop(spin);
+        walked.with_context(|| format!("reading {}", a.file.display()))?;
+        if let Some(e) = failed {
+            return Err(e);
         }
+        crate::paths::unchanged(&file)?;
         return Ok(Outcome::Clean);
     }
     let keys = read_at(&a.file, &file, &db, a.rev, &sel)?;
@@ -297,12 +312,43 @@ impl Serialize for B64Kv<'_> {
 /// A kv in etcdctl's JSON: base64 bytes, zero fields left out.
 struct B64Kv<'a>(CtlKv<'a>);
 
+/// The `kvs` of a [`GetJson`]: the first `shown` keys of a key space, each
+/// serialized as it is decoded (no list of them is built).
+struct CtlKvs<'k, 'a> {
+    keys: &'k KeySpace<'a>,
+    shown: usize,
+    keys_only: bool,
+    decode: bool,
+}
+
+impl CtlKvs<'_, '_> {
+    fn is_empty(&self) -> bool {
+        self.shown == 0
+    }
+}
+
+impl Serialize for CtlKvs<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.keys.iter().take(self.shown).map(|v: Visible<'_>| {
+            B64Kv(CtlKv {
+                key: v.kv.key,
+                create_revision: v.kv.create_revision,
+                mod_revision: v.kv.mod_revision,
+                version: v.kv.version,
+                value: if self.keys_only { b"" } else { v.kv.value },
+                lease: v.kv.lease,
+                kube: self.decode.then(|| kube_json(v.kv.value)),
+            })
+        }))
+    }
+}
+
 /// `etcdserverpb.RangeResponse` as `etcdctl get -w json` prints it.
 #[derive(Serialize)]
-struct GetJson<'a> {
+struct GetJson<'k, 'a> {
     header: CtlHeader,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    kvs: Vec<B64Kv<'a>>,
+    #[serde(skip_serializing_if = "CtlKvs::is_empty")]
+    kvs: CtlKvs<'k, 'a>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     more: bool,
     #[serde(skip_serializing_if = "is_zero_u64")]
@@ -326,7 +372,7 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
         if a.prefix { Selection { prefix: key, key: None } } else { Selection { prefix: Vec::new(), key: Some(key) } };
     let keys = read_at(&a.file, &file, &db, a.rev, &sel)?;
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
-    let shown_keys = keys.get(..keys.len().min(limit)).unwrap_or(&keys);
+    let shown_keys = keys.len().min(limit);
     if a.fmt.structured() {
         let h = header(&db).with_context(|| format!("reading {}", a.file.display()))?;
         out.json(&GetJson {
@@ -336,27 +382,14 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
                 revision: h.revision,
                 raft_term: h.raft_term,
             },
-            kvs: shown_keys
-                .iter()
-                .map(|v| {
-                    B64Kv(CtlKv {
-                        key: v.kv.key,
-                        create_revision: v.kv.create_revision,
-                        mod_revision: v.kv.mod_revision,
-                        version: v.kv.version,
-                        value: if a.keys_only { b"" } else { v.kv.value },
-                        lease: v.kv.lease,
-                        kube: a.decode.then(|| kube_json(v.kv.value)),
-                    })
-                })
-                .collect(),
-            more: shown_keys.len() < keys.len(),
+            kvs: CtlKvs { keys: &keys, shown: shown_keys, keys_only: a.keys_only, decode: a.decode },
+            more: shown_keys < keys.len(),
             count: keys.len() as u64,
         })?;
         return Ok(Outcome::Clean);
     }
     // As etcdctl's simple output: key line, value line, raw bytes (a value may hold newlines).
-    for v in shown_keys {
+    for v in keys.iter().take(shown_keys) {
         if !a.print_value_only {
             out.bytes_line(&shown(v.kv.key, a.hex))?;
         }

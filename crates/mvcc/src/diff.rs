@@ -10,7 +10,7 @@ use etcdsnap_bolt::{Cursor, Db};
 use etcdsnap_keys::KeyRules;
 
 use crate::error::{MvccError, Result};
-use crate::keyspace::{at_revision, Selection, Visible};
+use crate::keyspace::{read, KeySpace, Visible};
 use crate::kv::KvRef;
 use crate::revision::BucketKey;
 use crate::schema::{AUTH, AUTH_ROLES, AUTH_USERS, KEY, LEASE, MEMBERS, MEMBERS_REMOVED};
@@ -153,98 +153,139 @@ fn fields_differing(a: &Side<'_>, b: &Side<'_>) -> Vec<&'static str> {
     f
 }
 
+/// `key` renamed by `rules` as two parts to read one after the other: the
+/// rename target and the rest of the key, or the key itself and nothing.
+fn renamed_parts<'k>(rules: &'k KeyRules, key: &'k [u8]) -> [&'k [u8]; 2] {
+    match rules.rename_for(key) {
+        // `key` starts with `r.from` (rename_for), so the tail exists.
+        Some(r) => [r.to.as_slice(), key.get(r.from.len()..).unwrap_or_default()],
+        None => [key, &[]],
+    }
+}
+
+/// Compares two byte strings each given in parts, as their concatenations
+/// compare, without building them.
+fn cmp_parts(a: [&[u8]; 2], b: [&[u8]; 2]) -> Ordering {
+    let (mut a, mut b) = (a.into_iter().filter(|p| !p.is_empty()), b.into_iter().filter(|p| !p.is_empty()));
+    let (mut x, mut y): (&[u8], &[u8]) = (a.next().unwrap_or_default(), b.next().unwrap_or_default());
+    loop {
+        if x.is_empty() || y.is_empty() {
+            // A part ran out: the string with more bytes left sorts after.
+            return match (x.is_empty(), y.is_empty()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Less,
+                _ => Ordering::Greater,
+            };
+        }
+        let n = x.len().min(y.len());
+        let (Some((xh, xt)), Some((yh, yt))) = (x.split_at_checked(n), y.split_at_checked(n)) else {
+            return x.cmp(y);
+        };
+        match xh.cmp(yh) {
+            Ordering::Equal => {}
+            o => return o,
+        }
+        x = if xt.is_empty() { a.next().unwrap_or_default() } else { xt };
+        y = if yt.is_empty() { b.next().unwrap_or_default() } else { yt };
+    }
+}
+
+/// Whether the concatenation of `parts` starts with `prefix`.
+fn parts_start_with(parts: [&[u8]; 2], prefix: &[u8]) -> bool {
+    let [head, tail] = parts;
+    match prefix.split_at_checked(head.len()) {
+        Some((p, rest)) => p == head && tail.starts_with(rest),
+        None => head.starts_with(prefix),
+    }
+}
+
 /// Compares the key spaces of `a` and `b` (and their lease, auth and member
 /// buckets) as [`DiffOptions`] says.
+///
+/// Memory is the two key spaces (a slot per compared key) and what differs:
+/// the sides are walked in step, A's keys ordered by the names B gives them.
 pub fn diff<'a>(a: &Db<'a>, b: &Db<'a>, opts: &DiffOptions) -> Result<DiffReport<'a>> {
-    let renaming = !opts.rules.renames.is_empty();
+    let rules = &opts.rules;
+    let renaming = !rules.renames.is_empty();
+    let prefix = opts.prefix.as_slice();
+    let targets: Vec<&[u8]> = rules.renames.iter().map(|r| r.to.as_slice()).collect();
+    // A's keys as B names them, limited to the rename sources when renaming.
+    let keep_a =
+        |k: &[u8]| (!renaming || rules.rename_for(k).is_some()) && parts_start_with(renamed_parts(rules, k), prefix);
+    // By B's names; keys a rename makes equal stay in their own order.
+    let order_a = |x: &[u8], y: &[u8]| {
+        if renaming {
+            cmp_parts(renamed_parts(rules, x), renamed_parts(rules, y)).then_with(|| x.cmp(y))
+        } else {
+            x.cmp(y)
+        }
+    };
+    let keep_b = |k: &[u8]| k.starts_with(prefix) && (!renaming || targets.iter().any(|t| k.starts_with(t)));
     // The two key spaces are independent passes over two files: one per core.
     let (ra, rb) = std::thread::scope(|s| {
-        let ha = s.spawn(|| at_revision(a, opts.rev, &Selection::default()));
-        let rb = at_revision(b, opts.rev, &Selection::default());
+        let ha = s.spawn(|| read(a, opts.rev, keep_a, order_a));
+        let rb = read(b, opts.rev, keep_b, <[u8]>::cmp);
         (ha.join(), rb)
     });
-    let (rev_a, va) = ra.map_err(|_| MvccError::WorkerPanicked("diff"))??;
-    let (rev_b, vb) = rb?;
-    // A's keys renamed as B names them, limited to the rename sources when renaming.
-    // Unrenamed keys are borrowed from the mapped file; at_revision's order holds
-    // unless a rename moved keys.
-    let mut left: Vec<(std::borrow::Cow<'a, [u8]>, Side<'a>)> = va
-        .iter()
-        .filter(|v| !renaming || opts.rules.rename_for(v.kv.key).is_some())
-        .map(|v| (opts.rules.renamed(v.kv.key), Side::of(v)))
-        .filter(|(k, _)| k.starts_with(&opts.prefix))
-        .collect();
-    if renaming {
-        left.sort_by(|x, y| x.0.cmp(&y.0));
-    }
-    let targets: Vec<&[u8]> = opts.rules.renames.iter().map(|r| r.to.as_slice()).collect();
-    let right: Vec<Side<'a>> = vb
-        .iter()
-        .filter(|v| v.kv.key.starts_with(&opts.prefix))
-        .filter(|v| !renaming || targets.iter().any(|t| v.kv.key.starts_with(t)))
-        .map(Side::of)
-        .collect();
+    let left = ra.map_err(|_| MvccError::WorkerPanicked("diff"))??;
+    let right = rb?;
     let mut keys = Vec::new();
-    let (mut i, mut j) = (0usize, 0usize);
+    let (mut ia, mut ib) = (left.iter(), right.iter());
+    let (mut ea, mut eb) = (ia.next(), ib.next());
     loop {
-        let ord = match (left.get(i), right.get(j)) {
+        let ord = match (&ea, &eb) {
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some((k, _)), Some(r)) => k.as_ref().cmp(r.key),
+            (Some(l), Some(r)) => cmp_parts(renamed_parts(rules, l.kv.key), [r.kv.key, &[]]),
         };
-        match ord {
-            Ordering::Less => {
-                if let Some((k, s)) = left.get(i) {
+        match (ord, ea, eb) {
+            (Ordering::Less, Some(l), _) => {
+                keys.push(KeyDiff {
+                    key: rules.renamed(l.kv.key).into_owned(),
+                    kind: DiffKind::OnlyA,
+                    fields: Vec::new(),
+                    a: Some(Side::of(&l)),
+                    b: None,
+                });
+                ea = ia.next();
+            }
+            (Ordering::Greater, _, Some(r)) => {
+                keys.push(KeyDiff {
+                    key: r.kv.key.to_vec(),
+                    kind: DiffKind::OnlyB,
+                    fields: Vec::new(),
+                    a: None,
+                    b: Some(Side::of(&r)),
+                });
+                eb = ib.next();
+            }
+            (_, Some(l), Some(r)) => {
+                let (sa, sb) = (Side::of(&l), Side::of(&r));
+                let fields = fields_differing(&sa, &sb);
+                if !fields.is_empty() {
                     keys.push(KeyDiff {
-                        key: k.to_vec(),
-                        kind: DiffKind::OnlyA,
-                        fields: Vec::new(),
-                        a: Some(*s),
-                        b: None,
+                        key: rules.renamed(l.kv.key).into_owned(),
+                        kind: DiffKind::Changed,
+                        fields,
+                        a: Some(sa),
+                        b: Some(sb),
                     });
                 }
-                i = i.saturating_add(1);
+                ea = ia.next();
+                eb = ib.next();
             }
-            Ordering::Greater => {
-                if let Some(r) = right.get(j) {
-                    keys.push(KeyDiff {
-                        key: r.key.to_vec(),
-                        kind: DiffKind::OnlyB,
-                        fields: Vec::new(),
-                        a: None,
-                        b: Some(*r),
-                    });
-                }
-                j = j.saturating_add(1);
-            }
-            Ordering::Equal => {
-                if let (Some((k, s)), Some(r)) = (left.get(i), right.get(j)) {
-                    let fields = fields_differing(s, r);
-                    if !fields.is_empty() {
-                        keys.push(KeyDiff {
-                            key: k.to_vec(),
-                            kind: DiffKind::Changed,
-                            fields,
-                            a: Some(*s),
-                            b: Some(*r),
-                        });
-                    }
-                }
-                i = i.saturating_add(1);
-                j = j.saturating_add(1);
-            }
+            _ => break,
         }
     }
 
     // Leases: all of them, or with renames those the compared keys use.
     let mut buckets = Vec::new();
     let mut compared: Vec<&'static [u8]> = Vec::new();
-    let lease_filter = |sides: &mut dyn Iterator<Item = i64>| -> Option<BTreeSet<[u8; 8]>> {
-        renaming.then(|| sides.filter(|&l| l != 0).map(i64::to_be_bytes).collect())
+    let leases = |ks: &KeySpace<'_>| -> Option<BTreeSet<[u8; 8]>> {
+        renaming.then(|| ks.iter().map(|v| v.kv.lease).filter(|&l| l != 0).map(i64::to_be_bytes).collect())
     };
-    let la = lease_filter(&mut left.iter().map(|(_, s)| s.lease));
-    let lb = lease_filter(&mut right.iter().map(|s| s.lease));
+    let (la, lb) = (leases(&left), leases(&right));
     compared.push(LEASE);
     compare_bucket(
         a,
@@ -268,8 +309,8 @@ pub fn diff<'a>(a: &Db<'a>, b: &Db<'a>, opts: &DiffOptions) -> Result<DiffReport
         compare_bucket(a, b, bucket, |_, _| true, &mut buckets)?;
     }
     Ok(DiffReport {
-        rev_a,
-        rev_b,
+        rev_a: left.rev(),
+        rev_b: right.rev(),
         keys_a: left.len() as u64,
         keys_b: right.len() as u64,
         keys,
@@ -473,4 +514,34 @@ pub fn history_diff(a: &Db<'_>, b: &Db<'_>) -> Result<HistoryDiff> {
         d.at_first_b = stored_at(b, main)?;
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        // A small alphabet, so that parts share prefixes and run out mid-comparison.
+        prop::collection::vec(prop::sample::select(vec![b'/', b'a', b'b']), 0..6)
+    }
+
+    proptest! {
+        #[test]
+        fn parts_compare_as_their_concatenation(a0 in bytes(), a1 in bytes(), b0 in bytes(), b1 in bytes()) {
+            let (a, b) = ([a0.as_slice(), &a1], [b0.as_slice(), &b1]);
+            prop_assert_eq!(cmp_parts(a, b), a.concat().cmp(&b.concat()));
+            prop_assert_eq!(parts_start_with(a, &b0), a.concat().starts_with(&b0));
+        }
+    }
+
+    #[test]
+    fn renamed_parts_are_target_and_tail() {
+        let rules = KeyRules {
+            renames: vec![etcdsnap_keys::Rename { from: b"/t1/".to_vec(), to: b"/x/".to_vec() }],
+            ..KeyRules::default()
+        };
+        assert_eq!(renamed_parts(&rules, b"/t1/k").concat(), b"/x/k");
+        assert_eq!(renamed_parts(&rules, b"/t2/k").concat(), b"/t2/k");
+    }
 }

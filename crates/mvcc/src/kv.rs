@@ -59,6 +59,34 @@ fn varint(b: &[u8], pos: &mut usize) -> Result<u64, KvError> {
     Err(KvError::Varint(start))
 }
 
+/// [`KvRef::key_of`] for values holding only single-byte tags of the six
+/// `KeyValue` fields with their proper wire types; `None` for anything else
+/// (including every error), which `parse` then decides. Later fields win, as
+/// in `parse`.
+fn key_fast(b: &[u8]) -> Option<&[u8]> {
+    let mut key: &[u8] = &[];
+    let mut pos = 0usize;
+    while let Some(&tag) = b.get(pos) {
+        pos = pos.checked_add(1)?;
+        match tag {
+            0x0a | 0x2a => {
+                let len = usize::try_from(varint(b, &mut pos).ok()?).ok()?;
+                let end = pos.checked_add(len)?;
+                let bytes = b.get(pos..end)?;
+                if tag == 0x0a {
+                    key = bytes;
+                }
+                pos = end;
+            }
+            0x10 | 0x18 | 0x20 | 0x30 => {
+                varint(b, &mut pos).ok()?;
+            }
+            _ => return None,
+        }
+    }
+    Some(key)
+}
+
 impl<'a> KvRef<'a> {
     /// Decodes `b` as proto3 `KeyValue`, skipping unknown fields; later fields win.
     pub fn parse(b: &'a [u8]) -> Result<Self, KvError> {
@@ -101,6 +129,18 @@ impl<'a> KvRef<'a> {
             }
         }
         Ok(kv)
+    }
+
+    /// The `key` field alone, as [`parse`](Self::parse) would decode it (empty
+    /// when `b` is not a `KeyValue`). A key space holds only the stored value
+    /// and finds, hashes and sorts by its key through this, once per probe or
+    /// comparison: the common shape (fields 1 to 6 as etcd writes them) is
+    /// walked without decoding the numbers, anything else goes through `parse`.
+    pub fn key_of(b: &'a [u8]) -> &'a [u8] {
+        match key_fast(b) {
+            Some(key) => key,
+            None => Self::parse(b).map(|kv| kv.key).unwrap_or_default(),
+        }
     }
 
     /// An owned `KeyValue` with the same fields.
@@ -172,6 +212,22 @@ mod tests {
         }
 
         #[test]
+        fn key_of_agrees_with_parse(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            prop_assert_eq!(KvRef::key_of(&bytes), KvRef::parse(&bytes).map(|kv| kv.key).unwrap_or_default());
+        }
+
+        #[test]
+        fn key_of_finds_encoded_keys(key in prop::collection::vec(any::<u8>(), 0..40), value in prop::collection::vec(any::<u8>(), 0..300),
+                                     c in any::<i64>(), l in any::<i64>(), tail in prop::collection::vec(any::<u8>(), 0..8)) {
+            let kv = KeyValue { key: key.clone(), create_revision: c, mod_revision: c, version: 1, value, lease: l };
+            let mut bytes = kv.encode_to_vec();
+            prop_assert_eq!(KvRef::key_of(&bytes), key.as_slice());
+            // Whatever follows (a second key field, unknown fields, garbage), parse decides.
+            bytes.extend_from_slice(&tail);
+            prop_assert_eq!(KvRef::key_of(&bytes), KvRef::parse(&bytes).map(|kv| kv.key).unwrap_or_default());
+        }
+
+        #[test]
         fn never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let ours = KvRef::parse(&bytes);
             // Where prost accepts, we agree on the fields.
@@ -179,6 +235,15 @@ mod tests {
                 prop_assert_eq!(a.to_owned(), b);
             }
         }
+    }
+
+    #[test]
+    fn key_of_takes_the_last_key_field() {
+        // Two key fields: the later wins, in both decoders; fixed64 field 7 forces the slow path.
+        assert_eq!(KvRef::key_of(b"\x0a\x01a\x10\x02\x0a\x02bc"), b"bc");
+        assert_eq!(KvRef::key_of(b"\x0a\x01a\x39\x00\x00\x00\x00\x00\x00\x00\x00\x0a\x01d"), b"d");
+        assert_eq!(KvRef::key_of(b"\x0a\x05ab"), b"");
+        assert_eq!(KvRef::key_of(b""), b"");
     }
 
     #[test]

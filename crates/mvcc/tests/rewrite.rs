@@ -320,8 +320,8 @@ fn tenant_move_entries() {
         assert_eq!(r.status.live_keys, live);
         let data = std::fs::read(&out).unwrap();
         let db = Db::open(trailer::split(&data).0).unwrap();
-        let (rev, keys) = at_revision(&db, 0, &Selection::default()).unwrap();
-        assert_eq!(rev, OLD_LATEST + 1_000_000_000);
+        let keys = at_revision(&db, 0, &Selection::default()).unwrap();
+        assert_eq!(keys.rev(), OLD_LATEST + 1_000_000_000);
         assert_eq!(keys.len() as u64, live);
     }
 }
@@ -663,9 +663,9 @@ fn offline_compact() {
         assert_eq!(rp.scheduled_compact, Some(OLD_COMPACT));
         let (dp, dc) = (std::fs::read(&plain).unwrap(), std::fs::read(&compacted).unwrap());
         let (p, c) = (Db::open(trailer::split(&dp).0).unwrap(), Db::open(trailer::split(&dc).0).unwrap());
-        let (rev_p, keys_p) = at_revision(&p, 0, &Selection::default()).unwrap();
-        let (rev_c, keys_c) = at_revision(&c, 0, &Selection::default()).unwrap();
-        assert_eq!(rev_p, rev_c);
+        let keys_p = at_revision(&p, 0, &Selection::default()).unwrap();
+        let keys_c = at_revision(&c, 0, &Selection::default()).unwrap();
+        assert_eq!(keys_p.rev(), keys_c.rev());
         let kv_p: Vec<KvRef<'_>> = keys_p.iter().map(|x| x.kv).collect();
         let kv_c: Vec<KvRef<'_>> = keys_c.iter().map(|x| x.kv).collect();
         assert_eq!(kv_p, kv_c);

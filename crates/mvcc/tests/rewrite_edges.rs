@@ -102,7 +102,7 @@ fn owned(kv: &KvRef<'_>) -> Kv {
 fn keyspace(path: &Path, rev: i64) -> Result<(i64, Vec<Kv>), MvccError> {
     let data = std::fs::read(path).unwrap();
     let db = Db::open(trailer::split(&data).0).unwrap();
-    at_revision(&db, rev, &Selection::default()).map(|(r, v)| (r, v.iter().map(|x| owned(&x.kv)).collect()))
+    at_revision(&db, rev, &Selection::default()).map(|ks| (ks.rev(), ks.iter().map(|x| owned(&x.kv)).collect()))
 }
 
 /// Every `key` bucket entry: (bucket key, raw value).
@@ -514,7 +514,7 @@ fn tombstones_follow_renames() {
                 let k = o.kv.key.to_vec();
                 let visible = |db: &Db<'_>, key: &[u8]| {
                     let s = Selection { prefix: Vec::new(), key: Some(key.to_vec()) };
-                    at_revision(db, o.at.rev.main, &s).unwrap().1.len()
+                    at_revision(db, o.at.rev.main, &s).unwrap().len()
                 };
                 assert_eq!(visible(&dbo, &k), 0, "{v}: deleted at {}", o.at.rev);
                 assert_eq!(visible(&dbi, i.kv.key), 0);

@@ -241,7 +241,7 @@ fn e_live_key_references_a_missing_lease() {
     let file = fixture();
     let image = trailer::split(&file).0;
     let db = Db::open(image).unwrap();
-    let (_, live) = at_revision(&db, 0, &Selection::default()).unwrap();
+    let live = at_revision(&db, 0, &Selection::default()).unwrap();
     let mut per_lease: HashMap<i64, Vec<(Revision, Vec<u8>)>> = HashMap::new();
     for v in &live {
         if v.kv.lease != 0 {

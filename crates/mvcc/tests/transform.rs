@@ -271,7 +271,8 @@ type Kv = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
 /// The key space at `rev` (0: latest): (key, value, create, mod, version, lease).
 fn keyspace(file: &[u8], rev: i64) -> (i64, Vec<Kv>) {
     let db = Db::open(trailer::split(file).0).unwrap();
-    let (at, keys) = at_revision(&db, rev, &Selection::default()).unwrap();
+    let keys = at_revision(&db, rev, &Selection::default()).unwrap();
+    let at = keys.rev();
     let kvs = keys
         .iter()
         .map(|k| {

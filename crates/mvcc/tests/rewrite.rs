@@ -8,6 +8,8 @@
 //! `crates/cli/tests/rewrite_e2e.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -112,21 +114,12 @@ fn run_err(input: &Path, output: &Path, opts: &RewriteOptions) -> String {
 }
 
 /// Every entry of a top-level bucket: (key, value), values of nested buckets included raw.
-type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+use support::Entries;
 
 /// All top-level buckets of a file (snapshot or raw db): name → (sequence, entries).
 fn read_all(path: &Path) -> BTreeMap<Vec<u8>, (u64, Entries)> {
     let data = std::fs::read(path).unwrap();
-    let db = Db::open(trailer::split(&data).0).unwrap();
-    let root = db.root().unwrap();
-    let mut out = BTreeMap::new();
-    for top in root.cursor() {
-        let top = top.unwrap();
-        let b = root.child(top).unwrap();
-        let entries = b.cursor().map(|e| e.unwrap()).map(|e| (e.key.to_vec(), e.value.to_vec())).collect();
-        out.insert(top.key.to_vec(), (b.sequence(), entries));
-    }
-    out
+    support::all_entries(&Db::open(trailer::split(&data).0).unwrap())
 }
 
 /// One `key` bucket entry, decoded.

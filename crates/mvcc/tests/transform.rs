@@ -6,7 +6,8 @@
 //! transformed snapshot by real etcd is in `crates/cli/tests/transform_e2e.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -251,20 +252,7 @@ fn identity_compaction() {
 }
 
 /// Every entry of a top-level bucket: (key, value), values of nested buckets included raw.
-type Entries = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// Every top-level bucket: name → (sequence, entries).
-fn all_entries(db: &Db<'_>) -> BTreeMap<Vec<u8>, (u64, Entries)> {
-    let root = db.root().unwrap();
-    let mut out = BTreeMap::new();
-    for top in root.cursor() {
-        let top = top.unwrap();
-        let b = root.child(top).unwrap();
-        let entries = b.cursor().map(|e| e.unwrap()).map(|e| (e.key.to_vec(), e.value.to_vec())).collect();
-        out.insert(top.key.to_vec(), (b.sequence(), entries));
-    }
-    out
-}
+use support::all_entries;
 
 type Kv = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
 

@@ -119,7 +119,9 @@ impl MappedFile {
         if now == self.stamp {
             return Ok(());
         }
-        let what = if now.len != self.stamp.len {
+        let what = if now.len < self.stamp.len {
+            format!("truncated by another process: its size went from {} to {} bytes", self.stamp.len, now.len)
+        } else if now.len != self.stamp.len {
             format!("its size went from {} to {} bytes", self.stamp.len, now.len)
         } else {
             "it was written in place".to_string()

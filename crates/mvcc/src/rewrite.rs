@@ -1173,7 +1173,15 @@ fn write_patched<'a>(
     });
     // This side's error explains a stopped writer.
     let (plan, c, (observed, kv)) = observed?;
-    let trailer_out = trailer_out??;
+    // A direct write from a map whose file shrank fails (EFAULT) rather than
+    // faulting: name the input that changed, not the output.
+    let trailer_out = match trailer_out? {
+        Ok(t) => t,
+        Err(e) => {
+            src.file.check_unchanged()?;
+            return Err(e);
+        }
+    };
     let observed = Observed { status: observed, kv, bytes: patch.bytes(), page_size: db.page_size(), compact };
     let layout = OutputLayout::Patched { replaced: patch.replaced };
     finish_output(atomic, output, opts, Produced { trailer_out, observed, layout, plan, c })

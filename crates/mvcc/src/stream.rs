@@ -13,7 +13,14 @@ use crate::error::{MvccError, Result};
 use crate::rewrite::Progress;
 use crate::trailer::TRAILER_LEN;
 
-const CHUNK: usize = 4 << 20;
+/// Bytes a buffer of the writer thread holds: up to four are alive at once
+/// (filling, two queued, being written), so this is most of a rebuilt
+/// output's fixed memory.
+const CHUNK: usize = 1 << 20;
+
+/// Bytes per write of pieces that are slices of a mapped input (no buffer
+/// of ours: the size only sets the number of system calls and checks).
+const MAPPED_CHUNK: usize = 4 << 20;
 
 /// Starts the write-back of what was written every this many bytes.
 const WRITEBACK_EVERY: u64 = 64 << 20;
@@ -248,7 +255,7 @@ fn write_pieces_direct(
                     continue;
                 }
                 let mut pos = off;
-                for chunk in p.bytes().chunks(CHUNK) {
+                for chunk in p.bytes().chunks(MAPPED_CHUNK) {
                     if stopped() {
                         return Ok(());
                     }
@@ -268,7 +275,7 @@ fn write_pieces_direct(
                     write_pieces_buffered(out, path, false, cancel, std::slice::from_ref(p))?;
                 }
                 let mut pos = off;
-                for chunk in p.bytes().chunks(CHUNK) {
+                for chunk in p.bytes().chunks(MAPPED_CHUNK) {
                     for c in cancel {
                         c.check()?;
                     }
@@ -341,7 +348,7 @@ fn write_pieces_buffered(
             }
             None => None,
         };
-        for chunk in bytes.chunks(CHUNK) {
+        for chunk in bytes.chunks(MAPPED_CHUNK) {
             for c in cancel {
                 c.check()?;
             }
@@ -382,7 +389,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("etcdsnap-pieces-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let input = dir.join("input");
-        let data: Vec<u8> = (0..(3 * CHUNK + 5 * 4096)).map(|i| (i * 7 % 253) as u8).collect();
+        let data: Vec<u8> = (0..(3 * MAPPED_CHUNK + 5 * 4096)).map(|i| (i * 7 % 253) as u8).collect();
         std::fs::write(&input, &data).unwrap();
         let map = etcdsnap_bolt::MappedFile::open(&input).unwrap();
         let head: Vec<u8> = (0..8192).map(|i| (i % 13) as u8).collect();

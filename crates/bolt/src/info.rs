@@ -100,15 +100,10 @@ impl DbInfo {
 mod tests {
     use super::*;
 
-    fn fixture(rel: &str) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(rel);
-        std::fs::read(path).unwrap()
-    }
-
     #[test]
     fn sizes_of_a_snapshot_and_a_preallocated_db() {
         // A snapshot: the image, then the 32-byte trailer past the HWM.
-        let snap = fixture("etcd-3.5.1/snapshot.db");
+        let snap = crate::testdata("etcd-3.5.1/snapshot.db");
         let db = Db::open(&snap).unwrap();
         let i = DbInfo::of(&db);
         assert_eq!(i.file_size, snap.len() as u64);
@@ -118,7 +113,7 @@ mod tests {
         assert_eq!(i.freelist, FreelistState::NotPersisted);
         assert_eq!((i.freelist.name(), i.freelist.page(), i.freelist.ids()), ("none", None, None));
         // bbolt 1.3.12 preallocates: 16,801,792 bytes, the HWM far below.
-        let raw = fixture("etcd-3.5.35/member/snap/db");
+        let raw = crate::testdata("etcd-3.5.35/member/snap/db");
         let db = Db::open(&raw).unwrap();
         let i = DbInfo::of(&db);
         assert_eq!(i.file_size, 16_801_792);
@@ -143,7 +138,7 @@ mod tests {
 
     #[test]
     fn a_short_file_has_nothing_beyond_the_hwm() {
-        let mut raw = fixture("etcd-3.5.1/member/snap/db");
+        let mut raw = crate::testdata("etcd-3.5.1/member/snap/db");
         raw.truncate(100 * 4096);
         let db = Db::open(&raw).unwrap();
         let i = DbInfo::of(&db);
@@ -154,7 +149,7 @@ mod tests {
     #[test]
     fn a_freelist_the_meta_names_but_cannot_be_read_is_unreadable() {
         // Point the active meta's freelist at page 1 (a meta page, below 2): it is named, not readable.
-        let mut raw = fixture("etcd-3.5.1/member/snap/db");
+        let mut raw = crate::testdata("etcd-3.5.1/member/snap/db");
         let active = Db::open(&raw).unwrap().metas().active;
         let meta = active * 4096 + 16;
         // meta: magic, version, page_size, flags (4 each), root bucket (16), freelist (8) at +32.

@@ -66,3 +66,10 @@ pub use meta::{Meta, MetaSlot, Metas};
 pub use mmap::guard as fault_guard;
 pub use mmap::{pin_mmap_threshold, start_writeback, DirectOut, MappedFile, DIRECT_ALIGN};
 pub use page_list::{PageKind, PageList, PageRow};
+
+/// A committed fixture under the repository's `testdata/` (unit tests).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn testdata(rel: &str) -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(rel)).unwrap()
+}

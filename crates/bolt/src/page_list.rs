@@ -132,14 +132,9 @@ mod tests {
 
     const PAGE: usize = 4096;
 
-    fn fixture(rel: &str) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(rel);
-        std::fs::read(path).unwrap()
-    }
-
     #[test]
     fn lists_every_page_of_a_real_file_once() {
-        let data = fixture("etcd-3.5.1/member/snap/db");
+        let data = crate::testdata("etcd-3.5.1/member/snap/db");
         let db = Db::open(&data).unwrap();
         let rows: Vec<PageRow> = PageList::new(&db).collect();
         // Metas first, then ids rising by each row's run, covering 0..HWM with no gap.
@@ -168,7 +163,7 @@ mod tests {
 
     #[test]
     fn pages_past_the_end_of_the_file_are_one_missing_row() {
-        let mut data = fixture("etcd-3.5.1/member/snap/db");
+        let mut data = crate::testdata("etcd-3.5.1/member/snap/db");
         let hwm = Db::open(&data).unwrap().hwm();
         // Cut the file to 200 pages: the rest up to the HWM is one row.
         data.truncate(200 * PAGE);
@@ -184,7 +179,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_header_is_missing_and_steps_one_page() {
-        let data = fixture("etcd-3.5.1/member/snap/db");
+        let data = crate::testdata("etcd-3.5.1/member/snap/db");
         let db = Db::open(&data).unwrap();
         // A page use table shorter than the file: the pages it does not cover are missing.
         let mut report = db.check();
@@ -198,7 +193,7 @@ mod tests {
     fn overflowed_freelist_count_is_read_after_the_header() {
         // A persisted freelist page whose count overflowed: items are the u64 after the header.
         let mut data = vec![0u8; 4 * PAGE];
-        let src = fixture("etcd-3.5.1/member/snap/db");
+        let src = crate::testdata("etcd-3.5.1/member/snap/db");
         data[..2 * PAGE].copy_from_slice(&src[..2 * PAGE]);
         let h = PageHeader { id: 2, flags: 0x10, count: COUNT_OVERFLOWED, overflow: 0 };
         let mut buf = [0u8; PAGE_HEADER_SIZE];

@@ -1016,6 +1016,18 @@ fn read_back(tmp: &Path, output: &Path, st: &Status, hkv: &KeyValueHash) -> Resu
     Ok(())
 }
 
+/// Refuses an input whose SHA-256 trailer does not match its contents.
+pub(crate) fn refuse_mismatch(t: &Trailer, input: &Path) -> Result<()> {
+    match t {
+        Trailer::Mismatch { stored, computed } => Err(MvccError::Refused(Refusal::TrailerMismatch {
+            path: input.to_path_buf(),
+            stored: trailer::hex(stored),
+            computed: trailer::hex(computed),
+        })),
+        Trailer::Absent | Trailer::Valid(_) => Ok(()),
+    }
+}
+
 pub(crate) fn validate(opts: &RewriteOptions) -> Result<()> {
     opts.rules.validate().map_err(|e| MvccError::Refused(Refusal::Rules(e)))?;
     if let Some(n) = opts.bump_revision.filter(|&n| n <= 0) {
@@ -1447,14 +1459,8 @@ fn rewrite_inner(
         (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), written)
     });
     let trailer_in = trailer_in?;
-    if let Trailer::Mismatch { stored, computed } = trailer_in {
-        // An unfinished output (dropped here) is removed.
-        return Err(MvccError::Refused(Refusal::TrailerMismatch {
-            path: input.to_path_buf(),
-            stored: trailer::hex(&stored),
-            computed: trailer::hex(&computed),
-        }));
-    }
+    // An unfinished output (dropped here) is removed.
+    refuse_mismatch(&trailer_in, input)?;
     let Written { layout, atomic, plan, c, st, hkv, trailer_out, bytes_out } = written?;
     opts.cancel.check()?;
     // The trailer was checked by one pass; the output was made by others.

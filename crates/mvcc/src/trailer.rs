@@ -41,9 +41,7 @@ impl Trailer {
     pub fn is_present(&self) -> bool {
         !matches!(self, Self::Absent)
     }
-}
 
-impl Trailer {
     /// The digest stored in the file, when there is a trailer.
     pub fn stored(&self) -> Option<[u8; TRAILER_LEN]> {
         match self {

@@ -58,11 +58,11 @@ use std::time::Instant;
 use etcdsnap_bolt::{Cancel, Db};
 use sha2::{Digest, Sha256};
 
-use crate::error::{MvccError, Refusal, Result};
+use crate::error::{MvccError, Result};
 use crate::kv::KvRef;
 use crate::revision::BucketKey;
 use crate::rewrite::{OutputLayout, Progress, RewriteOptions, RewriteReport};
-use crate::trailer::{self, Trailer, TRAILER_LEN};
+use crate::trailer::{self, TRAILER_LEN};
 
 /// What an [`EntryHook`] does with one `key`-bucket entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,13 +242,7 @@ fn transform_inner<W: Write>(
         (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), prepared)
     });
     let trailer_in = trailer_in?;
-    if let Trailer::Mismatch { stored, computed } = trailer_in {
-        return Err(MvccError::Refused(Refusal::TrailerMismatch {
-            path: INPUT.into(),
-            stored: trailer::hex(&stored),
-            computed: trailer::hex(&computed),
-        }));
-    }
+    crate::rewrite::refuse_mismatch(&trailer_in, Path::new(INPUT))?;
     let (layout, plan) = prepared?;
     opts.cancel.check()?;
     let want_trailer = opts.trailer.wants_trailer(stored.is_some());

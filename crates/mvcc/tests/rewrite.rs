@@ -31,31 +31,18 @@ use etcdsnap_mvcc::verify::{verify, VerifyOptions};
 use etcdsnap_mvcc::MvccError;
 use etcdsnap_proto::{authpb, Message};
 use serde_json::Value;
+use support::{fixture_dir, snapshot, Entries};
 
 const VERSIONS: [&str; 5] = ["3.4.23", "3.5.1", "3.5.35", "3.6.16", "3.7.3"];
 const OLD_LATEST: i64 = 1473;
 const OLD_COMPACT: i64 = 1147;
 
-fn fixture_dir(version: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(format!("etcd-{version}"))
-}
-
-fn snapshot(version: &str) -> PathBuf {
-    fixture_dir(version).join("snapshot.db")
+fn scratch(name: &str) -> PathBuf {
+    support::scratch("mvcc-rewrite", name)
 }
 
 fn expected(version: &str, name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(fixture_dir(version).join("expected").join(name)).unwrap()).unwrap()
-}
-
-/// A fresh empty directory under cargo's per-target temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mvcc-rewrite").join(name);
-    if d.exists() {
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn strs(v: &[&str]) -> Vec<Vec<u8>> {
@@ -112,9 +99,6 @@ fn run_err(input: &Path, output: &Path, opts: &RewriteOptions) -> String {
     assert_eq!(before, after, "refused rewrite left files behind ({e})");
     e.to_string()
 }
-
-/// Every entry of a top-level bucket: (key, value), values of nested buckets included raw.
-use support::Entries;
 
 /// All top-level buckets of a file (snapshot or raw db): name → (sequence, entries).
 fn read_all(path: &Path) -> BTreeMap<Vec<u8>, (u64, Entries)> {

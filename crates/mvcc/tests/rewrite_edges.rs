@@ -5,6 +5,8 @@
 //! tombstones under a rename. Library level: no etcd is started.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod support;
+
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -23,23 +25,14 @@ use etcdsnap_mvcc::trailer;
 use etcdsnap_mvcc::verify::{verify, VerifyOptions};
 use etcdsnap_mvcc::MvccError;
 use etcdsnap_proto::{authpb, mvccpb, Message};
+use support::snapshot;
 
 const VERSIONS: [&str; 5] = ["3.4.23", "3.5.1", "3.5.35", "3.6.16", "3.7.3"];
 const OLD_LATEST: i64 = 1473;
 const OLD_COMPACT: i64 = 1147;
 
-fn snapshot(version: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(format!("etcd-{version}/snapshot.db"))
-}
-
-/// A fresh empty directory under cargo's per-target temp dir.
 fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mvcc-rewrite-edges").join(name);
-    if d.exists() {
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    support::scratch("mvcc-rewrite-edges", name)
 }
 
 fn rules(include: &[&str], keep: &[&str], drop: &[&str], rename: &[&str]) -> KeyRules {

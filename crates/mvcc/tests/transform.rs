@@ -24,30 +24,17 @@ use etcdsnap_mvcc::trailer::{self, Trailer};
 use etcdsnap_mvcc::transform::{transform, Decision, Entry, EntryHook};
 use etcdsnap_mvcc::verify::{verify, VerifyOptions};
 use etcdsnap_mvcc::{MvccError, Refusal};
+use support::{all_entries, fixture_dir as fixture, snapshot};
 
 const VERSIONS: [&str; 5] = ["3.4.23", "3.5.1", "3.5.35", "3.6.16", "3.7.3"];
 
-fn fixture(version: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(format!("etcd-{version}"))
-}
-
-fn snapshot(version: &str) -> PathBuf {
-    fixture(version).join("snapshot.db")
-}
-
 /// The server's raw bbolt file (no trailer).
+fn scratch(name: &str) -> PathBuf {
+    support::scratch("mvcc-transform", name)
+}
+
 fn raw_db(version: &str) -> PathBuf {
     fixture(version).join("member/snap/db")
-}
-
-/// A fresh empty directory under cargo's per-target temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mvcc-transform").join(name);
-    if d.exists() {
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn rules(include: &[&str], exclude: &[&str], keep: &[&str], rename: &[&str]) -> KeyRules {
@@ -250,9 +237,6 @@ fn identity_compaction() {
         }
     }
 }
-
-/// Every entry of a top-level bucket: (key, value), values of nested buckets included raw.
-use support::all_entries;
 
 type Kv = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
 

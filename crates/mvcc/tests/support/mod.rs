@@ -20,3 +20,23 @@ pub fn all_entries(db: &Db<'_>) -> BTreeMap<Vec<u8>, (u64, Entries)> {
     }
     out
 }
+
+/// The committed fixture directory of an etcd version (`testdata/etcd-V`).
+pub fn fixture_dir(version: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(format!("etcd-{version}"))
+}
+
+/// The fixture snapshot (with its SHA-256 trailer) of an etcd version.
+pub fn snapshot(version: &str) -> std::path::PathBuf {
+    fixture_dir(version).join("snapshot.db")
+}
+
+/// A fresh empty directory `group/name` under cargo's per-target temp dir.
+pub fn scratch(group: &str, name: &str) -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(group).join(name);
+    if d.exists() {
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

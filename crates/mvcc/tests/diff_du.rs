@@ -35,9 +35,11 @@ enum Edit {
 /// top-level bucket, `extra` entries are appended to the named bucket (keys
 /// must sort after the bucket's last key).
 fn build(image: &[u8], edit: impl Fn(&[u8], &[u8], &[u8]) -> Edit, extra: &[(&[u8], Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let dir = std::env::temp_dir().join(format!("etcdsnap-diff-{}", std::process::id()));
+    // A directory of its own: another test's clean-up cannot remove it
+    // between its creation and the file's.
+    let dir = std::env::temp_dir().join(format!("etcdsnap-diff-{}-{}", std::process::id(), rand_name()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}.db", rand_name()));
+    let path = dir.join("out.db");
     {
         let db = Db::open(image).unwrap();
         let f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
@@ -65,9 +67,7 @@ fn build(image: &[u8], edit: impl Fn(&[u8], &[u8], &[u8]) -> Edit, extra: &[(&[u
         b.finish().unwrap();
     }
     let bytes = std::fs::read(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    // Other threads of this test binary may still be using the directory.
-    let _ = std::fs::remove_dir(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
     bytes
 }
 

@@ -5,7 +5,7 @@
 #
 #   tools/bench-compact.sh SNAPSHOT [SMALL_SNAPSHOT]
 #
-# Builds target/release/etcdsnap, warms the page cache (cat SNAPSHOT > /dev/null),
+# Builds target/release/etcdsnap, warms the page cache (bench-lib.sh warm),
 # then runs, interleaved, $BENCH_RUNS rounds (default 3) of, best time of each:
 #   etcdsnap-compact  etcdsnap bolt compact SNAPSHOT OUT   (verifies the input's
 #                     SHA-256 trailer, rebuilds, hashes the output for its trailer,
@@ -34,6 +34,7 @@ set -euo pipefail
 [ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: $0 SNAPSHOT [SMALL_SNAPSHOT]" >&2; exit 2; }
 file=$1
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/tools/bench-lib.sh"
 small=${2:-$repo/testdata/etcd-3.5.1/snapshot.db}
 for f in "$file" "$small"; do [ -f "$f" ] || { echo "$f: not a file" >&2; exit 2; }; done
 runs=${BENCH_RUNS:-3}
@@ -68,8 +69,8 @@ elif ! "$oracle" info "$file" > /dev/null 2>&1; then
   head -c "$hwm_bytes" "$file" > "$go_input"
 fi
 
-cat "$file" > /dev/null
-[ "$go_input" = "$file" ] || cat "$go_input" > /dev/null
+warm "$file"
+[ "$go_input" = "$file" ] || warm "$go_input"
 
 # one NAME CMD...: a single timed run; prints seconds (prefixed '>' when stopped by timeout).
 one() {
@@ -118,7 +119,6 @@ done
 
 # compact_mem INPUT: peak RssAnon and VmHWM (MB, from bench-lib.sh's mem) of one
 # etcdsnap compact of INPUT, converted back to kB for the report below.
-. "$repo/tools/bench-lib.sh"
 compact_mem() {
   local a h
   read -r a h < <(mem "$etcdsnap" bolt compact "$1" "$out")

@@ -15,6 +15,7 @@ set -euo pipefail
 file=$1
 runs=${2:-3}
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/tools/bench-lib.sh"
 etcdsnap=${ETCDSNAP:-$repo/target/release/etcdsnap}
 [ -x "$etcdsnap" ] || (cd "$repo" && cargo build -q --release -p etcdsnap)
 tmp=$(mktemp -d)
@@ -22,9 +23,8 @@ trap 'rm -rf "$tmp"' EXIT
 key=$("$etcdsnap" keys "$file" --limit 1 | head -1)
 planted=$tmp/planted.db
 "$etcdsnap" rewrite "$file" "$planted" --drop-key "$key" --allow-empty-rules > /dev/null
-cat "$file" "$planted" > /dev/null
+warm "$file" "$planted"
 
-. "$repo/tools/bench-lib.sh"
 
 declare -A t
 names=(status du diff history)

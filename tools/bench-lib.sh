@@ -6,6 +6,15 @@
 #   mem CMD...      "RssAnon_MB VmHWM_MB": peak anonymous memory (heap and stacks,
 #                   not the mapped file) and peak resident set of one run, sampled
 #                   every 20 ms from /proc/PID/status
+#   warm FILE...    puts each FILE in one defined page-cache state: its cached
+#                   pages dropped (dd iflag=nocache), then read once in order.
+#                   The kernel's readahead then caches it in large folios (up
+#                   to 2 MiB, mapped by one PMD entry where the kernel can), as
+#                   after any sequential read or download; a file the kernel
+#                   cached as it was written is often in 4 KiB folios, which
+#                   cost every mmap reader (ours and Go bbolt's) several times
+#                   more in page-table work. BENCH_KEEP_CACHE=1 leaves the cache
+#                   as it is (only reads the files).
 
 secs() {
   local s e rc=0
@@ -32,4 +41,12 @@ mem() {
   done
   wait "$pid" || true
   printf '%.1f %.1f\n' "$(echo "$anon / 1024" | bc -l)" "$(echo "$hwm / 1024" | bc -l)"
+}
+
+warm() {
+  local f
+  for f in "$@"; do
+    [ -n "${BENCH_KEEP_CACHE:-}" ] || dd if="$f" iflag=nocache count=0 status=none
+    cat "$f" > /dev/null
+  done
 }

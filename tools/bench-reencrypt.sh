@@ -24,6 +24,7 @@
 # BENCH_BIN (an etcdsnap binary to use instead of building target/release/etcdsnap).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/tools/bench-lib.sh"
 oracles=${ETCDSNAP_ORACLES:-$repo/.oracles}
 keys=${BENCH_KEYS:-100000}
 deks=${BENCH_DEKS:-4}
@@ -102,7 +103,7 @@ echo "made $done_keys KMS v2 Secrets ($deks DEK seeds) and a snapshot of $(stat 
 kill -TERM "$etcd_pid"; wait "$etcd_pid" 2>/dev/null || true; etcd_pid=
 
 : > "$work/calls.log"
-cat "$work/snap.db" > /dev/null
+warm "$work/snap.db"
 s=$(date +%s%N)
 "$etcdsnap" rewrite "$work/snap.db" "$work/moved.db" --include /tenant-a/ \
   --rename /tenant-a/registry/=/registry/ --bump-revision 1000000000 --mark-compacted \

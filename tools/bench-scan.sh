@@ -4,7 +4,7 @@
 #
 #   tools/bench-scan.sh SNAPSHOT
 #
-# Builds target/release/etcdsnap, warms the page cache (cat FILE > /dev/null),
+# Builds target/release/etcdsnap, warms the page cache (bench-lib.sh warm),
 # then times each command (wall seconds from date +%s%N around /usr/bin/time,
 # peak RSS from /usr/bin/time -f '%e %M'), best of
 # $BENCH_RUNS runs (default 3):
@@ -24,6 +24,7 @@ set -euo pipefail
 file=$1
 [ -f "$file" ] || { echo "$file: not a file" >&2; exit 2; }
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/tools/bench-lib.sh"
 runs=${BENCH_RUNS:-3}
 dump_max=${DUMP_MAX_SECS:-60}
 etcdutl=${ETCDSNAP_ORACLES:-$repo/.oracles}/etcd-3.5.1/etcdutl
@@ -38,7 +39,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 echo "file: $file ($size bytes, $(awk -v s="$size" 'BEGIN{printf "%.3f GiB", s/2^30}'))" >&2
 echo "host: $(nproc) CPUs, $(uname -sr); runs: best of $runs" >&2
-cat "$file" > /dev/null
+warm "$file"
 
 # one NAME CMD...: a single timed run, stdout discarded; prints "secs rss_kb".
 one() {

@@ -224,7 +224,9 @@ impl DirectOut {
     /// Whether `buf` at `offset` can be written directly.
     pub fn aligned(buf: &[u8], offset: u64) -> bool {
         const A: u64 = DIRECT_ALIGN as u64;
-        buf.as_ptr().addr() % DIRECT_ALIGN == 0 && buf.len() % DIRECT_ALIGN == 0 && offset % A == 0
+        buf.as_ptr().addr().is_multiple_of(DIRECT_ALIGN)
+            && buf.len().is_multiple_of(DIRECT_ALIGN)
+            && offset.is_multiple_of(A)
     }
 
     /// Writes all of `buf` at `offset`; an unaligned run is refused

@@ -366,7 +366,7 @@ fn decode_name(s: &str, hex: bool) -> Result<Vec<u8>> {
     if !hex {
         return Ok(s.as_bytes().to_vec());
     }
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("{s:?} is not hex: odd length");
     }
     (0..s.len())

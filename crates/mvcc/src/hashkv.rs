@@ -122,7 +122,7 @@ impl KvHasher {
             rule,
             keys: crate::index::KeyHasher::new(),
             latest: crate::keytable::KeyTable::new(),
-            crc: crc32c::crc32c(KEY),
+            crc: etcdsnap_proto::crc32c::checksum(KEY),
             prefix_end: None,
             suffix_len: 0,
             ordinal: 0,
@@ -140,7 +140,7 @@ impl KvHasher {
             if self.prefix_end.is_none() {
                 self.prefix_end = Some(self.crc);
             }
-            self.crc = crc32c::crc32c_append(crc32c::crc32c_append(self.crc, key), value);
+            self.crc = etcdsnap_proto::crc32c::append(etcdsnap_proto::crc32c::append(self.crc, key), value);
             self.suffix_len = self.suffix_len.saturating_add(entry_len(key, value));
             // A later revision of the key: none of its entries at or below the
             // compact revision is kept any more.
@@ -156,7 +156,7 @@ impl KvHasher {
         // not hashed either under the newer rule, even when nothing is kept.
         let skipped = self.rule == TombstoneRule::Skip && bk.tombstone && bk.rev.main == self.compact;
         if !skipped {
-            self.crc = crc32c::crc32c_append(crc32c::crc32c_append(self.crc, key), value);
+            self.crc = etcdsnap_proto::crc32c::append(etcdsnap_proto::crc32c::append(self.crc, key), value);
         }
         let len = u32::try_from(entry_len(key, value))
             .map_err(|_| MvccError::value(KEY, key, "entry longer than 4 GiB".into()))?;
@@ -201,7 +201,7 @@ impl KvHasher {
         kept.sort_unstable_by_key(|l| l.ordinal);
         // Chain the kept entries: crc(T‖E) = shift(T ⊕ before, |E|) ⊕ after,
         // since after = shift(before, |E|) ⊕ crc(E).
-        let mut t = crc32c::crc32c(KEY);
+        let mut t = etcdsnap_proto::crc32c::checksum(KEY);
         for l in kept.iter() {
             t = shift(t ^ l.before, u64::from(l.len)) ^ l.after;
         }
@@ -222,7 +222,7 @@ fn shift(v: u32, n: u64) -> u32 {
     // The hardware CRC over zeros is fastest for what entries are.
     static ZEROS: [u8; SHORT] = [0; SHORT];
     if let Some(z) = usize::try_from(n).ok().and_then(|n| ZEROS.get(..n)) {
-        !crc32c::crc32c_append(!v, z)
+        !etcdsnap_proto::crc32c::append(!v, z)
     } else {
         mul(x_pow_8n(n), v)
     }
@@ -269,8 +269,12 @@ mod tests {
         let a: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
         for n in [0usize, 1, 7, 300, 16384, 16385, 40000] {
             let b: Vec<u8> = (0..n).map(|i| (i * 13 % 253) as u8).collect();
-            let whole = crc32c::crc32c_append(crc32c::crc32c(&a), &b);
-            assert_eq!(shift(crc32c::crc32c(&a), n as u64) ^ crc32c::crc32c(&b), whole, "n = {n}");
+            let whole = etcdsnap_proto::crc32c::append(etcdsnap_proto::crc32c::checksum(&a), &b);
+            assert_eq!(
+                shift(etcdsnap_proto::crc32c::checksum(&a), n as u64) ^ etcdsnap_proto::crc32c::checksum(&b),
+                whole,
+                "n = {n}"
+            );
             assert_eq!(mul(x_pow_8n(n as u64), 0x1234_5678), shift(0x1234_5678, n as u64), "n = {n}");
         }
     }

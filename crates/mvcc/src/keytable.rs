@@ -172,7 +172,7 @@ mod tests {
             x ^= x << 17;
             let k = (x % 20_000) as u32;
             let id = h.hash(&k.to_be_bytes());
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 assert_eq!(ours.remove(&id), model.remove(&k), "step {step} remove {k}");
             } else {
                 assert_eq!(ours.insert(id, step).unwrap(), model.insert(k, step), "step {step} insert {k}");

@@ -136,12 +136,12 @@ impl KeyPart {
             let e = e?;
             if e.is_bucket() {
                 // A nested bucket in `key`: etcdutl hashes its name alone.
-                p.crc = crc32c::crc32c_append(p.crc, e.key);
+                p.crc = etcdsnap_proto::crc32c::append(p.crc, e.key);
                 p.len = p.len.saturating_add(e.key.len() as u64);
                 p.nested = p.nested.saturating_add(1);
                 continue;
             }
-            p.crc = crc32c::crc32c_append(crc32c::crc32c_append(p.crc, e.key), e.value);
+            p.crc = etcdsnap_proto::crc32c::append(etcdsnap_proto::crc32c::append(p.crc, e.key), e.value);
             p.len = p.len.saturating_add(e.key.len() as u64).saturating_add(e.value.len() as u64);
             p.entries = p.entries.saturating_add(1);
             p.last_revision = Some(BucketKey::lenient_main(e.key));
@@ -229,7 +229,7 @@ impl StatusObserver {
     pub fn open_bucket(&mut self, name: &[u8]) {
         match self.depth {
             0 => {
-                self.crc = crc32c::crc32c_append(self.crc, name);
+                self.crc = etcdsnap_proto::crc32c::append(self.crc, name);
                 self.top = match name {
                     KEY => Top::Key,
                     schema::META => Top::Meta,
@@ -252,9 +252,9 @@ impl StatusObserver {
     }
 
     fn count(&mut self, key: &[u8], value: Option<&[u8]>) {
-        self.crc = crc32c::crc32c_append(self.crc, key);
+        self.crc = etcdsnap_proto::crc32c::append(self.crc, key);
         if let Some(v) = value {
-            self.crc = crc32c::crc32c_append(self.crc, v);
+            self.crc = etcdsnap_proto::crc32c::append(self.crc, v);
         }
         self.total_key = self.total_key.saturating_add(1);
     }
@@ -302,7 +302,7 @@ impl StatusObserver {
     /// Takes in a slice of the `key` bucket walked elsewhere, as if its
     /// entries had been put here now.
     fn absorb(&mut self, part: KeyPart) -> Result<()> {
-        self.crc = crc32c::crc32c_combine(self.crc, part.crc, usize::try_from(part.len).unwrap_or(usize::MAX));
+        self.crc = etcdsnap_proto::crc32c::combine(self.crc, part.crc, part.len);
         self.total_key = self.total_key.saturating_add(part.entries).saturating_add(part.nested);
         if let Some(r) = part.last_revision {
             self.revision = r;

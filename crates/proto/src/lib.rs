@@ -38,6 +38,7 @@
 )]
 
 pub mod authpb;
+pub mod crc32c;
 pub mod etcdserverpb;
 pub mod leasepb;
 pub mod membershippb;

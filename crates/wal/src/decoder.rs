@@ -209,7 +209,7 @@ impl<'a> SegmentDecoder<'a> {
             }
             self.crc = record.crc;
         } else {
-            let computed = crc32c::crc32c_append(self.crc, record.data());
+            let computed = etcdsnap_proto::crc32c::append(self.crc, record.data());
             let decoded = (record.rec_type == ENTRY_TYPE).then(|| RawEntry::decode(record.data()));
             let index = decoded.as_ref().and_then(|d| d.as_ref().ok()).map(|e| e.index);
             if computed != record.crc {

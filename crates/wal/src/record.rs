@@ -104,7 +104,7 @@ impl Encoder {
         let crc = if rec_type == CRC_TYPE {
             self.crc
         } else {
-            self.crc = crc32c::crc32c_append(self.crc, data.unwrap_or(&[]));
+            self.crc = etcdsnap_proto::crc32c::append(self.crc, data.unwrap_or(&[]));
             self.crc
         };
         self.buf.clear();

@@ -52,7 +52,7 @@ pub fn check_snap_bytes(term: u64, index: u64, bytes: &[u8]) -> (Vec<u64>, Optio
     if data.is_empty() || s.crc == 0 {
         return (vec![], Some("empty data or zero crc (ErrEmptySnapshot)".into()));
     }
-    let computed = crc32c::crc32c(data);
+    let computed = etcdsnap_proto::crc32c::checksum(data);
     if computed != s.crc {
         return (vec![], Some(format!("crc mismatch (stored 0x{:08x}, computed 0x{computed:08x})", s.crc)));
     }
@@ -75,7 +75,10 @@ pub fn check_snap_bytes(term: u64, index: u64, bytes: &[u8]) -> (Vec<u64>, Optio
 /// matches its data (name and metadata aside).
 pub fn looks_like_snap_file(bytes: &[u8]) -> bool {
     match snappb::Snapshot::decode(bytes) {
-        Ok(s) => s.data.as_deref().is_some_and(|d| !d.is_empty() && s.crc != 0 && crc32c::crc32c(d) == s.crc),
+        Ok(s) => s
+            .data
+            .as_deref()
+            .is_some_and(|d| !d.is_empty() && s.crc != 0 && etcdsnap_proto::crc32c::checksum(d) == s.crc),
         Err(_) => false,
     }
 }

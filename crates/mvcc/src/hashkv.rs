@@ -112,6 +112,16 @@ pub struct KvHasher {
     /// Bytes hashed above `compact`.
     suffix_len: u64,
     ordinal: u64,
+    /// The bucket's whole stream — its name, every entry added, hashed or
+    /// not, and the bytes [`pass`](Self::pass)ed — as `snapshot status`
+    /// hashes it: its CRC is `shift(whole_sync ⊕ crc_sync, since) ⊕ crc`,
+    /// where `whole_sync` and `crc_sync` are the two CRCs when an entry was
+    /// last left out of `crc`, and `since` the bytes hashed after it. Until
+    /// then both are the name's CRC and the stream's CRC is `crc` itself.
+    whole_sync: u32,
+    crc_sync: u32,
+    since: u64,
+    whole_len: u64,
 }
 
 impl KvHasher {
@@ -126,7 +136,48 @@ impl KvHasher {
             prefix_end: None,
             suffix_len: 0,
             ordinal: 0,
+            whole_sync: etcdsnap_proto::crc32c::checksum(KEY),
+            crc_sync: etcdsnap_proto::crc32c::checksum(KEY),
+            since: 0,
+            whole_len: KEY.len() as u64,
         }
+    }
+
+    /// Bytes of the bucket's stream that HashKV does not hash (a nested
+    /// bucket's name, which `snapshot status` hashes), in their place.
+    pub fn pass(&mut self, bytes: &[u8]) {
+        self.leave_out(&[bytes]);
+    }
+
+    /// `parts` are in the stream, not in the hash.
+    fn leave_out(&mut self, parts: &[&[u8]]) {
+        let mut whole = self.stream_crc().0;
+        for p in parts {
+            whole = etcdsnap_proto::crc32c::append(whole, p);
+            self.whole_len = self.whole_len.saturating_add(p.len() as u64);
+        }
+        self.whole_sync = whole;
+        self.crc_sync = self.crc;
+        self.since = 0;
+    }
+
+    /// `len` bytes hashed, in the stream too.
+    fn hashed(&mut self, len: u64) {
+        self.since = self.since.saturating_add(len);
+        self.whole_len = self.whole_len.saturating_add(len);
+    }
+
+    /// CRC-32C and length of the bucket's stream so far: the name `key`,
+    /// then every entry added (bucket key, value) and every byte passed, as
+    /// etcdutl's `snapshot status` hash takes in the `key` bucket. A caller
+    /// that also wants that hash need not run the CRC over the bucket twice.
+    pub fn stream_crc(&self) -> (u32, u64) {
+        let whole = if self.whole_sync == self.crc_sync {
+            self.crc
+        } else {
+            shift(self.whole_sync ^ self.crc_sync, self.since) ^ self.crc
+        };
+        (whole, self.whole_len)
     }
 
     /// Adds one entry of the `key` bucket (bucket key, value), in bucket order.
@@ -142,6 +193,7 @@ impl KvHasher {
             }
             self.crc = etcdsnap_proto::crc32c::append(etcdsnap_proto::crc32c::append(self.crc, key), value);
             self.suffix_len = self.suffix_len.saturating_add(entry_len(key, value));
+            self.hashed(entry_len(key, value));
             // A later revision of the key: none of its entries at or below the
             // compact revision is kept any more.
             self.record(
@@ -155,8 +207,11 @@ impl KvHasher {
         // A tombstone is never kept; one at exactly the compact revision is
         // not hashed either under the newer rule, even when nothing is kept.
         let skipped = self.rule == TombstoneRule::Skip && bk.tombstone && bk.rev.main == self.compact;
-        if !skipped {
+        if skipped {
+            self.leave_out(&[key, value]);
+        } else {
             self.crc = etcdsnap_proto::crc32c::append(etcdsnap_proto::crc32c::append(self.crc, key), value);
+            self.hashed(entry_len(key, value));
         }
         let len = u32::try_from(entry_len(key, value))
             .map_err(|_| MvccError::value(KEY, key, "entry longer than 4 GiB".into()))?;
@@ -276,6 +331,59 @@ mod tests {
                 "n = {n}"
             );
             assert_eq!(mul(x_pow_8n(n as u64), 0x1234_5678), shift(0x1234_5678, n as u64), "n = {n}");
+        }
+    }
+
+    /// One `key`-bucket entry: (bucket key, value).
+    fn entry(main: i64, key: &[u8], tombstone: bool, value: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        use etcdsnap_proto::Message;
+        let mut at = crate::revision::Revision::new(main, 0).to_bytes().to_vec();
+        let kv = if tombstone {
+            at.push(b't');
+            etcdsnap_proto::mvccpb::KeyValue { key: key.to_vec(), ..Default::default() }
+        } else {
+            etcdsnap_proto::mvccpb::KeyValue {
+                key: key.to_vec(),
+                create_revision: main,
+                mod_revision: main,
+                version: 1,
+                value: value.to_vec(),
+                lease: 0,
+            }
+        };
+        (at, kv.encode_to_vec())
+    }
+
+    #[test]
+    fn stream_crc_is_every_byte_in_order_hashed_or_not() {
+        // Tombstones at the compact revision (4) are left out of the hash
+        // under the newer rule, and a passed name never is in it: the stream
+        // has all of them. Cases: none left out, one, several apart, and one
+        // as the very last entry.
+        let cases: [&[(i64, bool)]; 4] = [
+            &[(2, false), (3, false), (5, false)],
+            &[(2, false), (4, true), (5, false), (6, false)],
+            &[(4, true), (5, false), (4, true), (6, false), (7, false)],
+            &[(2, false), (3, false), (4, true)],
+        ];
+        for (n, case) in cases.iter().enumerate() {
+            for rule in [TombstoneRule::Skip, TombstoneRule::Include] {
+                let mut h = KvHasher::new(4, rule);
+                let mut stream = KEY.to_vec();
+                for (i, &(main, tomb)) in case.iter().enumerate() {
+                    let value = vec![u8::try_from(i).unwrap(); 100 * i];
+                    let (k, v) = entry(main, format!("/k{}", i % 2).as_bytes(), tomb, &value);
+                    h.add(&k, &v).unwrap();
+                    stream.extend_from_slice(&k);
+                    stream.extend_from_slice(&v);
+                    if i == 1 {
+                        h.pass(b"nested");
+                        stream.extend_from_slice(b"nested");
+                    }
+                }
+                let want = (etcdsnap_proto::crc32c::checksum(&stream), stream.len() as u64);
+                assert_eq!(h.stream_crc(), want, "case {n}, {rule:?}");
+            }
         }
     }
 }

@@ -922,8 +922,10 @@ impl<'a, S: Sink> Watched<'a, S> {
     fn new(out: &'a mut S, compact: i64) -> Self {
         Self {
             out,
-            // The HashKV records are per key already: they count the live keys.
-            status: StatusObserver::without_live_keys(),
+            // The HashKV records are per key already: they count the live
+            // keys; and its CRC runs over the `key` bucket: it gives status
+            // that bucket's share of the hash.
+            status: StatusObserver::without_live_keys().key_crc_given(),
             // HashKV as etcd ≥3.5.16 answers it (the report's rule).
             kv: KvHasher::new(compact, TombstoneRule::Skip),
             depth: 0,
@@ -946,6 +948,9 @@ impl<S: Sink> Sink for Watched<'_, S> {
         self.status.open_bucket(name);
         if self.depth == 0 {
             self.in_key = name == KEY;
+        } else if self.depth == 1 && self.in_key {
+            // Status hashes a nested bucket's name; HashKV does not.
+            self.kv.pass(name);
         }
         self.depth = self.depth.saturating_add(1);
         Ok(())
@@ -970,6 +975,10 @@ impl<S: Sink> Sink for Watched<'_, S> {
         self.out.close_bucket()?;
         self.status.close_bucket();
         self.depth = self.depth.saturating_sub(1);
+        if self.depth == 0 && self.in_key {
+            let (crc, len) = self.kv.stream_crc();
+            self.status.key_bucket_crc(crc, len);
+        }
         Ok(())
     }
 }

@@ -178,6 +178,11 @@ enum Top {
 pub struct StatusObserver {
     /// Whether live keys are counted here (else the caller gives them).
     track_live: bool,
+    /// Whether the `key` bucket's share of the hash comes from the caller
+    /// ([`key_bucket_crc`](Self::key_bucket_crc)), who hashes it anyway.
+    key_crc_given: bool,
+    /// The hash before the `key` bucket's name, while its share is awaited.
+    crc_before_key: Option<u32>,
     crc: u32,
     total_key: u64,
     revision: i64,
@@ -199,6 +204,8 @@ impl Default for StatusObserver {
     fn default() -> Self {
         Self {
             track_live: true,
+            key_crc_given: false,
+            crc_before_key: None,
             crc: 0,
             total_key: 0,
             revision: 0,
@@ -225,11 +232,33 @@ impl StatusObserver {
         Self { track_live: false, ..Self::default() }
     }
 
+    /// The same observer, but the `key` bucket (its name, entries and nested
+    /// bucket names) is left out of the hash until the caller gives its CRC
+    /// and length with [`key_bucket_crc`](Self::key_bucket_crc) — as
+    /// [`KvHasher::stream_crc`](crate::hashkv::KvHasher::stream_crc) has them.
+    pub fn key_crc_given(self) -> Self {
+        Self { key_crc_given: true, ..self }
+    }
+
+    /// The `key` bucket's share of the hash, for an observer made with
+    /// [`key_crc_given`](Self::key_crc_given): CRC-32C and length of its
+    /// name, entries and nested bucket names in order. Call it once the
+    /// bucket closed, before the next bucket opens.
+    pub fn key_bucket_crc(&mut self, crc: u32, len: u64) {
+        if let Some(before) = self.crc_before_key.take() {
+            self.crc = etcdsnap_proto::crc32c::combine(before, crc, len);
+        }
+    }
+
+    /// Whether the open top-level bucket's bytes are hashed by the caller.
+    fn hashed_outside(&self) -> bool {
+        self.key_crc_given && self.top == Top::Key
+    }
+
     /// A bucket opens: top-level when none is open, else nested in the open one.
     pub fn open_bucket(&mut self, name: &[u8]) {
         match self.depth {
             0 => {
-                self.crc = etcdsnap_proto::crc32c::append(self.crc, name);
                 self.top = match name {
                     KEY => Top::Key,
                     schema::META => Top::Meta,
@@ -238,6 +267,11 @@ impl StatusObserver {
                     schema::AUTH => Top::Auth,
                     _ => Top::Other,
                 };
+                if self.hashed_outside() {
+                    self.crc_before_key = Some(self.crc);
+                } else {
+                    self.crc = etcdsnap_proto::crc32c::append(self.crc, name);
+                }
             }
             // A nested bucket's value reads as nil in Go's ForEach.
             1 => self.count(name, None),
@@ -252,9 +286,11 @@ impl StatusObserver {
     }
 
     fn count(&mut self, key: &[u8], value: Option<&[u8]>) {
-        self.crc = etcdsnap_proto::crc32c::append(self.crc, key);
-        if let Some(v) = value {
-            self.crc = etcdsnap_proto::crc32c::append(self.crc, v);
+        if !self.hashed_outside() {
+            self.crc = etcdsnap_proto::crc32c::append(self.crc, key);
+            if let Some(v) = value {
+                self.crc = etcdsnap_proto::crc32c::append(self.crc, v);
+            }
         }
         self.total_key = self.total_key.saturating_add(1);
     }

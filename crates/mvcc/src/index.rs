@@ -160,13 +160,6 @@ impl KeyId {
     }
 }
 
-impl std::hash::Hash for KeyId {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // One random half is hash enough for a table (equality checks both).
-        state.write_u64(self.0[0]);
-    }
-}
-
 /// Makes [`KeyId`]s from keys.
 #[derive(Debug, Clone)]
 pub struct KeyHasher(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);

@@ -67,8 +67,8 @@ pub fn status(db: &Db<'_>) -> Result<Status> {
     std::thread::scope(|s| {
         let mut rest: Vec<_> = parts
             .map(|c| {
-                let keys = o.keys.clone();
-                s.spawn(move || KeyPart::walk(c, keys))
+                let mut slice = StatusObserver::key_slice(o.keys.clone());
+                s.spawn(move || slice.walk(c).map(|()| slice))
             })
             .collect();
         for top in root.cursor() {
@@ -83,15 +83,7 @@ pub fn status(db: &Db<'_>) -> Result<Status> {
                 Some(c) => c,
                 None => bucket.cursor(),
             };
-            for e in cursor {
-                let e = e?;
-                if e.is_bucket() {
-                    o.open_bucket(e.key);
-                    o.close_bucket();
-                } else {
-                    o.put(e.key, e.value)?;
-                }
-            }
+            o.walk(cursor)?;
             if top.key == KEY {
                 for h in rest.drain(..) {
                     let part = h.join().map_err(|_| MvccError::WorkerPanicked("status"))??;
@@ -105,56 +97,17 @@ pub fn status(db: &Db<'_>) -> Result<Status> {
     Ok(o.finish(db.hwm().saturating_mul(db.page_size() as u64), db.page_size()))
 }
 
-/// What a slice of the `key` bucket adds to a [`StatusObserver`] that has
-/// seen everything before it: its CRC (from zero) and length, its counts, and
-/// per key touched whether its last entry there is a put.
-struct KeyPart {
-    crc: u32,
-    len: u64,
-    entries: u64,
-    /// Nested buckets (counted by etcdutl's totalKey, not revisions).
-    nested: u64,
-    tombstones: u64,
-    markers: u64,
-    last_revision: Option<i64>,
-    last: crate::keytable::KeyTable<bool>,
-}
-
-impl KeyPart {
-    fn walk(cursor: etcdsnap_bolt::Cursor<'_>, keys: crate::index::KeyHasher) -> Result<Self> {
-        let mut p = KeyPart {
-            crc: 0,
-            len: 0,
-            entries: 0,
-            nested: 0,
-            tombstones: 0,
-            markers: 0,
-            last_revision: None,
-            last: crate::keytable::KeyTable::new(),
-        };
-        for e in cursor {
-            let e = e?;
-            if e.is_bucket() {
-                // A nested bucket in `key`: etcdutl hashes its name alone.
-                p.crc = etcdsnap_proto::crc32c::append(p.crc, e.key);
-                p.len = p.len.saturating_add(e.key.len() as u64);
-                p.nested = p.nested.saturating_add(1);
-                continue;
-            }
-            p.crc = etcdsnap_proto::crc32c::append(etcdsnap_proto::crc32c::append(p.crc, e.key), e.value);
-            p.len = p.len.saturating_add(e.key.len() as u64).saturating_add(e.value.len() as u64);
-            p.entries = p.entries.saturating_add(1);
-            p.last_revision = Some(BucketKey::lenient_main(e.key));
-            let tomb = BucketKey::parse(e.key).map(|k| k.tombstone).unwrap_or(false);
-            if e.value.is_empty() {
-                p.markers = p.markers.saturating_add(1);
-            }
-            let kv = KvRef::parse(e.value).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
-            p.tombstones = p.tombstones.saturating_add(u64::from(tomb));
-            p.last.insert(keys.hash(kv.key), !tomb).map_err(|err| MvccError::value(KEY, e.key, err.to_string()))?;
-        }
-        Ok(p)
-    }
+/// What an observer keeps per user key of the `key` bucket.
+#[derive(Debug)]
+enum PerKey {
+    /// Nothing: the caller counts live keys itself.
+    Untracked,
+    /// The live keys: a put adds its key, a tombstone removes it.
+    Live(crate::keytable::KeyTable<()>),
+    /// For a slice walked elsewhere: whether each key's last entry in the
+    /// slice is a put (a tombstone must remove the key from the live keys of
+    /// what came before).
+    Last(crate::keytable::KeyTable<bool>),
 }
 
 /// Which top-level bucket entries belong to.
@@ -176,21 +129,22 @@ enum Top {
 /// 16-byte identity and a 4-byte slot per live key.
 #[derive(Debug)]
 pub struct StatusObserver {
-    /// Whether live keys are counted here (else the caller gives them).
-    track_live: bool,
+    /// What is kept per user key.
+    per_key: PerKey,
     /// Whether the `key` bucket's share of the hash comes from the caller
     /// ([`key_bucket_crc`](Self::key_bucket_crc)), who hashes it anyway.
     key_crc_given: bool,
     /// The hash before the `key` bucket's name, while its share is awaited.
     crc_before_key: Option<u32>,
     crc: u32,
+    /// Bytes hashed into `crc`.
+    len: u64,
     total_key: u64,
     revision: i64,
     revisions: u64,
     tombstones: u64,
     markers: u64,
     keys: crate::index::KeyHasher,
-    live: crate::keytable::KeyTable<()>,
     marker_live: bool,
     leases: u64,
     members: u64,
@@ -203,17 +157,17 @@ pub struct StatusObserver {
 impl Default for StatusObserver {
     fn default() -> Self {
         Self {
-            track_live: true,
+            per_key: PerKey::Live(crate::keytable::KeyTable::new()),
             key_crc_given: false,
             crc_before_key: None,
             crc: 0,
+            len: 0,
             total_key: 0,
             revision: 0,
             revisions: 0,
             tombstones: 0,
             markers: 0,
             keys: crate::index::KeyHasher::new(),
-            live: crate::keytable::KeyTable::new(),
             marker_live: false,
             leases: 0,
             members: 0,
@@ -229,7 +183,34 @@ impl StatusObserver {
     /// An observer that leaves the live-key count to the caller
     /// ([`finish_with_live`](Self::finish_with_live)), who keeps per-key state anyway.
     pub fn without_live_keys() -> Self {
-        Self { track_live: false, ..Self::default() }
+        Self { per_key: PerKey::Untracked, ..Self::default() }
+    }
+
+    /// An observer of a slice of the `key` bucket (inside it, from a CRC of
+    /// zero), for [`absorb`](Self::absorb) into the observer of what came
+    /// before it; `keys` must be that observer's.
+    fn key_slice(keys: crate::index::KeyHasher) -> Self {
+        Self {
+            per_key: PerKey::Last(crate::keytable::KeyTable::new()),
+            keys,
+            depth: 1,
+            top: Top::Key,
+            ..Self::default()
+        }
+    }
+
+    /// The entries of `cursor`, in the open bucket: nested buckets by name.
+    fn walk(&mut self, cursor: etcdsnap_bolt::Cursor<'_>) -> Result<()> {
+        for e in cursor {
+            let e = e?;
+            if e.is_bucket() {
+                self.open_bucket(e.key);
+                self.close_bucket();
+            } else {
+                self.put(e.key, e.value)?;
+            }
+        }
+        Ok(())
     }
 
     /// The same observer, but the `key` bucket (its name, entries and nested
@@ -288,8 +269,10 @@ impl StatusObserver {
     fn count(&mut self, key: &[u8], value: Option<&[u8]>) {
         if !self.hashed_outside() {
             self.crc = etcdsnap_proto::crc32c::append(self.crc, key);
+            self.len = self.len.saturating_add(key.len() as u64);
             if let Some(v) = value {
                 self.crc = etcdsnap_proto::crc32c::append(self.crc, v);
+                self.len = self.len.saturating_add(v.len() as u64);
             }
         }
         self.total_key = self.total_key.saturating_add(1);
@@ -309,22 +292,16 @@ impl StatusObserver {
                 if value.is_empty() {
                     self.markers = self.markers.saturating_add(1);
                 }
-                if !self.track_live {
-                    self.tombstones = self.tombstones.saturating_add(u64::from(tomb));
+                self.tombstones = self.tombstones.saturating_add(u64::from(tomb));
+                if matches!(self.per_key, PerKey::Untracked) {
                     return Ok(());
                 }
                 let kv = KvRef::parse(value).map_err(|err| MvccError::value(KEY, key, err.to_string()))?;
                 let id = self.keys.hash(kv.key);
-                let marker = kv.key.is_empty();
-                if tomb {
-                    self.tombstones = self.tombstones.saturating_add(1);
-                    self.live.remove(&id);
-                } else {
-                    self.live.insert(id, ()).map_err(|e| MvccError::value(KEY, key, e.to_string()))?;
-                }
-                if marker {
+                if kv.key.is_empty() {
                     self.marker_live = !tomb;
                 }
+                self.key_outcome(id, !tomb).map_err(|e| MvccError::value(KEY, key, e.to_string()))?;
             }
             Top::Meta => self.meta.absorb(key, value)?,
             Top::Lease => self.leases = self.leases.saturating_add(1),
@@ -335,36 +312,53 @@ impl StatusObserver {
         Ok(())
     }
 
-    /// Takes in a slice of the `key` bucket walked elsewhere, as if its
-    /// entries had been put here now.
-    fn absorb(&mut self, part: KeyPart) -> Result<()> {
-        self.crc = etcdsnap_proto::crc32c::combine(self.crc, part.crc, part.len);
-        self.total_key = self.total_key.saturating_add(part.entries).saturating_add(part.nested);
-        if let Some(r) = part.last_revision {
-            self.revision = r;
+    /// A key's latest entry so far is a put (`true`) or a tombstone.
+    fn key_outcome(&mut self, id: crate::index::KeyId, put: bool) -> Result<(), crate::keytable::TableFull> {
+        match &mut self.per_key {
+            PerKey::Untracked => {}
+            PerKey::Live(live) if put => {
+                live.insert(id, ())?;
+            }
+            PerKey::Live(live) => {
+                live.remove(&id);
+            }
+            PerKey::Last(last) => {
+                last.insert(id, put)?;
+            }
         }
-        self.revisions = self.revisions.saturating_add(part.entries);
+        Ok(())
+    }
+
+    /// Takes in a slice of the `key` bucket walked elsewhere
+    /// ([`key_slice`](Self::key_slice)), as if its entries had been put here now.
+    fn absorb(&mut self, part: StatusObserver) -> Result<()> {
+        self.crc = etcdsnap_proto::crc32c::combine(self.crc, part.crc, part.len);
+        self.len = self.len.saturating_add(part.len);
+        self.total_key = self.total_key.saturating_add(part.total_key);
+        if part.revisions > 0 {
+            self.revision = part.revision;
+        }
+        self.revisions = self.revisions.saturating_add(part.revisions);
         self.tombstones = self.tombstones.saturating_add(part.tombstones);
         self.markers = self.markers.saturating_add(part.markers);
-        let marker = self.keys.hash(b"");
-        if let Some(&put) = part.last.get(&marker) {
+        let PerKey::Last(last) = part.per_key else { return Ok(()) };
+        if let Some(&put) = last.get(&self.keys.hash(b"")) {
             self.marker_live = put;
         }
-        if self.track_live {
-            for (id, put) in part.last.into_entries() {
-                if put {
-                    self.live.insert(id, ()).map_err(|e| MvccError::value(KEY, b"", e.to_string()))?;
-                } else {
-                    self.live.remove(&id);
-                }
-            }
+        for (id, put) in last.into_entries() {
+            self.key_outcome(id, put).map_err(|e| MvccError::value(KEY, b"", e.to_string()))?;
         }
         Ok(())
     }
 
     /// The figures, for a file of `total_size` bytes in use (`pgid × pageSize`).
     pub fn finish(self, total_size: u64, page_size: usize) -> Status {
-        let (live, marker) = (self.live.len() as u64, self.marker_live);
+        let live = match &self.per_key {
+            PerKey::Live(live) => live.len() as u64,
+            PerKey::Last(last) => last.values().filter(|&&put| put).count() as u64,
+            PerKey::Untracked => 0,
+        };
+        let marker = self.marker_live;
         self.finish_with_live(total_size, page_size, live, marker)
     }
 

@@ -12,6 +12,8 @@
 #   bump        etcdsnap rewrite --bump-revision 1000000000 --mark-compacted (keep all)
 #   restore     etcdutl snapshot restore --bump-revision 1000000000 --mark-compacted
 #               (etcd 3.5.35's, into a fresh data dir)
+#   restore-3.6, restore-3.7
+#               the same with etcd 3.6.16's and 3.7.3's etcdutl, where installed
 #   move        etcdsnap rewrite --include P --rename P=/moved/P --bump-revision
 #               1000000000 --mark-compacted: a tenant move, P = TENANT_PREFIX
 #               (default /registry/configmaps/, one resource of the five
@@ -47,6 +49,7 @@ cmd() {
     sha256) CMD=(openssl dgst -sha256 "$file") ;;
     bump) CMD=("$etcdsnap" rewrite "$file" "$tmp/bump.db" "${bump[@]}") ;;
     restore) CMD=("$etcdutl" snapshot restore "$file" --data-dir "$tmp/restored" "${bump[@]}") ;;
+    restore-3.*) CMD=("$oracles/${newer[$1]}/etcdutl" snapshot restore "$file" --data-dir "$tmp/restored" "${bump[@]}") ;;
     move) CMD=("$etcdsnap" rewrite "$file" "$tmp/move.db" --include "$prefix" --rename "$prefix=/moved$prefix" "${bump[@]}") ;;
     verify) CMD=("$etcdsnap" verify "$file") ;;
     status) CMD=("$etcdsnap" status "$file") ;;
@@ -54,6 +57,11 @@ cmd() {
   esac
 }
 names=(sha256 bump restore move verify status etcdutl-status)
+oracles=$(dirname "$(dirname "$etcdutl")")
+declare -A newer=([restore-3.6]=etcd-3.6.16 [restore-3.7]=etcd-3.7.3)
+for n in restore-3.6 restore-3.7; do
+  [ -x "$oracles/${newer[$n]}/etcdutl" ] && names+=("$n")
+done
 declare -A t
 for _ in $(seq "$runs"); do
   for n in "${names[@]}"; do
@@ -70,6 +78,9 @@ for n in "${names[@]}"; do printf '%-16s %10.3f\n' "$n" "$(col "$n" | median)"; 
 printf '\n%-34s %8s\n' "ratio (median of per-round ratios)" ""
 printf '%-34s %8.2f\n' "bump / sha256 (target <= 1.4)" "$(ratio bump sha256)"
 printf '%-34s %8.2f\n' "restore / bump (target >= 3)" "$(ratio restore bump)"
+for n in restore-3.6 restore-3.7; do
+  [ -n "${t[$n]:-}" ] && printf '%-34s %8.2f\n' "$n / bump" "$(ratio "$n" bump)"
+done
 printf '%-34s %8.2f\n' "move / sha256 (target <= 1.2)" "$(ratio move sha256)"
 printf '%-34s %8.2f\n' "verify / sha256 (target <= 1.05)" "$(ratio verify sha256)"
 printf '%-34s %8.2f\n' "etcdutl-status / status (>= 3)" "$(ratio etcdutl-status status)"

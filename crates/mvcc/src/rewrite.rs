@@ -1119,7 +1119,7 @@ fn patch_plan(db: &Db<'_>, stamp: &Stamp) -> Result<Option<etcdsnap_bolt::patch:
     }
     let mut edits = std::collections::HashMap::new();
     if !markers.is_empty() {
-        edits.insert(KEY, Edit::Append(&markers));
+        edits.insert(KEY, Edit::append(&markers));
     }
     if meta_bucket.is_some() {
         edits.insert(META, Edit::Replace(&meta.0));

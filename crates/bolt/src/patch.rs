@@ -6,7 +6,7 @@
 //! A patch applies only where it keeps bbolt's own page shapes: the root
 //! bucket is one leaf page, edited top-level buckets hold no nested buckets in
 //! the leaves an edit rewrites, appended entries sort after every key of their
-//! bucket, and every rewritten node still fits one page (bbolt would split
+//! bucket left by the deletes, and every rewritten node still fits one page (bbolt would split
 //! it). Otherwise [`plan`] returns `None` and the caller rebuilds the file
 //! instead.
 //!
@@ -57,7 +57,9 @@ use crate::Db;
 pub enum Edit<'e> {
     /// Delete the keys `delete` (strictly increasing, each a key of the
     /// bucket, none a nested bucket), then add the entries `append` (strictly
-    /// increasing, every key after the bucket's last one before the edit).
+    /// increasing, every key after the bucket's last key once the deletes are
+    /// made: an appended key may equal a deleted one, as a revision marker
+    /// takes the revision of the dropped entry that held it).
     Change {
         /// Keys to delete.
         delete: &'e [&'e [u8]],
@@ -312,12 +314,12 @@ impl<'x> Editor<'_, 'x, '_> {
             (Edit::Change { delete, append }, BucketRoot::Inline(image)) => {
                 self.check_order(delete)?;
                 let node = inline_node(image).map_err(|k| crate::Error::from(crate::Corruption::new(k)))?;
-                let Some(elems) = self.edit_leaf(&node, delete, append, true)? else { return Ok(None) };
+                let Some(elems) = self.edit_leaf(&node, delete, append, None)? else { return Ok(None) };
                 small_bucket(self.alloc, seq, &elems)
             }
             (Edit::Change { delete, append }, BucketRoot::Paged(id)) => {
                 self.check_order(delete)?;
-                let Some(edited) = self.edit_node(id, delete, append, 0)? else { return Ok(None) };
+                let Some(edited) = self.edit_node(id, delete, append, None, 0)? else { return Ok(None) };
                 let mut top = match edited {
                     // Every key deleted: an empty root leaf (inlined below).
                     Edited::Gone => Fresh::Leaf(Vec::new()),
@@ -403,12 +405,14 @@ impl<'x> Editor<'_, 'x, '_> {
 
     /// The subtree at page `id` without the keys `delete` (all under it) and
     /// with `append` after its last key (when it is the rightmost subtree);
-    /// `None`: not patchable.
+    /// `None`: not patchable. `lower` is its branch key in its parent (every
+    /// key left of the subtree sorts before it), `None` at the bucket's root.
     fn edit_node(
         &mut self,
         id: Pgid,
         delete: &[&'x [u8]],
         append: &'x [(Vec<u8>, Vec<u8>)],
+        lower: Option<&'x [u8]>,
         depth: usize,
     ) -> Result<Option<Edited<'x>>> {
         if depth >= crate::cursor::MAX_DEPTH {
@@ -417,7 +421,7 @@ impl<'x> Editor<'_, 'x, '_> {
         let node = self.pages.node(id)?;
         self.replaced = self.replaced.saturating_add(span(self.pages, id)?);
         if node.kind == NodeKind::Leaf {
-            let Some(elems) = self.edit_leaf(&node, delete, append, depth == 0)? else { return Ok(None) };
+            let Some(elems) = self.edit_leaf(&node, delete, append, lower)? else { return Ok(None) };
             return Ok(Some(if elems.is_empty() { Edited::Gone } else { Edited::Node(Fresh::Leaf(elems)) }));
         }
         if node.count == 0 {
@@ -443,7 +447,7 @@ impl<'x> Editor<'_, 'x, '_> {
                 children.push(Child::Carried { key, id: child });
                 continue;
             }
-            match self.edit_node(child, mine, app, depth.saturating_add(1))? {
+            match self.edit_node(child, mine, app, Some(key), depth.saturating_add(1))? {
                 None => return Ok(None),
                 Some(Edited::Gone) => {}
                 Some(Edited::Node(f)) => children.push(Child::New(f)),
@@ -453,23 +457,22 @@ impl<'x> Editor<'_, 'x, '_> {
     }
 
     /// A leaf's elements without `delete` and with `append`; `None` when it
-    /// holds a nested bucket, or `append` would not follow its last key.
+    /// holds a nested bucket, or `append` would not follow the keys left
+    /// (those of the leaf, or, when none is left, those before `lower`).
     fn edit_leaf(
         &self,
         node: &Node<'x>,
         delete: &[&'x [u8]],
         append: &'x [(Vec<u8>, Vec<u8>)],
-        root: bool,
+        lower: Option<&'x [u8]>,
     ) -> Result<Option<Vec<Elem<'x>>>> {
         let mut elems = Vec::with_capacity(node.count.saturating_add(append.len()));
         let mut dels = delete.iter().peekable();
-        let mut last = None;
         for i in 0..node.count {
             let e = node.leaf(i).map_err(|k| corrupt(node, k))?;
             if e.flags & BUCKET_LEAF_FLAG != 0 {
                 return Ok(None);
             }
-            last = Some(e.key);
             if dels.peek().is_some_and(|d| **d == e.key) {
                 dels.next();
                 continue;
@@ -479,9 +482,13 @@ impl<'x> Editor<'_, 'x, '_> {
         if let Some(absent) = dels.next() {
             return Err(BuildError::AbsentKey.at(vec![self.bucket.to_vec()], absent).into());
         }
-        if !append.is_empty() {
-            // An empty leaf below the root tells nothing of the keys before it.
-            if (last.is_none() && !root) || !appends_in_order(last, append) {
+        if let Some((first, _)) = append.first() {
+            let follows = match elems.last() {
+                Some(last) => first.as_slice() > last.key,
+                // Every key left of this leaf sorts before its branch key.
+                None => lower.is_none_or(|l| first.as_slice() >= l),
+            };
+            if !follows || !appends_in_order(None, append) {
                 return Ok(None);
             }
             elems.extend(append.iter().map(|(k, v)| Elem { flags: 0, key: k, value: v, child: 0 }));

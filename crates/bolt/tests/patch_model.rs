@@ -390,6 +390,13 @@ fn deep_cases(leaves: &[Vec<Vec<u8>>], groups: &[usize]) -> Vec<Case> {
         ("every 7th key", all.iter().step_by(7).cloned().collect(), vec![]),
     ];
     cases.push(("every other key", all.iter().step_by(2).cloned().collect(), vec![]));
+    // An appended key may take the place of a deleted one (a revision marker
+    // at the revision of the dropped entry that held it).
+    let last_key = all[all.len() - 1].clone();
+    cases.push(("the last key deleted and appended again", vec![last_key.clone()], vec![(last_key, Vec::new())]));
+    let leaf = leaves[n - 1].clone();
+    let again = vec![(leaf[0].clone(), b"x".to_vec()), (leaf[leaf.len() - 1].clone(), Vec::new())];
+    cases.push(("the last leaf emptied and its first and last keys appended", leaf, again));
     cases
 }
 

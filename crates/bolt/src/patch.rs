@@ -5,10 +5,10 @@
 //!
 //! A patch applies only where it keeps bbolt's own page shapes: the root
 //! bucket is one leaf page, edited top-level buckets hold no nested buckets in
-//! the leaves an edit rewrites, appended entries sort after every key of their
-//! bucket left by the deletes, and every rewritten node still fits one page (bbolt would split
-//! it). Otherwise [`plan`] returns `None` and the caller rebuilds the file
-//! instead.
+//! the leaves an edit rewrites, appended entries sort after every key the
+//! deletes leave in their bucket, and every rewritten node still fits one page
+//! (bbolt would split it). Otherwise [`plan`] returns `None` and the caller
+//! rebuilds the file instead.
 //!
 //! # Deletes
 //!

@@ -1106,11 +1106,22 @@ fn patchable(db: &Db<'_>, opts: &RewriteOptions) -> bool {
     !opts.rebuild && drops_only && no_hook && opts.compact.is_none() && !opts.drop_orphan_leases && same_layout
 }
 
-/// Most `key`-bucket entries a patched rewrite drops. The drop pass keeps
-/// their bucket keys (borrowed from the input's map) and the patch one
-/// rewritten leaf per dropped entry at most, so this bounds the memory of a
-/// patched drop (about 17 MiB of new 4 KiB pages); past it the rewrite is rebuilt.
+/// Most `key`-bucket entries a patched rewrite drops (files of 4 KiB pages;
+/// fewer with larger pages, see [`max_patched_drops`]). The drop pass keeps
+/// their bucket keys (borrowed from the input's map) and the patch holds at
+/// most one rewritten leaf per dropped entry (and their branches) in memory
+/// until it is written, so this bounds the memory of a patched drop; past it
+/// the rewrite is rebuilt.
 pub const MAX_PATCHED_DROPS: usize = 4096;
+
+/// The rewritten leaves a patched drop may hold: 16 MiB of pages.
+const PATCHED_DROP_BYTES: usize = 16 << 20;
+
+/// Most entries a patched drop of a file of `page_size` pages drops:
+/// [`MAX_PATCHED_DROPS`], and no more leaves than 16 MiB of pages.
+pub fn max_patched_drops(page_size: usize) -> usize {
+    MAX_PATCHED_DROPS.min(PATCHED_DROP_BYTES.checked_div(page_size).unwrap_or(0))
+}
 
 /// A patched drop may rewrite at most 1/`PATCHED_DROP_SHARE` of the input's
 /// pages (`replaced` ≤ high-water mark / 8); past it the rewrite is rebuilt,
@@ -1127,10 +1138,11 @@ struct Drops<'a> {
 /// One pass over the `key` bucket applying the key rules: the entries they
 /// drop and the [`Stamp`] of the output, as [`plan`] makes it for a rewrite
 /// without hook or compaction (the write pass runs `plan` again and refuses
-/// a different stamp). `None` past [`MAX_PATCHED_DROPS`] dropped entries.
+/// a different stamp). `None` past [`max_patched_drops`] dropped entries.
 /// Memory is the dropped entries' keys only.
 fn drop_pass<'a>(db: &Db<'a>, opts: &RewriteOptions) -> Result<Option<Drops<'a>>> {
     let meta = read_meta(db)?;
+    let cap = max_patched_drops(db.page_size());
     let mut keys = Vec::new();
     let (mut old_latest, mut last_kept, mut seen) = (Revision::default(), 0i64, 0u64);
     if let Some(b) = db.bucket(&[KEY])? {
@@ -1146,7 +1158,7 @@ fn drop_pass<'a>(db: &Db<'a>, opts: &RewriteOptions) -> Result<Option<Drops<'a>>
             if !e.value.is_empty() {
                 let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
                 if !opts.rules.keeps(kv.key) {
-                    if keys.len() >= MAX_PATCHED_DROPS {
+                    if keys.len() >= cap {
                         return Ok(None);
                     }
                     keys.push(e.key);
@@ -1173,7 +1185,7 @@ fn drop_is_small(db: &Db<'_>, patch: &etcdsnap_bolt::patch::Patch) -> bool {
 
 /// The patch of a patchable rewrite (see [`patchable`]) and the stamp it was
 /// made for; `None`: rebuild (a drop too large, or a shape the patch declines).
-fn patch_for<'a>(db: &Db<'a>, opts: &RewriteOptions) -> Result<Option<(Stamp, etcdsnap_bolt::patch::Patch)>> {
+fn patch_for(db: &Db<'_>, opts: &RewriteOptions) -> Result<Option<(Stamp, etcdsnap_bolt::patch::Patch)>> {
     let drops = if opts.rules.is_empty() {
         Drops { keys: Vec::new(), stamp: keep_all_stamp(db, opts)? }
     } else {

@@ -20,7 +20,9 @@ use etcdsnap_keys::KeyRules;
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
 use etcdsnap_mvcc::kv::KvRef;
 use etcdsnap_mvcc::revision::{BucketKey, Revision};
-use etcdsnap_mvcc::rewrite::{rewrite, NoProgress, OutputLayout, RewriteOptions, RewriteReport, MAX_PATCHED_DROPS};
+use etcdsnap_mvcc::rewrite::{
+    max_patched_drops, rewrite, NoProgress, OutputLayout, RewriteOptions, RewriteReport, MAX_PATCHED_DROPS,
+};
 use etcdsnap_mvcc::schema::KEY;
 use etcdsnap_mvcc::status::{status, Status};
 use etcdsnap_mvcc::trailer;
@@ -268,6 +270,8 @@ fn the_drop_cap_bounds_patched_drops() {
     let mut b = Builder::new(f, BuildOptions { page_size: 4096, ..BuildOptions::default() }).unwrap();
     let root = db.root().unwrap();
     // `/cap/over` has one entry more than the cap, `/cap/under` the cap.
+    assert_eq!(max_patched_drops(4096), MAX_PATCHED_DROPS);
+    assert_eq!(max_patched_drops(65536), 256, "16 MiB of 64 KiB leaves");
     let (over, under) = (MAX_PATCHED_DROPS as i64 + 1, MAX_PATCHED_DROPS as i64);
     for top in root.cursor() {
         let top = top.unwrap();

@@ -125,6 +125,8 @@ pub enum BuildError {
     /// A streamed build was not fed the calls its plan was (its meta pages, already
     /// written, would be wrong), or `finish_streamed` was called on a seek-back builder.
     LayoutChanged,
+    /// A patch was asked to delete a key its bucket lacks.
+    AbsentKey,
     /// A page would need more than 65534 elements or pages.
     PageTooLarge {
         /// Its size in bytes.
@@ -164,6 +166,7 @@ impl fmt::Display for BuildFailure {
             BuildError::LayoutChanged => write!(f, "the build differs from its plan")?,
             BuildError::TreeTooDeep => write!(f, "tree deeper than {} levels", crate::cursor::MAX_DEPTH)?,
             BuildError::PageTooLarge { size } => write!(f, "page of {size} bytes is too large")?,
+            BuildError::AbsentKey => write!(f, "key to delete is not in the bucket")?,
         }
         if !self.bucket.is_empty() {
             let path: Vec<String> = self.bucket.iter().map(|b| display_bytes(b)).collect();

@@ -4,10 +4,40 @@
 //! past the old high-water mark; new meta pages point at the new root.
 //!
 //! A patch applies only where it keeps bbolt's own page shapes: the root
-//! bucket is one leaf page, edited top-level buckets hold no nested buckets,
-//! appended entries sort after every key of their bucket, and every rewritten
-//! node still fits one page (bbolt would split it). Otherwise [`plan`] returns
-//! `None` and the caller rebuilds the file instead.
+//! bucket is one leaf page, edited top-level buckets hold no nested buckets in
+//! the leaves an edit rewrites, appended entries sort after every key the
+//! deletes leave in their bucket, and every rewritten node still fits one page
+//! (bbolt would split it). Otherwise [`plan`] returns `None` and the caller
+//! rebuilds the file instead.
+//!
+//! # Deletes
+//!
+//! [`Edit::Change`] deletes a sorted set of keys from a bucket (and appends
+//! entries after its last key in the same edit), as a transaction that ran
+//! `Delete` on each and then committed: each deleted key's leaf is found by
+//! descending the branches; every touched leaf is written again without those
+//! entries and every ancestor of a touched node once, its branch keys set to
+//! the children's new first keys (as `node.spill` sets them). A leaf or branch
+//! left empty is dropped from its parent (bbolt's `rebalance` removes empty
+//! nodes), a root branch left with one child collapses to that child, and a
+//! bucket whose root ends as a leaf of at most a quarter page is written
+//! inline (bbolt's `Bucket.inlineable`, re-evaluated at every spill).
+//!
+//! Unlike bbolt's `rebalance`, a node left underfilled (below a quarter page,
+//! or a leaf of one element, a branch of one child below the root) is *not*
+//! merged with a sibling: merging would rewrite the sibling too, and bbolt's
+//! `Tx.Check` (1.3.6, 1.4.x, 1.5.x) and its cursors accept underfilled nodes,
+//! which any bbolt file holds between rebalances anyway. The next bbolt
+//! transaction that deletes in such a node rebalances it.
+//!
+//! A key to delete that the bucket lacks is a caller bug, reported as
+//! [`BuildError::AbsentKey`] with the bucket and key (deletes out of order as
+//! [`BuildError::KeyOrder`]); a deleted key that names a nested bucket, or a
+//! rewritten leaf that holds one, makes the plan `None`.
+//!
+//! [`Patch::replaced`] counts the input's pages the patch makes unreachable,
+//! overflow pages included: every page written again, and every page of a
+//! node dropped, collapsed or inlined.
 //!
 //! The output has no persisted freelist (`pgidNoFreelist`, as etcd writes its
 //! files): the pages the patch replaced are then free by being unreachable, and
@@ -16,7 +46,7 @@
 use std::collections::HashMap;
 
 use crate::builder::PageBuf;
-use crate::error::Result;
+use crate::error::{BuildError, Result};
 use crate::layout::{BucketHeader, Pgid, BRANCH_PAGE_FLAG, BUCKET_LEAF_FLAG, LEAF_PAGE_FLAG, PGID_NO_FREELIST};
 use crate::meta::{meta_page, Meta};
 use crate::page::{bucket_value, inline_node, BucketRoot, Node, NodeKind, Pages};
@@ -25,10 +55,26 @@ use crate::Db;
 /// What to do to one top-level bucket.
 #[derive(Debug, Clone, Copy)]
 pub enum Edit<'e> {
-    /// Add these entries (sorted, every key after the bucket's last one).
-    Append(&'e [(Vec<u8>, Vec<u8>)]),
+    /// Delete the keys `delete` (strictly increasing, each a key of the
+    /// bucket, none a nested bucket), then add the entries `append` (strictly
+    /// increasing, every key after the bucket's last key once the deletes are
+    /// made: an appended key may equal a deleted one, as a revision marker
+    /// takes the revision of the dropped entry that held it).
+    Change {
+        /// Keys to delete.
+        delete: &'e [&'e [u8]],
+        /// Entries to add after the bucket's last key.
+        append: &'e [(Vec<u8>, Vec<u8>)],
+    },
     /// Replace the bucket's entries by these (sorted, no nested buckets).
     Replace(&'e [(Vec<u8>, Vec<u8>)]),
+}
+
+impl<'e> Edit<'e> {
+    /// Add these entries (sorted, every key after the bucket's last one).
+    pub fn append(entries: &'e [(Vec<u8>, Vec<u8>)]) -> Self {
+        Self::Change { delete: &[], append: entries }
+    }
 }
 
 /// A planned patch: the output is meta pages 0 and 1 for `meta`, the input's
@@ -41,7 +87,8 @@ pub struct Patch {
     pub carried: Pgid,
     /// The new pages, whole pages.
     pub pages: Vec<u8>,
-    /// Pages of the input that the patch replaced (now unreachable).
+    /// Pages of the input that the patch made unreachable (overflow pages
+    /// included): written again, dropped, collapsed or inlined.
     pub replaced: u64,
 }
 
@@ -75,6 +122,7 @@ impl Patch {
 }
 
 /// One element of a node being rewritten.
+#[derive(Debug, Clone, Copy)]
 struct Elem<'a> {
     flags: u32,
     key: &'a [u8],
@@ -125,6 +173,11 @@ fn leaf_elems<'a>(node: &Node<'a>) -> Result<Vec<Elem<'a>>> {
     Ok(v)
 }
 
+/// Pages of the run that starts at page `id` (1 + its overflow).
+fn span(pages: &Pages<'_>, id: Pgid) -> Result<u64> {
+    Ok(u64::from(pages.page(id)?.header.overflow).saturating_add(1))
+}
+
 /// Plans `edits` (by top-level bucket name) on `db`; `None` when the patch
 /// would not keep bbolt's page shapes (see the module docs).
 pub fn plan(db: &Db<'_>, edits: &HashMap<&[u8], Edit<'_>>) -> Result<Option<Patch>> {
@@ -136,7 +189,7 @@ pub fn plan(db: &Db<'_>, edits: &HashMap<&[u8], Edit<'_>>) -> Result<Option<Patc
         return Ok(None);
     }
     let mut alloc = Alloc { next: db.hwm(), page_size, out: Vec::new(), scratch: Vec::new() };
-    let mut replaced = 1u64; // the root page
+    let mut replaced = span(&pages, meta.root.root)?; // the root bucket's page
     let mut values: Vec<Vec<u8>> = Vec::new();
     let mut top = leaf_elems(&root)?;
     let mut found = 0usize;
@@ -147,10 +200,12 @@ pub fn plan(db: &Db<'_>, edits: &HashMap<&[u8], Edit<'_>>) -> Result<Option<Patc
             return Ok(None);
         }
         let (header, broot) = bucket_value(e.value).map_err(|k| corrupt(&root, k))?;
-        let value = match edit_bucket(&pages, &mut alloc, header, broot, *edit, &mut replaced)? {
+        let mut ed = Editor { pages: &pages, alloc: &mut alloc, replaced: 0, bucket: e.key };
+        let value = match ed.bucket(header, broot, e.value, *edit)? {
             Some(v) => v,
             None => return Ok(None),
         };
+        replaced = replaced.saturating_add(ed.replaced);
         values.push(value);
     }
     if found != edits.len() {
@@ -176,86 +231,270 @@ pub fn plan(db: &Db<'_>, edits: &HashMap<&[u8], Edit<'_>>) -> Result<Option<Patc
     Ok(Some(Patch { meta, carried: db.hwm(), pages: alloc.out, replaced }))
 }
 
-/// The new value (bucket header, and inline image) of an edited bucket.
-fn edit_bucket(
-    pages: &Pages<'_>,
-    alloc: &mut Alloc,
-    header: BucketHeader,
-    root: BucketRoot<'_>,
-    edit: Edit<'_>,
-    replaced: &mut u64,
-) -> Result<Option<Vec<u8>>> {
-    let seq = header.sequence;
-    match (edit, root) {
-        (Edit::Replace(entries), _) => {
-            let elems: Vec<Elem<'_>> =
-                entries.iter().map(|(k, v)| Elem { flags: 0, key: k, value: v, child: 0 }).collect();
-            if let BucketRoot::Paged(id) = root {
-                // The whole old tree is replaced; it must be one leaf for the
-                // count of replaced pages to be exact.
-                let node = pages.node(id)?;
-                if node.kind != NodeKind::Leaf {
-                    return Ok(None);
-                }
-                *replaced = replaced.saturating_add(1);
-            }
-            small_bucket(alloc, seq, &elems)
-        }
-        (Edit::Append(entries), BucketRoot::Inline(image)) => {
-            let node = inline_node(image).map_err(|k| crate::Error::from(crate::Corruption::new(k)))?;
-            let mut elems = leaf_elems(&node)?;
-            if elems.iter().any(|e| e.flags & BUCKET_LEAF_FLAG != 0) {
-                return Ok(None);
-            }
-            if !appends_in_order(elems.last().map(|e| e.key), entries) {
-                return Ok(None);
-            }
-            elems.extend(entries.iter().map(|(k, v)| Elem { flags: 0, key: k, value: v, child: 0 }));
-            small_bucket(alloc, seq, &elems)
-        }
-        (Edit::Append(entries), BucketRoot::Paged(id)) => {
-            // The rightmost root-to-leaf path.
-            let mut path = vec![pages.node(id)?];
-            while let Some(node) = path.last().filter(|n| n.kind == NodeKind::Branch) {
-                let last = node.count.checked_sub(1).ok_or_else(|| empty(node))?;
-                let (_, child) = node.branch(last).map_err(|k| corrupt(node, k))?;
-                if path.len() >= crate::cursor::MAX_DEPTH {
-                    return Ok(None);
-                }
-                path.push(pages.node(child)?);
-            }
-            let Some(leaf) = path.pop() else { return Ok(None) };
-            let mut elems = leaf_elems(&leaf)?;
-            if elems.iter().any(|e| e.flags & BUCKET_LEAF_FLAG != 0)
-                || !appends_in_order(elems.last().map(|e| e.key), entries)
-            {
-                return Ok(None);
-            }
-            elems.extend(entries.iter().map(|(k, v)| Elem { flags: 0, key: k, value: v, child: 0 }));
-            let Some(mut child) = alloc.node(&elems, LEAF_PAGE_FLAG)? else { return Ok(None) };
-            *replaced = replaced.saturating_add(1);
-            // Each ancestor again, its last element pointing at the new child
-            // (whose first key did not change).
-            while let Some(node) = path.pop() {
-                let mut elems = Vec::with_capacity(node.count);
-                for i in 0..node.count {
-                    let (key, c) = node.branch(i).map_err(|k| corrupt(&node, k))?;
-                    elems.push(Elem { flags: 0, key, value: &[], child: c });
-                }
-                if let Some(last) = elems.last_mut() {
-                    last.child = child;
-                }
-                let Some(id) = alloc.node(&elems, BRANCH_PAGE_FLAG)? else { return Ok(None) };
-                *replaced = replaced.saturating_add(1);
-                child = id;
-            }
-            Ok(Some(BucketHeader { root: child, sequence: seq }.to_bytes().to_vec()))
+/// A node of an edited bucket after the edit, before it is written.
+enum Fresh<'x> {
+    /// A leaf's elements (never empty but at the bucket's root).
+    Leaf(Vec<Elem<'x>>),
+    /// A branch's children (never empty).
+    Branch(Vec<Child<'x>>),
+}
+
+/// A child of an edited branch.
+enum Child<'x> {
+    /// Untouched: the input's subtree, under its branch key.
+    Carried { key: &'x [u8], id: Pgid },
+    /// Edited.
+    New(Fresh<'x>),
+}
+
+/// What an edit made of a node.
+enum Edited<'x> {
+    /// Every entry under it was deleted.
+    Gone,
+    /// What is left.
+    Node(Fresh<'x>),
+}
+
+impl<'x> Fresh<'x> {
+    /// The node's first key (branch keys equal their child's first key).
+    fn first_key(&self) -> &'x [u8] {
+        match self {
+            Fresh::Leaf(elems) => elems.first().map_or(&[][..], |e| e.key),
+            Fresh::Branch(children) => children.first().map_or(&[][..], Child::first_key),
         }
     }
 }
 
-fn empty(node: &Node<'_>) -> crate::Error {
-    corrupt(node, crate::CorruptKind::ElementPastPage { index: 0 })
+impl<'x> Child<'x> {
+    fn first_key(&self) -> &'x [u8] {
+        match self {
+            Child::Carried { key, .. } => key,
+            Child::New(f) => f.first_key(),
+        }
+    }
+}
+
+/// Edits one top-level bucket.
+struct Editor<'p, 'x, 'o> {
+    pages: &'p Pages<'x>,
+    alloc: &'o mut Alloc,
+    /// Input pages made unreachable so far.
+    replaced: u64,
+    /// The bucket's name, for errors.
+    bucket: &'x [u8],
+}
+
+impl<'x> Editor<'_, 'x, '_> {
+    /// The new value (bucket header, and inline image) of the bucket whose
+    /// value is `old`; `None`: not patchable.
+    fn bucket(
+        &mut self,
+        header: BucketHeader,
+        root: BucketRoot<'x>,
+        old: &'x [u8],
+        edit: Edit<'x>,
+    ) -> Result<Option<Vec<u8>>> {
+        let seq = header.sequence;
+        match (edit, root) {
+            (Edit::Replace(entries), _) => {
+                let elems: Vec<Elem<'_>> =
+                    entries.iter().map(|(k, v)| Elem { flags: 0, key: k, value: v, child: 0 }).collect();
+                if let BucketRoot::Paged(id) = root {
+                    // The whole old tree is replaced; it must be one leaf for the
+                    // count of replaced pages to be exact.
+                    let node = self.pages.node(id)?;
+                    if node.kind != NodeKind::Leaf {
+                        return Ok(None);
+                    }
+                    self.replaced = self.replaced.saturating_add(span(self.pages, id)?);
+                }
+                small_bucket(self.alloc, seq, &elems)
+            }
+            (Edit::Change { delete: [], append: [] }, _) => Ok(Some(old.to_vec())),
+            (Edit::Change { delete, append }, BucketRoot::Inline(image)) => {
+                self.check_order(delete)?;
+                let node = inline_node(image).map_err(|k| crate::Error::from(crate::Corruption::new(k)))?;
+                let Some(elems) = self.edit_leaf(&node, delete, append, None)? else { return Ok(None) };
+                small_bucket(self.alloc, seq, &elems)
+            }
+            (Edit::Change { delete, append }, BucketRoot::Paged(id)) => {
+                self.check_order(delete)?;
+                let Some(edited) = self.edit_node(id, delete, append, None, 0)? else { return Ok(None) };
+                let mut top = match edited {
+                    // Every key deleted: an empty root leaf (inlined below).
+                    Edited::Gone => Fresh::Leaf(Vec::new()),
+                    Edited::Node(f) => f,
+                };
+                // A root branch left with one child collapses to it (bbolt's
+                // `rebalance` of the root), until a leaf or a wider branch.
+                loop {
+                    top = match top {
+                        Fresh::Branch(mut children) if children.len() == 1 => match children.pop() {
+                            Some(Child::New(f)) => f,
+                            Some(Child::Carried { id, .. }) => return self.carried_root(id, seq),
+                            None => return Ok(None),
+                        },
+                        other => break self.write_root(&other, seq),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Refuses deletes that are not strictly increasing.
+    fn check_order(&self, delete: &[&[u8]]) -> Result<()> {
+        for pair in delete.windows(2) {
+            if let [a, b] = pair {
+                if a >= b {
+                    return Err(BuildError::KeyOrder.at(vec![self.bucket.to_vec()], b).into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The bucket's value once its root is the input's page `id` (a root
+    /// branch collapsed onto its one child, which the edit left as it was).
+    fn carried_root(&mut self, id: Pgid, seq: u64) -> Result<Option<Vec<u8>>> {
+        let node = self.pages.node(id)?;
+        if node.kind == NodeKind::Leaf {
+            let elems = leaf_elems(&node)?;
+            if elems.iter().any(|e| e.flags & BUCKET_LEAF_FLAG != 0) {
+                return Ok(None);
+            }
+            if fill(&elems).size() <= self.alloc.page_size / 4 {
+                // bbolt inlines the root it just collapsed into.
+                self.replaced = self.replaced.saturating_add(span(self.pages, id)?);
+                return small_bucket(self.alloc, seq, &elems);
+            }
+        }
+        Ok(Some(BucketHeader { root: id, sequence: seq }.to_bytes().to_vec()))
+    }
+
+    /// Writes the edited root of a paged bucket; its new bucket value.
+    fn write_root(&mut self, top: &Fresh<'x>, seq: u64) -> Result<Option<Vec<u8>>> {
+        match top {
+            Fresh::Leaf(elems) => small_bucket(self.alloc, seq, elems),
+            Fresh::Branch(_) => {
+                Ok(self.write(top)?.map(|root| BucketHeader { root, sequence: seq }.to_bytes().to_vec()))
+            }
+        }
+    }
+
+    /// Writes `node` and its new descendants (children first, left to right);
+    /// its page id, `None` when bbolt would split a node.
+    fn write(&mut self, node: &Fresh<'x>) -> Result<Option<Pgid>> {
+        match node {
+            Fresh::Leaf(elems) => self.alloc.node(elems, LEAF_PAGE_FLAG),
+            Fresh::Branch(children) => {
+                let mut elems = Vec::with_capacity(children.len());
+                for c in children {
+                    let child = match c {
+                        Child::Carried { id, .. } => *id,
+                        Child::New(f) => match self.write(f)? {
+                            Some(id) => id,
+                            None => return Ok(None),
+                        },
+                    };
+                    elems.push(Elem { flags: 0, key: c.first_key(), value: &[], child });
+                }
+                self.alloc.node(&elems, BRANCH_PAGE_FLAG)
+            }
+        }
+    }
+
+    /// The subtree at page `id` without the keys `delete` (all under it) and
+    /// with `append` after its last key (when it is the rightmost subtree);
+    /// `None`: not patchable. `lower` is its branch key in its parent (every
+    /// key left of the subtree sorts before it), `None` at the bucket's root.
+    fn edit_node(
+        &mut self,
+        id: Pgid,
+        delete: &[&'x [u8]],
+        append: &'x [(Vec<u8>, Vec<u8>)],
+        lower: Option<&'x [u8]>,
+        depth: usize,
+    ) -> Result<Option<Edited<'x>>> {
+        if depth >= crate::cursor::MAX_DEPTH {
+            return Ok(None);
+        }
+        let node = self.pages.node(id)?;
+        self.replaced = self.replaced.saturating_add(span(self.pages, id)?);
+        if node.kind == NodeKind::Leaf {
+            let Some(elems) = self.edit_leaf(&node, delete, append, lower)? else { return Ok(None) };
+            return Ok(Some(if elems.is_empty() { Edited::Gone } else { Edited::Node(Fresh::Leaf(elems)) }));
+        }
+        if node.count == 0 {
+            return Ok(None); // an empty branch: not a shape bbolt writes
+        }
+        let mut children = Vec::with_capacity(node.count);
+        let mut rest = delete;
+        for i in 0..node.count {
+            let (key, child) = node.branch(i).map_err(|k| corrupt(&node, k))?;
+            let last = i.saturating_add(1) == node.count;
+            // The keys below the next branch key descend here (bbolt's
+            // `searchPage`: the last element whose key is ≤ the key).
+            let split = if last {
+                rest.len()
+            } else {
+                let (next, _) = node.branch(i.saturating_add(1)).map_err(|k| corrupt(&node, k))?;
+                rest.partition_point(|k| *k < next)
+            };
+            let (mine, tail) = (rest.get(..split).unwrap_or(&[]), rest.get(split..).unwrap_or(&[]));
+            rest = tail;
+            let app = if last { append } else { &[] };
+            if mine.is_empty() && app.is_empty() {
+                children.push(Child::Carried { key, id: child });
+                continue;
+            }
+            match self.edit_node(child, mine, app, Some(key), depth.saturating_add(1))? {
+                None => return Ok(None),
+                Some(Edited::Gone) => {}
+                Some(Edited::Node(f)) => children.push(Child::New(f)),
+            }
+        }
+        Ok(Some(if children.is_empty() { Edited::Gone } else { Edited::Node(Fresh::Branch(children)) }))
+    }
+
+    /// A leaf's elements without `delete` and with `append`; `None` when it
+    /// holds a nested bucket, or `append` would not follow the keys left
+    /// (those of the leaf, or, when none is left, those before `lower`).
+    fn edit_leaf(
+        &self,
+        node: &Node<'x>,
+        delete: &[&'x [u8]],
+        append: &'x [(Vec<u8>, Vec<u8>)],
+        lower: Option<&'x [u8]>,
+    ) -> Result<Option<Vec<Elem<'x>>>> {
+        let mut elems = Vec::with_capacity(node.count.saturating_add(append.len()));
+        let mut dels = delete.iter().peekable();
+        for i in 0..node.count {
+            let e = node.leaf(i).map_err(|k| corrupt(node, k))?;
+            if e.flags & BUCKET_LEAF_FLAG != 0 {
+                return Ok(None);
+            }
+            if dels.peek().is_some_and(|d| **d == e.key) {
+                dels.next();
+                continue;
+            }
+            elems.push(Elem { flags: e.flags, key: e.key, value: e.value, child: 0 });
+        }
+        if let Some(absent) = dels.next() {
+            return Err(BuildError::AbsentKey.at(vec![self.bucket.to_vec()], absent).into());
+        }
+        if let Some((first, _)) = append.first() {
+            let follows = match elems.last() {
+                Some(last) => first.as_slice() > last.key,
+                // Every key left of this leaf sorts before its branch key.
+                None => lower.is_none_or(|l| first.as_slice() >= l),
+            };
+            if !follows || !appends_in_order(None, append) {
+                return Ok(None);
+            }
+            elems.extend(append.iter().map(|(k, v)| Elem { flags: 0, key: k, value: v, child: 0 }));
+        }
+        Ok(Some(elems))
+    }
 }
 
 fn corrupt(node: &Node<'_>, kind: crate::CorruptKind) -> crate::Error {

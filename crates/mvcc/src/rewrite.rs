@@ -1100,20 +1100,119 @@ impl Sink for Nothing {
     }
 }
 
-/// Whether the options keep every entry and the input's layout (no key rule,
-/// no offline compaction, no lease dropped): then a copy-on-write patch can
-/// carry the input's pages.
+/// Whether the options keep the input's layout and at most drop entries (no
+/// rename, no entry hook, no offline compaction, no lease dropped, same page
+/// size and fill): then a copy-on-write patch can carry the input's pages.
+/// Keep-all edits are always patched; drops are when small ([`drop_pass`],
+/// [`drop_is_small`]).
 fn patchable(db: &Db<'_>, opts: &RewriteOptions) -> bool {
-    let keeps_all = opts.rules.is_empty();
+    // Include, exclude and drop-key rules only drop entries; renames re-encode them.
+    let drops_only = opts.rules.renames.is_empty();
     let same_layout = opts.page_size.is_none_or(|p| usize::try_from(p).ok() == Some(db.page_size()))
         && opts.fill_percent == DEFAULT_FILL_PERCENT;
     // An entry hook may drop or change any entry: it needs the rebuild.
     let no_hook = opts.hook.is_none();
-    !opts.rebuild && keeps_all && no_hook && opts.compact.is_none() && !opts.drop_orphan_leases && same_layout
+    !opts.rebuild && drops_only && no_hook && opts.compact.is_none() && !opts.drop_orphan_leases && same_layout
 }
 
-/// The copy-on-write patch that stamps `stamp` on `db` (`None`: rebuild).
-fn patch_plan(db: &Db<'_>, stamp: &Stamp) -> Result<Option<etcdsnap_bolt::patch::Patch>> {
+/// Most `key`-bucket entries a patched rewrite drops (files of 4 KiB pages;
+/// fewer with larger pages, see [`max_patched_drops`]). The drop pass keeps
+/// their bucket keys (borrowed from the input's map) and the patch holds at
+/// most one rewritten leaf per dropped entry (and their branches) in memory
+/// until it is written, so this bounds the memory of a patched drop; past it
+/// the rewrite is rebuilt.
+pub const MAX_PATCHED_DROPS: usize = 4096;
+
+/// The rewritten leaves a patched drop may hold: 16 MiB of pages.
+const PATCHED_DROP_BYTES: usize = 16 << 20;
+
+/// Most entries a patched drop of a file of `page_size` pages drops:
+/// [`MAX_PATCHED_DROPS`], and no more leaves than 16 MiB of pages.
+pub fn max_patched_drops(page_size: usize) -> usize {
+    MAX_PATCHED_DROPS.min(PATCHED_DROP_BYTES.checked_div(page_size).unwrap_or(0))
+}
+
+/// A patched drop may rewrite at most 1/`PATCHED_DROP_SHARE` of the input's
+/// pages (`replaced` ≤ high-water mark / 8); past it the rewrite is rebuilt,
+/// which also writes a smaller file (no free pages).
+pub const PATCHED_DROP_SHARE: u64 = 8;
+
+/// What a rewrite that only drops entries deletes from the `key` bucket: the
+/// bucket keys (revisions) of the entries the rules drop, in bucket order.
+struct Drops<'a> {
+    keys: Vec<&'a [u8]>,
+    stamp: Stamp,
+}
+
+/// One pass over the `key` bucket applying the key rules: the entries they
+/// drop and the [`Stamp`] of the output, as [`plan`] makes it for a rewrite
+/// without hook or compaction (the write pass runs `plan` again and refuses
+/// a different stamp). `None` past [`max_patched_drops`] dropped entries.
+/// Memory is the dropped entries' keys only.
+fn drop_pass<'a>(db: &Db<'a>, opts: &RewriteOptions) -> Result<Option<Drops<'a>>> {
+    let meta = read_meta(db)?;
+    let cap = max_patched_drops(db.page_size());
+    let mut keys = Vec::new();
+    let (mut old_latest, mut last_kept, mut seen) = (Revision::default(), 0i64, 0u64);
+    if let Some(b) = db.bucket(&[KEY])? {
+        for e in b.cursor() {
+            let e = e?;
+            seen = seen.saturating_add(1);
+            if seen.checked_rem(CANCEL_EVERY) == Some(0) {
+                opts.cancel.check()?;
+            }
+            let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
+            old_latest = bk.rev;
+            // Revision markers are always kept.
+            if !e.value.is_empty() {
+                let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
+                if !opts.rules.keeps(kv.key) {
+                    if keys.len() >= cap {
+                        return Ok(None);
+                    }
+                    keys.push(e.key);
+                    continue;
+                }
+            }
+            last_kept = bk.rev.main;
+        }
+    }
+    let (markers, new_latest) = latest_and_markers(opts, old_latest, last_kept)?;
+    let (scheduled, finished) = compact_marks(None, opts, new_latest, &meta);
+    let target = match opts.target_version {
+        Some(t) => Some(check_target(&meta, t)?),
+        None => None,
+    };
+    Ok(Some(Drops { keys, stamp: Stamp { markers, new_latest, scheduled, finished, target } }))
+}
+
+/// Whether a drop `patch` of `db` is small enough to be patched rather than
+/// rebuilt ([`PATCHED_DROP_SHARE`]).
+fn drop_is_small(db: &Db<'_>, patch: &etcdsnap_bolt::patch::Patch) -> bool {
+    patch.replaced.saturating_mul(PATCHED_DROP_SHARE) <= db.hwm()
+}
+
+/// The patch of a patchable rewrite (see [`patchable`]) and the stamp it was
+/// made for; `None`: rebuild (a drop too large, or a shape the patch declines).
+fn patch_for(db: &Db<'_>, opts: &RewriteOptions) -> Result<Option<(Stamp, etcdsnap_bolt::patch::Patch)>> {
+    let drops = if opts.rules.is_empty() {
+        Drops { keys: Vec::new(), stamp: keep_all_stamp(db, opts)? }
+    } else {
+        match drop_pass(db, opts)? {
+            Some(d) => d,
+            None => return Ok(None),
+        }
+    };
+    let Some(patch) = patch_plan(db, &drops.stamp, &drops.keys)? else { return Ok(None) };
+    if !drops.keys.is_empty() && !drop_is_small(db, &patch) {
+        return Ok(None);
+    }
+    Ok(Some((drops.stamp, patch)))
+}
+
+/// The copy-on-write patch that deletes the `key`-bucket entries `drops` (in
+/// bucket order) and stamps `stamp` on `db` (`None`: rebuild).
+fn patch_plan(db: &Db<'_>, stamp: &Stamp, drops: &[&[u8]]) -> Result<Option<etcdsnap_bolt::patch::Patch>> {
     use etcdsnap_bolt::patch::Edit;
     let markers: Vec<(Vec<u8>, Vec<u8>)> = stamp.markers.iter().map(|m| (m.to_bytes().to_vec(), Vec::new())).collect();
     let meta_bucket = db.bucket(&[META])?;
@@ -1127,8 +1226,8 @@ fn patch_plan(db: &Db<'_>, stamp: &Stamp) -> Result<Option<etcdsnap_bolt::patch:
         write_cluster(b, &mut cluster, target)?;
     }
     let mut edits = std::collections::HashMap::new();
-    if !markers.is_empty() {
-        edits.insert(KEY, Edit::Append(&markers));
+    if !markers.is_empty() || !drops.is_empty() {
+        edits.insert(KEY, Edit::Change { delete: drops, append: &markers });
     }
     if meta_bucket.is_some() {
         edits.insert(META, Edit::Replace(&meta.0));
@@ -1455,8 +1554,7 @@ fn rewrite_inner(
         let check = scope.spawn(|| trailer::verify(&file));
         let written = (|| {
             if patchable(&db, opts) {
-                let stamp = keep_all_stamp(&db, opts)?;
-                if let Some(patch) = patch_plan(&db, &stamp)? {
+                if let Some((stamp, patch)) = patch_for(&db, opts)? {
                     let src = Source { db: &db, file: &file, has_trailer, path: input };
                     return write_patched(&src, output, opts, progress, &stamp, &patch);
                 }

@@ -230,7 +230,7 @@ impl Rng {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        self.0 % u64::from(n) == 0
+        self.0.is_multiple_of(u64::from(n))
     }
 }
 

@@ -343,192 +343,244 @@ fn corrupt(key: &[u8], e: impl ToString) -> MvccError {
 }
 
 pub(crate) fn plan<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> Result<Plan<'a>> {
-    let rules = &opts.rules;
-    let meta = read_meta(db)?;
-    let mut old_latest = Revision::default();
-    let mut last_kept = 0i64;
-    // etcd's keep set for the offline compaction: one record per live key
-    // while this pass runs, one bit per entry after it.
-    let mut index = opts.compact.map(|at| KeepSetBuilder::new(at.unwrap_or(i64::MAX)));
-    // Lease of each kept key whose latest revision is a put with a lease: only
-    // those keys, so memory follows leased keys, not the key space.
-    let mut leased: HashMap<&'a [u8], i64> = HashMap::new();
-    // Source keys by a hash of the key they become: collisions are confirmed by
-    // comparing the renamed keys, so no renamed key is kept in memory.
-    let hasher = std::collections::hash_map::RandomState::new();
-    let mut targets: HashMap<u64, &'a [u8]> = HashMap::new();
-    // Exact map for the rare keys whose 64-bit hash clashes with another target's.
-    let mut spill: HashMap<Vec<u8>, &'a [u8]> = HashMap::new();
-    let (mut key_bound, mut first_key_bound) = (0u64, None::<&[u8]>);
-    let (mut present, mut revisions) = (false, 0u64);
-    // Whether a revision of compact_rev_key survives the entry hook.
-    let mut hook_kept_compact_rev_key = false;
-    let mut hook_tally = HookTally::default();
-    let mut counter = RuleCounter::new(rules);
+    let mut planner = Planner::new(db, opts, progress)?;
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
-            let e = e?;
-            // The entry's position in bucket order: the write pass counts the same way.
-            let ordinal = revisions;
-            revisions = revisions.saturating_add(1);
-            if revisions.checked_rem(CANCEL_EVERY) == Some(0) {
-                opts.cancel.check()?;
-            }
-            if revisions % 65536 == 0 {
-                progress.update("analysing", revisions, 0);
-            }
-            let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
-            old_latest = bk.rev;
-            if e.value.is_empty() {
-                // A revision marker (etcdutl's bump): not a user key, always kept.
-                last_kept = bk.rev.main;
-                if let Some(ix) = index.as_mut() {
-                    ix.add(ordinal, b"", bk);
-                }
-                continue;
-            }
-            let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
-            present |= kv.key == COMPACT_REV_KEY;
-            counter.count(rules, kv.key);
-            if !rules.keeps(kv.key) {
-                continue;
-            }
-            let target = rules.renamed(kv.key);
-            // The hook's drops count as the filter's: they move the latest
-            // kept revision, the lease references and the keep set.
-            let replaced = match &opts.hook {
-                Some(h) => {
-                    let d = crate::transform::decide(&**h, &target, bk, &kv)?;
-                    hook_tally.add(&d);
-                    match d {
-                        Decision::Drop => continue,
-                        Decision::Keep => false,
-                        Decision::ReplaceValue(_) => true,
-                    }
-                }
-                None => false,
-            };
-            hook_kept_compact_rev_key |= kv.key == COMPACT_REV_KEY;
-            last_kept = bk.rev.main;
-            let renamed = rules.rename_for(kv.key).is_some();
-            if !rules.renames.is_empty() {
-                if target.is_empty() {
-                    // etcd rejects empty keys, and its index would merge this one with the revision markers.
-                    return Err(MvccError::Refused(Refusal::RenameToEmptyKey { key: kv.key.to_vec() }));
-                }
-                let collision = |other: &[u8]| {
-                    MvccError::Refused(Refusal::RenameCollision {
-                        first: other.to_vec(),
-                        second: kv.key.to_vec(),
-                        target: target.to_vec(),
-                    })
-                };
-                let h = std::hash::BuildHasher::hash_one(&hasher, &*target);
-                match targets.get(&h) {
-                    None => {
-                        targets.insert(h, kv.key);
-                    }
-                    Some(&other) if other == kv.key => {}
-                    Some(&other) if rules.renamed(other) == target => return Err(collision(other)),
-                    Some(_) => match spill.get(&*target) {
-                        Some(&other) if other != kv.key => return Err(collision(other)),
-                        Some(_) => {}
-                        None => {
-                            spill.insert(target.to_vec(), kv.key);
-                        }
-                    },
-                }
-            }
-            // A replaced value is the hook's: neither checked nor re-sealed.
-            if !bk.tombstone && !replaced {
-                if let Some(enc) = encryption(kv.value) {
-                    if renamed && enc.key_bound() {
-                        match &opts.reseal {
-                            // Every value is decrypted here, before anything is written.
-                            Some(r) => {
-                                r.check(kv.key, kv.value).map_err(|reason| MvccError::Reseal {
-                                    key: kv.key.to_vec(),
-                                    revision: bk.rev.main,
-                                    reason,
-                                })?;
-                            }
-                            None => {
-                                key_bound = key_bound.saturating_add(1);
-                                first_key_bound.get_or_insert(kv.key);
-                            }
-                        }
-                    }
-                }
-            }
-            if !bk.tombstone && kv.lease != 0 {
-                leased.insert(kv.key, kv.lease);
-            } else {
-                leased.remove(kv.key);
-            }
-            if let Some(ix) = index.as_mut() {
-                ix.add(ordinal, kv.key, bk);
-            }
+            planner.entry(&e?)?;
         }
     }
-    let compact_rev_key =
-        match rules.compact_rev_key(present).map_err(|_| MvccError::Refused(Refusal::CompactRevKeyUnruled))? {
-            // The rules keep it, the hook dropped every revision of it: an explicit drop too.
-            CompactRevKey::Kept if !hook_kept_compact_rev_key => CompactRevKey::Dropped,
-            k => k,
+    planner.finish()
+}
+
+/// The analysis pass over the `key` bucket, entry by entry in bucket order:
+/// run by [`plan`] over the bucket alone, or beside the write pass where
+/// nothing written depends on what it finds (a patched rewrite).
+struct Planner<'a, 'o, 'p> {
+    opts: &'o RewriteOptions,
+    progress: &'p mut dyn Progress,
+    meta: crate::schema::MetaInfo,
+    old_latest: Revision,
+    last_kept: i64,
+    /// etcd's keep set for the offline compaction: one record per live key
+    /// while this pass runs, one bit per entry after it.
+    index: Option<KeepSetBuilder>,
+    /// Lease of each kept key whose latest revision is a put with a lease: only
+    /// those keys, so memory follows leased keys, not the key space.
+    leased: HashMap<&'a [u8], i64>,
+    /// Source keys by a hash of the key they become: collisions are confirmed by
+    /// comparing the renamed keys, so no renamed key is kept in memory.
+    hasher: std::collections::hash_map::RandomState,
+    targets: HashMap<u64, &'a [u8]>,
+    /// Exact map for the rare keys whose 64-bit hash clashes with another target's.
+    spill: HashMap<Vec<u8>, &'a [u8]>,
+    key_bound: u64,
+    first_key_bound: Option<&'a [u8]>,
+    present: bool,
+    revisions: u64,
+    /// Whether a revision of compact_rev_key survives the entry hook.
+    hook_kept_compact_rev_key: bool,
+    hook_tally: HookTally,
+    counter: RuleCounter,
+}
+
+impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
+    fn new(db: &Db<'a>, opts: &'o RewriteOptions, progress: &'p mut dyn Progress) -> Result<Self> {
+        Ok(Self {
+            opts,
+            progress,
+            meta: read_meta(db)?,
+            old_latest: Revision::default(),
+            last_kept: 0,
+            index: opts.compact.map(|at| KeepSetBuilder::new(at.unwrap_or(i64::MAX))),
+            leased: HashMap::new(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            targets: HashMap::new(),
+            spill: HashMap::new(),
+            key_bound: 0,
+            first_key_bound: None,
+            present: false,
+            revisions: 0,
+            hook_kept_compact_rev_key: false,
+            hook_tally: HookTally::default(),
+            counter: RuleCounter::new(&opts.rules),
+        })
+    }
+
+    /// The next entry of the `key` bucket.
+    fn entry(&mut self, e: &etcdsnap_bolt::Entry<'a>) -> Result<()> {
+        let (opts, rules) = (self.opts, &self.opts.rules);
+        // The entry's position in bucket order: the write pass counts the same way.
+        let ordinal = self.revisions;
+        self.revisions = self.revisions.saturating_add(1);
+        if self.revisions.checked_rem(CANCEL_EVERY) == Some(0) {
+            opts.cancel.check()?;
+        }
+        if self.revisions % 65536 == 0 {
+            self.progress.update("analysing", self.revisions, 0);
+        }
+        let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
+        self.old_latest = bk.rev;
+        if e.value.is_empty() {
+            // A revision marker (etcdutl's bump): not a user key, always kept.
+            self.last_kept = bk.rev.main;
+            if let Some(ix) = self.index.as_mut() {
+                ix.add(ordinal, b"", bk);
+            }
+            return Ok(());
+        }
+        let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
+        self.present |= kv.key == COMPACT_REV_KEY;
+        self.counter.count(rules, kv.key);
+        if !rules.keeps(kv.key) {
+            return Ok(());
+        }
+        let target = rules.renamed(kv.key);
+        // The hook's drops count as the filter's: they move the latest
+        // kept revision, the lease references and the keep set.
+        let replaced = match &opts.hook {
+            Some(h) => {
+                let d = crate::transform::decide(&**h, &target, bk, &kv)?;
+                self.hook_tally.add(&d);
+                match d {
+                    Decision::Drop => return Ok(()),
+                    Decision::Keep => false,
+                    Decision::ReplaceValue(_) => true,
+                }
+            }
+            None => false,
         };
-    if let (Some(first), false) = (first_key_bound, opts.allow_key_bound_encrypted) {
-        return Err(MvccError::Refused(Refusal::KeyBoundEncrypted { count: key_bound, first: first.to_vec() }));
-    }
-    let unmatched = counter.unmatched();
-    if !unmatched.is_empty() && !opts.allow_empty_rules {
-        let rules: Vec<String> = unmatched.iter().map(ToString::to_string).collect();
-        return Err(MvccError::Refused(Refusal::RulesMatchedNothing { rules, revisions }));
-    }
-    let (markers, new_latest) = latest_and_markers(opts, old_latest, last_kept)?;
-    let old_compact = meta.compact_rev();
-    let keep = match (opts.compact, index) {
-        (Some(at), Some(mut ix)) => {
-            let r = at.unwrap_or(new_latest);
-            if r > new_latest {
-                return Err(MvccError::FutureRev { rev: r, current: new_latest });
+        self.hook_kept_compact_rev_key |= kv.key == COMPACT_REV_KEY;
+        self.last_kept = bk.rev.main;
+        let renamed = rules.rename_for(kv.key).is_some();
+        if !rules.renames.is_empty() {
+            if target.is_empty() {
+                // etcd rejects empty keys, and its index would merge this one with the revision markers.
+                return Err(MvccError::Refused(Refusal::RenameToEmptyKey { key: kv.key.to_vec() }));
             }
-            if r < old_compact {
-                return Err(MvccError::Compacted { rev: r, compact: old_compact });
+            let collision = |other: &[u8]| {
+                MvccError::Refused(Refusal::RenameCollision {
+                    first: other.to_vec(),
+                    second: kv.key.to_vec(),
+                    target: target.to_vec(),
+                })
+            };
+            let h = std::hash::BuildHasher::hash_one(&self.hasher, &*target);
+            match self.targets.get(&h) {
+                None => {
+                    self.targets.insert(h, kv.key);
+                }
+                Some(&other) if other == kv.key => {}
+                Some(&other) if rules.renamed(other) == target => return Err(collision(other)),
+                Some(_) => match self.spill.get(&*target) {
+                    Some(&other) if other != kv.key => return Err(collision(other)),
+                    Some(_) => {}
+                    None => {
+                        self.spill.insert(target.to_vec(), kv.key);
+                    }
+                },
             }
-            // The markers follow the input's entries in the write pass.
-            for (ordinal, m) in (revisions..).zip(&markers) {
-                ix.add(ordinal, b"", BucketKey { rev: *m, tombstone: false });
-            }
-            Some((r, ix.finish()))
         }
-        _ => None,
-    };
-    let (scheduled, finished) = compact_marks(keep.as_ref().map(|(r, _)| *r), opts, new_latest, &meta);
-    let referenced_leases = leased.into_values().collect();
-    let target = match opts.target_version {
-        Some(t) => Some(check_target(&meta, t)?),
-        None => None,
-    };
-    Ok(Plan {
-        keep_compact_tombstone: opts.compact_tombstones == CompactTombstones::Keep,
-        target,
-        reseal: opts.reseal.clone(),
-        hook: opts.hook.clone(),
-        hook_tally,
-        old_latest,
-        new_latest,
-        markers,
-        keep,
-        referenced_leases,
-        key_bound_renamed: key_bound,
-        compact_rev_key,
-        scheduled,
-        finished,
-        revisions,
-        rules: counter.into_matches(),
-        cancel: opts.cancel.clone(),
-        _keys: std::marker::PhantomData,
-    })
+        // A replaced value is the hook's: neither checked nor re-sealed.
+        if !bk.tombstone && !replaced {
+            if let Some(enc) = encryption(kv.value) {
+                if renamed && enc.key_bound() {
+                    match &opts.reseal {
+                        // Every value is decrypted here, before anything is written.
+                        Some(r) => {
+                            r.check(kv.key, kv.value).map_err(|reason| MvccError::Reseal {
+                                key: kv.key.to_vec(),
+                                revision: bk.rev.main,
+                                reason,
+                            })?;
+                        }
+                        None => {
+                            self.key_bound = self.key_bound.saturating_add(1);
+                            self.first_key_bound.get_or_insert(kv.key);
+                        }
+                    }
+                }
+            }
+        }
+        if !bk.tombstone && kv.lease != 0 {
+            self.leased.insert(kv.key, kv.lease);
+        } else {
+            self.leased.remove(kv.key);
+        }
+        if let Some(ix) = self.index.as_mut() {
+            ix.add(ordinal, kv.key, bk);
+        }
+        Ok(())
+    }
+
+    /// The plan, once every entry of the `key` bucket was seen (the
+    /// refusals that need all of them are made here).
+    fn finish(self) -> Result<Plan<'a>> {
+        let opts = self.opts;
+        let rules = &opts.rules;
+        let (meta, revisions) = (&self.meta, self.revisions);
+        let compact_rev_key =
+            match rules.compact_rev_key(self.present).map_err(|_| MvccError::Refused(Refusal::CompactRevKeyUnruled))? {
+                // The rules keep it, the hook dropped every revision of it: an explicit drop too.
+                CompactRevKey::Kept if !self.hook_kept_compact_rev_key => CompactRevKey::Dropped,
+                k => k,
+            };
+        if let (Some(first), false) = (self.first_key_bound, opts.allow_key_bound_encrypted) {
+            return Err(MvccError::Refused(Refusal::KeyBoundEncrypted {
+                count: self.key_bound,
+                first: first.to_vec(),
+            }));
+        }
+        let unmatched = self.counter.unmatched();
+        if !unmatched.is_empty() && !opts.allow_empty_rules {
+            let rules: Vec<String> = unmatched.iter().map(ToString::to_string).collect();
+            return Err(MvccError::Refused(Refusal::RulesMatchedNothing { rules, revisions }));
+        }
+        let (markers, new_latest) = latest_and_markers(opts, self.old_latest, self.last_kept)?;
+        let old_compact = meta.compact_rev();
+        let keep = match (opts.compact, self.index) {
+            (Some(at), Some(mut ix)) => {
+                let r = at.unwrap_or(new_latest);
+                if r > new_latest {
+                    return Err(MvccError::FutureRev { rev: r, current: new_latest });
+                }
+                if r < old_compact {
+                    return Err(MvccError::Compacted { rev: r, compact: old_compact });
+                }
+                // The markers follow the input's entries in the write pass.
+                for (ordinal, m) in (revisions..).zip(&markers) {
+                    ix.add(ordinal, b"", BucketKey { rev: *m, tombstone: false });
+                }
+                Some((r, ix.finish()))
+            }
+            _ => None,
+        };
+        let (scheduled, finished) = compact_marks(keep.as_ref().map(|(r, _)| *r), opts, new_latest, meta);
+        let referenced_leases = self.leased.into_values().collect();
+        let target = match opts.target_version {
+            Some(t) => Some(check_target(meta, t)?),
+            None => None,
+        };
+        Ok(Plan {
+            keep_compact_tombstone: opts.compact_tombstones == CompactTombstones::Keep,
+            target,
+            reseal: opts.reseal.clone(),
+            hook: opts.hook.clone(),
+            hook_tally: self.hook_tally,
+            old_latest: self.old_latest,
+            new_latest,
+            markers,
+            keep,
+            referenced_leases,
+            key_bound_renamed: self.key_bound,
+            compact_rev_key,
+            scheduled,
+            finished,
+            revisions,
+            rules: self.counter.into_matches(),
+            cancel: opts.cancel.clone(),
+            _keys: std::marker::PhantomData,
+        })
+    }
 }
 
 /// The new latest revision and the revision markers to write, from the

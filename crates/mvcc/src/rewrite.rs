@@ -415,7 +415,7 @@ impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
         if self.revisions.checked_rem(CANCEL_EVERY) == Some(0) {
             opts.cancel.check()?;
         }
-        if self.revisions % 65536 == 0 {
+        if self.revisions.is_multiple_of(65536) {
             self.progress.update("analysing", self.revisions, 0);
         }
         let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;

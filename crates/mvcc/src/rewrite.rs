@@ -635,6 +635,31 @@ struct Stamp {
 }
 
 impl Plan<'_> {
+    /// The plan of a patched rewrite before its analysis: what the stamp
+    /// fixes, no compaction, no hook, nothing referenced yet.
+    fn stamped(stamp: &Stamp, opts: &RewriteOptions) -> Self {
+        Plan {
+            keep_compact_tombstone: opts.compact_tombstones == CompactTombstones::Keep,
+            target: stamp.target,
+            reseal: opts.reseal.clone(),
+            hook: None,
+            hook_tally: HookTally::default(),
+            old_latest: Revision::default(),
+            new_latest: stamp.new_latest,
+            markers: stamp.markers.clone(),
+            keep: None,
+            referenced_leases: HashSet::new(),
+            key_bound_renamed: 0,
+            compact_rev_key: CompactRevKey::Absent,
+            scheduled: stamp.scheduled,
+            finished: stamp.finished,
+            revisions: 0,
+            rules: Vec::new(),
+            cancel: opts.cancel.clone(),
+            _keys: std::marker::PhantomData,
+        }
+    }
+
     fn stamp(&self) -> Stamp {
         Stamp {
             markers: self.markers.clone(),
@@ -705,17 +730,24 @@ fn compacted_away(plan: &Plan<'_>, ordinal: u64, bk: BucketKey) -> bool {
     }
 }
 
-fn write_key_bucket<S: Sink>(
-    b: &Bucket<'_>,
+/// Writes the `key` bucket `b` as `plan` says; `planner`, if any, is given
+/// every input entry first (the analysis run beside the write, for a plan
+/// made from a patch's stamp: see [`emit_patched`]).
+fn write_key_bucket<'a, S: Sink>(
+    b: &Bucket<'a>,
     out: &mut S,
     plan: &Plan<'_>,
     rules: &KeyRules,
     c: &mut Counts,
+    mut planner: Option<&mut Planner<'a, '_, '_>>,
 ) -> Result<()> {
     let mut buf = Vec::new();
     let mut done = 0u64;
     for e in b.cursor() {
         let e = e?;
+        if let Some(p) = planner.as_deref_mut() {
+            p.entry(&e)?;
+        }
         let ordinal = done;
         done = done.saturating_add(1);
         if done.checked_rem(CANCEL_EVERY) == Some(0) {
@@ -1042,17 +1074,80 @@ fn emit<S: Sink>(db: &Db<'_>, out: &mut S, plan: &Plan<'_>, opts: &RewriteOption
         let top = top?;
         let bucket = root.child(top)?;
         out.create_bucket(top.key, bucket.sequence())?;
-        match (top.key, plan.target) {
-            (KEY, _) => write_key_bucket(&bucket, out, plan, &opts.rules, c)?,
-            (META, _) => write_meta(&bucket, out, &plan.stamp())?,
-            (LEASE, _) => write_leases(&bucket, out, plan, opts.drop_orphan_leases, c)?,
-            (AUTH_ROLES, _) => write_roles(&bucket, out, &opts.rules, c)?,
-            (CLUSTER, Some(target)) => write_cluster(&bucket, out, target)?,
-            _ => etcdsnap_bolt::compact::copy_bucket(&bucket, out)?,
-        }
+        emit_bucket(top.key, &bucket, out, plan, opts, c, None)?;
         out.close_bucket()?;
     }
     Ok(())
+}
+
+/// Writes one top-level bucket, transformed (`planner`: see [`write_key_bucket`]).
+fn emit_bucket<'a, S: Sink>(
+    name: &[u8],
+    bucket: &Bucket<'a>,
+    out: &mut S,
+    plan: &Plan<'_>,
+    opts: &RewriteOptions,
+    c: &mut Counts,
+    planner: Option<&mut Planner<'a, '_, '_>>,
+) -> Result<()> {
+    match (name, plan.target) {
+        (KEY, _) => write_key_bucket(bucket, out, plan, &opts.rules, c, planner),
+        (META, _) => write_meta(bucket, out, &plan.stamp()),
+        (LEASE, _) => write_leases(bucket, out, plan, opts.drop_orphan_leases, c),
+        (AUTH_ROLES, _) => write_roles(bucket, out, &opts.rules, c),
+        (CLUSTER, Some(target)) => write_cluster(bucket, out, target),
+        _ => Ok(etcdsnap_bolt::compact::copy_bucket(bucket, out)?),
+    }
+}
+
+/// [`emit`] for a patched rewrite, whose `stamp` is known before the `key`
+/// bucket is read: that bucket is written from a plan made of the stamp
+/// while the analysis pass runs beside it, entry by entry; its plan then
+/// writes the buckets after it (the lease references are known once the
+/// `key` bucket is read, and `lease` sorts after it). The buckets before
+/// `key` need only the rules and the stamp. One walk of the `key` bucket
+/// instead of two. Returns the plan, whose stamp the caller compares with
+/// the patch's.
+fn emit_patched<'a, S: Sink>(
+    db: &Db<'a>,
+    out: &mut S,
+    stamp: &Stamp,
+    opts: &RewriteOptions,
+    c: &mut Counts,
+    progress: &mut dyn Progress,
+) -> Result<Plan<'a>> {
+    /// Where the analysis is: running beside the write, or done.
+    enum Analysis<'a, 'o, 'p> {
+        Running(Box<Planner<'a, 'o, 'p>>),
+        Done(Box<Plan<'a>>),
+    }
+    let stamped = Plan::stamped(stamp, opts);
+    let mut state = Analysis::Running(Box::new(Planner::new(db, opts, progress)?));
+    let root = db.root()?;
+    for top in root.cursor() {
+        let top = top?;
+        let bucket = root.child(top)?;
+        out.create_bucket(top.key, bucket.sequence())?;
+        state = match state {
+            Analysis::Running(mut p) if top.key == KEY => {
+                emit_bucket(top.key, &bucket, out, &stamped, opts, c, Some(&mut *p))?;
+                Analysis::Done(Box::new(p.finish()?))
+            }
+            state => {
+                let plan = match &state {
+                    Analysis::Done(p) => p,
+                    Analysis::Running(_) => &stamped,
+                };
+                emit_bucket(top.key, &bucket, out, plan, opts, c, None)?;
+                state
+            }
+        };
+        out.close_bucket()?;
+    }
+    match state {
+        Analysis::Running(p) => p.finish(),
+        Analysis::Done(plan) => Ok(*plan),
+    }
 }
 
 /// `verify_output`: the written file (at `tmp`, committed as `output`) passes
@@ -1324,19 +1419,19 @@ fn write_patched<'a>(
         let writer = scope.spawn(move || {
             crate::stream::write_pieces(out_file, output, Some(&tmp), want_trailer, &[cancel, stop_w], &pieces)
         });
-        let observed = plan(db, opts, progress).and_then(|plan| {
+        let observed = (|| {
+            let mut c = Counts::default();
+            let mut nothing = Nothing;
+            let mut watched = Watched::new(&mut nothing, compact);
+            let plan = emit_patched(db, &mut watched, stamp, opts, &mut c, progress)?;
             if plan.stamp() != *stamp {
                 return Err(MvccError::OutputVerification {
                     path: output.to_path_buf(),
                     what: format!("the patch was made for {stamp:?}, the plan gives {:?}", plan.stamp()),
                 });
             }
-            let mut c = Counts::default();
-            let mut nothing = Nothing;
-            let mut watched = Watched::new(&mut nothing, compact);
-            emit(db, &mut watched, &plan, opts, &mut c)?;
             Ok((plan, c, watched.finish()?))
-        });
+        })();
         if observed.is_err() {
             stop_flag.store(1, std::sync::atomic::Ordering::Relaxed);
         }

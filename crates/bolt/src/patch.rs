@@ -138,22 +138,81 @@ struct Alloc {
     scratch: Vec<u8>,
 }
 
+/// bbolt's `minKeysPerPage`: a node of at most twice as many elements is
+/// never split, whatever its size.
+const MIN_KEYS_PER_PAGE: usize = 2;
+
+/// Bytes of one element's header in a page (leaf and branch alike).
+const ELEMENT_SIZE: usize = 16;
+
+/// The fill bbolt splits a grown node at, per mille of the page: 900, the
+/// `FillPercent` etcd sets on the `key` bucket for its sequential puts — the
+/// one bucket whose nodes grow here (markers appended to its last leaf).
+const SPLIT_FILL_PER_MILLE: usize = 900;
+
 impl Alloc {
     /// Writes `elems` as one node (with overflow pages when larger than a
-    /// page); `None` when bbolt would split it: larger than a page and more
-    /// than `2 × minKeysPerPage` elements (bbolt's `node.split`).
+    /// page); `None` when bbolt would split it ([`split`]).
     fn node(&mut self, elems: &[Elem<'_>], flag: u16) -> Result<Option<Pgid>> {
-        const UNSPLIT: usize = 4;
-        let buf = fill(elems);
-        if buf.size() > self.page_size && elems.len() > UNSPLIT {
+        if split(elems, self.page_size).len() > 1 {
             return Ok(None);
         }
+        self.write_node(elems, flag).map(Some)
+    }
+
+    /// Writes `elems` as the nodes bbolt's `spill` makes of them ([`split`]):
+    /// each node's first key and page id, in order.
+    fn nodes<'k>(&mut self, elems: &[Elem<'k>], flag: u16) -> Result<Vec<(&'k [u8], Pgid)>> {
+        let mut out = Vec::new();
+        for run in split(elems, self.page_size) {
+            let key = run.first().map_or(&[][..], |e| e.key);
+            out.push((key, self.write_node(run, flag)?));
+        }
+        Ok(out)
+    }
+
+    fn write_node(&mut self, elems: &[Elem<'_>], flag: u16) -> Result<Pgid> {
+        let buf = fill(elems);
         let id = self.next;
         let overflow = buf.serialize(id, flag, self.page_size, true, &mut self.scratch)?;
         self.out.extend_from_slice(&self.scratch);
         self.next = id.saturating_add(u64::from(overflow)).saturating_add(1);
-        Ok(Some(id))
+        Ok(id)
     }
+}
+
+/// The runs of `elems` that bbolt's `node.split` writes as separate nodes:
+/// while what is left has more than `2 × minKeysPerPage` elements and does
+/// not fit a page, a node takes elements up to the fill threshold (at least
+/// `minKeysPerPage`, and leaving at least that many).
+fn split<'s, 'k>(elems: &'s [Elem<'k>], page_size: usize) -> Vec<&'s [Elem<'k>]> {
+    let threshold = page_size.saturating_mul(SPLIT_FILL_PER_MILLE) / 1000;
+    let size =
+        |run: &[Elem<'_>]| run.iter().fold(crate::layout::PAGE_HEADER_SIZE, |sz, e| sz.saturating_add(element_size(e)));
+    let mut runs = Vec::new();
+    let mut rest = elems;
+    while rest.len() > MIN_KEYS_PER_PAGE.saturating_mul(2) && size(rest) >= page_size {
+        // bbolt's splitIndex.
+        let mut index = 0usize;
+        let mut sz = crate::layout::PAGE_HEADER_SIZE;
+        for (i, e) in rest.iter().enumerate().take(rest.len().saturating_sub(MIN_KEYS_PER_PAGE)) {
+            index = i;
+            let elsize = element_size(e);
+            if i >= MIN_KEYS_PER_PAGE && sz.saturating_add(elsize) > threshold {
+                break;
+            }
+            sz = sz.saturating_add(elsize);
+        }
+        let (head, tail) = rest.split_at(index);
+        runs.push(head);
+        rest = tail;
+    }
+    runs.push(rest);
+    runs
+}
+
+fn element_size(e: &Elem<'_>) -> usize {
+    ELEMENT_SIZE.saturating_add(e.key.len()).saturating_add(e.value.len())
 }
 
 fn fill(elems: &[Elem<'_>]) -> PageBuf {
@@ -255,25 +314,6 @@ enum Edited<'x> {
     Node(Fresh<'x>),
 }
 
-impl<'x> Fresh<'x> {
-    /// The node's first key (branch keys equal their child's first key).
-    fn first_key(&self) -> &'x [u8] {
-        match self {
-            Fresh::Leaf(elems) => elems.first().map_or(&[][..], |e| e.key),
-            Fresh::Branch(children) => children.first().map_or(&[][..], Child::first_key),
-        }
-    }
-}
-
-impl<'x> Child<'x> {
-    fn first_key(&self) -> &'x [u8] {
-        match self {
-            Child::Carried { key, .. } => key,
-            Child::New(f) => f.first_key(),
-        }
-    }
-}
-
 /// Edits one top-level bucket.
 struct Editor<'p, 'x, 'o> {
     pages: &'p Pages<'x>,
@@ -371,34 +411,48 @@ impl<'x> Editor<'_, 'x, '_> {
         Ok(Some(BucketHeader { root: id, sequence: seq }.to_bytes().to_vec()))
     }
 
-    /// Writes the edited root of a paged bucket; its new bucket value.
+    /// Writes the edited root of a paged bucket; its new bucket value. A
+    /// root that bbolt splits gets a new branch above its parts, as `spill`
+    /// does, until one node is left.
     fn write_root(&mut self, top: &Fresh<'x>, seq: u64) -> Result<Option<Vec<u8>>> {
-        match top {
-            Fresh::Leaf(elems) => small_bucket(self.alloc, seq, elems),
-            Fresh::Branch(_) => {
-                Ok(self.write(top)?.map(|root| BucketHeader { root, sequence: seq }.to_bytes().to_vec()))
+        if let Fresh::Leaf(elems) = top {
+            if fill(elems).size() <= self.alloc.page_size / 4 {
+                return small_bucket(self.alloc, seq, elems);
             }
         }
+        let mut level = self.write(top)?;
+        let mut depth = 0usize;
+        while level.len() > 1 {
+            depth = depth.saturating_add(1);
+            if depth >= crate::cursor::MAX_DEPTH {
+                return Ok(None);
+            }
+            let elems: Vec<Elem<'x>> =
+                level.iter().map(|&(key, child)| Elem { flags: 0, key, value: &[], child }).collect();
+            level = self.alloc.nodes(&elems, BRANCH_PAGE_FLAG)?;
+        }
+        Ok(level.first().map(|&(_, root)| BucketHeader { root, sequence: seq }.to_bytes().to_vec()))
     }
 
-    /// Writes `node` and its new descendants (children first, left to right);
-    /// its page id, `None` when bbolt would split a node.
-    fn write(&mut self, node: &Fresh<'x>) -> Result<Option<Pgid>> {
+    /// Writes `node` and its new descendants (children first, left to right)
+    /// as bbolt's `spill` does, splitting what outgrew a page: the first key
+    /// and page id of each node it became.
+    fn write(&mut self, node: &Fresh<'x>) -> Result<Vec<(&'x [u8], Pgid)>> {
         match node {
-            Fresh::Leaf(elems) => self.alloc.node(elems, LEAF_PAGE_FLAG),
+            Fresh::Leaf(elems) => self.alloc.nodes(elems, LEAF_PAGE_FLAG),
             Fresh::Branch(children) => {
                 let mut elems = Vec::with_capacity(children.len());
                 for c in children {
-                    let child = match c {
-                        Child::Carried { id, .. } => *id,
-                        Child::New(f) => match self.write(f)? {
-                            Some(id) => id,
-                            None => return Ok(None),
-                        },
-                    };
-                    elems.push(Elem { flags: 0, key: c.first_key(), value: &[], child });
+                    match c {
+                        Child::Carried { key, id } => elems.push(Elem { flags: 0, key, value: &[], child: *id }),
+                        Child::New(f) => {
+                            for (key, child) in self.write(f)? {
+                                elems.push(Elem { flags: 0, key, value: &[], child });
+                            }
+                        }
+                    }
                 }
-                self.alloc.node(&elems, BRANCH_PAGE_FLAG)
+                self.alloc.nodes(&elems, BRANCH_PAGE_FLAG)
             }
         }
     }

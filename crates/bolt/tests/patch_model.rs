@@ -460,14 +460,64 @@ fn inline_buckets_delete_from_their_image() {
     }
 }
 
+/// A bucket of `n` 17-byte keys with values of `vlen` bytes each.
+fn model_of(n: u32, vlen: usize) -> Tree {
+    let mut t = big_model(n);
+    if let Some(Node::Bucket(b)) = t.entries.get_mut(EDITED) {
+        for v in b.entries.values_mut() {
+            *v = Node::Value(vec![7; vlen]);
+        }
+    }
+    t
+}
+
+/// Appends that outgrow the bucket's last leaf, patched and checked against
+/// the model: (name, input, output).
+fn grown_cases() -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut case = |name: &str, model: Tree, opts: BuildOptions, delete_first: bool, n: usize, vlen: usize| {
+        let input = build(&model, opts);
+        let leaves = leaves(&input, EDITED);
+        let last = leaves.last().unwrap().last().cloned();
+        let delete = if delete_first { vec![leaves[0][0].clone()] } else { Vec::new() };
+        let (o, _) = patch_and_check(&input, &model, EDITED, &delete, &appended(last.as_ref(), n, vlen))
+            .unwrap_or_else(|| panic!("{name}: declined"));
+        out.push((name.to_string(), input, o));
+    };
+    // Small pages, a delete elsewhere: the last leaf splits in several.
+    case("small pages", big_model(40), BuildOptions { page_size: 1024, ..BuildOptions::default() }, true, 200, 50);
+    // A bucket whose root is one leaf: the root splits, a branch goes above.
+    case("root leaf", model_of(30, 40), page4k(), false, 60, 40);
+    // A deep tree: its last leaf splits, the branch above takes the parts.
+    case("deep tree", big_model(40_000), page4k(), false, 250, 100);
+    // Large values (each in an overflow run, as etcd's big objects): put one
+    // at a time, as etcd does, they gather four to the last leaf (bbolt never
+    // splits four); one more entry, an empty marker, splits it in two.
+    let mut model = model_of(8, 3000);
+    let mut input = build(&model, page4k());
+    let last_leaf = |input: &[u8]| leaves(input, EDITED).last().unwrap().clone();
+    while last_leaf(&input).len() < 4 {
+        let append = appended(last_leaf(&input).last(), 1, 3000);
+        let (o, _) = patch_and_check(&input, &model, EDITED, &[], &append).expect("large values: declined");
+        model = edited_model(&model, EDITED, &[], &append);
+        input = o;
+    }
+    let append = appended(last_leaf(&input).last(), 1, 0);
+    let (o, _) = patch_and_check(&input, &model, EDITED, &[], &append).expect("large values: declined");
+    out.push(("large values".to_string(), input, o));
+    out
+}
+
 #[test]
-fn a_bucket_that_outgrows_a_page_by_appends_declines() {
-    let model = big_model(40);
-    let input = build(&model, BuildOptions { page_size: 1024, ..BuildOptions::default() });
-    let leaves = leaves(&input, EDITED);
-    let last = leaves.last().unwrap().last().cloned();
-    let delete = vec![leaves[0][0].clone()];
-    assert!(patch_and_check(&input, &model, EDITED, &delete, &appended(last.as_ref(), 200, 50)).is_none());
+fn appends_that_outgrow_a_page_split_as_bbolt_spills() {
+    for (name, input, out) in grown_cases() {
+        // No leaf larger than a page with more than four elements is left.
+        assert!(!oversized_leaf(&out, EDITED), "{name}: an oversized leaf");
+        assert!(leaves(&out, EDITED).len() > leaves(&input, EDITED).len(), "{name}: no leaf was added");
+        if name == "root leaf" {
+            assert_eq!((depth(&input, EDITED), depth(&out, EDITED)), (1, 2), "{name}: depth");
+        }
+    }
 }
 
 #[test]
@@ -539,6 +589,7 @@ fn go_bbolt_accepts_patched_deletes() {
             outs.push((format!("random {i}"), out));
         }
     }
+    outs.extend(grown_cases().into_iter().map(|(name, _, out)| (format!("grown {name}"), out)));
     for (name, out) in &outs {
         let f = dir.join(format!("{}.db", name.replace([' ', ','], "-")));
         std::fs::write(&f, out).unwrap();

@@ -6,9 +6,16 @@
 //! A patch applies only where it keeps bbolt's own page shapes: the root
 //! bucket is one leaf page, edited top-level buckets hold no nested buckets in
 //! the leaves an edit rewrites, appended entries sort after every key the
-//! deletes leave in their bucket, and every rewritten node still fits one page
-//! (bbolt would split it). Otherwise [`plan`] returns `None` and the caller
-//! rebuilds the file instead.
+//! deletes leave in their bucket, and a top-level bucket edited by `Replace`
+//! and the root bucket still fit one node each. Otherwise [`plan`] returns
+//! `None` and the caller rebuilds the file instead.
+//!
+//! A rewritten node of an edited bucket that outgrew a page (appended
+//! entries) is split as bbolt's `spill` splits it (`splitIndex`, at least
+//! `minKeysPerPage` per node, never a node of four or fewer elements, the
+//! threshold at 90 % of the page: the `FillPercent` etcd sets on its `key`
+//! bucket), its parts go into the parent in its place, and a root that
+//! split gets a new branch above it.
 //!
 //! # Deletes
 //!

@@ -585,21 +585,41 @@ fn keep_all_bump(version: EtcdVersion) {
     assert_watch_compacted(&server, OLD_LATEST);
 
     // The same edit with every page laid out anew: another file, served identically.
+    let args = ["--bump-revision", "1000000000", "--mark-compacted"];
+    let patched = Patched { out: &out, report: &r, server: &server, served: (rev, rows), name: "bump" };
+    rebuilt_serves_the_same(version, &dir, &args, patched);
+}
+
+/// A patched rewrite's output, served.
+struct Patched<'a> {
+    out: &'a Path,
+    report: &'a ReportJson,
+    server: &'a EtcdServer,
+    /// What it serves: (revision, rows).
+    served: (i64, Vec<KvRow>),
+    /// The test's name, for the rebuilt server's.
+    name: &'a str,
+}
+
+/// The rewrite of `patched` made again with `--rebuild` (same `args`): another
+/// file, the same report figures, served identically, the next put at the
+/// same revision.
+fn rebuilt_serves_the_same(version: EtcdVersion, dir: &Path, args: &[&str], patched: Patched<'_>) {
+    let r = patched.report;
     let rebuilt_out = dir.join("rebuilt.db");
-    let rb = rewrite(
-        &version.fixture_snapshot(),
-        &rebuilt_out,
-        &["--bump-revision", "1000000000", "--mark-compacted", "--rebuild"],
-    );
+    let rb = rewrite(&version.fixture_snapshot(), &rebuilt_out, &[args, &["--rebuild"]].concat());
     assert_eq!((rb.layout.as_str(), rb.pages_rewritten), ("rebuilt", None));
-    assert_ne!(std::fs::read(&out).unwrap(), std::fs::read(&rebuilt_out).unwrap(), "two layouts");
+    assert_ne!(std::fs::read(patched.out).unwrap(), std::fs::read(&rebuilt_out).unwrap(), "two layouts");
     assert_eq!((rb.status_hash, rb.hashkv, rb.status_total_key), (r.status_hash, r.hashkv, r.status_total_key));
+    assert_eq!(rb.revisions, r.revisions);
     check_offline(version, &rebuilt_out, &rb);
-    let (rebuilt, _) = restore_start(version, &rebuilt_out, &format!("rewrite-e2e-bump-{version}-rebuilt-etcd"));
-    assert_eq!(served_get(&rebuilt, &[]), (rev, rows), "{version}: patched and rebuilt serve the same");
-    assert_eq!(served_hashkv(&rebuilt), served_hashkv(&server), "{version}: endpoint hashkv");
-    assert_eq!(put_revision(&server, "/tenant-1/after"), new + 1);
-    assert_eq!(put_revision(&rebuilt, "/tenant-1/after"), new + 1);
+    let name = format!("rewrite-e2e-{}-{version}-rebuilt-etcd", patched.name);
+    let (rebuilt, _) = restore_start(version, &rebuilt_out, &name);
+    assert_eq!(served_get(&rebuilt, &[]), patched.served, "{version}: patched and rebuilt serve the same");
+    assert_eq!(served_hashkv(&rebuilt), served_hashkv(patched.server), "{version}: endpoint hashkv");
+    let next = r.new_revision + 1;
+    assert_eq!(put_revision(patched.server, "/tenant-1/after"), next);
+    assert_eq!(put_revision(&rebuilt, "/tenant-1/after"), next);
 }
 
 etcdsnap_testkit::per_version!(keep_all_bump);
@@ -633,17 +653,8 @@ fn drop_patched(version: EtcdVersion) {
     assert_rows(version, &rows, &expected_rows(version, kept));
 
     // The same rewrite rebuilt: another file, the same report figures, served identically.
-    let rebuilt_out = dir.join("rebuilt.db");
-    let rb = rewrite(&version.fixture_snapshot(), &rebuilt_out, &[&args[..], &["--rebuild"]].concat());
-    assert_eq!((rb.layout.as_str(), rb.pages_rewritten), ("rebuilt", None));
-    assert_eq!((rb.status_hash, rb.hashkv, rb.status_total_key), (r.status_hash, r.hashkv, r.status_total_key));
-    assert_eq!(rb.revisions, r.revisions);
-    check_offline(version, &rebuilt_out, &rb);
-    let (rebuilt, _) = restore_start(version, &rebuilt_out, &format!("rewrite-e2e-drop-{version}-rebuilt-etcd"));
-    assert_eq!(served_get(&rebuilt, &[]), (rev, rows), "{version}: patched and rebuilt serve the same");
-    assert_eq!(served_hashkv(&rebuilt), served_hashkv(&server), "{version}: endpoint hashkv");
-    assert_eq!(put_revision(&server, "/tenant-1/after"), new + 1);
-    assert_eq!(put_revision(&rebuilt, "/tenant-1/after"), new + 1);
+    let patched = Patched { out: &out, report: &r, server: &server, served: (rev, rows), name: "drop" };
+    rebuilt_serves_the_same(version, &dir, &args, patched);
 }
 
 etcdsnap_testkit::per_version!(drop_patched);

@@ -27,8 +27,7 @@ use etcdsnap_mvcc::schema::KEY;
 use etcdsnap_mvcc::status::{status, Status};
 use etcdsnap_mvcc::trailer;
 use etcdsnap_mvcc::verify::{verify, VerifyOptions};
-use etcdsnap_proto::{mvccpb, Message};
-use support::snapshot;
+use support::{contents, kv_bytes, snapshot};
 
 const VERSIONS: [&str; 5] = ["3.4.23", "3.5.1", "3.5.35", "3.6.16", "3.7.3"];
 
@@ -87,29 +86,6 @@ fn run_ok(input: &Path, output: &Path, opts: &RewriteOptions) -> RewriteReport {
     assert_eq!(r.hashkv, hash_kv(&db, 0, TombstoneRule::Skip).unwrap());
     assert_eq!(r.status.revision, r.new_revision);
     r
-}
-
-/// (bucket path, key, value): one entry of a file.
-type Item = (Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
-
-/// Every bucket (with its sequence) and entry of a file, in order.
-fn contents(path: &Path) -> Vec<Item> {
-    struct All(Vec<Item>);
-    impl<'a> etcdsnap_bolt::walk::Visitor<'a> for All {
-        fn enter_bucket(&mut self, path: &[Vec<u8>], h: etcdsnap_bolt::BucketHeader) -> etcdsnap_bolt::Result<()> {
-            self.0.push((path.to_vec(), b"<bucket>".to_vec(), h.sequence.to_le_bytes().to_vec()));
-            Ok(())
-        }
-        fn value(&mut self, path: &[Vec<u8>], k: &'a [u8], v: &'a [u8]) -> etcdsnap_bolt::Result<()> {
-            self.0.push((path.to_vec(), k.to_vec(), v.to_vec()));
-            Ok(())
-        }
-    }
-    let data = std::fs::read(path).unwrap();
-    let db = Db::open(trailer::split(&data).0).unwrap();
-    let mut all = All(Vec::new());
-    etcdsnap_bolt::walk::walk(&db, &mut all).unwrap();
-    all.0
 }
 
 /// Every `key` bucket entry of `path`: (bucket key, user key; empty for a marker).
@@ -240,18 +216,6 @@ fn large_drops_are_rebuilt() {
             assert_eq!(r.layout, OutputLayout::Rebuilt, "{v} {name}");
         }
     }
-}
-
-fn kv_bytes(key: &[u8], create: i64, modr: i64, version: i64, value: &[u8]) -> Vec<u8> {
-    mvccpb::KeyValue {
-        key: key.to_vec(),
-        create_revision: create,
-        mod_revision: modr,
-        version,
-        value: value.to_vec(),
-        lease: 0,
-    }
-    .encode_to_vec()
 }
 
 /// More dropped entries than [`MAX_PATCHED_DROPS`] are rebuilt even when they

@@ -24,8 +24,8 @@ use etcdsnap_mvcc::status::status;
 use etcdsnap_mvcc::trailer;
 use etcdsnap_mvcc::verify::{verify, VerifyOptions};
 use etcdsnap_mvcc::MvccError;
-use etcdsnap_proto::{authpb, mvccpb, Message};
-use support::snapshot;
+use etcdsnap_proto::{authpb, Message};
+use support::{contents, kv_bytes, snapshot};
 
 const VERSIONS: [&str; 5] = ["3.4.23", "3.5.1", "3.5.35", "3.6.16", "3.7.3"];
 const OLD_LATEST: i64 = 1473;
@@ -327,18 +327,6 @@ fn overlapping_renames() {
     }
 }
 
-fn kv_bytes(key: &[u8], create: i64, modr: i64, version: i64, value: &[u8]) -> Vec<u8> {
-    mvccpb::KeyValue {
-        key: key.to_vec(),
-        create_revision: create,
-        mod_revision: modr,
-        version,
-        value: value.to_vec(),
-        lease: 0,
-    }
-    .encode_to_vec()
-}
-
 /// A raw db: the fixture with `extra` appended to its `key` bucket and `roles` to its roles.
 fn with_extra(v: &str, out: &Path, extra: &[(BucketKey, Vec<u8>)], roles: &[authpb::Role]) {
     let data = std::fs::read(snapshot(v)).unwrap();
@@ -542,29 +530,6 @@ fn trailer_mismatch_discards_the_written_output() {
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, vec![std::ffi::OsString::from("damaged.db")], "{v}: only the input remains");
     }
-}
-
-/// (bucket path, key, value): one entry of a file.
-type Item = (Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
-
-/// Every bucket (with its sequence) and entry of a file, in order.
-fn contents(path: &Path) -> Vec<Item> {
-    struct All(Vec<Item>);
-    impl<'a> etcdsnap_bolt::walk::Visitor<'a> for All {
-        fn enter_bucket(&mut self, path: &[Vec<u8>], h: etcdsnap_bolt::BucketHeader) -> etcdsnap_bolt::Result<()> {
-            self.0.push((path.to_vec(), b"<bucket>".to_vec(), h.sequence.to_le_bytes().to_vec()));
-            Ok(())
-        }
-        fn value(&mut self, path: &[Vec<u8>], k: &'a [u8], v: &'a [u8]) -> etcdsnap_bolt::Result<()> {
-            self.0.push((path.to_vec(), k.to_vec(), v.to_vec()));
-            Ok(())
-        }
-    }
-    let data = std::fs::read(path).unwrap();
-    let db = Db::open(trailer::split(&data).0).unwrap();
-    let mut all = All(Vec::new());
-    etcdsnap_bolt::walk::walk(&db, &mut all).unwrap();
-    all.0
 }
 
 /// Edits that keep every page are patched copy-on-write: the output carries

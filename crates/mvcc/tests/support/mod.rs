@@ -40,3 +40,40 @@ pub fn scratch(group: &str, name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// (bucket path, key, value): one entry of a file.
+pub type Item = (Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
+
+/// Every bucket (with its sequence) and entry of a file, in order.
+pub fn contents(path: &std::path::Path) -> Vec<Item> {
+    struct All(Vec<Item>);
+    impl<'a> etcdsnap_bolt::walk::Visitor<'a> for All {
+        fn enter_bucket(&mut self, path: &[Vec<u8>], h: etcdsnap_bolt::BucketHeader) -> etcdsnap_bolt::Result<()> {
+            self.0.push((path.to_vec(), b"<bucket>".to_vec(), h.sequence.to_le_bytes().to_vec()));
+            Ok(())
+        }
+        fn value(&mut self, path: &[Vec<u8>], k: &'a [u8], v: &'a [u8]) -> etcdsnap_bolt::Result<()> {
+            self.0.push((path.to_vec(), k.to_vec(), v.to_vec()));
+            Ok(())
+        }
+    }
+    let data = std::fs::read(path).unwrap();
+    let db = Db::open(etcdsnap_mvcc::trailer::split(&data).0).unwrap();
+    let mut all = All(Vec::new());
+    etcdsnap_bolt::walk::walk(&db, &mut all).unwrap();
+    all.0
+}
+
+/// An encoded `mvccpb.KeyValue` (no lease).
+pub fn kv_bytes(key: &[u8], create: i64, modr: i64, version: i64, value: &[u8]) -> Vec<u8> {
+    use etcdsnap_proto::Message;
+    etcdsnap_proto::mvccpb::KeyValue {
+        key: key.to_vec(),
+        create_revision: create,
+        mod_revision: modr,
+        version,
+        value: value.to_vec(),
+        lease: 0,
+    }
+    .encode_to_vec()
+}

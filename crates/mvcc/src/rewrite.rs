@@ -381,6 +381,10 @@ struct Planner<'a, 'o, 'p> {
     hook_kept_compact_rev_key: bool,
     hook_tally: HookTally,
     counter: RuleCounter,
+    /// The bucket keys of the entries the rules drop, when collected (for a
+    /// patched drop), up to a cap; `None` in it once past the cap.
+    drops: Option<Option<Vec<&'a [u8]>>>,
+    drop_cap: usize,
 }
 
 impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
@@ -403,7 +407,21 @@ impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
             hook_kept_compact_rev_key: false,
             hook_tally: HookTally::default(),
             counter: RuleCounter::new(&opts.rules),
+            drops: None,
+            drop_cap: 0,
         })
+    }
+
+    /// Also lists the bucket keys of the entries the rules drop, up to `cap`
+    /// of them ([`dropped`](Self::dropped)).
+    fn collecting_drops(self, cap: usize) -> Self {
+        Self { drops: Some(Some(Vec::new())), drop_cap: cap, ..self }
+    }
+
+    /// The entries the rules dropped so far, in bucket order; `None` when not
+    /// collected or past the cap.
+    fn dropped(&self) -> Option<&[&'a [u8]]> {
+        self.drops.as_ref()?.as_deref()
     }
 
     /// The next entry of the `key` bucket.
@@ -432,6 +450,13 @@ impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
         self.present |= kv.key == COMPACT_REV_KEY;
         self.counter.count(rules, kv.key);
         if !rules.keeps(kv.key) {
+            if let Some(list) = self.drops.as_mut() {
+                let past = list.as_ref().is_some_and(|l| l.len() >= self.drop_cap);
+                match list {
+                    Some(l) if !past => l.push(e.key),
+                    _ => *list = None,
+                }
+            }
             return Ok(());
         }
         let target = rules.renamed(kv.key);
@@ -1291,46 +1316,25 @@ struct Drops<'a> {
     stamp: Stamp,
 }
 
-/// One pass over the `key` bucket applying the key rules: the entries they
-/// drop and the [`Stamp`] of the output, as [`plan`] makes it for a rewrite
-/// without hook or compaction (the write pass runs `plan` again and refuses
-/// a different stamp). `None` past [`max_patched_drops`] dropped entries.
-/// Memory is the dropped entries' keys only.
+/// The analysis pass ([`Planner`]) over the `key` bucket, listing the
+/// entries the rules drop: those and the [`Stamp`] of the output (the write
+/// pass runs the analysis again and refuses a different stamp). `None` past
+/// [`max_patched_drops`] dropped entries. Memory beyond the analysis' is the
+/// dropped entries' keys only.
 fn drop_pass<'a>(db: &Db<'a>, opts: &RewriteOptions) -> Result<Option<Drops<'a>>> {
-    let meta = read_meta(db)?;
-    let cap = max_patched_drops(db.page_size());
-    let mut keys = Vec::new();
-    let (mut old_latest, mut last_kept, mut seen) = (Revision::default(), 0i64, 0u64);
+    let mut progress = NoProgress;
+    let mut planner = Planner::new(db, opts, &mut progress)?.collecting_drops(max_patched_drops(db.page_size()));
     if let Some(b) = db.bucket(&[KEY])? {
         for e in b.cursor() {
-            let e = e?;
-            seen = seen.saturating_add(1);
-            if seen.checked_rem(CANCEL_EVERY) == Some(0) {
-                opts.cancel.check()?;
+            planner.entry(&e?)?;
+            if planner.dropped().is_none() {
+                return Ok(None);
             }
-            let bk = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
-            old_latest = bk.rev;
-            // Revision markers are always kept.
-            if !e.value.is_empty() {
-                let kv = KvRef::parse(e.value).map_err(|err| corrupt(e.key, err))?;
-                if !opts.rules.keeps(kv.key) {
-                    if keys.len() >= cap {
-                        return Ok(None);
-                    }
-                    keys.push(e.key);
-                    continue;
-                }
-            }
-            last_kept = bk.rev.main;
         }
     }
-    let (markers, new_latest) = latest_and_markers(opts, old_latest, last_kept)?;
-    let (scheduled, finished) = compact_marks(None, opts, new_latest, &meta);
-    let target = match opts.target_version {
-        Some(t) => Some(check_target(&meta, t)?),
-        None => None,
-    };
-    Ok(Some(Drops { keys, stamp: Stamp { markers, new_latest, scheduled, finished, target } }))
+    let keys = planner.dropped().map(<[&[u8]]>::to_vec).unwrap_or_default();
+    let stamp = planner.finish()?.stamp();
+    Ok(Some(Drops { keys, stamp }))
 }
 
 /// Whether a drop `patch` of `db` is small enough to be patched rather than

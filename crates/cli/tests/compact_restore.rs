@@ -10,7 +10,8 @@ use std::process::Command;
 
 use etcdsnap_testkit::{
     assert_server_matches_expected_get, assert_server_matches_expected_hashkv, boltoracle_check_ok, boltoracle_dump,
-    free_port, restore, restore_skip_hash_check, scratch, try_restore, BboltVersion, EtcdServer, EtcdVersion,
+    free_port, restore, restore_and_start, restore_skip_hash_check, scratch, try_restore, BboltVersion, EtcdServer,
+    EtcdVersion,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -95,10 +96,7 @@ fn compact_snapshot_restore_and_serve(version: EtcdVersion) {
 
     assert_go_same_content(&input, &output);
 
-    let data = dir.join("data");
-    let (client, peer) = (free_port(), free_port());
-    restore(version, &output, &data, peer);
-    let server = EtcdServer::start(version, &data, client, peer);
+    let server = restore_and_start(version, &output, &format!("compact-restore-{version}-etcd"));
     assert_server_matches_expected_get(&server);
     // hashkv hashes the `key` bucket up to the revision plus the compact revision;
     // restore keeps both, so the hash is the one of the live server the fixture

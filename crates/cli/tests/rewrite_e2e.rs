@@ -564,30 +564,41 @@ etcdsnap_testkit::per_version!(offline_compact);
 fn keep_all_bump(version: EtcdVersion) {
     let dir = scratch(&format!("rewrite-e2e-bump-{version}"));
     let out = dir.join("bumped.db");
-    let r = rewrite(
-        &version.fixture_snapshot(),
-        &out,
-        &["--bump-revision", "1000000000", "--mark-compacted", "--verify-output"],
-    );
-    let new = OLD_LATEST + BUMP;
-    assert_eq!((r.new_revision, r.scheduled_compact_revision), (new, Some(new)));
+    let args = ["--bump-revision", "1000000000", "--mark-compacted"];
+    let r = rewrite(&version.fixture_snapshot(), &out, &[&args[..], &["--verify-output"]].concat());
     assert_eq!(r.revisions.filtered + r.revisions.renamed + r.revisions.compacted, 0);
     // A keep-all bump keeps every page: patched copy-on-write (the key
     // bucket's rightmost path, the meta bucket and the root page written again).
-    assert_eq!(r.layout, "patched");
-    assert!(r.pages_rewritten.is_some_and(|n| n >= 2), "{:?}", r.pages_rewritten);
-    check_offline(version, &out, &r);
-    let (server, _) = restore_start(version, &out, &format!("rewrite-e2e-bump-{version}-etcd"));
-    assert_hashkv_matches_report(&server, &r);
-    let (rev, rows) = served_get(&server, &[]);
-    assert_eq!(rev, new);
+    let (server, rev, rows) = patched_and_served(version, &out, &r, "bump", 2);
     assert_rows(version, &rows, &expected_rows(version, |k| Some(k.to_vec())));
     assert_watch_compacted(&server, OLD_LATEST);
 
     // The same edit with every page laid out anew: another file, served identically.
-    let args = ["--bump-revision", "1000000000", "--mark-compacted"];
     let patched = Patched { out: &out, report: &r, server: &server, served: (rev, rows), name: "bump" };
     rebuilt_serves_the_same(version, &dir, &args, patched);
+}
+
+/// A bumped (`BUMP`, mark-compacted) rewrite `r` into `out`, patched with at
+/// least `pages` pages written again: checked offline, restored and started;
+/// its HashKV as reported; it serves the new revision. The server and
+/// (revision, rows) it serves.
+fn patched_and_served(
+    version: EtcdVersion,
+    out: &Path,
+    r: &ReportJson,
+    name: &str,
+    pages: u64,
+) -> (EtcdServer, i64, Vec<KvRow>) {
+    let new = OLD_LATEST + BUMP;
+    assert_eq!((r.new_revision, r.scheduled_compact_revision), (new, Some(new)));
+    assert_eq!(r.layout, "patched");
+    assert!(r.pages_rewritten.is_some_and(|n| n >= pages), "{:?}", r.pages_rewritten);
+    check_offline(version, out, r);
+    let (server, _) = restore_start(version, out, &format!("rewrite-e2e-{name}-{version}-etcd"));
+    assert_hashkv_matches_report(&server, r);
+    let (rev, rows) = served_get(&server, &[]);
+    assert_eq!(rev, new);
+    (server, rev, rows)
 }
 
 /// A patched rewrite's output, served.
@@ -636,18 +647,10 @@ fn drop_patched(version: EtcdVersion) {
     let args =
         ["--drop-key", DROPPED_KEY, "--exclude", DROPPED_PREFIX, "--bump-revision", "1000000000", "--mark-compacted"];
     let r = rewrite(&version.fixture_snapshot(), &out, &[&args[..], &["--verify-output"]].concat());
-    let new = OLD_LATEST + BUMP;
-    assert_eq!((r.new_revision, r.scheduled_compact_revision), (new, Some(new)));
     assert!(r.revisions.filtered > 0, "{:?}", r.revisions);
     // A few dropped entries: their leaves and branches, the key bucket's
     // rightmost path, the meta bucket and the root page written again.
-    assert_eq!(r.layout, "patched");
-    assert!(r.pages_rewritten.is_some_and(|n| n >= 3), "{:?}", r.pages_rewritten);
-    check_offline(version, &out, &r);
-    let (server, _) = restore_start(version, &out, &format!("rewrite-e2e-drop-{version}-etcd"));
-    assert_hashkv_matches_report(&server, &r);
-    let (rev, rows) = served_get(&server, &[]);
-    assert_eq!(rev, new);
+    let (server, rev, rows) = patched_and_served(version, &out, &r, "drop", 3);
     let kept =
         |k: &[u8]| (k != DROPPED_KEY.as_bytes() && !k.starts_with(DROPPED_PREFIX.as_bytes())).then(|| k.to_vec());
     assert_rows(version, &rows, &expected_rows(version, kept));

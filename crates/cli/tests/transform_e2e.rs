@@ -13,8 +13,8 @@ use base64::Engine;
 use etcdsnap_mvcc::rewrite::{NoProgress, RewriteOptions};
 use etcdsnap_mvcc::transform::{transform, Decision, Entry, EntryHook};
 use etcdsnap_testkit::{
-    assert_server_matches_expected_get, assert_server_matches_expected_hashkv, boltoracle_dump, free_port,
-    header_revision, kv_rows, restore, scratch, BboltVersion, EtcdServer, EtcdVersion, KvRow,
+    assert_server_matches_expected_get, assert_server_matches_expected_hashkv, boltoracle_dump, header_revision,
+    kv_rows, restore_and_start, scratch, BboltVersion, EtcdVersion, KvRow,
 };
 
 /// Default options: the input, compacted. Written into a `Vec`.
@@ -33,10 +33,7 @@ fn identity_restored_and_served(version: EtcdVersion) {
     }
     assert!(boltoracle_dump(&input) == boltoracle_dump(&output), "{version}: Go reads other content");
 
-    let data_dir = dir.join("data");
-    let (client, peer) = (free_port(), free_port());
-    restore(version, &output, &data_dir, peer);
-    let server = EtcdServer::start(version, &data_dir, client, peer);
+    let server = restore_and_start(version, &output, &format!("transform-identity-{version}-etcd"));
     assert_server_matches_expected_get(&server);
     assert_server_matches_expected_hashkv(&server);
 }
@@ -76,10 +73,7 @@ fn hook_restored_and_served(version: EtcdVersion) {
         b.check_ok(&output);
     }
 
-    let data_dir = dir.join("data");
-    let (client, peer) = (free_port(), free_port());
-    restore(version, &output, &data_dir, peer);
-    let server = EtcdServer::start(version, &data_dir, client, peer);
+    let server = restore_and_start(version, &output, &format!("transform-hook-{version}-etcd"));
     let b64 = base64::engine::general_purpose::STANDARD;
     let expected = version.expected_json("get.json");
     let want: Vec<KvRow> = kv_rows(&expected)

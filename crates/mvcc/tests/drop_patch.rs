@@ -10,11 +10,8 @@
 
 mod support;
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use etcdsnap_bolt::builder::{BuildOptions, Builder};
 use etcdsnap_bolt::{CreateOptions, Db};
 use etcdsnap_keys::KeyRules;
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
@@ -27,7 +24,7 @@ use etcdsnap_mvcc::schema::KEY;
 use etcdsnap_mvcc::status::{status, Status};
 use etcdsnap_mvcc::trailer;
 use etcdsnap_mvcc::verify::{verify, VerifyOptions};
-use support::{contents, kv_bytes, snapshot};
+use support::{contents, copy_fixture, kv_bytes, snapshot};
 
 const VERSIONS: [&str; 5] = ["3.4.23", "3.5.1", "3.5.35", "3.6.16", "3.7.3"];
 
@@ -224,25 +221,16 @@ fn large_drops_are_rebuilt() {
 fn the_drop_cap_bounds_patched_drops() {
     let v = "3.5.35";
     let dir = scratch("cap");
-    let data = std::fs::read(snapshot(v)).unwrap();
-    let db = Db::open(trailer::split(&data).0).unwrap();
     let latest = key_entries(&snapshot(v)).last().unwrap().0.rev.main;
     // The fixture with many puts of two keys after its history, and a large
     // bucket of padding so that their leaves are few of the file's pages.
     let input = dir.join("input.db");
-    let f = BufWriter::new(File::create(&input).unwrap());
-    let mut b = Builder::new(f, BuildOptions { page_size: 4096, ..BuildOptions::default() }).unwrap();
-    let root = db.root().unwrap();
     // `/cap/over` has one entry more than the cap, `/cap/under` the cap.
     assert_eq!(max_patched_drops(4096), MAX_PATCHED_DROPS);
     assert_eq!(max_patched_drops(65536), 256, "16 MiB of 64 KiB leaves");
     let (over, under) = (MAX_PATCHED_DROPS as i64 + 1, MAX_PATCHED_DROPS as i64);
-    for top in root.cursor() {
-        let top = top.unwrap();
-        let bucket = root.child(top).unwrap();
-        b.create_bucket(top.key, bucket.sequence()).unwrap();
-        etcdsnap_bolt::compact::copy_bucket(&bucket, &mut b).unwrap();
-        if top.key == KEY {
+    let mut b = copy_fixture(v, &input, |name, b| {
+        if name == KEY {
             for i in 0..over + under {
                 let main = latest + 1 + i;
                 let key: &[u8] = if i < over { b"/cap/over" } else { b"/cap/under" };
@@ -251,8 +239,7 @@ fn the_drop_cap_bounds_patched_drops() {
                 b.put(&raw, &kv_bytes(key, main - version + 1, main, version, b"")).unwrap();
             }
         }
-        b.close_bucket().unwrap();
-    }
+    });
     b.create_bucket(b"zz-padding", 0).unwrap();
     for i in 0u32..40_000 {
         b.put(&i.to_be_bytes(), &[7u8; 100]).unwrap();

@@ -7,11 +7,8 @@
 
 mod support;
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use etcdsnap_bolt::builder::{BuildOptions, Builder};
 use etcdsnap_bolt::{CreateOptions, Db};
 use etcdsnap_keys::{KeyRules, Rename};
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
@@ -25,7 +22,7 @@ use etcdsnap_mvcc::trailer;
 use etcdsnap_mvcc::verify::{verify, VerifyOptions};
 use etcdsnap_mvcc::MvccError;
 use etcdsnap_proto::{authpb, Message};
-use support::{contents, kv_bytes, snapshot};
+use support::{contents, copy_fixture, kv_bytes, snapshot};
 
 const VERSIONS: [&str; 5] = ["3.4.23", "3.5.1", "3.5.35", "3.6.16", "3.7.3"];
 const OLD_LATEST: i64 = 1473;
@@ -329,29 +326,18 @@ fn overlapping_renames() {
 
 /// A raw db: the fixture with `extra` appended to its `key` bucket and `roles` to its roles.
 fn with_extra(v: &str, out: &Path, extra: &[(BucketKey, Vec<u8>)], roles: &[authpb::Role]) {
-    let data = std::fs::read(snapshot(v)).unwrap();
-    let db = Db::open(trailer::split(&data).0).unwrap();
-    let f = BufWriter::new(File::create(out).unwrap());
-    let mut b = Builder::new(f, BuildOptions { page_size: 4096, ..BuildOptions::default() }).unwrap();
-    let root = db.root().unwrap();
-    for top in root.cursor() {
-        let top = top.unwrap();
-        let bucket = root.child(top).unwrap();
-        b.create_bucket(top.key, bucket.sequence()).unwrap();
-        etcdsnap_bolt::compact::copy_bucket(&bucket, &mut b).unwrap();
-        if top.key == KEY {
+    let b = copy_fixture(v, out, |name, b| {
+        if name == KEY {
             for (k, val) in extra {
-                let raw = k.to_bytes();
-                b.put(&raw, val).unwrap();
+                b.put(&k.to_bytes(), val).unwrap();
             }
         }
-        if top.key == AUTH_ROLES {
+        if name == AUTH_ROLES {
             for role in roles {
                 b.put(&role.name, &role.encode_to_vec()).unwrap();
             }
         }
-        b.close_bucket().unwrap();
-    }
+    });
     b.finish().unwrap();
     let r = verify(&std::fs::read(out).unwrap(), VerifyOptions::default());
     assert!(r.is_ok(), "constructed input: {:#?}", r.findings);

@@ -77,3 +77,31 @@ pub fn kv_bytes(key: &[u8], create: i64, modr: i64, version: i64, value: &[u8]) 
     }
     .encode_to_vec()
 }
+
+/// A 4 KiB-page copy of `version`'s fixture into `out`: every top-level
+/// bucket copied, then `extend(name, builder)` before it closes (to add
+/// entries). Returns the builder, to add buckets and finish.
+pub fn copy_fixture(
+    version: &str,
+    out: &std::path::Path,
+    mut extend: impl FnMut(&[u8], &mut FixtureBuilder),
+) -> FixtureBuilder {
+    use etcdsnap_bolt::builder::{BuildOptions, Builder};
+    let data = std::fs::read(snapshot(version)).unwrap();
+    let db = Db::open(etcdsnap_mvcc::trailer::split(&data).0).unwrap();
+    let f = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
+    let mut b = Builder::new(f, BuildOptions { page_size: 4096, ..BuildOptions::default() }).unwrap();
+    let root = db.root().unwrap();
+    for top in root.cursor() {
+        let top = top.unwrap();
+        let bucket = root.child(top).unwrap();
+        b.create_bucket(top.key, bucket.sequence()).unwrap();
+        etcdsnap_bolt::compact::copy_bucket(&bucket, &mut b).unwrap();
+        extend(top.key, &mut b);
+        b.close_bucket().unwrap();
+    }
+    b
+}
+
+/// The builder [`copy_fixture`] writes with.
+pub type FixtureBuilder = etcdsnap_bolt::builder::Builder<std::io::BufWriter<std::fs::File>>;

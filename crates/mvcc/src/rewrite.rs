@@ -381,10 +381,17 @@ struct Planner<'a, 'o, 'p> {
     hook_kept_compact_rev_key: bool,
     hook_tally: HookTally,
     counter: RuleCounter,
-    /// The bucket keys of the entries the rules drop, when collected (for a
-    /// patched drop), up to a cap; `None` in it once past the cap.
-    drops: Option<Option<Vec<&'a [u8]>>>,
+    /// The bucket keys of the entries the rules drop (for a patched drop).
+    drops: DropList<'a>,
     drop_cap: usize,
+}
+
+/// Whether a [`Planner`] lists the entries the rules drop.
+enum DropList<'a> {
+    Off,
+    Listing(Vec<&'a [u8]>),
+    /// More than the cap were dropped.
+    Past,
 }
 
 impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
@@ -407,7 +414,7 @@ impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
             hook_kept_compact_rev_key: false,
             hook_tally: HookTally::default(),
             counter: RuleCounter::new(&opts.rules),
-            drops: None,
+            drops: DropList::Off,
             drop_cap: 0,
         })
     }
@@ -415,13 +422,16 @@ impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
     /// Also lists the bucket keys of the entries the rules drop, up to `cap`
     /// of them ([`dropped`](Self::dropped)).
     fn collecting_drops(self, cap: usize) -> Self {
-        Self { drops: Some(Some(Vec::new())), drop_cap: cap, ..self }
+        Self { drops: DropList::Listing(Vec::new()), drop_cap: cap, ..self }
     }
 
     /// The entries the rules dropped so far, in bucket order; `None` when not
     /// collected or past the cap.
     fn dropped(&self) -> Option<&[&'a [u8]]> {
-        self.drops.as_ref()?.as_deref()
+        match &self.drops {
+            DropList::Listing(l) => Some(l),
+            DropList::Off | DropList::Past => None,
+        }
     }
 
     /// The next entry of the `key` bucket.
@@ -450,12 +460,10 @@ impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
         self.present |= kv.key == COMPACT_REV_KEY;
         self.counter.count(rules, kv.key);
         if !rules.keeps(kv.key) {
-            if let Some(list) = self.drops.as_mut() {
-                let past = list.as_ref().is_some_and(|l| l.len() >= self.drop_cap);
-                match list {
-                    Some(l) if !past => l.push(e.key),
-                    _ => *list = None,
-                }
+            match &mut self.drops {
+                DropList::Listing(l) if l.len() < self.drop_cap => l.push(e.key),
+                DropList::Listing(_) => self.drops = DropList::Past,
+                DropList::Off | DropList::Past => {}
             }
             return Ok(());
         }
@@ -528,7 +536,7 @@ impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
         }
         if !bk.tombstone && kv.lease != 0 {
             self.leased.insert(kv.key, kv.lease);
-        } else {
+        } else if !self.leased.is_empty() {
             self.leased.remove(kv.key);
         }
         if let Some(ix) = self.index.as_mut() {

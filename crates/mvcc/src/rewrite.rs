@@ -668,24 +668,25 @@ struct Stamp {
 }
 
 impl Plan<'_> {
-    /// The plan of a patched rewrite before its analysis: what the stamp
-    /// fixes, no compaction, no hook, nothing referenced yet.
-    fn stamped(stamp: &Stamp, opts: &RewriteOptions) -> Self {
+    /// The plan of a rewrite without offline compaction before its analysis
+    /// ([`emit_analysing`]): what the options fix and the checked `target`;
+    /// no markers, nothing referenced yet.
+    fn provisional(opts: &RewriteOptions, target: Option<EtcdLine>) -> Self {
         Plan {
             keep_compact_tombstone: opts.compact_tombstones == CompactTombstones::Keep,
-            target: stamp.target,
+            target,
             reseal: opts.reseal.clone(),
-            hook: None,
+            hook: opts.hook.clone(),
             hook_tally: HookTally::default(),
             old_latest: Revision::default(),
-            new_latest: stamp.new_latest,
-            markers: stamp.markers.clone(),
+            new_latest: 0,
+            markers: Vec::new(),
             keep: None,
             referenced_leases: HashSet::new(),
             key_bound_renamed: 0,
             compact_rev_key: CompactRevKey::Absent,
-            scheduled: stamp.scheduled,
-            finished: stamp.finished,
+            scheduled: None,
+            finished: None,
             revisions: 0,
             rules: Vec::new(),
             cancel: opts.cancel.clone(),
@@ -763,17 +764,29 @@ fn compacted_away(plan: &Plan<'_>, ordinal: u64, bk: BucketKey) -> bool {
     }
 }
 
-/// Writes the `key` bucket `b` as `plan` says; `planner`, if any, is given
-/// every input entry first (the analysis run beside the write, for a plan
-/// made from a patch's stamp: see [`emit_patched`]).
-fn write_key_bucket<'a, S: Sink>(
+/// Writes the `key` bucket `b` as `plan` says: its entries, then the markers.
+fn write_key_bucket<S: Sink>(
+    b: &Bucket<'_>,
+    out: &mut S,
+    plan: &Plan<'_>,
+    rules: &KeyRules,
+    c: &mut Counts,
+) -> Result<()> {
+    let done = write_key_entries(b, out, plan, rules, c, None)?;
+    write_key_tail(out, plan, done, c)
+}
+
+/// Writes the input entries of the `key` bucket `b` as `plan` says; their
+/// count. `planner`, if any, is given every entry first (the analysis run
+/// beside the write: see [`emit_analysing`]).
+fn write_key_entries<'a, S: Sink>(
     b: &Bucket<'a>,
     out: &mut S,
     plan: &Plan<'_>,
     rules: &KeyRules,
     c: &mut Counts,
     mut planner: Option<&mut Planner<'a, '_, '_>>,
-) -> Result<()> {
+) -> Result<u64> {
     let mut buf = Vec::new();
     let mut done = 0u64;
     for e in b.cursor() {
@@ -858,6 +871,12 @@ fn write_key_bucket<'a, S: Sink>(
             out.put(e.key, e.value)?;
         }
     }
+    Ok(done)
+}
+
+/// The end of the `key` bucket after its `done` input entries: the hook's
+/// decisions compared with the analysis', then the revision markers.
+fn write_key_tail<S: Sink>(out: &mut S, plan: &Plan<'_>, done: u64, c: &mut Counts) -> Result<()> {
     plan.hook_tally.check(c.hook_tally)?;
     for (ordinal, m) in (done..).zip(&plan.markers) {
         if compacted_away(plan, ordinal, BucketKey { rev: *m, tombstone: false }) {
@@ -1107,24 +1126,23 @@ fn emit<S: Sink>(db: &Db<'_>, out: &mut S, plan: &Plan<'_>, opts: &RewriteOption
         let top = top?;
         let bucket = root.child(top)?;
         out.create_bucket(top.key, bucket.sequence())?;
-        emit_bucket(top.key, &bucket, out, plan, opts, c, None)?;
+        emit_bucket(top.key, &bucket, out, plan, opts, c)?;
         out.close_bucket()?;
     }
     Ok(())
 }
 
-/// Writes one top-level bucket, transformed (`planner`: see [`write_key_bucket`]).
-fn emit_bucket<'a, S: Sink>(
+/// Writes one top-level bucket, transformed.
+fn emit_bucket<S: Sink>(
     name: &[u8],
-    bucket: &Bucket<'a>,
+    bucket: &Bucket<'_>,
     out: &mut S,
     plan: &Plan<'_>,
     opts: &RewriteOptions,
     c: &mut Counts,
-    planner: Option<&mut Planner<'a, '_, '_>>,
 ) -> Result<()> {
     match (name, plan.target) {
-        (KEY, _) => write_key_bucket(bucket, out, plan, &opts.rules, c, planner),
+        (KEY, _) => write_key_bucket(bucket, out, plan, &opts.rules, c),
         (META, _) => write_meta(bucket, out, &plan.stamp()),
         (LEASE, _) => write_leases(bucket, out, plan, opts.drop_orphan_leases, c),
         (AUTH_ROLES, _) => write_roles(bucket, out, &opts.rules, c),
@@ -1133,18 +1151,18 @@ fn emit_bucket<'a, S: Sink>(
     }
 }
 
-/// [`emit`] for a patched rewrite, whose `stamp` is known before the `key`
-/// bucket is read: that bucket is written from a plan made of the stamp
-/// while the analysis pass runs beside it, entry by entry; its plan then
-/// writes the buckets after it (the lease references are known once the
-/// `key` bucket is read, and `lease` sorts after it). The buckets before
-/// `key` need only the rules and the stamp. One walk of the `key` bucket
-/// instead of two. Returns the plan, whose stamp the caller compares with
-/// the patch's.
-fn emit_patched<'a, S: Sink>(
+/// [`emit`] with the analysis pass run beside it, for a rewrite where
+/// nothing written before the end of the `key` bucket depends on what the
+/// analysis finds (no offline compaction): the `key` bucket's entries are
+/// written from `provisional` ([`Plan::provisional`]) while the [`Planner`]
+/// sees each of them; its plan then writes the markers and the buckets after
+/// `key` (the lease references are complete by then: `lease` sorts after
+/// `key`). The buckets before `key` need only the rules and the target.
+/// One walk of the `key` bucket instead of two. Returns the plan.
+fn emit_analysing<'a, S: Sink>(
     db: &Db<'a>,
     out: &mut S,
-    stamp: &Stamp,
+    provisional: &Plan<'_>,
     opts: &RewriteOptions,
     c: &mut Counts,
     progress: &mut dyn Progress,
@@ -1154,7 +1172,6 @@ fn emit_patched<'a, S: Sink>(
         Running(Box<Planner<'a, 'o, 'p>>),
         Done(Box<Plan<'a>>),
     }
-    let stamped = Plan::stamped(stamp, opts);
     let mut state = Analysis::Running(Box::new(Planner::new(db, opts, progress)?));
     let root = db.root()?;
     for top in root.cursor() {
@@ -1163,15 +1180,17 @@ fn emit_patched<'a, S: Sink>(
         out.create_bucket(top.key, bucket.sequence())?;
         state = match state {
             Analysis::Running(mut p) if top.key == KEY => {
-                emit_bucket(top.key, &bucket, out, &stamped, opts, c, Some(&mut *p))?;
-                Analysis::Done(Box::new(p.finish()?))
+                let done = write_key_entries(&bucket, out, provisional, &opts.rules, c, Some(&mut *p))?;
+                let plan = p.finish()?;
+                write_key_tail(out, &plan, done, c)?;
+                Analysis::Done(Box::new(plan))
             }
             state => {
                 let plan = match &state {
                     Analysis::Done(p) => p,
-                    Analysis::Running(_) => &stamped,
+                    Analysis::Running(_) => provisional,
                 };
-                emit_bucket(top.key, &bucket, out, plan, opts, c, None)?;
+                emit_bucket(top.key, &bucket, out, plan, opts, c)?;
                 state
             }
         };
@@ -1435,7 +1454,8 @@ fn write_patched<'a>(
             let mut c = Counts::default();
             let mut nothing = Nothing;
             let mut watched = Watched::new(&mut nothing, compact);
-            let plan = emit_patched(db, &mut watched, stamp, opts, &mut c, progress)?;
+            let provisional = Plan::provisional(opts, stamp.target);
+            let plan = emit_analysing(db, &mut watched, &provisional, opts, &mut c, progress)?;
             if plan.stamp() != *stamp {
                 return Err(MvccError::OutputVerification {
                     path: output.to_path_buf(),
@@ -1566,8 +1586,35 @@ impl Layout {
     }
 }
 
-/// Lays the rebuilt output out: the write pass fed to a builder that only counts pages.
-pub(crate) fn lay_out(db: &Db<'_>, opts: &RewriteOptions, plan: &Plan<'_>) -> Result<Layout> {
+/// The analysis and the layout of a rebuilt output: the write pass fed to a
+/// builder that only counts pages, with the analysis beside it
+/// ([`emit_analysing`]), or before it for an offline compaction (whose keep
+/// set decides what the `key` bucket keeps).
+pub(crate) fn plan_and_lay_out<'a>(
+    db: &Db<'a>,
+    opts: &RewriteOptions,
+    progress: &mut dyn Progress,
+) -> Result<(Plan<'a>, Layout)> {
+    if opts.compact.is_some() {
+        let plan = plan(db, opts, progress)?;
+        let layout = lay_out(db, opts, &plan)?;
+        return Ok((plan, layout));
+    }
+    let target = match opts.target_version {
+        Some(t) => Some(check_target(&read_meta(db)?, t)?),
+        None => None,
+    };
+    let (build, mut layout) = layout_builder(db, opts)?;
+    let plan =
+        emit_analysing(db, &mut layout, &Plan::provisional(opts, target), opts, &mut Counts::default(), progress)?;
+    Ok((plan, Layout { build, planned: layout.finish()? }))
+}
+
+/// The options of a rebuilt output and a builder that only counts its pages.
+fn layout_builder(
+    db: &Db<'_>,
+    opts: &RewriteOptions,
+) -> Result<(BuildOptions, Builder<etcdsnap_bolt::builder::Discard>)> {
     // The meta's page size is a u32 to begin with.
     let page_size = opts.page_size.unwrap_or(u32::try_from(db.page_size()).unwrap_or(u32::MAX));
     let build = BuildOptions {
@@ -1576,7 +1623,13 @@ pub(crate) fn lay_out(db: &Db<'_>, opts: &RewriteOptions, plan: &Plan<'_>) -> Re
         txid: db.meta().txid.max(1),
         ..BuildOptions::default()
     };
-    let mut layout = Builder::plan(build)?;
+    Ok((build, Builder::plan(build)?))
+}
+
+/// Lays the rebuilt output out after `plan` was made: the write pass fed to
+/// a builder that only counts pages.
+fn lay_out(db: &Db<'_>, opts: &RewriteOptions, plan: &Plan<'_>) -> Result<Layout> {
+    let (build, mut layout) = layout_builder(db, opts)?;
     emit(db, &mut layout, plan, opts, &mut Counts::default())?;
     Ok(Layout { build, planned: layout.finish()? })
 }
@@ -1620,9 +1673,8 @@ fn write<'a>(
     input: &Path,
     opts: &RewriteOptions,
     progress: &mut dyn Progress,
-    plan: Plan<'a>,
 ) -> Result<Written<'a>> {
-    let layout = lay_out(db, opts, &plan)?;
+    let (plan, layout) = plan_and_lay_out(db, opts, progress)?;
     let want_trailer = opts.trailer.wants_trailer(input_has_trailer);
     let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
     let out_file = atomic.file()?;
@@ -1718,8 +1770,7 @@ fn rewrite_inner(
                     return write_patched(&src, output, opts, progress, &stamp, &patch);
                 }
             }
-            let plan = plan(&db, opts, progress)?;
-            write(&db, has_trailer, output, input, opts, progress, plan)
+            write(&db, has_trailer, output, input, opts, progress)
         })();
         // A panicked check is an error, never "no trailer".
         (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), written)

@@ -237,8 +237,7 @@ fn transform_inner<W: Write>(
     // passes run; nothing is written before both are done.
     let (trailer_in, prepared) = std::thread::scope(|scope| {
         let check = scope.spawn(|| trailer::verify(input));
-        let prepared = crate::rewrite::plan(&db, opts, progress)
-            .and_then(|plan| Ok((crate::rewrite::lay_out(&db, opts, &plan)?, plan)));
+        let prepared = crate::rewrite::plan_and_lay_out(&db, opts, progress).map(|(plan, layout)| (layout, plan));
         (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), prepared)
     });
     let trailer_in = trailer_in?;

@@ -146,6 +146,15 @@ impl PageBuf {
         }
     }
 
+    /// A planning page's leaf element of a value known by its length.
+    fn push_sized(&mut self, key: &[u8], value_len: usize) {
+        debug_assert!(self.sizes_only);
+        let (ksize, vsize) =
+            (u32::try_from(key.len()).unwrap_or(u32::MAX), u32::try_from(value_len).unwrap_or(u32::MAX));
+        self.elems.push(Elem { flags: 0, ksize, vsize, child: 0 });
+        self.data_len = self.data_len.saturating_add(key.len()).saturating_add(value_len);
+    }
+
     /// Writes the page image (header, elements, data) into `out`; with `pad`, up to
     /// a whole number of pages. Returns the overflow count.
     pub(crate) fn serialize(
@@ -451,6 +460,25 @@ impl<W: Write> Builder<W> {
         self.append(0, 0, key, value, 0)
     }
 
+    /// A planning builder's [`put`](Self::put) of a value known only by its
+    /// length: the layout depends on sizes alone, so a planning pass need not
+    /// make the bytes it will write later. Refused by a builder that writes.
+    pub fn put_sized(&mut self, key: &[u8], value_len: usize) -> Result<()> {
+        if !self.sizes_only() {
+            return Err(BuildError::LayoutChanged.at(self.path(), key).into());
+        }
+        if self.stack.len() == 1 {
+            return Err(BuildError::ValueInRoot.at(Vec::new(), key).into());
+        }
+        self.check_key(key)?;
+        if value_len > MAX_VALUE_SIZE {
+            return Err(BuildError::ValueTooLarge { len: value_len }.at(self.path(), key).into());
+        }
+        self.top()?.last_key = Some(key.to_vec());
+        self.keys = self.keys.saturating_add(1);
+        self.append_sized(key, value_len)
+    }
+
     /// Closes the current bucket and adds its entry to its parent.
     pub fn close_bucket(&mut self) -> Result<()> {
         if self.stack.len() < 2 {
@@ -471,8 +499,23 @@ impl<W: Write> Builder<W> {
     /// Appends an element to `level` of the current bucket; when it would not
     /// fit, the open page is written first and a new one started.
     fn append(&mut self, level: usize, flags: u32, key: &[u8], value: &[u8], child: Pgid) -> Result<()> {
+        self.make_room(level, key.len(), value.len())?;
+        self.level(level)?.open.push(flags, key, value, child);
+        Ok(())
+    }
+
+    /// [`append`](Self::append) of a leaf value by its length (planning only).
+    fn append_sized(&mut self, key: &[u8], value_len: usize) -> Result<()> {
+        self.make_room(0, key.len(), value_len)?;
+        self.level(0)?.open.push_sized(key, value_len);
+        Ok(())
+    }
+
+    /// Writes the open page of `level` first when an element of these sizes
+    /// would not fit in it.
+    fn make_room(&mut self, level: usize, key_len: usize, value_len: usize) -> Result<()> {
         let threshold = self.threshold;
-        let elem = ELEMENT_SIZE.saturating_add(key.len()).saturating_add(value.len());
+        let elem = ELEMENT_SIZE.saturating_add(key_len).saturating_add(value_len);
         // Every page takes at least two elements (bbolt's `minKeysPerPage`): a branch
         // level then has at most half the pages of the one below, so the tree
         // converges even when keys are larger than a page, and large values share
@@ -489,7 +532,6 @@ impl<W: Write> Builder<W> {
         if full {
             self.flush_level(level)?;
         }
-        self.level(level)?.open.push(flags, key, value, child);
         Ok(())
     }
 

@@ -163,19 +163,13 @@ fn with_out(f: impl FnOnce(&mut output::Out) -> anyhow::Result<Outcome>) -> anyh
 /// An input written or truncated by another process while it was read.
 fn input_changed(e: &anyhow::Error) -> bool {
     use etcdsnap_bolt::Error as Bolt;
-    use etcdsnap_mvcc::{snapshot::SnapshotError, MvccError};
+    use etcdsnap_mvcc::MvccError;
     // The library errors wrap bolt's transparently (not as a source): look inside.
     e.chain().any(|c| {
-        let bolt = c
-            .downcast_ref::<Bolt>()
-            .or_else(|| match c.downcast_ref::<MvccError>() {
-                Some(MvccError::Bolt(b)) => Some(b),
-                _ => None,
-            })
-            .or_else(|| match c.downcast_ref::<SnapshotError>() {
-                Some(SnapshotError::Bolt(b)) => Some(b),
-                _ => None,
-            });
+        let bolt = c.downcast_ref::<Bolt>().or_else(|| match c.downcast_ref::<MvccError>() {
+            Some(MvccError::Bolt(b)) => Some(b),
+            _ => None,
+        });
         matches!(bolt, Some(Bolt::InputChanged { .. }))
     })
 }

@@ -9,7 +9,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm, Nonce};
 use sha2::{Digest, Sha256};
 
-use etcdsnap_mvcc::rewrite::Reseal;
+use etcdsnap_keys::Reseal;
 
 use crate::config::{AesKey, EncryptionConfig};
 use crate::K8sError;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use etcdsnap_mvcc::rewrite::Reseal;
+use etcdsnap_keys::Reseal;
 
 use crate::aesgcm::AesGcmResealer;
 use crate::config::EncryptionConfig;

@@ -22,6 +22,9 @@
 )]
 
 pub mod kube;
+mod reseal;
+
+pub use reseal::Reseal;
 
 use std::borrow::Cow;
 use std::fmt;

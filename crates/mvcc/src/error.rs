@@ -59,7 +59,7 @@ pub enum MvccError {
         /// Why.
         reason: String,
     },
-    /// An entry hook ([`crate::transform::EntryHook`]) failed on an entry, or
+    /// An entry hook ([`crate::rewrite::EntryHook`]) failed on an entry, or
     /// asked for what cannot be written (a value for a tombstone).
     #[error("entry hook failed on {} at revision {revision}: {reason}; nothing was written", display_bytes(key))]
     Hook {
@@ -69,22 +69,6 @@ pub enum MvccError {
         revision: i64,
         /// Why.
         reason: String,
-    },
-    /// An entry hook decided differently in two passes over the same input:
-    /// hooks must be deterministic (the plan pass and each write pass call them).
-    #[error(
-        "the entry hook is not deterministic: the plan pass saw {planned_drops} drop(s) and {planned_replaced} \
-         replaced value(s), a write pass {drops} and {replaced}; the output is incomplete"
-    )]
-    HookNotDeterministic {
-        /// Entries the hook dropped in the plan pass.
-        planned_drops: u64,
-        /// Values the hook replaced in the plan pass.
-        planned_replaced: u64,
-        /// Entries it dropped in the write pass.
-        drops: u64,
-        /// Values it replaced in the write pass.
-        replaced: u64,
     },
     /// The file cannot be stamped for the requested older etcd line.
     #[error("cannot rewrite storage version {file} for etcd {target}: {reason}")]

@@ -192,6 +192,28 @@ pub fn encode_with_key(kv: &KvRef<'_>, key: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// The length [`encode_with_key`] gives `kv` under a key of `key_len` bytes,
+/// without encoding it (a rebuild lays its pages out from lengths alone).
+pub fn encoded_len_with_key(kv: &KvRef<'_>, key_len: usize) -> usize {
+    let field = |len: usize| 1usize.saturating_add(varint_len(len as u64)).saturating_add(len);
+    let mut n = if key_len == 0 { 0 } else { field(key_len) };
+    for v in [kv.create_revision, kv.mod_revision, kv.version, kv.lease] {
+        if v != 0 {
+            n = n.saturating_add(1).saturating_add(varint_len(u64::from_ne_bytes(v.to_ne_bytes())));
+        }
+    }
+    if !kv.value.is_empty() {
+        n = n.saturating_add(field(kv.value.len()));
+    }
+    n
+}
+
+/// Bytes of `v` as a protobuf varint.
+fn varint_len(v: u64) -> usize {
+    // 7 bits per byte; at least one byte.
+    (64usize.saturating_sub(v.leading_zeros() as usize)).div_ceil(7).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +230,7 @@ mod tests {
             prop_assert_eq!(r.to_owned(), kv.clone());
             let mut again = Vec::new();
             encode_with_key(&r, r.key, &mut again);
+            prop_assert_eq!(encoded_len_with_key(&r, r.key.len()), again.len());
             prop_assert_eq!(again, bytes);
         }
 

@@ -31,6 +31,8 @@ pub mod index;
 pub mod keyspace;
 pub mod keytable;
 pub mod kv;
+mod pipeline;
+pub mod progress;
 pub mod revision;
 pub mod rewrite;
 pub mod schema;

@@ -10,7 +10,7 @@ use etcdsnap_bolt::{Cancel, DirectOut};
 use sha2::{Digest, Sha256};
 
 use crate::error::{MvccError, Result};
-use crate::rewrite::Progress;
+use crate::progress::Progress;
 use crate::trailer::TRAILER_LEN;
 
 /// Bytes a buffer of the writer thread holds: up to four are alive at once
@@ -432,7 +432,7 @@ mod tests {
         let mut f = File::create(&path).unwrap();
         let data: Vec<u8> = (0..(3 * CHUNK + 12345)).map(|i| (i * 31 % 251) as u8).collect();
         let ((), digest) =
-            write_hashed(&mut f, &path, true, &Cancel::default(), (&mut crate::rewrite::NoProgress, 0), |w| {
+            write_hashed(&mut f, &path, true, &Cancel::default(), (&mut crate::progress::NoProgress, 0), |w| {
                 for piece in data.chunks(100_003) {
                     w.write_all(piece).unwrap();
                 }

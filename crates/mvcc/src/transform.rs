@@ -1,10 +1,10 @@
 //! `transform`: the rewrite for embedders — a snapshot's bytes in, a rebuilt
 //! snapshot out through any [`Write`], and a per-entry hook ([`EntryHook`]).
 //!
-//! [`transform`] runs the same two passes as [`rewrite`](crate::rewrite::rewrite)'s
+//! [`transform`] runs the same two walks as [`rewrite`](crate::rewrite::rewrite)'s
 //! rebuild (`RewriteOptions::rebuild`), through the same code, and gives the
-//! same bytes for the same options: a plan pass over the `key` bucket, then
-//! the output laid out by a builder that only counts pages, then written in
+//! same bytes for the same options: the analysis, with the output's pages
+//! laid out from sizes beside it, then the output written in
 //! one sequential stream — meta pages first, no seek, no file, no temporary
 //! file, no `copy_file_range` — with the SHA-256 trailer appended as
 //! [`RewriteOptions::trailer`] asks. The sink can be an in-memory buffer, a
@@ -50,7 +50,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt::Debug;
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
@@ -59,99 +58,11 @@ use etcdsnap_bolt::{Cancel, Db};
 use sha2::{Digest, Sha256};
 
 use crate::error::{MvccError, Result};
-use crate::kv::KvRef;
-use crate::revision::BucketKey;
-use crate::rewrite::{OutputLayout, Progress, RewriteOptions, RewriteReport};
+use crate::pipeline::{beside_trailer_check, interrupted, refuse_mismatch};
+use crate::progress::Progress;
+use crate::rewrite::{analyse, write_rebuilt, Made, OutputLayout, Produced, RewriteOptions, RewriteReport};
+pub use crate::rewrite::{Decision, Entry, EntryHook};
 use crate::trailer::{self, TRAILER_LEN};
-
-/// What an [`EntryHook`] does with one `key`-bucket entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Write it as the key rules made it.
-    Keep,
-    /// Leave it out (counted in `RewriteReport::revisions_filtered`).
-    Drop,
-    /// Write it with this value (`mvccpb.KeyValue.value`) instead; every other
-    /// field is kept. Refused for a tombstone, which carries no value.
-    ReplaceValue(Vec<u8>),
-}
-
-/// One `key`-bucket entry, as an [`EntryHook`] sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry<'a> {
-    /// The user key as stored in the input.
-    pub key: &'a [u8],
-    /// The name it gets in the output (`key` unless a rename rule applies).
-    pub new_key: &'a [u8],
-    /// Its revision and tombstone mark (the `key` bucket's key).
-    pub at: BucketKey,
-    /// The stored `KeyValue` (a tombstone carries only the key); `kv.key` is `key`.
-    pub kv: KvRef<'a>,
-}
-
-/// A per-entry hook of [`transform`] and [`rewrite`](crate::rewrite::rewrite)
-/// (`RewriteOptions::hook`): keeps, drops or replaces the value of every
-/// `key`-bucket entry the key rules keep. Revision markers (empty values) are
-/// not shown to it.
-///
-/// The hook must be deterministic: it is called for every such entry in the
-/// plan pass (which decides the latest revision, lease references and the
-/// compaction's keep set from its drops) and again in each write pass (a
-/// rebuild lays the output out, then writes it), and every call for an entry
-/// must give the same decision and the same bytes. A hook that is not is
-/// caught where it changes the output's layout or its drop/replace counts
-/// ([`MvccError::HookNotDeterministic`]), not everywhere.
-///
-/// Dropping some revisions of a key but not others rewrites its history (an
-/// older value shows again, versions skip): decide on the key to remove a key
-/// cleanly. A replaced value is written as given: the key-bound encryption
-/// check and [`Reseal`](crate::rewrite::Reseal) concern only values the hook
-/// keeps, so a hook that re-encrypts returns values sealed for `new_key`.
-pub trait EntryHook: Send + Sync + Debug {
-    /// The decision for `entry`, or why the rewrite must stop (reported as
-    /// [`MvccError::Hook`] with the key and revision; nothing is written).
-    fn decide(&self, entry: &Entry<'_>) -> std::result::Result<Decision, String>;
-}
-
-/// `hook`'s decision on the entry stored at `at` with `kv`, to be written as `new_key`.
-pub(crate) fn decide(hook: &dyn EntryHook, new_key: &[u8], at: BucketKey, kv: &KvRef<'_>) -> Result<Decision> {
-    let fail = |reason: String| MvccError::Hook { key: kv.key.to_vec(), revision: at.rev.main, reason };
-    let d = hook.decide(&Entry { key: kv.key, new_key, at, kv: *kv }).map_err(fail)?;
-    if at.tombstone && matches!(d, Decision::ReplaceValue(_)) {
-        return Err(fail("a tombstone has no value to replace".into()));
-    }
-    Ok(d)
-}
-
-/// What a hook decided over a whole pass, to compare passes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct HookTally {
-    pub(crate) dropped: u64,
-    pub(crate) replaced: u64,
-}
-
-impl HookTally {
-    pub(crate) fn add(&mut self, d: &Decision) {
-        match d {
-            Decision::Keep => {}
-            Decision::Drop => self.dropped = self.dropped.saturating_add(1),
-            Decision::ReplaceValue(_) => self.replaced = self.replaced.saturating_add(1),
-        }
-    }
-
-    /// An error unless `written` (a write pass) equals `self` (the plan pass).
-    pub(crate) fn check(self, written: Self) -> Result<()> {
-        if self == written {
-            return Ok(());
-        }
-        Err(MvccError::HookNotDeterministic {
-            planned_drops: self.dropped,
-            planned_replaced: self.replaced,
-            drops: written.dropped,
-            replaced: written.replaced,
-        })
-    }
-}
 
 /// Stands for the input and the output in errors: neither is a file here.
 const INPUT: &str = "<transform input>";
@@ -217,10 +128,7 @@ pub fn transform<W: Write>(
     opts: &RewriteOptions,
     progress: &mut dyn Progress,
 ) -> Result<(W, RewriteReport)> {
-    transform_inner(input, out, opts, progress).map_err(|e| match opts.cancel.reason() {
-        Some(signal) => MvccError::Bolt(etcdsnap_bolt::Error::Interrupted { signal }),
-        None => e,
-    })
+    interrupted(&opts.cancel, transform_inner(input, out, opts, progress))
 }
 
 fn transform_inner<W: Write>(
@@ -233,16 +141,12 @@ fn transform_inner<W: Write>(
     crate::rewrite::validate(opts)?;
     let (image, stored) = trailer::split(input);
     let db = Db::open(image)?;
-    // The trailer is checked on another core while the plan and layout
-    // passes run; nothing is written before both are done.
-    let (trailer_in, prepared) = std::thread::scope(|scope| {
-        let check = scope.spawn(|| trailer::verify(input));
-        let prepared = crate::rewrite::plan_and_lay_out(&db, opts, progress).map(|(plan, layout)| (layout, plan));
-        (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), prepared)
-    });
+    // The trailer is checked on another core while the first walk runs;
+    // nothing is written before both are done.
+    let (trailer_in, analysed) = beside_trailer_check(input, || analyse(&db, opts, progress));
     let trailer_in = trailer_in?;
-    crate::rewrite::refuse_mismatch(&trailer_in, Path::new(INPUT))?;
-    let (layout, plan) = prepared?;
+    refuse_mismatch(&trailer_in, Path::new(INPUT))?;
+    let analysed = analysed?;
     opts.cancel.check()?;
     let want_trailer = opts.trailer.wants_trailer(stored.is_some());
     let hashing = Hashing {
@@ -250,11 +154,11 @@ fn transform_inner<W: Write>(
         hasher: want_trailer.then(Sha256::new),
         written: 0,
         next_report: REPORT_EVERY,
-        total: layout.bytes(),
+        total: analysed.bytes(),
         progress,
         cancel: opts.cancel.clone(),
     };
-    let (hashing, c, observed) = crate::rewrite::write_rebuilt(&db, hashing, &layout, &plan, opts)?;
+    let (hashing, c, observed) = write_rebuilt(&db, hashing, &analysed, opts)?;
     let Hashing { mut out, hasher, written, .. } = hashing;
     let io = |source| MvccError::Io { path: OUTPUT.into(), source };
     let trailer_out: Option<[u8; TRAILER_LEN]> = hasher.map(|h| h.finalize().into());
@@ -265,7 +169,8 @@ fn transform_inner<W: Write>(
     let bytes_out = written.saturating_add(if trailer_out.is_some() { TRAILER_LEN as u64 } else { 0 });
     opts.cancel.check()?;
     let (st, hkv) = observed.figures(Path::new(OUTPUT))?;
-    let made = crate::rewrite::Made { layout: OutputLayout::Rebuilt, plan, c, st, hkv, trailer_out, bytes_out };
-    let report = made.report(opts, trailer_in, input.len() as u64, Vec::new(), start.elapsed());
+    let made = Made { st, hkv, trailer_out, bytes_out };
+    let produced = Produced { layout: OutputLayout::Rebuilt, plan: analysed.plan, c, made };
+    let report = produced.report(opts, trailer_in, input.len() as u64, Vec::new(), start.elapsed());
     Ok((out, report))
 }

@@ -1,0 +1,148 @@
+//! The one skeleton of every operation that reads a whole snapshot or db
+//! file and writes another: map the input, check its SHA-256 trailer on a
+//! second core while the output is produced, refuse a mismatch, make sure
+//! the input did not change while it was read, then commit the output
+//! atomically. [`crate::rewrite::rewrite`] and [`crate::snapshot::compact`]
+//! run through [`whole_file`]; [`crate::transform::transform`] (bytes in,
+//! any writer out) through [`beside_trailer_check`].
+//!
+//! A producer only makes the output: it gets the opened input and returns
+//! the uncommitted output file with what it made.
+
+use std::path::{Path, PathBuf};
+
+use etcdsnap_bolt::{AtomicFile, Cancel, Db, MappedFile, StaleTemp};
+
+use crate::error::{MvccError, Refusal, Result};
+use crate::trailer::{self, Trailer};
+
+/// Whether the output gets a SHA-256 trailer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrailerMode {
+    /// As the input: a snapshot gets a fresh trailer, a raw db none.
+    #[default]
+    LikeInput,
+    /// Always append one.
+    Always,
+    /// Never append one.
+    Never,
+}
+
+impl TrailerMode {
+    /// The mode of a pair of `--trailer` / `--no-trailer` flags.
+    pub fn from_flags(trailer: bool, no_trailer: bool) -> Self {
+        match (trailer, no_trailer) {
+            (true, _) => Self::Always,
+            (_, true) => Self::Never,
+            _ => Self::LikeInput,
+        }
+    }
+
+    /// Whether the output gets a trailer, given whether the input had one.
+    pub fn wants_trailer(self, input_has_one: bool) -> bool {
+        match self {
+            Self::LikeInput => input_has_one,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
+/// What a whole-file operation does when the input's trailer does not match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnMismatch {
+    /// Refuse: nothing is committed.
+    Refuse,
+    /// Go on; the mismatch is in the returned [`Trailer`].
+    Report,
+}
+
+/// The opened input, as a producer sees it.
+pub(crate) struct Input<'f> {
+    /// The input's path (for errors, and to refuse writing over it).
+    pub(crate) path: &'f Path,
+    /// The mapped file (the trailer included).
+    pub(crate) file: &'f MappedFile,
+    /// The bbolt image (the trailer excluded).
+    pub(crate) db: Db<'f>,
+    /// Whether the file ends in a trailer.
+    pub(crate) has_trailer: bool,
+}
+
+/// A committed output and what was found on the way.
+pub(crate) struct Committed<T> {
+    /// What the producer made.
+    pub(crate) made: T,
+    /// The input's trailer.
+    pub(crate) trailer_in: Trailer,
+    /// Bytes of the input file.
+    pub(crate) bytes_in: u64,
+    /// Temporary files of earlier, killed runs beside the output.
+    pub(crate) stale_temps: Vec<StaleTemp>,
+}
+
+/// Runs `produce` on the input at `path` while its trailer is checked on
+/// another core, then commits the output it returns once the trailer
+/// matched (or `on_mismatch` allows it) and the input is unchanged. An
+/// output not committed is removed (when its [`AtomicFile`] drops).
+pub(crate) fn whole_file<T>(
+    path: &Path,
+    on_mismatch: OnMismatch,
+    cancel: &Cancel,
+    produce: impl FnOnce(&Input<'_>) -> Result<(AtomicFile, T)>,
+) -> Result<Committed<T>> {
+    let file = MappedFile::open(path)?;
+    let (image, stored) = trailer::split(&file);
+    let input = Input { path, file: &file, db: Db::open(image)?, has_trailer: stored.is_some() };
+    let (trailer_in, produced) = beside_trailer_check(&file, || produce(&input));
+    let trailer_in = trailer_in?;
+    if on_mismatch == OnMismatch::Refuse {
+        refuse_mismatch(&trailer_in, path)?;
+    }
+    let (atomic, made) = produced?;
+    cancel.check()?;
+    // The trailer was checked by one pass, the output made by others: both
+    // must have read the same file (a change in place is not caught by the
+    // hash once it has been computed).
+    file.check_unchanged()?;
+    let stale_temps = atomic.stale().to_vec();
+    atomic.commit()?;
+    Ok(Committed { made, trailer_in, bytes_in: file.len() as u64, stale_temps })
+}
+
+/// Runs `produce` while the trailer of `file` (the whole input, trailer
+/// included) is verified on another thread; both results.
+pub(crate) fn beside_trailer_check<T>(file: &[u8], produce: impl FnOnce() -> T) -> (Result<Trailer>, T) {
+    std::thread::scope(|scope| {
+        let check = scope.spawn(|| trailer::verify(file));
+        let produced = produce();
+        // A panicked check is an error, never "no trailer".
+        (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), produced)
+    })
+}
+
+/// Refuses an input whose SHA-256 trailer does not match its contents.
+pub(crate) fn refuse_mismatch(t: &Trailer, input: &Path) -> Result<()> {
+    match t {
+        Trailer::Mismatch { stored, computed } => Err(MvccError::Refused(Refusal::TrailerMismatch {
+            path: input.to_path_buf(),
+            stored: trailer::hex(stored),
+            computed: trailer::hex(computed),
+        })),
+        Trailer::Absent | Trailer::Valid(_) => Ok(()),
+    }
+}
+
+/// An operation's result with any error after `cancel` was set reported as
+/// the interruption it is (the error that stopped it is its consequence).
+pub(crate) fn interrupted<T>(cancel: &Cancel, r: Result<T>) -> Result<T> {
+    r.map_err(|e| match cancel.reason() {
+        Some(signal) => MvccError::Bolt(etcdsnap_bolt::Error::Interrupted { signal }),
+        None => e,
+    })
+}
+
+/// An I/O error on `path`.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> MvccError + '_ {
+    move |source| MvccError::Io { path: PathBuf::from(path), source }
+}

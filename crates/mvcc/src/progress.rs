@@ -1,0 +1,16 @@
+//! Progress of a long whole-file operation, for a progress bar.
+
+/// Told how far a rewrite, transform or compaction has come.
+pub trait Progress {
+    /// `done` of `total` units of `phase` are processed (`total` 0: unknown):
+    /// `analysing` counts `key`-bucket entries, `writing` bytes of the output.
+    fn update(&mut self, phase: &'static str, done: u64, total: u64);
+}
+
+/// A [`Progress`] that shows nothing.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn update(&mut self, _: &'static str, _: u64, _: u64) {}
+}

@@ -128,11 +128,6 @@ impl<V> KeyTable<V> {
         self.chunks.iter().flatten().map(|(_, v)| v)
     }
 
-    /// Every value, in no particular order, to change.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.chunks.iter_mut().flatten().map(|(_, v)| v)
-    }
-
     /// Every key and value, without the slot table, in no particular order.
     pub fn into_entries(self) -> impl Iterator<Item = (KeyId, V)> {
         drop(self.slots);

@@ -81,11 +81,6 @@ impl ChunkWriter<'_> {
         self.progress.update("writing", self.written, self.total);
         self.full.send(chunk).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "output writer stopped"))
     }
-
-    /// Bytes handed over so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
 }
 
 impl Write for ChunkWriter<'_> {

@@ -114,11 +114,7 @@ pub(crate) fn write_file(
 /// The analysis over the `key` bucket, listing the entries the rules drop;
 /// `None` past [`max_patched_drops`] of them. Memory beyond the analysis'
 /// is the dropped entries' keys only.
-fn drop_pass<'a>(
-    db: &Db<'a>,
-    opts: &RewriteOptions,
-    progress: &mut dyn Progress,
-) -> Result<Option<Basis<'a>>> {
+fn drop_pass<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress) -> Result<Option<Basis<'a>>> {
     let mut planner = Planner::new(db, opts, progress)?.collecting_drops(max_patched_drops(db.page_size()));
     let mut hook = HookStep::Absent;
     if let Some(b) = db.bucket(&[KEY])? {

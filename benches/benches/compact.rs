@@ -24,7 +24,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use etcdsnap_benches::bench_file;
 use etcdsnap_bolt::builder::BuildOptions;
 use etcdsnap_bolt::walk::{walk, Visitor};
-use etcdsnap_bolt::{BucketHeader, Db, MappedFile};
+use etcdsnap_bolt::{BucketHeader, Db};
+use etcdsnap_io::MappedFile;
 
 /// Counts entries and bytes without reading them (the walk's own cost).
 #[derive(Default)]

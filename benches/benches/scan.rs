@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use etcdsnap_benches::{bench_file, full_scan};
-use etcdsnap_bolt::{Db, MappedFile};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::MappedFile;
 
 fn scan(c: &mut Criterion) {
     let path = bench_file().unwrap_or_else(|e| panic!("{e}"));

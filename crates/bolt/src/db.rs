@@ -31,6 +31,19 @@ impl<'a> Db<'a> {
         Ok(Self { data, metas, pages })
     }
 
+    /// This db, telling `meter` the bytes of every leaf page its readers
+    /// and checker read (leaf pages are read once by a scan; branch pages,
+    /// which lookups descend through again and again, are not counted).
+    pub fn metered(self, meter: &'a etcdsnap_io::Meter) -> Self {
+        Self { pages: self.pages.metered(meter), ..self }
+    }
+
+    /// The meter given to [`metered`](Self::metered), for the other passes
+    /// over the same file (a trailer hash) to count into.
+    pub fn meter(&self) -> Option<&'a etcdsnap_io::Meter> {
+        self.pages.meter()
+    }
+
     /// The file's bytes.
     pub fn data(&self) -> &'a [u8] {
         self.data

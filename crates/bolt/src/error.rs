@@ -9,83 +9,16 @@ use crate::layout::Pgid;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Reading or writing a file failed.
-    #[error("I/O error on {path}")]
-    Io {
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The input is not a regular file (a FIFO, device, socket or directory):
-    /// reading one could block forever or never end, and a map of it means nothing.
-    #[error("{path} is not a regular file but a {kind}")]
-    NotRegularFile {
-        /// The path given.
-        path: PathBuf,
-        /// What it is instead (`FIFO`, `directory`, `character device`, …).
-        kind: &'static str,
-    },
+    /// The file system failed, or refused an output path, or the input
+    /// changed while read, or the operation was cancelled.
+    #[error(transparent)]
+    Os(#[from] etcdsnap_io::Error),
     /// The file's bytes break a rule of the format.
     #[error(transparent)]
     Corrupt(#[from] Box<Corruption>),
     /// The builder was called out of order or with data bbolt cannot hold.
     #[error(transparent)]
     Build(#[from] Box<BuildFailure>),
-    /// An output path cannot be written as asked.
-    #[error("{}: {problem}", path.display())]
-    Output {
-        /// The path concerned (the output, or its directory).
-        path: PathBuf,
-        /// What is wrong with it.
-        problem: OutputProblem,
-    },
-    /// The input file was changed by another process while it was being read.
-    #[error("{path}: the file changed while being read ({what}); nothing read from it is trusted")]
-    InputChanged {
-        /// The input.
-        path: PathBuf,
-        /// What changed (size, or written in place).
-        what: String,
-    },
-    /// The operation was cancelled (SIGINT/SIGTERM); nothing was written.
-    #[error("interrupted (signal {signal}); the temporary output file was removed")]
-    Interrupted {
-        /// The signal number (or other non-zero reason) the [`Cancel`](crate::Cancel) was set to.
-        signal: usize,
-    },
-}
-
-/// Why an output path cannot be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OutputProblem {
-    /// The output exists and replacing it was not allowed.
-    Exists,
-    /// The output's directory does not exist.
-    NoParentDirectory,
-    /// What should be the output's directory is not a directory.
-    ParentNotADirectory,
-    /// The output is a directory.
-    IsADirectory,
-    /// The output is one of the inputs.
-    IsInput,
-    /// The output path has no file name (`..`, `/`).
-    NotAFileName,
-}
-
-impl fmt::Display for OutputProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Exists => "output file exists (pass --force to replace it)",
-            Self::NoParentDirectory => "output directory does not exist",
-            Self::ParentNotADirectory => "output directory is not a directory",
-            Self::IsADirectory => "output is a directory; expected a file name",
-            Self::IsInput => "output is the same file as an input; refusing to overwrite it",
-            Self::NotAFileName => "output path does not name a file",
-        })
-    }
 }
 
 impl From<BuildFailure> for Error {
@@ -189,19 +122,40 @@ impl Error {
     /// `build`, or the corruption's [`CorruptKind::code`].
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Io { .. } => "io",
-            Self::NotRegularFile { .. } => "not-regular-file",
+            Self::Os(etcdsnap_io::Error::Io { .. }) => "io",
+            Self::Os(etcdsnap_io::Error::NotRegularFile { .. }) => "not-regular-file",
+            Self::Os(etcdsnap_io::Error::Output { .. }) => "output",
+            Self::Os(etcdsnap_io::Error::Interrupted { .. }) => "interrupted",
+            Self::Os(etcdsnap_io::Error::InputChanged { .. }) => "input-changed",
+            Self::Os(_) => "os",
             Self::Corrupt(c) => c.kind.code(),
             Self::Build(_) => "build",
-            Self::Output { .. } => "output",
-            Self::Interrupted { .. } => "interrupted",
-            Self::InputChanged { .. } => "input-changed",
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> etcdsnap_io::ErrorKind {
+        match self {
+            Self::Os(e) => e.kind(),
+            Self::Corrupt(_) => etcdsnap_io::ErrorKind::Corrupt,
+            Self::Build(f) => match f.kind {
+                // The output writer failed, or a plan and its build disagree.
+                BuildError::LayoutChanged | BuildError::Finished | BuildError::NoOpenBucket => {
+                    etcdsnap_io::ErrorKind::Internal
+                }
+                _ => etcdsnap_io::ErrorKind::Refused,
+            },
         }
     }
 
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Os(etcdsnap_io::Error::io(path, source))
+    }
+
+    /// An interruption by `signal` (see [`etcdsnap_io::Cancel`]).
+    pub fn interrupted(signal: usize) -> Self {
+        Self::Os(etcdsnap_io::Error::Interrupted { signal })
     }
 
     /// The corruption, when this is a corrupt-data error.

@@ -6,8 +6,8 @@
 //! It knows nothing of etcd.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), etcdsnap_bolt::Error> {
-//! let file = etcdsnap_bolt::MappedFile::open("snapshot.db")?;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let file = std::fs::read("snapshot.db")?;
 //! let db = etcdsnap_bolt::Db::open(&file)?;
 //! if let Some(bucket) = db.bucket(&[b"key"])? {
 //!     for entry in bucket.cursor() {
@@ -26,10 +26,8 @@
 #![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 #![cfg_attr(test, allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss))]
 
-mod atomic;
 mod bucket;
 pub mod builder;
-mod cancel;
 pub mod check;
 pub mod compact;
 mod cursor;
@@ -41,30 +39,20 @@ pub mod info;
 pub mod layout;
 mod le;
 pub mod meta;
-mod mmap;
 pub mod page;
 pub mod page_list;
 pub mod patch;
-pub mod progress;
 pub mod walk;
 
-pub use atomic::{stale_temps, tmp_prefix, AtomicFile, CreateOptions, StaleTemp};
 pub use bucket::Bucket;
-pub use cancel::Cancel;
 pub use check::{CheckOptions, CheckReport, PageUse};
 pub use cursor::{Cursor, Entry, MAX_DEPTH};
 pub use db::Db;
-pub use error::{
-    display_bytes, BuildError, BuildFailure, CorruptKind, Corruption, Error, MetaFault, OutputProblem, Result,
-};
+pub use error::{display_bytes, BuildError, BuildFailure, CorruptKind, Corruption, Error, MetaFault, Result};
 pub use freelist::Freelist;
 pub use info::{DbInfo, FreelistState};
 pub use layout::{BucketHeader, PageHeader, PageType, Pgid};
 pub use meta::{Meta, MetaSlot, Metas};
-/// The SIGBUS guard for inputs truncated while mapped (see the module docs).
-#[cfg(unix)]
-pub use mmap::guard as fault_guard;
-pub use mmap::{pin_mmap_threshold, start_writeback, DirectOut, MappedFile, DIRECT_ALIGN};
 pub use page_list::{PageKind, PageList, PageRow};
 
 /// A committed fixture under the repository's `testdata/` (unit tests).

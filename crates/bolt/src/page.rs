@@ -13,6 +13,8 @@ pub struct Pages<'a> {
     data: &'a [u8],
     page_size: usize,
     hwm: Pgid,
+    /// Told the bytes of each leaf page read (a progress bar's count).
+    meter: Option<&'a etcdsnap_io::Meter>,
 }
 
 /// One logical page: its header and its bytes, overflow pages included.
@@ -29,7 +31,17 @@ pub struct Page<'a> {
 impl<'a> Pages<'a> {
     /// A view of `data` cut into pages of `page_size`, in use below `hwm`.
     pub fn new(data: &'a [u8], page_size: usize, hwm: Pgid) -> Self {
-        Self { data, page_size, hwm }
+        Self { data, page_size, hwm, meter: None }
+    }
+
+    /// The meter told the bytes of each leaf page read, if any.
+    pub fn meter(&self) -> Option<&'a etcdsnap_io::Meter> {
+        self.meter
+    }
+
+    /// These pages, telling `meter` the bytes of each leaf page read.
+    pub fn metered(self, meter: &'a etcdsnap_io::Meter) -> Self {
+        Self { meter: Some(meter), ..self }
     }
 
     /// The page size in bytes.
@@ -94,8 +106,8 @@ impl<'a> Pages<'a> {
             .ok_or_else(|| fail(CorruptKind::PastEndOfFile))?;
         let off = usize::try_from(self.offset_of(id).unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
         let bytes = slice_at(self.data, off, len).ok_or_else(|| fail(CorruptKind::PastEndOfFile))?;
-        if header.page_type() == PageType::Leaf {
-            crate::progress::add(len as u64);
+        if let (PageType::Leaf, Some(m)) = (header.page_type(), self.meter) {
+            m.add(len as u64);
         }
         Ok(Page { id, header, bytes })
     }

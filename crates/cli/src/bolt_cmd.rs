@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use etcdsnap_bolt::{
-    check, display_bytes, Bucket, CheckOptions, Corruption, Db, DbInfo, FreelistState, MappedFile, MetaSlot, PageList,
+    check, display_bytes, Bucket, CheckOptions, Corruption, Db, DbInfo, FreelistState, MetaSlot, PageList,
 };
+use etcdsnap_io::MappedFile;
 use serde::Serialize;
 
 use crate::output::{table, Bytes, Out, OwnedBytes};
@@ -243,13 +244,10 @@ struct CheckJson {
 
 fn check_cmd(a: &FileArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
+    let counter = etcdsnap_io::Meter::new();
     let file = map(&a.file)?;
-    let db = open(&a.file, &file)?;
-    let spin = crate::progress::Meter::start(
-        format!("checking {}", a.file.display()),
-        file.len() as u64,
-        crate::progress::Source::Db,
-    );
+    let db = open(&a.file, &file)?.metered(&counter);
+    let spin = crate::progress::Meter::start(format!("checking {}", a.file.display()), file.len() as u64, &counter);
     let report = check::check(&db, &CheckOptions::default());
     drop(spin);
     crate::paths::unchanged(&file)?;
@@ -475,7 +473,7 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         page_size: l.page_size,
         fill_percent: l.fill_percent,
         trailer: l.trailer,
-        output: etcdsnap_bolt::CreateOptions { overwrite: a.force, remove_stale: a.force },
+        output: etcdsnap_io::CreateOptions { overwrite: a.force, remove_stale: a.force },
         cancel: crate::interrupt::cancel_on_signals()?,
         ..CompactOptions::default()
     };
@@ -484,6 +482,7 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
     let mut bar = crate::progress::Bar::new(
         format!("reading {}", a.input.display()),
         in_bytes.saturating_mul(crate::progress::read_passes(in_bytes)),
+        &opts.meter,
     );
     let r = etcdsnap_mvcc::snapshot::compact_with_progress(&a.input, &a.output, &opts, &mut bar)
         .with_context(|| format!("compacting {} into {}", a.input.display(), a.output.display()))?;

@@ -28,7 +28,7 @@ pub struct DataDirReport {
     /// `.snap` files copied.
     pub snap_files: u64,
     /// Temporary directories of killed runs found beside the output (removed with `--force`).
-    pub stale_temps: Vec<etcdsnap_bolt::StaleTemp>,
+    pub stale_temps: Vec<etcdsnap_io::StaleTemp>,
 }
 
 fn mkdir_private(dir: &Path) -> Result<()> {
@@ -84,9 +84,13 @@ fn build(
     mkdir_private(&tmp.join("member/snap"))?;
     let consistent_index = crate::wal_cmd::replay_check_index(layout)?;
     let cancel = Some(crate::interrupt::flag_on_signals()?);
-    let wal =
-        rewrite_with(&layout.wal_dir, &tmp.join("member/wal"), &opts.rules, WalOptions { consistent_index, cancel })
-            .with_context(|| format!("rewriting the WAL {}", layout.wal_dir.display()))?;
+    let wal = rewrite_with(
+        &layout.wal_dir,
+        &tmp.join("member/wal"),
+        &opts.rules,
+        WalOptions { consistent_index, cancel, meter: None },
+    )
+    .with_context(|| format!("rewriting the WAL {}", layout.wal_dir.display()))?;
     let db_in = input.join("member/snap/db");
     let db = rewrite(&db_in, &tmp.join("member/snap/db"), opts, progress)
         .with_context(|| format!("rewriting the db {}", db_in.display()))?;
@@ -119,7 +123,7 @@ pub fn rewrite_data_dir(
     let stale_temps = crate::paths::stale_beside(output, opts.output.remove_stale);
     // Removed by the SIGBUS handler too, if the input db is truncated while mapped.
     #[cfg(unix)]
-    let _guard = etcdsnap_bolt::fault_guard::TempRegistration::dir(&tmp);
+    let _guard = etcdsnap_io::fault_guard::TempRegistration::dir(&tmp);
     let built = build(&layout, input, &tmp, opts, progress);
     let done = built.and_then(|r| {
         fs::rename(&tmp, output).with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;

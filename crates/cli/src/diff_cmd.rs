@@ -132,12 +132,13 @@ pub fn run(a: &DiffArgs, out: &mut Out) -> Result<Outcome> {
         bail!("--rev must not be negative");
     }
     let ((pa, fa), (pb, fb)) = (crate::paths::map_db_or_dir(&a.a)?, crate::paths::map_db_or_dir(&a.b)?);
-    let (da, db) = (open(&pa, &fa)?, open(&pb, &fb)?);
+    let counter = etcdsnap_io::Meter::new();
+    let (da, db) = (open(&pa, &fa)?.metered(&counter), open(&pb, &fb)?.metered(&counter));
     // One pass over each side.
     let bar = crate::progress::Meter::start(
         format!("comparing {} and {}", pa.display(), pb.display()),
         (fa.len() as u64).saturating_add(fb.len() as u64),
-        crate::progress::Source::Db,
+        &counter,
     );
     if a.history {
         let h = history_diff(&da, &db).with_context(|| format!("comparing {} and {}", pa.display(), pb.display()))?;

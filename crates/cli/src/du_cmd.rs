@@ -146,12 +146,13 @@ pub fn run(a: &DuArgs, out: &mut Out) -> Result<Outcome> {
         bail!("--rev must not be negative");
     }
     let (path, file) = crate::paths::map_db_or_dir(&a.file)?;
-    let db = open(&path, &file)?;
+    let counter = etcdsnap_io::Meter::new();
+    let db = open(&path, &file)?.metered(&counter);
     // Two passes over the key bucket: the latest revision per key, then the usage.
     let bar = crate::progress::Meter::start(
         format!("reading {}", path.display()),
         (file.len() as u64).saturating_mul(2),
-        crate::progress::Source::Db,
+        &counter,
     );
     let r = du(&db, &DuOptions { by: a.by, rev: a.rev, top_keys: a.top_keys })
         .with_context(|| format!("reading {}", path.display()))?;

@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use etcdsnap_bolt::{display_bytes, Db, MappedFile};
+use etcdsnap_bolt::{display_bytes, Db};
+use etcdsnap_io::MappedFile;
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
 use etcdsnap_mvcc::schema::EtcdLine;
 use etcdsnap_mvcc::status_report::{status_report, StatusError, StatusGate, StatusOptions};
 use etcdsnap_mvcc::trailer;
-use etcdsnap_mvcc::verify::{verify, VerifyOptions, VerifyReport};
+use etcdsnap_mvcc::verify::{verify_metered, VerifyOptions, VerifyReport};
 use etcdsnap_mvcc::Verdict;
 use serde::Serialize;
 
@@ -113,14 +114,15 @@ struct StatusJson {
 
 pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
+    let counter = etcdsnap_io::Meter::new();
     let file = map(&a.file)?;
-    let db = open(&a.file, &file)?;
+    let db = open(&a.file, &file)?.metered(&counter);
     // The library runs the check, the figures and the digest when asked side by side: their bytes count.
     let passes = if a.verify_trailer { 3 } else { 2 };
     let spin = crate::progress::Meter::start(
         format!("reading {}", a.file.display()),
         (file.len() as u64).saturating_mul(passes),
-        crate::progress::Source::Db,
+        &counter,
     );
     let opts = StatusOptions { verify_trailer: a.verify_trailer, as_etcd: a.as_etcd };
     let gate = status_report(&file, &db, &opts);
@@ -233,8 +235,9 @@ pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
+    let counter = etcdsnap_io::Meter::new();
     let file = map(&a.file)?;
-    let db = open(&a.file, &file)?;
+    let db = open(&a.file, &file)?.metered(&counter);
     let (rule, name) = match a.tombstone_rule {
         RuleArg::Skip => (TombstoneRule::Skip, "skip"),
         RuleArg::Include => (TombstoneRule::Include, "include"),
@@ -243,7 +246,7 @@ pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
     let spin = crate::progress::Meter::start(
         format!("hashing {}", a.file.display()),
         (file.len() as u64).saturating_mul(2),
-        crate::progress::Source::Db,
+        &counter,
     );
     let h = hash_kv(&db, a.rev, rule).with_context(|| format!("hashing {}", a.file.display()))?;
     drop(spin);
@@ -336,12 +339,14 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
             Ok(file) => {
                 // Passes: the trailer digest (when there is one), the bbolt check, the MVCC checks.
                 let len = file.len() as u64;
+                let counter = etcdsnap_io::Meter::new();
                 let spin = crate::progress::Meter::start(
                     format!("verifying {}", path.display()),
                     len.saturating_mul(crate::progress::read_passes(len).saturating_add(1)),
-                    crate::progress::Source::Db,
+                    &counter,
                 );
-                let mut r = verify(&file, VerifyOptions { require_trailer: a.require_trailer });
+                let opts = VerifyOptions { require_trailer: a.require_trailer };
+                let mut r = verify_metered(&file, opts, Some(&counter));
                 drop(spin);
                 if let Err(e) = file.check_unchanged() {
                     r.input_changed(e.to_string());

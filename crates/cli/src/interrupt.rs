@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
-use etcdsnap_bolt::Cancel;
+use etcdsnap_io::Cancel;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 static RECEIVED: OnceLock<Arc<AtomicUsize>> = OnceLock::new();

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use etcdsnap_bolt::{Db, MappedFile};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::MappedFile;
 use etcdsnap_mvcc::header::header;
 use etcdsnap_mvcc::keyspace::{at_revision, each_revision, KeySpace, Selection, Stored, Visible};
 use etcdsnap_mvcc::kv::KvRef;
@@ -88,11 +89,8 @@ pub struct GetArgs {
 /// The key space of `db` (mapped from `file`, at `path`) at `rev`, with a
 /// progress meter, checked unchanged after reading.
 fn read_at<'a>(path: &Path, file: &MappedFile, db: &Db<'a>, rev: i64, sel: &Selection) -> Result<KeySpace<'a>> {
-    let spin = crate::progress::Meter::start(
-        format!("reading {}", path.display()),
-        file.len() as u64,
-        crate::progress::Source::Db,
-    );
+    let counter = db.meter().cloned().unwrap_or_default();
+    let spin = crate::progress::Meter::start(format!("reading {}", path.display()), file.len() as u64, &counter);
     let keys = at_revision(db, rev, sel).with_context(|| format!("reading {}", path.display()))?;
     drop(spin);
     crate::paths::unchanged(file)?;
@@ -190,7 +188,8 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
         bail!("--rev must not be negative");
     }
     let file = map(&a.file)?;
-    let db = open(&a.file, &file)?;
+    let counter = etcdsnap_io::Meter::new();
+    let db = open(&a.file, &file)?.metered(&counter);
     let sel = Selection { prefix: arg_bytes(&a.prefix), key: None };
     let limit = if a.limit == 0 { usize::MAX } else { a.limit };
     if a.all_revisions {
@@ -199,7 +198,7 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
         let spin = crate::progress::Meter::start_streaming(
             format!("reading {}", a.file.display()),
             file.len() as u64,
-            crate::progress::Source::Db,
+            &counter,
         );
         let (mut shown_lines, mut failed) = (0usize, None);
         let walked = each_revision(&db, &sel, |s| {
@@ -366,7 +365,8 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
         bail!("--rev must not be negative");
     }
     let file = map(&a.file)?;
-    let db = open(&a.file, &file)?;
+    let counter = etcdsnap_io::Meter::new();
+    let db = open(&a.file, &file)?.metered(&counter);
     let key = arg_bytes(&a.key);
     let sel =
         if a.prefix { Selection { prefix: key, key: None } } else { Selection { prefix: Vec::new(), key: Some(key) } };

@@ -107,11 +107,11 @@ fn main() -> ExitCode {
     progress::set_quiet(cli.quiet);
     // Large tables (per-key indexes) go back to the system when a pass drops
     // them, instead of staying in the heap beside the next pass's.
-    etcdsnap_bolt::pin_mmap_threshold(256 << 10);
+    etcdsnap_io::pin_mmap_threshold(256 << 10);
     // An input truncated while mapped raises SIGBUS: exit 1 naming it, with the
     // temporary outputs removed, instead of dying with "Bus error".
     #[cfg(unix)]
-    if let Err(e) = etcdsnap_bolt::fault_guard::install("etcdsnap") {
+    if let Err(e) = etcdsnap_io::fault_guard::install("etcdsnap") {
         eprintln!("etcdsnap: cannot install the SIGBUS handler: {e}");
         return ExitCode::from(2);
     }
@@ -127,28 +127,28 @@ fn main() -> ExitCode {
         Command::Diff(a) => with_out(|out| diff_cmd::run(&a, out)),
         Command::Wal(cmd) => with_out(|out| wal_cmd::run(cmd, out)),
     };
-    match result {
-        Ok(Outcome::Clean) => ExitCode::SUCCESS,
-        Ok(Outcome::Problems) => ExitCode::from(1),
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        // What was read is no statement about the file: as a failed check, exit 1.
-        Err(e) if input_changed(&e) => {
+    let e = match result {
+        Ok(Outcome::Clean) => return ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => return ExitCode::from(1),
+        Err(e) if is_broken_pipe(&e) => return ExitCode::SUCCESS,
+        Err(e) => e,
+    };
+    // Exit codes: 1 what was read is no statement about the file (as a failed
+    // check), 128+N stopped by signal N, 2 anything else (usage, I/O, refusals).
+    match (kind(&e), interrupt::received()) {
+        (Some(etcdsnap_io::ErrorKind::InputChanged), _) => {
             eprintln!("etcdsnap: {e:#}");
             ExitCode::from(1)
         }
-        Err(e) => match interrupt::received() {
-            // A signal stopped a write: the library removed its temporary file.
-            Some((sig, name)) => {
-                eprintln!(
-                    "etcdsnap: interrupted by {name}; the temporary output file was removed, nothing was written"
-                );
-                ExitCode::from(u8::try_from(sig.saturating_add(128)).unwrap_or(130))
-            }
-            None => {
-                eprintln!("etcdsnap: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+        // A signal stopped a write: the library removed its temporary file.
+        (_, Some((sig, name))) => {
+            eprintln!("etcdsnap: interrupted by {name}; the temporary output file was removed, nothing was written");
+            ExitCode::from(u8::try_from(sig.saturating_add(128)).unwrap_or(130))
+        }
+        _ => {
+            eprintln!("etcdsnap: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -160,17 +160,15 @@ fn with_out(f: impl FnOnce(&mut output::Out) -> anyhow::Result<Outcome>) -> anyh
     Ok(outcome)
 }
 
-/// An input written or truncated by another process while it was read.
-fn input_changed(e: &anyhow::Error) -> bool {
-    use etcdsnap_bolt::Error as Bolt;
-    use etcdsnap_mvcc::MvccError;
-    // The library errors wrap bolt's transparently (not as a source): look inside.
-    e.chain().any(|c| {
-        let bolt = c.downcast_ref::<Bolt>().or_else(|| match c.downcast_ref::<MvccError>() {
-            Some(MvccError::Bolt(b)) => Some(b),
-            _ => None,
-        });
-        matches!(bolt, Some(Bolt::InputChanged { .. }))
+/// What kind of failure `e` is, from the first library error in its chain:
+/// the one place that knows the library error types.
+fn kind(e: &anyhow::Error) -> Option<etcdsnap_io::ErrorKind> {
+    e.chain().find_map(|c| {
+        c.downcast_ref::<etcdsnap_mvcc::MvccError>()
+            .map(etcdsnap_mvcc::MvccError::kind)
+            .or_else(|| c.downcast_ref::<etcdsnap_bolt::Error>().map(etcdsnap_bolt::Error::kind))
+            .or_else(|| c.downcast_ref::<etcdsnap_wal::WalError>().map(etcdsnap_wal::WalError::kind))
+            .or_else(|| c.downcast_ref::<etcdsnap_io::Error>().map(etcdsnap_io::Error::kind))
     })
 }
 

@@ -225,7 +225,7 @@ pub struct StaleJson {
 }
 
 /// The stale temporary files and directories for a JSON report; each kept one is also named on stderr.
-pub fn stale_files(stale: &[etcdsnap_bolt::StaleTemp]) -> Vec<StaleJson> {
+pub fn stale_files(stale: &[etcdsnap_io::StaleTemp]) -> Vec<StaleJson> {
     for s in stale.iter().filter(|s| !s.removed) {
         eprintln!(
             "etcdsnap: warning: {} ({} bytes) is a temporary {} an interrupted run left; --force removes it",

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use etcdsnap_bolt::{Db, MappedFile};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::MappedFile;
 use etcdsnap_mvcc::trailer;
 
 /// What a directory is, for messages: data dir, member dir, WAL dir, or just a directory.
@@ -105,10 +106,10 @@ pub fn open_bolt<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
 /// Temporary files and directories of ours beside `output` that killed runs
 /// left (`.NAME.tmp.PID`, process gone), removed when `remove` (`--force`).
 /// For the outputs that are directories; file outputs get theirs from `AtomicFile`.
-pub fn stale_beside(output: &Path, remove: bool) -> Vec<etcdsnap_bolt::StaleTemp> {
-    let mut stale = etcdsnap_bolt::stale_temps(output);
+pub fn stale_beside(output: &Path, remove: bool) -> Vec<etcdsnap_io::StaleTemp> {
+    let mut stale = etcdsnap_io::stale_temps(output);
     if remove {
-        stale.iter_mut().for_each(etcdsnap_bolt::StaleTemp::remove);
+        stale.iter_mut().for_each(etcdsnap_io::StaleTemp::remove);
     }
     stale
 }

@@ -3,10 +3,10 @@
 //! where the library reports progress itself (rewrite and bolt compact: the
 //! input read, then the bytes written), and a [`Meter`] for the reading
 //! commands (status, hashkv, verify, keys, get, du, diff, bolt check, wal
-//! verify/dump/rewrite): a thread polls the libraries' byte counters
-//! (`etcdsnap_bolt::progress`: leaf pages read and bytes hashed;
-//! `etcdsnap_wal::progress`: segment bytes read) ten times a second against
-//! the file's size times the command's passes over it. Nothing is drawn into a
+//! verify/dump/rewrite): a thread polls the byte meter ([`etcdsnap_io::Meter`])
+//! the command handed the libraries (leaf pages read, bytes hashed, segment
+//! bytes read) ten times a second against the file's size times the
+//! command's passes over it. Nothing is drawn into a
 //! pipe or a log, nor under output streaming to the same terminal.
 
 use std::io::IsTerminal;
@@ -37,7 +37,7 @@ fn style(template: &str) -> ProgressStyle {
 /// cleared when dropped. Until the library reports a phase with a total of its
 /// own (`writing`: bytes of the planned output), it shows the input read so
 /// far (the plan pass, and the trailer hash beside it) against `read_total`,
-/// polled from `etcdsnap_bolt::progress` like a [`Meter`].
+/// polled from the meter given to the library like a [`Meter`].
 pub struct Bar {
     bar: Option<ProgressBar>,
     phase: &'static str,
@@ -47,8 +47,8 @@ pub struct Bar {
 impl Bar {
     /// A bar, drawn only when progress is enabled; `read_total` is the input's
     /// size times its passes before writing starts.
-    pub fn new(message: String, read_total: u64) -> Self {
-        let reading = Meter::start(message, read_total, Source::Db);
+    pub fn new(message: String, read_total: u64, counter: &etcdsnap_io::Meter) -> Self {
+        let reading = Meter::start(message, read_total, counter);
         Self { bar: None, phase: "", reading: Some(reading) }
     }
 }
@@ -82,24 +82,6 @@ impl Drop for Bar {
     }
 }
 
-/// Which library counter a [`Meter`] reads.
-#[derive(Debug, Clone, Copy)]
-pub enum Source {
-    /// bbolt files: leaf pages read, bytes hashed.
-    Db,
-    /// WAL segments: bytes read.
-    Wal,
-}
-
-impl Source {
-    fn reader(self) -> fn() -> u64 {
-        match self {
-            Source::Db => etcdsnap_bolt::progress::done,
-            Source::Wal => etcdsnap_wal::progress::done,
-        }
-    }
-}
-
 /// A bar of bytes worked through out of `total`, with rate and ETA, fed from a
 /// library counter by a polling thread; cleared when dropped.
 pub struct Meter {
@@ -110,23 +92,24 @@ pub struct Meter {
 
 impl Meter {
     /// Starts one (when progress is enabled): `total` bytes, e.g. the file's size times its passes.
-    pub fn start(message: String, total: u64, source: Source) -> Self {
-        Self::start_if(enabled(), message, total, source)
+    pub fn start(message: String, total: u64, counter: &etcdsnap_io::Meter) -> Self {
+        Self::start_if(enabled(), message, total, counter)
     }
 
     /// As [`start`](Self::start), but not while stdout is a terminal too: a
     /// command that prints while it reads (wal dump) would have its lines cut
     /// by the bar.
-    pub fn start_streaming(message: String, total: u64, source: Source) -> Self {
-        Self::start_if(enabled() && !std::io::stdout().is_terminal(), message, total, source)
+    pub fn start_streaming(message: String, total: u64, counter: &etcdsnap_io::Meter) -> Self {
+        Self::start_if(enabled() && !std::io::stdout().is_terminal(), message, total, counter)
     }
 
-    fn start_if(on: bool, message: String, total: u64, source: Source) -> Self {
+    fn start_if(on: bool, message: String, total: u64, counter: &etcdsnap_io::Meter) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         if !on {
             return Self { bar: None, stop, poller: None };
         }
-        let read = source.reader();
+        let counter = counter.clone();
+        let read = move || counter.done();
         let start = read();
         let pb = ProgressBar::new(total.max(1));
         // Figures first: a long path is cut (wide_msg) rather than wrapping the line.

@@ -226,11 +226,6 @@ struct ReportJson<'a> {
 pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let layout = a.layout.layout()?;
-    if let Some(n) = a.bump_revision {
-        if n <= 0 {
-            bail!("--bump-revision must be positive, got {n}");
-        }
-    }
     let rules = a.rules.rules()?;
     if !a.data_dir {
         crate::paths::check_snapshot_input(&a.input)?;
@@ -264,10 +259,11 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         page_size: layout.page_size,
         fill_percent: layout.fill_percent,
         allow_empty_rules: a.allow_empty_rules,
-        output: etcdsnap_bolt::CreateOptions { overwrite: a.force, remove_stale: a.force },
+        output: etcdsnap_io::CreateOptions { overwrite: a.force, remove_stale: a.force },
         cancel: crate::interrupt::cancel_on_signals()?,
         verify_output: a.verify_output,
         rebuild: a.rebuild,
+        meter: etcdsnap_io::Meter::new(),
     };
     // Before writing: the plan pass (with the trailer hash beside it) and the layout pass.
     let db_in = if a.data_dir { a.input.join("member/snap/db") } else { a.input.clone() };
@@ -275,6 +271,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     let mut bar = crate::progress::Bar::new(
         format!("reading {}", db_in.display()),
         in_bytes.saturating_mul(crate::progress::read_passes(in_bytes).saturating_add(1)),
+        &opts.meter,
     );
     let progress: &mut dyn Progress = &mut bar;
     if a.data_dir {

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use etcdsnap_mvcc::consistent_index::read_consistent_index;
 use etcdsnap_wal::repair::{repair, RepairOutcome};
 use etcdsnap_wal::rewrite::{rewrite_with, RewriteOptions, RewriteReport as WalRewriteReport};
-use etcdsnap_wal::{list_segments, read_wal, verify, EntryFilter, EntryKind, Layout, WalError, WalFinding, WalReport};
+use etcdsnap_wal::{list_segments, EntryFilter, EntryKind, Layout, WalError, WalFinding, WalReport};
 use serde_json::json;
 
 use crate::output::{table, Out};
@@ -82,7 +82,7 @@ pub struct RewriteArgs {
 /// Whether `e` concerns a path inside the temporary directory beside `output` (`.OUT.tmp.PID`).
 fn in_temporary_of(e: &WalError, output: &Path) -> bool {
     let (WalError::Io { path, .. }, Some(name)) = (e, output.file_name()) else { return false };
-    let prefix = etcdsnap_bolt::tmp_prefix(name);
+    let prefix = etcdsnap_io::tmp_prefix(name);
     path.ancestors().filter_map(Path::file_name).any(|n| n.as_encoded_bytes().starts_with(prefix.as_encoded_bytes()))
 }
 
@@ -115,12 +115,15 @@ fn wal_dir_of(dir: &Path) -> Result<Layout> {
 fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let layout = wal_dir_of(&a.dir)?;
+    let counter = etcdsnap_io::Meter::new();
     let spin = crate::progress::Meter::start(
         format!("verifying {}", layout.wal_dir.display()),
         segments_bytes(&layout.wal_dir),
-        crate::progress::Source::Wal,
+        &counter,
     );
-    let report = verify(&layout.wal_dir, layout.snap_dir.as_deref())?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let report =
+        etcdsnap_wal::verify::verify_metered(&layout.wal_dir, layout.snap_dir.as_deref(), threads, Some(&counter))?;
     drop(spin);
     let ci = match &layout.db {
         Some(db) => read_consistent_index(db)?,
@@ -238,12 +241,13 @@ fn dump_cmd(a: &DumpArgs, out: &mut Out) -> Result<Outcome> {
     }
     let mut problem: Option<String> = None;
     let mut out_err: Option<anyhow::Error> = None;
+    let counter = etcdsnap_io::Meter::new();
     let bar = crate::progress::Meter::start_streaming(
         format!("reading {}", layout.wal_dir.display()),
         segments.iter().map(|s| s.size).fold(0u64, u64::saturating_add),
-        crate::progress::Source::Wal,
+        &counter,
     );
-    let end = read_wal(&segments, |_, f| {
+    let end = etcdsnap_wal::read_wal_metered(&segments, Some(&counter), |_, f| {
         let Some(e) = f.entry else { return Ok(()) };
         let Some(payload) = filter.select(&e) else { return Ok(()) };
         let tname = e.type_name();
@@ -328,12 +332,17 @@ fn rewrite_cmd(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     let rules = a.rules.rules()?;
     // etcd replays the entries above the db's consistent_index: a filter may not shift their revisions.
     let consistent_index = replay_check_index(&layout)?;
-    let opts = RewriteOptions { consistent_index, cancel: Some(crate::interrupt::flag_on_signals()?) };
+    let counter = etcdsnap_io::Meter::new();
+    let opts = RewriteOptions {
+        consistent_index,
+        cancel: Some(crate::interrupt::flag_on_signals()?),
+        meter: Some(counter.clone()),
+    };
     let stale = crate::paths::stale_beside(&a.output, a.force);
     let spin = crate::progress::Meter::start(
         format!("rewriting {}", layout.wal_dir.display()),
         segments_bytes(&layout.wal_dir),
-        crate::progress::Source::Wal,
+        &counter,
     );
     let result = rewrite_with(&layout.wal_dir, &a.output, &rules, opts);
     drop(spin);

@@ -9,7 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use etcdsnap_bolt::{Db, MappedFile};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::MappedFile;
 
 use crate::schema::{CONSISTENT_INDEX, META};
 
@@ -24,7 +25,7 @@ pub enum ConsistentIndexError {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: etcdsnap_bolt::Error,
+        source: etcdsnap_io::Error,
     },
     /// The file is no bbolt file.
     #[error("{} is not a bbolt file", path.display())]

@@ -8,9 +8,13 @@ use etcdsnap_bolt::display_bytes;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MvccError {
-    /// The bbolt layer failed (I/O, corrupt page structure).
+    /// The bbolt layer failed (corrupt page structure, the builder, I/O beneath).
     #[error(transparent)]
     Bolt(#[from] etcdsnap_bolt::Error),
+    /// The file system failed, an output path was refused, the input changed
+    /// while read, or the operation was cancelled.
+    #[error(transparent)]
+    Os(#[from] etcdsnap_io::Error),
     /// A value or key that etcd could not read.
     #[error("bucket {}, key {}: {what}", display_bytes(bucket), display_bytes(key))]
     Corrupt {
@@ -222,6 +226,29 @@ impl Refusal {
 }
 
 impl MvccError {
+    /// What kind of failure this is (the CLI's exit code follows it).
+    pub fn kind(&self) -> etcdsnap_io::ErrorKind {
+        use etcdsnap_io::ErrorKind as K;
+        match self {
+            Self::Bolt(e) => e.kind(),
+            Self::Os(e) => e.kind(),
+            Self::Io { .. } => K::Io,
+            Self::Corrupt { .. } => K::Corrupt,
+            Self::Compacted { .. }
+            | Self::FutureRev { .. }
+            | Self::Reseal { .. }
+            | Self::Hook { .. }
+            | Self::TargetVersion { .. }
+            | Self::Refused(_) => K::Refused,
+            Self::OutputVerification { .. } | Self::WorkerPanicked(_) => K::Internal,
+        }
+    }
+
+    /// An interruption by `signal` (see [`etcdsnap_io::Cancel`]).
+    pub fn interrupted(signal: usize) -> Self {
+        Self::Os(etcdsnap_io::Error::Interrupted { signal })
+    }
+
     /// A corrupt value in the `meta` bucket.
     pub fn meta(key: &[u8], what: String) -> Self {
         Self::Corrupt { bucket: crate::schema::META.to_vec(), key: key.to_vec(), what }

@@ -11,7 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
-use etcdsnap_bolt::{AtomicFile, Cancel, Db, MappedFile, StaleTemp};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::{AtomicFile, Cancel, MappedFile, Meter, StaleTemp};
 
 use crate::error::{MvccError, Refusal, Result};
 use crate::trailer::{self, Trailer};
@@ -89,12 +90,13 @@ pub(crate) fn whole_file<T>(
     path: &Path,
     on_mismatch: OnMismatch,
     cancel: &Cancel,
+    meter: &Meter,
     produce: impl FnOnce(&Input<'_>) -> Result<(AtomicFile, T)>,
 ) -> Result<Committed<T>> {
     let file = MappedFile::open(path)?;
     let (image, stored) = trailer::split(&file);
-    let input = Input { path, file: &file, db: Db::open(image)?, has_trailer: stored.is_some() };
-    let (trailer_in, produced) = beside_trailer_check(&file, || produce(&input));
+    let input = Input { path, file: &file, db: Db::open(image)?.metered(meter), has_trailer: stored.is_some() };
+    let (trailer_in, produced) = beside_trailer_check(&file, Some(meter), || produce(&input));
     let trailer_in = trailer_in?;
     if on_mismatch == OnMismatch::Refuse {
         refuse_mismatch(&trailer_in, path)?;
@@ -112,9 +114,13 @@ pub(crate) fn whole_file<T>(
 
 /// Runs `produce` while the trailer of `file` (the whole input, trailer
 /// included) is verified on another thread; both results.
-pub(crate) fn beside_trailer_check<T>(file: &[u8], produce: impl FnOnce() -> T) -> (Result<Trailer>, T) {
+pub(crate) fn beside_trailer_check<T>(
+    file: &[u8],
+    meter: Option<&Meter>,
+    produce: impl FnOnce() -> T,
+) -> (Result<Trailer>, T) {
     std::thread::scope(|scope| {
-        let check = scope.spawn(|| trailer::verify(file));
+        let check = scope.spawn(|| trailer::verify_metered(file, meter));
         let produced = produce();
         // A panicked check is an error, never "no trailer".
         (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), produced)
@@ -137,7 +143,7 @@ pub(crate) fn refuse_mismatch(t: &Trailer, input: &Path) -> Result<()> {
 /// the interruption it is (the error that stopped it is its consequence).
 pub(crate) fn interrupted<T>(cancel: &Cancel, r: Result<T>) -> Result<T> {
     r.map_err(|e| match cancel.reason() {
-        Some(signal) => MvccError::Bolt(etcdsnap_bolt::Error::Interrupted { signal }),
+        Some(signal) => MvccError::interrupted(signal),
         None => e,
     })
 }

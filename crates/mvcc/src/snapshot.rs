@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use etcdsnap_bolt::builder::{BuildOptions, DEFAULT_FILL_PERCENT};
-use etcdsnap_bolt::{AtomicFile, Cancel, CreateOptions, StaleTemp};
+use etcdsnap_io::{AtomicFile, Cancel, CreateOptions, Meter, StaleTemp};
 
 use crate::error::Result;
 pub use crate::pipeline::TrailerMode;
@@ -29,6 +29,8 @@ pub struct CompactOptions {
     pub output: CreateOptions,
     /// Stops the write (the temporary file is removed) once set.
     pub cancel: Cancel,
+    /// Told the bytes of the input read and hashed (a progress bar's count).
+    pub meter: Meter,
 }
 
 impl Default for CompactOptions {
@@ -40,6 +42,7 @@ impl Default for CompactOptions {
             ignore_trailer_mismatch: false,
             output: CreateOptions::default(),
             cancel: Cancel::default(),
+            meter: Meter::default(),
         }
     }
 }
@@ -89,7 +92,7 @@ pub fn compact_with_progress(
     let on_mismatch = if opts.ignore_trailer_mismatch { OnMismatch::Report } else { OnMismatch::Refuse };
     let done = crate::pipeline::interrupted(
         &opts.cancel,
-        whole_file(input, on_mismatch, &opts.cancel, |src| {
+        whole_file(input, on_mismatch, &opts.cancel, &opts.meter, |src| {
             // The meta's page size is a u32 to begin with.
             let page_size = opts.page_size.unwrap_or(u32::try_from(src.db.page_size()).unwrap_or(u32::MAX));
             let build = BuildOptions { page_size, fill_percent: opts.fill_percent, ..BuildOptions::default() };

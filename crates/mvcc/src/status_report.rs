@@ -6,7 +6,7 @@
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use etcdsnap_mvcc::status_report::{status_report, StatusGate, StatusOptions};
-//! let file = etcdsnap_bolt::MappedFile::open("snapshot.db")?;
+//! let file = etcdsnap_io::MappedFile::open("snapshot.db")?;
 //! let db = etcdsnap_bolt::Db::open(etcdsnap_mvcc::trailer::split(&file).0)?;
 //! match status_report(&file, &db, &StatusOptions { verify_trailer: true, as_etcd: None })? {
 //!     StatusGate::Damaged(check) => eprintln!("{} problems", check.problem_count),
@@ -15,7 +15,8 @@
 //! # Ok(()) }
 //! ```
 
-use etcdsnap_bolt::{CheckReport, Db, MappedFile};
+use etcdsnap_bolt::{CheckReport, Db};
+use etcdsnap_io::MappedFile;
 
 use crate::error::MvccError;
 use crate::schema::EtcdLine;
@@ -91,7 +92,8 @@ impl StatusPasses {
     /// Fails only when a pass panicked (a bug).
     pub fn run(file: &[u8], db: &Db<'_>, verify_trailer: bool) -> Result<Self, MvccError> {
         let (trailer, check, status) = std::thread::scope(|scope| {
-            let digest = verify_trailer.then(|| scope.spawn(|| TrailerState::read(file, true)));
+            let digest = verify_trailer
+                .then(|| scope.spawn(|| TrailerState::Checked(crate::trailer::verify_metered(file, db.meter()))));
             let check = scope.spawn(|| db.check());
             let status = status(db);
             // A panicked digest is an error, never "no trailer".
@@ -344,7 +346,7 @@ mod tests {
             f.write_all(b"more").unwrap();
         }
         match status_report(&file, &db, &opts) {
-            Err(StatusError::Input(MvccError::Bolt(etcdsnap_bolt::Error::InputChanged { .. }))) => {}
+            Err(StatusError::Input(MvccError::Os(etcdsnap_io::Error::InputChanged { .. }))) => {}
             other => panic!("{other:?}"),
         }
         drop(file);

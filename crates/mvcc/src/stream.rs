@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
-use etcdsnap_bolt::{Cancel, DirectOut};
+use etcdsnap_io::{Cancel, DirectOut};
 use sha2::{Digest, Sha256};
 
 use crate::error::{MvccError, Result};
@@ -43,7 +43,7 @@ impl Writeback {
         self.pos = self.pos.saturating_add(n as u64);
         let pending = self.pos.saturating_sub(self.start);
         if pending >= WRITEBACK_EVERY {
-            etcdsnap_bolt::start_writeback(file, self.start, pending);
+            etcdsnap_io::start_writeback(file, self.start, pending);
             self.start = self.pos;
         }
     }
@@ -386,7 +386,7 @@ mod tests {
         let input = dir.join("input");
         let data: Vec<u8> = (0..(3 * MAPPED_CHUNK + 5 * 4096)).map(|i| (i * 7 % 253) as u8).collect();
         std::fs::write(&input, &data).unwrap();
-        let map = etcdsnap_bolt::MappedFile::open(&input).unwrap();
+        let map = etcdsnap_io::MappedFile::open(&input).unwrap();
         let head: Vec<u8> = (0..8192).map(|i| (i % 13) as u8).collect();
         let tail: Vec<u8> = (0..1000).map(|i| (i % 17) as u8).collect();
         let carried = Piece::Carried { bytes: &map[4096..], file: map.file(), offset: 4096 };

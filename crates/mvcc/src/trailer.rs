@@ -115,21 +115,32 @@ pub fn split(file: &[u8]) -> (&[u8], Option<[u8; TRAILER_LEN]>) {
 
 /// SHA-256 of `bytes`.
 pub fn digest(bytes: &[u8]) -> [u8; TRAILER_LEN] {
-    // In 4 MiB steps, each counted for progress bars (etcdsnap_bolt::progress).
+    digest_metered(bytes, None)
+}
+
+/// SHA-256 of `bytes`, in 4 MiB steps each told to `meter` (a progress bar's count).
+pub fn digest_metered(bytes: &[u8], meter: Option<&etcdsnap_io::Meter>) -> [u8; TRAILER_LEN] {
     let mut h = Sha256::new();
     for chunk in bytes.chunks(4 << 20) {
         h.update(chunk);
-        etcdsnap_bolt::progress::add(chunk.len() as u64);
+        if let Some(m) = meter {
+            m.add(chunk.len() as u64);
+        }
     }
     h.finalize().into()
 }
 
 /// Verifies the trailer of a whole snapshot file.
 pub fn verify(file: &[u8]) -> Trailer {
+    verify_metered(file, None)
+}
+
+/// [`verify`], telling `meter` the bytes hashed.
+pub fn verify_metered(file: &[u8], meter: Option<&etcdsnap_io::Meter>) -> Trailer {
     match split(file) {
         (_, None) => Trailer::Absent,
         (db, Some(stored)) => {
-            let computed = digest(db);
+            let computed = digest_metered(db, meter);
             if computed == stored {
                 Trailer::Valid(stored)
             } else {

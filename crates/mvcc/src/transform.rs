@@ -54,7 +54,8 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use etcdsnap_bolt::{Cancel, Db};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::Cancel;
 use sha2::{Digest, Sha256};
 
 use crate::error::{MvccError, Result};
@@ -143,7 +144,7 @@ fn transform_inner<W: Write>(
     let db = Db::open(image)?;
     // The trailer is checked on another core while the first walk runs;
     // nothing is written before both are done.
-    let (trailer_in, analysed) = beside_trailer_check(input, || analyse(&db, opts, progress));
+    let (trailer_in, analysed) = beside_trailer_check(input, None, || analyse(&db, opts, progress));
     let trailer_in = trailer_in?;
     refuse_mismatch(&trailer_in, Path::new(INPUT))?;
     let analysed = analysed?;

@@ -277,7 +277,10 @@ impl Collector {
         };
         let kind = match &e {
             crate::MvccError::Bolt(etcdsnap_bolt::Error::Corrupt(c)) => FindingKind::Structure(c.kind.code()),
-            crate::MvccError::Bolt(etcdsnap_bolt::Error::Io { .. } | etcdsnap_bolt::Error::NotRegularFile { .. })
+            crate::MvccError::Bolt(etcdsnap_bolt::Error::Os(
+                etcdsnap_io::Error::Io { .. } | etcdsnap_io::Error::NotRegularFile { .. },
+            ))
+            | crate::MvccError::Os(etcdsnap_io::Error::Io { .. } | etcdsnap_io::Error::NotRegularFile { .. })
             | crate::MvccError::Io { .. } => FindingKind::Unreadable,
             crate::MvccError::Corrupt { .. } => FindingKind::ValueUndecodable,
             _ => FindingKind::ReadError,
@@ -292,11 +295,16 @@ impl Collector {
 /// trailer is checked on a second thread while this one checks structure and
 /// MVCC invariants, so the whole costs about one SHA-256 pass over the file.
 pub fn verify(file: &[u8], opts: VerifyOptions) -> VerifyReport {
+    verify_metered(file, opts, None)
+}
+
+/// [`verify`], telling `meter` the bytes read and hashed (a progress bar's count).
+pub fn verify_metered(file: &[u8], opts: VerifyOptions, meter: Option<&etcdsnap_io::Meter>) -> VerifyReport {
     let (trailer, mut c, stats) = std::thread::scope(|scope| {
-        let sha = scope.spawn(|| trailer::verify(file));
+        let sha = scope.spawn(|| trailer::verify_metered(file, meter));
         let mut c = Collector { findings: Vec::new(), problems: 0 };
         let mut stats = VerifyStats::default();
-        verify_image(trailer::split(file).0, &mut c, &mut stats);
+        verify_image(trailer::split(file).0, meter, &mut c, &mut stats);
         (sha.join(), c, stats)
     });
     // The trailer's findings come first, as the file's own.
@@ -332,9 +340,12 @@ pub fn verify(file: &[u8], opts: VerifyOptions) -> VerifyReport {
 }
 
 /// Structure and MVCC checks of the bbolt image.
-fn verify_image(image: &[u8], c: &mut Collector, stats: &mut VerifyStats) {
+fn verify_image(image: &[u8], meter: Option<&etcdsnap_io::Meter>, c: &mut Collector, stats: &mut VerifyStats) {
     let db = match Db::open(image) {
-        Ok(db) => db,
+        Ok(db) => match meter {
+            Some(m) => db.metered(m),
+            None => db,
+        },
         Err(e) => {
             c.error(b"", e);
             return;

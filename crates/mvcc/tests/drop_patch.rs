@@ -12,7 +12,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use etcdsnap_bolt::{CreateOptions, Db};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::CreateOptions;
 use etcdsnap_keys::KeyRules;
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
 use etcdsnap_mvcc::kv::KvRef;

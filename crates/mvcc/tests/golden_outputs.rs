@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use etcdsnap_bolt::CreateOptions;
+use etcdsnap_io::CreateOptions;
 use etcdsnap_keys::{KeyRules, Rename};
 use etcdsnap_mvcc::rewrite::{rewrite, CompactTombstones, NoProgress, Reseal, RewriteOptions};
 use etcdsnap_mvcc::schema::EtcdLine;

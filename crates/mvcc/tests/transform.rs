@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use etcdsnap_bolt::{Cancel, CreateOptions, Db};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::{Cancel, CreateOptions};
 use etcdsnap_keys::{KeyRules, Rename};
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
 use etcdsnap_mvcc::keyspace::{all_revisions, at_revision, Selection};
@@ -501,7 +502,7 @@ fn refusals_and_failures() {
     let flag = Arc::new(AtomicUsize::new(2));
     let opts = RewriteOptions { cancel: Cancel::new(flag), ..RewriteOptions::default() };
     let e = transform(&data, &mut out, &opts, &mut NoProgress).unwrap_err();
-    assert!(matches!(e, MvccError::Bolt(etcdsnap_bolt::Error::Interrupted { signal: 2 })), "{e}");
+    assert!(matches!(e, MvccError::Os(etcdsnap_io::Error::Interrupted { signal: 2 })), "{e}");
 
     /// Accepts `0` more bytes, then fails.
     struct Full(usize);

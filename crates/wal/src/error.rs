@@ -35,6 +35,19 @@ pub enum WalError {
         /// The non-zero value the cancel flag was set to (the signal number).
         signal: usize,
     },
+    /// An output path was refused, or the input changed while read.
+    #[error(transparent)]
+    Os(etcdsnap_io::Error),
+}
+
+impl From<etcdsnap_io::Error> for WalError {
+    fn from(e: etcdsnap_io::Error) -> Self {
+        match e {
+            etcdsnap_io::Error::Io { path, source } => Self::Io { path, cause: source },
+            etcdsnap_io::Error::Interrupted { signal } => Self::Interrupted { signal },
+            e => Self::Os(e),
+        }
+    }
 }
 
 /// Why a WAL operation was refused; each names what it concerns.
@@ -141,6 +154,19 @@ impl Refusal {
 }
 
 impl WalError {
+    /// What kind of failure this is (the CLI's exit code follows it).
+    pub fn kind(&self) -> etcdsnap_io::ErrorKind {
+        use etcdsnap_io::ErrorKind as K;
+        match self {
+            Self::Io { .. } => K::Io,
+            Self::Corrupt(_) => K::Corrupt,
+            Self::Refused(_) => K::Refused,
+            Self::Stopped => K::Internal,
+            Self::Interrupted { .. } => K::Interrupted,
+            Self::Os(e) => e.kind(),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         WalError::Io { path: path.into(), cause: source }
     }

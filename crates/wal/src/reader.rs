@@ -2,6 +2,8 @@
 //! across them, each segment streamed through one reused window.
 
 use std::fs::File;
+
+use etcdsnap_io::Meter;
 use std::io::Read;
 
 use crate::decoder::{Failure, Frame, SegmentDecoder, Step};
@@ -34,8 +36,7 @@ pub struct ReadEnd {
 pub fn read_segment(seg: &Segment, buf: &mut Vec<u8>) -> Result<()> {
     buf.clear();
     let mut f = File::open(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
-    let n = f.read_to_end(buf).map_err(|e| WalError::io(&seg.path, e))?;
-    crate::progress::add(n as u64);
+    f.read_to_end(buf).map_err(|e| WalError::io(&seg.path, e))?;
     Ok(())
 }
 
@@ -50,11 +51,20 @@ const CHUNK: usize = 1 << 20;
 pub(crate) struct StreamBuf {
     buf: Vec<u8>,
     chunk: usize,
+    /// Told the bytes read (a progress bar's count).
+    meter: Option<Meter>,
 }
 
 impl Default for StreamBuf {
     fn default() -> Self {
-        StreamBuf { buf: Vec::new(), chunk: CHUNK }
+        StreamBuf { buf: Vec::new(), chunk: CHUNK, meter: None }
+    }
+}
+
+impl StreamBuf {
+    /// A buffer whose reads are told to `meter`.
+    pub(crate) fn metered(meter: Option<&Meter>) -> Self {
+        StreamBuf { meter: meter.cloned(), ..StreamBuf::default() }
     }
 }
 
@@ -78,6 +88,7 @@ enum Outcome {
 /// Reads as much as fits into `buf[*filled..]`, until at least `want` bytes are
 /// held or the file ends.
 fn fill(
+    meter: Option<&Meter>,
     f: &mut File,
     path: &std::path::Path,
     buf: &mut [u8],
@@ -97,7 +108,9 @@ fn fill(
             }
             Ok(n) => {
                 *filled = filled.saturating_add(n);
-                crate::progress::add(n as u64);
+                if let Some(m) = meter {
+                    m.add(n as u64);
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(WalError::io(path, e)),
@@ -191,7 +204,8 @@ pub(crate) fn read_segment_frames(
                 let end = start.saturating_add(want);
                 let limit = if want > chunk { end } else { filled.saturating_add(chunk).max(end) };
                 let limit = limit.min(buf.len());
-                fill(&mut f, &seg.path, buf.get_mut(..limit).unwrap_or_default(), &mut filled, end, &mut eof)?;
+                let meter = sb.meter.as_ref();
+                fill(meter, &mut f, &seg.path, buf.get_mut(..limit).unwrap_or_default(), &mut filled, end, &mut eof)?;
             }
         }
     }
@@ -201,8 +215,17 @@ pub(crate) fn read_segment_frames(
 /// each valid one. A CRC chain runs across the segments, re-seeded by crc records.
 /// Corruption is returned as [`WalError::Corrupt`] (segment, offset, index); a torn
 /// last record ends the read and is reported in [`ReadEnd::torn`].
-pub fn read_wal(segments: &[Segment], mut visit: impl FnMut(usize, &Frame<'_>) -> Result<()>) -> Result<ReadEnd> {
-    let mut sb = StreamBuf::default();
+pub fn read_wal(segments: &[Segment], visit: impl FnMut(usize, &Frame<'_>) -> Result<()>) -> Result<ReadEnd> {
+    read_wal_metered(segments, None, visit)
+}
+
+/// [`read_wal`], telling `meter` the bytes read (a progress bar's count).
+pub fn read_wal_metered(
+    segments: &[Segment],
+    meter: Option<&Meter>,
+    mut visit: impl FnMut(usize, &Frame<'_>) -> Result<()>,
+) -> Result<ReadEnd> {
+    let mut sb = StreamBuf::metered(meter);
     let mut crc = 0u32;
     let mut last_index: Option<u64> = None;
     let mut data_ends = Vec::with_capacity(segments.len());
@@ -249,7 +272,7 @@ mod tests {
 
     fn streamed(path: &std::path::Path, last: bool, chunk: usize) -> Trace {
         let seg = Segment { path: path.to_path_buf(), name: "s".into(), seq: 0, index: 0, size: 0 };
-        let mut sb = StreamBuf { buf: Vec::new(), chunk };
+        let mut sb = StreamBuf { buf: Vec::new(), chunk, meter: None };
         let mut frames = Vec::new();
         let mut li = None;
         let r = read_segment_frames(&seg, 0, last, 0, &mut li, &mut sb, &mut |_, f| {

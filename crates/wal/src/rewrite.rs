@@ -6,19 +6,20 @@
 //! renames role permissions; everything else is carried byte for byte. Segment
 //! names and record order are those of the input; the CRC chain is regenerated.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use etcdsnap_io::{create_file_private, AtomicDir, DirOptions};
 use etcdsnap_keys::{prefix_end, CompactRevKey, KeyRules, RuleCounter, RuleMatch, COMPACT_REV_KEY};
 use etcdsnap_proto::etcdserverpb::{request_op, InternalRaftRequest, RequestOp, TxnRequest};
 use etcdsnap_proto::raftpb::{Entry, EntryType};
 use etcdsnap_proto::Message;
 
 use crate::error::{Refusal, Result, WalError};
-use crate::reader::read_wal;
+use crate::reader::read_wal_metered;
 use crate::record::{Encoder, CRC_TYPE, ENTRY_TYPE};
 use crate::segment::list_segments;
 
@@ -195,6 +196,8 @@ pub struct RewriteOptions {
     /// revision of every later replayed write, so it is refused. `None`: not
     /// known (no db beside the WAL), not checked.
     pub consistent_index: Option<u64>,
+    /// Told the segment bytes read (a progress bar's count).
+    pub meter: Option<etcdsnap_io::Meter>,
 }
 
 struct Ctx<'r> {
@@ -414,58 +417,16 @@ pub fn rewrite_with(in_dir: &Path, out_dir: &Path, rules: &KeyRules, opts: Rewri
             return Err(WalError::Refused(Refusal::OutputNotEmpty { dir: out_dir.to_path_buf() }));
         }
     }
-    let tmp = tmp_dir(out_dir);
-    let _ = fs::remove_dir_all(&tmp);
+    let dir = AtomicDir::create(out_dir, DirOptions { replace_empty: true, remove_stale: false })?;
     let cancel = opts.cancel.clone();
-    let result = write_all(&segments, &tmp, rules, opts).and_then(|report| {
-        if out_dir.exists() {
-            fs::remove_dir(out_dir).map_err(|e| WalError::io(out_dir, e))?;
-        }
-        fs::rename(&tmp, out_dir).map_err(|e| WalError::io(out_dir, e))?;
-        if let Some(parent) = out_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(parent) {
-                let _ = d.sync_all();
-            }
-        }
+    let result = write_all(&segments, dir.path(), rules, opts).and_then(|report| {
+        dir.commit()?;
         Ok(report)
     });
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&tmp);
-    }
     match cancel.map(|c| c.load(Ordering::SeqCst)).filter(|&s| s != 0) {
         Some(signal) if result.is_err() => Err(WalError::Interrupted { signal }),
         _ => result,
     }
-}
-
-/// `.NAME.tmp.PID` beside the output, the name every temporary of ours has
-/// (so that one rule finds those a killed run left).
-fn tmp_dir(out_dir: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(out_dir.file_name().unwrap_or_else(|| "wal".as_ref()));
-    name.push(format!(".tmp.{}", std::process::id()));
-    out_dir.with_file_name(name)
-}
-
-fn create_dir_private(dir: &Path) -> Result<()> {
-    let mut b = fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir).map_err(|e| WalError::io(dir, e))
-}
-
-fn create_file_private(path: &Path) -> Result<File> {
-    let mut o = OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    o.open(path).map_err(|e| WalError::io(path, e))
 }
 
 fn write_all(
@@ -474,7 +435,6 @@ fn write_all(
     rules: &KeyRules,
     opts: RewriteOptions,
 ) -> Result<RewriteReport> {
-    create_dir_private(tmp)?;
     let mut ctx = Ctx {
         rules,
         index: 0,
@@ -487,7 +447,7 @@ fn write_all(
     };
     let mut enc: Option<Encoder> = None;
     let mut current: Option<(usize, PathBuf, BufWriter<File>)> = None;
-    let end = read_wal(segments, |i, f| {
+    let end = read_wal_metered(segments, opts.meter.as_ref(), |i, f| {
         if current.as_ref().is_none_or(|(c, _, _)| *c != i) {
             if let Some((_, path, w)) = current.take() {
                 finish(path, w)?;

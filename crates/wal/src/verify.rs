@@ -14,7 +14,7 @@ use std::sync::mpsc;
 
 use crate::decoder::Frame;
 use crate::error::{CorruptKind, Corruption, Result, WalError};
-use crate::reader::{read_segment_frames, read_wal, SegmentEnd, StreamBuf, TornTail};
+use crate::reader::{read_segment_frames, read_wal_metered, SegmentEnd, StreamBuf, TornTail};
 use crate::record::{CRC_TYPE, ENTRY_TYPE, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE};
 use crate::segment::{list_segments, sequence_gaps, Segment};
 use crate::snapfile::SnapFile;
@@ -286,6 +286,16 @@ pub fn verify(wal_dir: &Path, snap_dir: Option<&Path>) -> Result<WalReport> {
 /// real state, so errors name the same segment, offset and index as a
 /// sequential read.
 pub fn verify_with(wal_dir: &Path, snap_dir: Option<&Path>, threads: usize) -> Result<WalReport> {
+    verify_metered(wal_dir, snap_dir, threads, None)
+}
+
+/// [`verify_with`], telling `meter` the segment bytes read (a progress bar's count).
+pub fn verify_metered(
+    wal_dir: &Path,
+    snap_dir: Option<&Path>,
+    threads: usize,
+    meter: Option<&etcdsnap_io::Meter>,
+) -> Result<WalReport> {
     let segments = list_segments(wal_dir)?;
     let mut acc = Acc::new(WalReport {
         sequence_gaps: sequence_gaps(&segments),
@@ -293,7 +303,7 @@ pub fn verify_with(wal_dir: &Path, snap_dir: Option<&Path>, threads: usize) -> R
         ..WalReport::default()
     });
     if threads <= 1 || segments.len() <= 1 {
-        let result = read_wal(&segments, |i, f| acc.visit(i, name_of(&segments, i), f));
+        let result = read_wal_metered(&segments, meter, |i, f| acc.visit(i, name_of(&segments, i), f));
         match result {
             Ok(end) => {
                 acc.r.last_crc = end.crc;
@@ -306,7 +316,7 @@ pub fn verify_with(wal_dir: &Path, snap_dir: Option<&Path>, threads: usize) -> R
             Err(e) => return Err(e),
         }
     } else {
-        parallel(&segments, &mut acc, threads)?;
+        parallel(&segments, &mut acc, threads, meter)?;
     }
     let mut r = acc.r;
     if let Some(dir) = snap_dir {
@@ -543,7 +553,7 @@ fn read_alone(segments: &[Segment], k: usize, sb: &mut StreamBuf) -> Partial {
     Some((w, end))
 }
 
-fn parallel(segments: &[Segment], acc: &mut Acc, threads: usize) -> Result<()> {
+fn parallel(segments: &[Segment], acc: &mut Acc, threads: usize, meter: Option<&etcdsnap_io::Meter>) -> Result<()> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let workers = threads.min(segments.len());
@@ -553,7 +563,7 @@ fn parallel(segments: &[Segment], acc: &mut Acc, threads: usize) -> Result<()> {
             let tx = tx.clone();
             let (next, stop) = (&next, &stop);
             scope.spawn(move || {
-                let mut sb = StreamBuf::default();
+                let mut sb = StreamBuf::metered(meter);
                 while !stop.load(Ordering::Relaxed) {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     if k >= segments.len() {

@@ -155,7 +155,7 @@ fn cancelled_rewrite_leaves_nothing() {
     let dir = scratch("wal-rewrite-cancel");
     let out = dir.join("wal");
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
-    let opts = etcdsnap_wal::rewrite::RewriteOptions { consistent_index: None, cancel: Some(flag) };
+    let opts = etcdsnap_wal::rewrite::RewriteOptions { consistent_index: None, cancel: Some(flag), meter: None };
     let err = etcdsnap_wal::rewrite::rewrite_with(&wal_dir(EtcdVersion::V3_5_1), &out, &KeyRules::default(), opts)
         .unwrap_err();
     assert!(matches!(err, etcdsnap_wal::WalError::Interrupted { signal: 2 }), "{err}");
@@ -652,7 +652,7 @@ fn rewrite_renames_auth_role_permission_ranges() {
     let grant_index = rep.permissions_overlapping[0].0;
     // etcd would replay that grant (above the db's consistent_index) without the renamed part: refused.
     let replayed = |ci: u64, name: &str| {
-        let opts = etcdsnap_wal::rewrite::RewriteOptions { consistent_index: Some(ci), cancel: None };
+        let opts = etcdsnap_wal::rewrite::RewriteOptions { consistent_index: Some(ci), cancel: None, meter: None };
         etcdsnap_wal::rewrite::rewrite_with(&dir, &scratch(name).join("wal"), &rules, opts)
     };
     let e = replayed(grant_index - 1, "wal-perm-out4").unwrap_err().to_string();

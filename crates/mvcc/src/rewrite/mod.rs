@@ -68,7 +68,7 @@ pub fn rewrite(
     validate(opts)?;
     let done = interrupted(
         &opts.cancel,
-        whole_file(input, OnMismatch::Refuse, &opts.cancel, |src| {
+        whole_file(input, OnMismatch::Refuse, &opts.cancel, &opts.meter, |src| {
             match patch::write_file(src, output, opts, progress)? {
                 Some(patched) => Ok(patched),
                 None => rebuild::write_file(src, output, opts, progress),

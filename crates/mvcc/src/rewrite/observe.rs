@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::Path;
 
 use etcdsnap_bolt::builder::Sink;
-use etcdsnap_bolt::{AtomicFile, Db, MappedFile};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::{AtomicFile, MappedFile};
 
 use super::options::RewriteOptions;
 use super::report::Made;

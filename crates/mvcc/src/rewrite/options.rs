@@ -1,7 +1,7 @@
 //! What a rewrite is asked to do, and the refusals that need only the options.
 
 use etcdsnap_bolt::builder::DEFAULT_FILL_PERCENT;
-use etcdsnap_bolt::{Cancel, CreateOptions};
+use etcdsnap_io::{Cancel, CreateOptions, Meter};
 use etcdsnap_keys::{KeyRules, Reseal};
 
 use super::hook::EntryHook;
@@ -54,6 +54,8 @@ pub struct RewriteOptions {
     pub output: CreateOptions,
     /// Stops the rewrite (the temporary file is removed) once set.
     pub cancel: Cancel,
+    /// Told the bytes of the input read and hashed (a progress bar's count).
+    pub meter: Meter,
     /// Before committing, read the output back: run the full check
     /// ([`crate::verify::verify`]) and compare its status and HashKV with the
     /// figures observed while writing it.
@@ -83,6 +85,7 @@ impl Default for RewriteOptions {
             allow_empty_rules: false,
             output: CreateOptions::default(),
             cancel: Cancel::default(),
+            meter: Meter::default(),
             verify_output: false,
             rebuild: false,
         }

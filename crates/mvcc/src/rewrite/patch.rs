@@ -9,7 +9,8 @@ use std::path::Path;
 
 use etcdsnap_bolt::builder::{Sink, DEFAULT_FILL_PERCENT};
 use etcdsnap_bolt::patch::{Edit, Patch};
-use etcdsnap_bolt::{AtomicFile, Cancel, Db};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::{AtomicFile, Cancel};
 
 use super::buckets::{write_cluster, write_meta};
 use super::entry::fate;

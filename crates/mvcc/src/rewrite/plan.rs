@@ -6,7 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use etcdsnap_bolt::{Cancel, Db};
+use etcdsnap_bolt::Db;
+use etcdsnap_io::Cancel;
 use etcdsnap_keys::{encryption, CompactRevKey, Reseal, RuleCounter, RuleMatch, COMPACT_REV_KEY};
 
 use super::entry::{corrupt, Fate, Value};

@@ -12,7 +12,8 @@ use std::io::Write;
 use std::path::Path;
 
 use etcdsnap_bolt::builder::{BuildOptions, BuildSummary, Builder, Discard};
-use etcdsnap_bolt::{AtomicFile, Db, Entry as BoltEntry};
+use etcdsnap_bolt::{Db, Entry as BoltEntry};
+use etcdsnap_io::AtomicFile;
 
 use super::entry::Fate;
 use super::hook::{HookMemo, HookStep};

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcdsnap_bolt::StaleTemp;
+use etcdsnap_io::StaleTemp;
 use etcdsnap_keys::{CompactRevKey, RuleMatch};
 
 use super::options::RewriteOptions;

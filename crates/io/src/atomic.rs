@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OutputProblem, Result};
 
 /// A file written under a temporary name beside `target` (mode 0600), made
 /// durable and renamed over `target` by [`commit`](AtomicFile::commit).
@@ -84,7 +84,7 @@ fn dir_bytes(dir: &Path, depth: u32) -> u64 {
 }
 
 /// The directory a target is written in (`.` for a bare file name).
-fn parent_dir(target: &Path) -> PathBuf {
+pub(crate) fn parent_dir(target: &Path) -> PathBuf {
     match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -135,7 +135,7 @@ pub fn stale_temps(target: &Path) -> Vec<StaleTemp> {
     out
 }
 
-fn output_error(path: &Path, kind: crate::error::OutputProblem) -> Error {
+fn output_error(path: &Path, kind: OutputProblem) -> Error {
     Error::Output { path: path.to_path_buf(), problem: kind }
 }
 
@@ -152,7 +152,6 @@ impl AtomicFile {
     /// `remove_stale`. A missing or non-directory parent, a directory as the
     /// target and a target that is one of `inputs` are refused, naming the path.
     pub fn create_with(target: impl AsRef<Path>, inputs: &[&Path], opts: CreateOptions) -> Result<Self> {
-        use crate::error::OutputProblem;
         let target = target.as_ref().to_path_buf();
         if inputs.iter().any(|i| same_file(i, &target)) {
             return Err(output_error(&target, OutputProblem::IsInput));
@@ -233,10 +232,10 @@ impl AtomicFile {
             match std::fs::hard_link(&self.tmp, &self.target) {
                 Ok(()) => std::fs::remove_file(&self.tmp).map_err(|e| Error::io(&self.tmp, e))?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(output_error(&self.target, crate::error::OutputProblem::Exists));
+                    return Err(output_error(&self.target, OutputProblem::Exists));
                 }
                 Err(_) if std::fs::symlink_metadata(&self.target).is_ok() => {
-                    return Err(output_error(&self.target, crate::error::OutputProblem::Exists));
+                    return Err(output_error(&self.target, OutputProblem::Exists));
                 }
                 Err(_) => std::fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?,
             }
@@ -309,7 +308,7 @@ mod tests {
         std::fs::write(&target, b"old").unwrap();
         let refuse = CreateOptions::default();
         let e = AtomicFile::create_with(&target, &[], refuse).unwrap_err();
-        assert!(matches!(e, Error::Output { problem: crate::error::OutputProblem::Exists, .. }), "{e}");
+        assert!(matches!(e, Error::Output { problem: OutputProblem::Exists, .. }), "{e}");
         assert!(e.to_string().contains("out.db") && e.to_string().contains("exists"), "{e}");
         // A missing directory is named as such, not the temporary file inside it.
         let e = AtomicFile::create_with(d.join("nope/out.db"), &[], refuse).unwrap_err();

@@ -294,7 +294,7 @@ mod tests {
         f.write_all(b"x").unwrap();
         let e = m.check_unchanged().unwrap_err();
         assert!(matches!(&e, Error::InputChanged { what, .. } if what == "it was written in place"), "{e}");
-        assert_eq!(e.code(), "input-changed");
+        assert_eq!(e.kind(), crate::ErrorKind::InputChanged);
         // Truncated.
         let m = MappedFile::open(&p).unwrap();
         f.set_len(4096).unwrap();

@@ -468,7 +468,6 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
     use etcdsnap_mvcc::snapshot::CompactOptions;
     use etcdsnap_mvcc::trailer::hex;
     let l = a.layout.layout()?;
-    crate::paths::check_snapshot_input(&a.input)?;
     let opts = CompactOptions {
         page_size: l.page_size,
         fill_percent: l.fill_percent,
@@ -485,7 +484,8 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         &opts.meter,
     );
     let r = etcdsnap_mvcc::snapshot::compact_with_progress(&a.input, &a.output, &opts, &mut bar)
-        .with_context(|| format!("compacting {} into {}", a.input.display(), a.output.display()))?;
+        .with_context(|| format!("compacting {} into {}", a.input.display(), a.output.display()))
+        .map_err(|e| crate::paths::explained(&a.input, e))?;
     drop(bar);
     let j = CompactJson {
         input: a.input.display().to_string(),

@@ -21,7 +21,6 @@
 )]
 
 mod bolt_cmd;
-mod datadir;
 mod diff_cmd;
 mod du_cmd;
 mod etcd_cmd;
@@ -169,6 +168,7 @@ fn kind(e: &anyhow::Error) -> Option<etcdsnap_io::ErrorKind> {
             .or_else(|| c.downcast_ref::<etcdsnap_bolt::Error>().map(etcdsnap_bolt::Error::kind))
             .or_else(|| c.downcast_ref::<etcdsnap_wal::WalError>().map(etcdsnap_wal::WalError::kind))
             .or_else(|| c.downcast_ref::<etcdsnap_io::Error>().map(etcdsnap_io::Error::kind))
+            .or_else(|| c.downcast_ref::<etcdsnap_datadir::DataDirError>().map(etcdsnap_datadir::DataDirError::kind))
     })
 }
 

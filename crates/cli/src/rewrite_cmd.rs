@@ -227,9 +227,6 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let layout = a.layout.layout()?;
     let rules = a.rules.rules()?;
-    if !a.data_dir {
-        crate::paths::check_snapshot_input(&a.input)?;
-    }
     let opts = RewriteOptions {
         rules,
         bump_revision: a.bump_revision,
@@ -275,14 +272,15 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     );
     let progress: &mut dyn Progress = &mut bar;
     if a.data_dir {
-        let r = crate::datadir::rewrite_data_dir(&a.input, &a.output, &opts, progress)
+        let r = etcdsnap_datadir::rewrite::rewrite_data_dir(&a.input, &a.output, &opts, progress)
             .with_context(|| format!("rewriting the data dir {} into {}", a.input.display(), a.output.display()))?;
         drop(bar);
         return data_dir_report(a, &r, out);
     }
     let r = rewrite(&a.input, &a.output, &opts, progress)
         .map_err(with_hint)
-        .with_context(|| format!("rewriting {} into {}", a.input.display(), a.output.display()))?;
+        .with_context(|| format!("rewriting {} into {}", a.input.display(), a.output.display()))
+        .map_err(|e| crate::paths::explained(&a.input, e))?;
     drop(bar);
     let mut j = report_json(&a.input, &a.output, &r);
     j.compact_tombstones = a.compact.then_some(opts.compact_tombstones.as_str());
@@ -502,7 +500,7 @@ struct DataDirJson<'r> {
 }
 
 /// `rewrite --data-dir`: the db's report, the WAL's, and the `.snap` files copied.
-fn data_dir_report(a: &RewriteArgs, r: &crate::datadir::DataDirReport, out: &mut Out) -> Result<Outcome> {
+fn data_dir_report(a: &RewriteArgs, r: &etcdsnap_datadir::rewrite::DataDirReport, out: &mut Out) -> Result<Outcome> {
     let member = a.output.join("member");
     let db = report_json(&a.input.join("member/snap/db"), &member.join("snap/db"), &r.db);
     let stale_temp_files = stale_files(&r.stale_temps);

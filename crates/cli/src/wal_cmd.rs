@@ -431,18 +431,17 @@ pub fn rewrite_report_lines(output: &Path, report: &WalRewriteReport) -> Vec<Str
     lines
 }
 
-/// The db's `consistent_index` for the WAL rewrite's replay check, or `None`
-/// (with a warning) when there is no db beside the WAL.
-pub fn replay_check_index(layout: &Layout) -> Result<Option<u64>> {
-    match &layout.db {
-        Some(db) => Ok(read_consistent_index(db)?),
-        None => {
-            eprintln!(
-                "etcdsnap: warning: no member/snap/db beside {}: whether the rules shift the revisions of writes \
-                 etcd replays from the WAL cannot be checked (give the member or data dir)",
-                layout.wal_dir.display()
-            );
-            Ok(None)
-        }
+/// The db's `consistent_index` for the replay check of the WAL laid out as
+/// `layout`, warning when no db is beside it (the check is then skipped).
+fn replay_check_index(layout: &Layout) -> Result<Option<u64>> {
+    use etcdsnap_datadir::replay::{replay_check, ReplayCheck};
+    let check = replay_check(layout)?;
+    if check == ReplayCheck::NoDb {
+        eprintln!(
+            "etcdsnap: warning: no member/snap/db beside {}: whether the rules shift the revisions of writes \
+             etcd replays from the WAL cannot be checked (give the member or data dir)",
+            layout.wal_dir.display()
+        );
     }
+    Ok(check.consistent_index())
 }

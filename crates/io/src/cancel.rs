@@ -19,6 +19,11 @@ impl Cancel {
         Self(Some(flag))
     }
 
+    /// The shared flag, for code that polls it directly (`None`: never cancelled).
+    pub fn flag(&self) -> Option<Arc<AtomicUsize>> {
+        self.0.clone()
+    }
+
     /// The reason the flag was set to, when it was.
     pub fn reason(&self) -> Option<usize> {
         self.0.as_ref().map(|f| f.load(Ordering::Relaxed)).filter(|&r| r != 0)

@@ -1,0 +1,26 @@
+//! etcd data dirs offline: the operations that need both halves of a
+//! member's state, the bbolt db (`etcdsnap-mvcc`) and the WAL
+//! (`etcdsnap-wal`), which know nothing of each other.
+//!
+//! - [`input`]: what a path given as input is (snapshot, raw db, data dir,
+//!   member dir, WAL dir or segment, `.snap` file, …), recognised by layout
+//!   and content, and which db file a directory stands for.
+//! - [`replay`]: the db's `consistent_index`, below which etcd does not
+//!   replay the WAL — what a WAL rewrite must not shift.
+//! - [`rewrite`]: a whole data dir rewritten with one set of rules, committed
+//!   atomically.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
+mod error;
+pub mod input;
+pub mod replay;
+pub mod rewrite;
+
+pub use error::{DataDirError, Result};

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataDirError {
-    /// The path is not what the operation needs (the message says what it is).
-    #[error("{path}: {what}")]
+    /// The path is not what the operation needs (the message names it and
+    /// says what it is).
+    #[error("{what}")]
     Input {
         /// The path given.
         path: PathBuf,
@@ -55,7 +56,7 @@ impl DataDirError {
         }
     }
 
-    /// An input error: `path` is `what`.
+    /// An input error about `path`; `what` names it.
     pub fn input(path: &std::path::Path, what: impl Into<String>) -> Self {
         Self::Input { path: path.to_path_buf(), what: what.into() }
     }

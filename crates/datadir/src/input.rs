@@ -136,8 +136,8 @@ impl InputKind {
             InputKind::SnapFile => {
                 format!("{p} is a raft .snap file (member/snap/*.snap), not a snapshot or db file; the db file is member/snap/db")
             }
-            InputKind::Special => format!("{p} is not a regular file"),
-            InputKind::Bbolt | InputKind::Unknown => return None,
+            // The reader's own error says what it is (a FIFO, a device).
+            InputKind::Special | InputKind::Bbolt | InputKind::Unknown => return None,
         })
     }
 }
@@ -165,15 +165,19 @@ pub fn db_file_of(path: &Path) -> Result<PathBuf> {
     } else if member_db.is_file() {
         Ok(member_db)
     } else if path.join("member").is_dir() {
-        Err(DataDirError::input(
-            path,
-            format!("an etcd data dir without its db file ({} does not exist)", data_db.display()),
-        ))
+        let what = format!(
+            "{} is an etcd data dir without its db file ({} does not exist)",
+            path.display(),
+            data_db.display()
+        );
+        Err(DataDirError::input(path, what))
     } else {
-        Err(DataDirError::input(
-            path,
-            format!("{}; expected a snapshot or db file, or an etcd data dir", describe_dir(path, &dir_kind(path))),
-        ))
+        let what = format!(
+            "{} is {}; expected a snapshot or db file, or an etcd data dir",
+            path.display(),
+            describe_dir(path, &dir_kind(path))
+        );
+        Err(DataDirError::input(path, what))
     }
 }
 

@@ -36,13 +36,15 @@ pub struct DataDirReport {
 /// Checks that `input` is a data dir; its layout.
 fn data_dir(input: &Path) -> Result<Layout> {
     if input.is_file() {
-        return Err(DataDirError::input(input, "is a file; expected an etcd data dir"));
+        return Err(DataDirError::input(input, format!("{} is a file; expected an etcd data dir", input.display())));
     }
     if !input.is_dir() {
-        return Err(DataDirError::input(input, "no such directory; expected an etcd data dir"));
+        let what = format!("{}: no such directory; expected an etcd data dir", input.display());
+        return Err(DataDirError::input(input, what));
     }
     if !input.join("member/snap/db").is_file() || !input.join("member/wal").is_dir() {
-        return Err(DataDirError::input(input, "is not an etcd data dir (it needs member/snap/db and member/wal)"));
+        let what = format!("{} is not an etcd data dir (it needs member/snap/db and member/wal)", input.display());
+        return Err(DataDirError::input(input, what));
     }
     Ok(Layout::resolve(input))
 }

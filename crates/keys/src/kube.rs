@@ -143,10 +143,10 @@ fn decode_json(value: &[u8]) -> Option<KubeObject> {
 fn decode_protobuf(unknown: &[u8]) -> Option<KubeObject> {
     let mut o = KubeObject { encoding: Some(Encoding::Protobuf), ..KubeObject::default() };
     let mut raw = None;
-    for field in Fields(unknown) {
+    for field in fields(unknown) {
         match field? {
             (1, Field::Bytes(type_meta)) => {
-                for f in Fields(type_meta) {
+                for f in fields(type_meta) {
                     match f? {
                         (1, Field::Bytes(b)) => o.api_version = string(b)?,
                         (2, Field::Bytes(b)) => o.kind = string(b)?,
@@ -159,7 +159,7 @@ fn decode_protobuf(unknown: &[u8]) -> Option<KubeObject> {
         }
     }
     // ObjectMeta is field 1 of every object kube stores (a List would not be).
-    for field in Fields(raw?) {
+    for field in fields(raw?) {
         if let (1, Field::Bytes(meta)) = field? {
             object_meta(meta, &mut o)?;
         }
@@ -168,7 +168,7 @@ fn decode_protobuf(unknown: &[u8]) -> Option<KubeObject> {
 }
 
 fn object_meta(meta: &[u8], o: &mut KubeObject) -> Option<()> {
-    for field in Fields(meta) {
+    for field in fields(meta) {
         match field? {
             (1, Field::Bytes(b)) => o.name = string(b)?,
             (3, Field::Bytes(b)) => o.namespace = string(b)?,
@@ -177,7 +177,7 @@ fn object_meta(meta: &[u8], o: &mut KubeObject) -> Option<()> {
                 // seconds=1 (int64, a varint of the two's complement); nanos=2
                 // is not printed: the API keeps whole seconds.
                 let mut seconds = 0i64;
-                for f in Fields(b) {
+                for f in fields(b) {
                     if let (1, Field::Varint(v)) = f? {
                         seconds = i64::from_ne_bytes(v.to_ne_bytes());
                     }
@@ -186,7 +186,7 @@ fn object_meta(meta: &[u8], o: &mut KubeObject) -> Option<()> {
             }
             (11, Field::Bytes(entry)) => {
                 let (mut k, mut v) = (String::new(), String::new());
-                for f in Fields(entry) {
+                for f in fields(entry) {
                     match f? {
                         (1, Field::Bytes(b)) => k = string(b)?,
                         (2, Field::Bytes(b)) => v = string(b)?,
@@ -233,68 +233,31 @@ enum Field<'a> {
     Fixed,
 }
 
-/// The fields of one protobuf message, in order; a damaged message yields `None` and stops.
-struct Fields<'a>(&'a [u8]);
+/// The fields of one protobuf message, in order (the shared cursor,
+/// [`etcdsnap_proto::wire::Fields`]); a damaged message yields `None` and stops.
+struct Fields<'a>(etcdsnap_proto::wire::Fields<'a>);
+
+fn fields(b: &[u8]) -> Fields<'_> {
+    Fields(etcdsnap_proto::wire::Fields::new(b))
+}
 
 impl<'a> Iterator for Fields<'a> {
     type Item = Option<(u64, Field<'a>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let item = self.field();
+        use etcdsnap_proto::wire::Value;
+        let item = match self.0.next()? {
+            Ok((n, _)) if n > MAX_FIELD_NUMBER => None,
+            Ok((n, Value::Varint(v))) => Some((n, Field::Varint(v))),
+            Ok((n, Value::Bytes(b))) => Some((n, Field::Bytes(b))),
+            Ok((n, Value::Fixed32(_) | Value::Fixed64(_))) => Some((n, Field::Fixed)),
+            Err(_) => None,
+        };
         if item.is_none() {
-            self.0 = &[];
+            // Stops: what follows a damaged field is not trusted.
+            self.0 = etcdsnap_proto::wire::Fields::new(&[]);
         }
         Some(item)
-    }
-}
-
-impl<'a> Fields<'a> {
-    fn varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..70u32).step_by(7) {
-            let (&b, rest) = self.0.split_first()?;
-            self.0 = rest;
-            // The tenth byte's high bits fall off the u64, as in Go's decoder.
-            v |= u64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn field(&mut self) -> Option<(u64, Field<'a>)> {
-        let tag = self.varint()?;
-        let number = tag >> 3;
-        if number == 0 || number > MAX_FIELD_NUMBER {
-            return None;
-        }
-        let field = match tag & 7 {
-            0 => Field::Varint(self.varint()?),
-            1 => {
-                self.take(8)?;
-                Field::Fixed
-            }
-            2 => {
-                let len = usize::try_from(self.varint()?).ok()?;
-                Field::Bytes(self.take(len)?)
-            }
-            5 => {
-                self.take(4)?;
-                Field::Fixed
-            }
-            _ => return None, // groups (3, 4) are not used by Kubernetes
-        };
-        Some((number, field))
     }
 }
 

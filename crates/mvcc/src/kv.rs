@@ -4,6 +4,7 @@
 //! structs would copy every value. [`KvRef`] borrows key and value from the file.
 
 use etcdsnap_proto::mvccpb::KeyValue;
+use etcdsnap_proto::wire::{put_varint, varint, varint_len, Fields, Value, WireError, WireErrorKind};
 
 /// A `mvccpb.KeyValue` borrowed from the bytes it was decoded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,19 +45,15 @@ pub enum KvError {
     },
 }
 
-fn varint(b: &[u8], pos: &mut usize) -> Result<u64, KvError> {
-    let start = *pos;
-    let mut v: u64 = 0;
-    for i in 0..10 {
-        let byte = *b.get(*pos).ok_or(KvError::Truncated(start))?;
-        *pos = pos.saturating_add(1);
-        // i < 10, so the shift is at most 63.
-        v |= u64::from(byte & 0x7f).wrapping_shl(7u32.saturating_mul(i));
-        if byte & 0x80 == 0 {
-            return Ok(v);
+impl From<WireError> for KvError {
+    fn from(e: WireError) -> Self {
+        match e.kind {
+            WireErrorKind::Truncated => KvError::Truncated(e.offset),
+            WireErrorKind::VarintTooLong => KvError::Varint(e.offset),
+            WireErrorKind::WireType(wire) => KvError::WireType { field: 0, wire, at: e.offset },
+            WireErrorKind::FieldZero(wire) => KvError::WireType { field: 0, wire, at: e.offset },
         }
     }
-    Err(KvError::Varint(start))
 }
 
 /// [`KvRef::key_of`] for values holding only single-byte tags of the six
@@ -91,44 +88,31 @@ impl<'a> KvRef<'a> {
     /// Decodes `b` as proto3 `KeyValue`, skipping unknown fields; later fields win.
     pub fn parse(b: &'a [u8]) -> Result<Self, KvError> {
         let mut kv = Self::default();
-        let mut pos = 0usize;
-        while pos < b.len() {
-            let at = pos;
-            let tag = varint(b, &mut pos)?;
-            let (field, wire) = (tag >> 3, (tag & 7) as u8);
-            match wire {
-                0 => {
-                    let v = varint(b, &mut pos)? as i64;
-                    match field {
-                        2 => kv.create_revision = v,
-                        3 => kv.mod_revision = v,
-                        4 => kv.version = v,
-                        6 => kv.lease = v,
-                        1 | 5 => return Err(KvError::WireType { field, wire, at }),
-                        _ => {}
-                    }
+        let mut fields = Fields::new(b);
+        loop {
+            let at = fields.offset();
+            let Some(f) = fields.next() else { return Ok(kv) };
+            let wrong = |field: u64, wire: u8| KvError::WireType { field, wire, at };
+            let f = f.map_err(|e| match e.kind {
+                // Name the field whose tag carried the wire type.
+                WireErrorKind::WireType(wire) | WireErrorKind::FieldZero(wire) => {
+                    wrong(varint(b, &mut e.offset.clone()).map_or(0, |tag| tag >> 3), wire)
                 }
-                2 => {
-                    let len = usize::try_from(varint(b, &mut pos)?).map_err(|_| KvError::Truncated(at))?;
-                    let end = pos.checked_add(len).filter(|&e| e <= b.len()).ok_or(KvError::Truncated(at))?;
-                    let bytes = b.get(pos..end).ok_or(KvError::Truncated(at))?;
-                    pos = end;
-                    match field {
-                        1 => kv.key = bytes,
-                        5 => kv.value = bytes,
-                        2 | 3 | 4 | 6 => return Err(KvError::WireType { field, wire, at }),
-                        _ => {}
-                    }
-                }
-                1 => pos = pos.checked_add(8).filter(|&e| e <= b.len()).ok_or(KvError::Truncated(at))?,
-                5 => pos = pos.checked_add(4).filter(|&e| e <= b.len()).ok_or(KvError::Truncated(at))?,
-                _ => return Err(KvError::WireType { field, wire, at }),
-            }
-            if field == 0 {
-                return Err(KvError::WireType { field, wire, at });
+                _ => KvError::from(e),
+            })?;
+            match f {
+                (1, Value::Bytes(v)) => kv.key = v,
+                (5, Value::Bytes(v)) => kv.value = v,
+                // Two's complement, as protobuf encodes a negative int64.
+                (2, Value::Varint(v)) => kv.create_revision = v as i64,
+                (3, Value::Varint(v)) => kv.mod_revision = v as i64,
+                (4, Value::Varint(v)) => kv.version = v as i64,
+                (6, Value::Varint(v)) => kv.lease = v as i64,
+                (field @ (1 | 5), Value::Varint(_)) => return Err(wrong(field, 0)),
+                (field @ (2 | 3 | 4 | 6), Value::Bytes(_)) => return Err(wrong(field, 2)),
+                _ => {}
             }
         }
-        Ok(kv)
     }
 
     /// The `key` field alone, as [`parse`](Self::parse) would decode it (empty
@@ -154,15 +138,6 @@ impl<'a> KvRef<'a> {
             lease: self.lease,
         }
     }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        // The low seven bits, with the continuation bit.
-        out.push(v.to_le_bytes()[0] | 0x80);
-        v >>= 7;
-    }
-    out.push(v.to_le_bytes()[0]);
 }
 
 /// Encodes a `KeyValue` exactly as etcd's gogo marshaler does (fields in order,
@@ -206,12 +181,6 @@ pub fn encoded_len_with_key(kv: &KvRef<'_>, key_len: usize) -> usize {
         n = n.saturating_add(field(kv.value.len()));
     }
     n
-}
-
-/// Bytes of `v` as a protobuf varint.
-fn varint_len(v: u64) -> usize {
-    // 7 bits per byte; at least one byte.
-    (64usize.saturating_sub(v.leading_zeros() as usize)).div_ceil(7).max(1)
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub mod mvccpb;
 pub mod raftpb;
 pub mod snappb;
 pub mod walpb;
+pub mod wire;
 
 pub use prost;
 pub use prost::Message;

@@ -1,14 +1,10 @@
-//! A minimal, panic-free protobuf wire cursor for the records the WAL reader
-//! decodes on its hot path (`walpb.Record`, `raftpb.Entry`) without copying.
+//! The WAL's view of the shared protobuf wire cursor
+//! ([`etcdsnap_proto::wire`]) for the records its reader decodes on its hot
+//! path (`walpb.Record`, `raftpb.Entry`) without copying: field numbers as
+//! u32, errors as the WAL's corruption kinds.
 
-/// One decoded field value, borrowing length-delimited payloads from the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Value<'a> {
-    Varint(u64),
-    Fixed64(u64),
-    Bytes(&'a [u8]),
-    Fixed32(u32),
-}
+use etcdsnap_proto::wire::WireErrorKind;
+pub(crate) use etcdsnap_proto::wire::{put_varint, Value};
 
 /// Why a message did not decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +14,17 @@ pub(crate) enum WireError {
     BadWireType(u8),
     BadField,
     WrongType(u32),
+}
+
+impl From<etcdsnap_proto::wire::WireError> for WireError {
+    fn from(e: etcdsnap_proto::wire::WireError) -> Self {
+        match e.kind {
+            WireErrorKind::Truncated => WireError::Truncated,
+            WireErrorKind::VarintTooLong => WireError::BadVarint,
+            WireErrorKind::WireType(w) => WireError::BadWireType(w),
+            WireErrorKind::FieldZero(_) => WireError::BadField,
+        }
+    }
 }
 
 impl std::fmt::Display for WireError {
@@ -32,70 +39,19 @@ impl std::fmt::Display for WireError {
     }
 }
 
-/// Reads a base-128 varint at `*pos`.
+/// Reads a base-128 varint at `*pos` ([`etcdsnap_proto::wire::varint`]).
+#[cfg(test)]
 pub(crate) fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
-    let mut v: u64 = 0;
-    for i in 0..10u32 {
-        let b = *buf.get(*pos).ok_or(WireError::Truncated)?;
-        *pos = pos.saturating_add(1);
-        if i == 9 && b > 1 {
-            return Err(WireError::BadVarint);
-        }
-        // i < 10: the shift is at most 63.
-        v |= u64::from(b & 0x7f).wrapping_shl(7u32.saturating_mul(i));
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(WireError::BadVarint)
+    Ok(etcdsnap_proto::wire::varint(buf, pos)?)
 }
 
-/// Iterates `(field number, value)` over one message.
-pub(crate) struct Fields<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
+/// Iterates `(field number, value)` over one message (the shared cursor,
+/// [`etcdsnap_proto::wire::Fields`], with field numbers as the WAL's u32).
+pub(crate) struct Fields<'a>(etcdsnap_proto::wire::Fields<'a>);
 
 impl<'a> Fields<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        let end = self.pos.checked_add(n).ok_or(WireError::Truncated)?;
-        let s = self.buf.get(self.pos..end).ok_or(WireError::Truncated)?;
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn field(&mut self) -> Result<(u32, Value<'a>), WireError> {
-        let key = varint(self.buf, &mut self.pos)?;
-        let number = u32::try_from(key >> 3).map_err(|_| WireError::BadField)?;
-        if number == 0 {
-            return Err(WireError::BadField);
-        }
-        let value = match (key & 7) as u8 {
-            0 => Value::Varint(varint(self.buf, &mut self.pos)?),
-            1 => {
-                let b = self.take(8)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                Value::Fixed64(u64::from_le_bytes(a))
-            }
-            2 => {
-                let len = varint(self.buf, &mut self.pos)?;
-                let len = usize::try_from(len).map_err(|_| WireError::Truncated)?;
-                Value::Bytes(self.take(len)?)
-            }
-            5 => {
-                let b = self.take(4)?;
-                let mut a = [0u8; 4];
-                a.copy_from_slice(b);
-                Value::Fixed32(u32::from_le_bytes(a))
-            }
-            w => return Err(WireError::BadWireType(w)),
-        };
-        Ok((number, value))
+        Self(etcdsnap_proto::wire::Fields::new(buf))
     }
 }
 
@@ -103,25 +59,11 @@ impl<'a> Iterator for Fields<'a> {
     type Item = Result<(u32, Value<'a>), WireError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.buf.len() {
-            return None;
-        }
-        let r = self.field();
-        if r.is_err() {
-            self.pos = self.buf.len();
-        }
-        Some(r)
+        Some(match self.0.next()? {
+            Ok((n, v)) => u32::try_from(n).map(|n| (n, v)).map_err(|_| WireError::BadField),
+            Err(e) => Err(e.into()),
+        })
     }
-}
-
-/// Appends a varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        // The low seven bits, with the continuation bit.
-        out.push(v.to_le_bytes()[0] | 0x80);
-        v >>= 7;
-    }
-    out.push(v.to_le_bytes()[0]);
 }
 
 /// The low 32 bits of a varint value, little-endian, as gogo keeps them for 32-bit fields.
@@ -145,6 +87,7 @@ mod tests {
         }
         assert_eq!(varint(&[0x80], &mut 0), Err(WireError::Truncated));
         assert_eq!(varint(&[0xff; 11], &mut 0), Err(WireError::BadVarint));
+        assert!(Fields::new(&[0x0a, 0x05, 1]).next().unwrap().is_err());
     }
 
     #[test]

@@ -72,12 +72,12 @@ pub struct ScanStats {
 
 impl<'a> Visitor<'a> for ScanStats {
     fn enter_bucket(&mut self, _path: &[Vec<u8>], _header: BucketHeader) -> etcdsnap_bolt::Result<()> {
-        self.buckets += 1;
+        self.buckets = self.buckets.saturating_add(1);
         Ok(())
     }
 
     fn value(&mut self, _path: &[Vec<u8>], key: &'a [u8], value: &'a [u8]) -> etcdsnap_bolt::Result<()> {
-        self.keys += 1;
+        self.keys = self.keys.saturating_add(1);
         let sum = |b: &[u8]| b.iter().map(|&x| u64::from(x)).sum::<u64>();
         self.byte_sum = self.byte_sum.wrapping_add(sum(key)).wrapping_add(sum(value));
         Ok(())

@@ -36,6 +36,7 @@ pub(crate) fn slice_at(buf: &[u8], off: usize, len: usize) -> Option<&[u8]> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

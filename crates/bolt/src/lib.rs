@@ -18,13 +18,6 @@
 //! assert!(db.check().is_ok());
 //! # Ok(()) }
 //! ```
-#![deny(unsafe_code)]
-#![warn(missing_docs)]
-#![deny(clippy::indexing_slicing)]
-// Every length, offset and count read from a file is checked; in-memory sizes
-// use checked or saturating arithmetic too, so no expression can wrap or panic.
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-#![cfg_attr(test, allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss))]
 
 mod bucket;
 pub mod builder;

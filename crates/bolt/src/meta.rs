@@ -212,6 +212,7 @@ pub fn meta_page(meta: &Meta, page_id: Pgid) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

@@ -1,7 +1,15 @@
 //! The builder against a model: random trees of nested buckets are written by
 //! our builder, read back with our reader equal to a `BTreeMap` model, and our
 //! check is clean. A sample is also judged by Go bbolt (check and dump).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod support;
 

@@ -1,7 +1,15 @@
 //! Our reader against Go bbolt (1.3.6; on the etcd fixtures also 1.4.3 and 1.5.0): on every fixture written by real etcd and on
 //! files written by Go bbolt with every page size and both freelist modes, our
 //! check is clean where Go's is, and our dump equals Go's byte for byte.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod support;
 

@@ -6,7 +6,15 @@
 //! the output no longer reaches is counted in `Patch::replaced`, every new
 //! page is reached, and no carried page is reached that the input did not
 //! reach. A sample is also judged by Go bbolt's check (1.3.6, 1.4.3, 1.5.0).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod support;
 

@@ -3,22 +3,6 @@
 //! Arguments are parsed here, each command calls the libraries and prints;
 //! exit codes are decided in one place: 0 success, 1 problems found,
 //! 2 usage, I/O or unreadable input.
-#![forbid(unsafe_code)]
-#![deny(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss
-)]
-#![cfg_attr(
-    test,
-    allow(
-        clippy::arithmetic_side_effects,
-        clippy::indexing_slicing,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )
-)]
 
 mod bolt_cmd;
 mod diff_cmd;

@@ -259,6 +259,7 @@ pub fn table(rows: &[Vec<String>]) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

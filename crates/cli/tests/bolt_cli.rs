@@ -1,6 +1,14 @@
 //! The `etcdsnap bolt …` commands end to end: JSON contracts (unknown fields denied),
 //! exit codes, and human output, on real etcd fixtures.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,15 @@
 //! `snapshot restore` (hash checked, never `--skip-hash-check` on files that
 //! carry a trailer) must accept it, with the restored server answering exactly
 //! like the server the fixture was saved from (`get`, `hashkv`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,15 @@
 //! denied), totals against `status` on every fixture, a tenant against its
 //! moved copy written by `rewrite`, and two copies of one etcd's data where real
 //! etcd made one extra write.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod etcd_support;
 

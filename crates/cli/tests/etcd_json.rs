@@ -3,7 +3,15 @@
 //! `crates/cli/src/etcd_cmd.rs` field for field (`deny_unknown_fields`, no
 //! missing field), and exit codes are 0 clean, 1 problems found, 2 unreadable
 //! input or usage error.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod etcd_support;
 

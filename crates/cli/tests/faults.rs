@@ -5,7 +5,15 @@
 //! killed, nothing committed), the output path untouched, no temporary file
 //! left, the input byte-identical (unless the test changed it).
 #![cfg(unix)]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

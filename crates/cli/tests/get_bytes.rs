@@ -1,7 +1,15 @@
 //! `get` and `keys` print bytes as stored: raw on stdout like etcdctl, escaped
 //! only with `--hex`, never through a lossy text conversion. Judged against
 //! `expected/get.json` of each fixture (etcdctl's own base64 of the same data).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod etcd_support;
 

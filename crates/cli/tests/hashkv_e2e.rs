@@ -5,7 +5,15 @@
 //! revision and revisions after the compaction, and both must refuse the
 //! compact revision itself (etcd's hashByRev refuses `rev <= compactRev`), a
 //! revision below it, and a future revision.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod etcd_support;
 

@@ -26,7 +26,15 @@
 //! a new kube-apiserver with `--etcd-prefix=/registry` reads every Secret as
 //! the old one served it. Without `--reencrypt`, with a wrong aesgcm key, or
 //! with the plugin unreachable the move is refused with nothing written.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

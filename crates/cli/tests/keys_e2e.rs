@@ -2,7 +2,15 @@
 //! with its version's stock tool (hash checked) and served; our listing of the
 //! file must equal `etcdctl get` of the server, at the latest revision, at a
 //! revision between compaction and head, under a prefix, and for one key.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod etcd_support;
 

@@ -2,7 +2,15 @@
 //! section is run by bash in a scratch directory holding a link to
 //! `testdata/`, with this build's `etcdsnap` first on PATH, and its output must
 //! be the indented text under it (elapsed times `in N.NNs` aside).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -12,7 +12,15 @@
 //! way; etcdsnap asks the same plugin socket only to decrypt, once per
 //! distinct DEK. A wrong key-encryption key, an unknown provider name and an
 //! unreachable plugin refuse the rewrite before anything is written.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::io::Write;
 use std::path::Path;

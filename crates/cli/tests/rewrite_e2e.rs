@@ -10,7 +10,15 @@
 //! The `--json` report is parsed into a mirror of `ReportJson` in
 //! `src/rewrite_cmd.rs` with `deny_unknown_fields`, and serialised back to the
 //! very same JSON, so the two cannot drift apart.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -2,7 +2,15 @@
 //! keep the trailer rule, existing outputs, rules that match nothing, the bump
 //! bound, stale temporary files, SIGINT/SIGTERM during a write, and errors that
 //! say what a path is (one message each, exit 2).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

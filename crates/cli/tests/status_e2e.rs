@@ -2,7 +2,15 @@
 //! fixture file: etcdutl 3.5.1 `snapshot status -w json` on all four files, and
 //! etcdctl 3.4.23 (`ETCDCTL_API=3`) `snapshot status -w json` on the 3.4.23
 //! ones. The tools read a copy, which must come back unchanged.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod etcd_support;
 

@@ -4,7 +4,15 @@
 //! `snapshot restore` (hash checked) and server serve exactly the fixture's
 //! keys and HashKV; an output an entry hook changed is served as the hook
 //! made it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::io::{BufWriter, Write};
 use std::sync::Arc;

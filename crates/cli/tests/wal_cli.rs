@@ -1,7 +1,15 @@
 //! `etcdsnap wal …` against the fixtures and real etcd: dump vs writes.jsonl,
 //! verify JSON and exit codes, torn tail + repair + etcd start, rewrite of a data
 //! dir (db + WAL) served by etcd, and writes that only exist in the WAL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::collections::BTreeMap;
 use std::fs;

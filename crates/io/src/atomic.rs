@@ -259,6 +259,7 @@ impl Drop for AtomicFile {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
     use std::io::Write;

@@ -168,6 +168,7 @@ impl Drop for AtomicDir {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

@@ -8,11 +8,6 @@
 //!
 //! Every etcdsnap crate's error maps to one [`ErrorKind`], so a caller
 //! decides (an exit code, a retry) without knowing which crate failed.
-#![deny(unsafe_code)]
-#![warn(missing_docs)]
-#![deny(clippy::indexing_slicing)]
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-#![cfg_attr(test, allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss))]
 
 mod atomic;
 mod atomic_dir;

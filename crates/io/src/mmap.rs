@@ -268,6 +268,7 @@ pub fn pin_mmap_threshold(bytes: usize) {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

@@ -25,7 +25,7 @@ fn split(value: &[u8]) -> Option<(&str, &[u8], &[u8])> {
     let rest = value.strip_prefix(PREFIX)?;
     let colon = rest.iter().position(|&b| b == b':')?;
     let name = std::str::from_utf8(rest.get(..colon)?).ok()?;
-    let body = rest.get(colon + 1..)?;
+    let body = rest.get(colon.checked_add(1)?..)?;
     if body.len() < NONCE + TAG {
         return None;
     }
@@ -131,6 +131,7 @@ impl Reseal for AesGcmResealer {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

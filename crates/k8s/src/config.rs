@@ -254,6 +254,7 @@ fn parse_duration(s: &str) -> Option<std::time::Duration> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

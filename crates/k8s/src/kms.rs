@@ -477,6 +477,7 @@ fn open_cbc(key: &[u8], data: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
     use prost::Message;

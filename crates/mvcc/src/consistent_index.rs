@@ -69,6 +69,7 @@ pub fn read_consistent_index(path: &Path) -> Result<Option<u64>, ConsistentIndex
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

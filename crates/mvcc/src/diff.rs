@@ -517,6 +517,7 @@ pub fn history_diff(a: &Db<'_>, b: &Db<'_>) -> Result<HistoryDiff> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

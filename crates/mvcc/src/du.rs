@@ -326,6 +326,7 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

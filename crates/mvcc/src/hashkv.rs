@@ -316,6 +316,7 @@ fn x_pow_8n(n: u64) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

@@ -52,6 +52,7 @@ pub fn header(db: &Db<'_>) -> Result<Header> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

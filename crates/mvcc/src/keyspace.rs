@@ -336,6 +336,7 @@ pub fn all_revisions<'a>(db: &Db<'a>, sel: &Selection) -> Result<Vec<Stored<'a>>
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use std::collections::BTreeMap;
     use std::io::Cursor;

@@ -147,6 +147,7 @@ impl<V> KeyTable<V> {
 pub struct TableFull;
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
     use crate::index::KeyHasher;

@@ -184,6 +184,7 @@ pub fn encoded_len_with_key(kv: &KvRef<'_>, key_len: usize) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
     use etcdsnap_proto::Message;

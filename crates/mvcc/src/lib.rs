@@ -1,25 +1,6 @@
 //! etcd's backend schema on top of bbolt: the snapshot trailer, revision keys,
 //! typed buckets, `snapshot status` and `HashKV` figures identical to etcd's,
 //! MVCC verification, the key space at a revision, and whole-file operations.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-// Values read from a file feed revisions, versions and counters: no expression
-// may wrap or panic on them; tests may use plain arithmetic.
-#![deny(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss
-)]
-#![cfg_attr(
-    test,
-    allow(
-        clippy::arithmetic_side_effects,
-        clippy::indexing_slicing,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )
-)]
 
 pub mod consistent_index;
 pub mod diff;

@@ -119,6 +119,7 @@ fn be_i64(b: &[u8], off: usize) -> Option<i64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

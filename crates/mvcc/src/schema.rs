@@ -359,6 +359,7 @@ pub fn read_roles(db: &Db<'_>) -> Result<Vec<authpb::Role>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

@@ -192,6 +192,7 @@ pub fn status_report(file: &MappedFile, db: &Db<'_>, opts: &StatusOptions) -> Re
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use std::path::{Path, PathBuf};
 

@@ -156,6 +156,7 @@ pub fn hex(d: &[u8; TRAILER_LEN]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

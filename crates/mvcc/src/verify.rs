@@ -694,6 +694,7 @@ fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: 
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,14 @@
 //! `diff`, `history_diff` and `du` on real fixtures and on copies of them with
 //! planted differences: each plant is found exactly, and nothing else.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::path::PathBuf;
 

@@ -6,7 +6,15 @@
 //! figures but the file size, reports the status and HashKV a read-back of
 //! its output gives, passes our verify and check and Go bbolt's check (1.3.6,
 //! 1.4.3, 1.5.0), and carries the input's pages. Large drops are rebuilt.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod support;
 

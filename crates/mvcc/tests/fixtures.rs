@@ -1,7 +1,15 @@
 //! Our figures against the ones real etcd produced for the committed fixtures
 //! (recorded by tools/gen-fixtures.py from the live server and from
 //! etcdutl/etcdctl `snapshot status`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::path::{Path, PathBuf};
 

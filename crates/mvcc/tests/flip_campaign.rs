@@ -23,7 +23,15 @@
 //!   after its last element's data, pages that no tree reaches (free pages).
 //!
 //! See DIFFERENCES.md, "Undetectable bit flips".
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,15 @@
 //! rewrite became a module tree (issue 21). A change of any output byte fails
 //! here; when one is intended, regenerate with `UPDATE_EXPECT=1` and say why
 //! in the commit.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod support;
 

@@ -6,7 +6,15 @@
 //!
 //! The end-to-end half (stock restore + real etcd serving the output) is in
 //! `crates/cli/tests/rewrite_e2e.rs`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod support;
 

@@ -3,7 +3,15 @@
 //! of history, a filter that drops every key, renames that overlap or collide
 //! through a second rule, renames to the empty prefix, page sizes, and
 //! tombstones under a rename. Library level: no etcd is started.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod support;
 

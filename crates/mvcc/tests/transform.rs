@@ -4,7 +4,15 @@
 //! rules' filter, replaced values at every revision, and hook failures that
 //! write nothing. Library level: no etcd is started (the restore of a
 //! transformed snapshot by real etcd is in `crates/cli/tests/transform_e2e.rs`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod support;
 

@@ -3,7 +3,15 @@
 //! altered; only the trailer test patches bytes. Verification must report
 //! exactly that problem, naming the bucket, the revision and the user key; an
 //! unaltered copy must verify clean.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::collections::HashMap;
 use std::io::Cursor;

@@ -32,6 +32,7 @@ pub fn combine(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -5,7 +5,15 @@
 //! `Entry` of type EntryNormal has no field 1) where gogo (≤3.6) always wrote
 //! them: those must decode to the same message after re-encoding, and may only
 //! gain the explicit default fields (DIFFERENCES.md).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::path::{Path, PathBuf};
 

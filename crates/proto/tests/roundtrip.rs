@@ -1,6 +1,14 @@
 //! Property tests: for every message, encode → decode gives the same value,
 //! re-encoding gives the same bytes, and `encoded_len()` matches the bytes written.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::fmt::Debug;
 

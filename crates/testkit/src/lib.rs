@@ -5,7 +5,17 @@
 //! Everything here is test-support code: a missing oracle, a failing tool or an
 //! etcd that does not come up must fail the calling test loudly (tests never
 //! skip), so the helpers assert/panic instead of returning errors.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test support: it fails the calling test loudly by design, and its arithmetic
+// is on ports, counts and sizes it chose itself, not on input read from files.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};

@@ -1,7 +1,15 @@
 //! Self-test of the testkit against real etcd: restore each version's committed
 //! fixture snapshot with that version's stock tool (hash checked), start that
 //! version's etcd on loopback, and compare with the fixture's expected output.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;

@@ -147,6 +147,7 @@ impl EntryFilter {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use etcdsnap_proto::etcdserverpb::{InternalRaftRequest, LeaseGrantRequest, PutRequest};
     use etcdsnap_proto::raftpb::ConfChange;

@@ -9,24 +9,6 @@
 //!
 //! Upstream: `server/wal/{decoder,encoder,wal,repair,util}.go` (etcd 3.5),
 //! `pkg/crc`, `server/etcdserver/api/snap/snapshotter.go`.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-// Input comes from files: no expression may panic, wrap or truncate silently.
-#![deny(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss
-)]
-#![cfg_attr(
-    test,
-    allow(
-        clippy::arithmetic_side_effects,
-        clippy::indexing_slicing,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )
-)]
 
 pub mod decoder;
 pub mod entry;

@@ -69,6 +69,7 @@ pub fn sequence_gaps(segments: &[Segment]) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 
@@ -92,6 +93,7 @@ pub fn looks_like_segment(bytes: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod sniff_tests {
     use super::*;
 

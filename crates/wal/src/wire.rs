@@ -73,6 +73,7 @@ pub(crate) fn low32(v: u64) -> [u8; 4] {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

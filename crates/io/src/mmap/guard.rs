@@ -332,6 +332,7 @@ fn remove_tree(dirfd: libc::c_int, name: *const libc::c_char, depth: u32) {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
 

@@ -16,6 +16,9 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
+step "layout: crate layers, no module circles, no file over 800 lines"
+python3 tools/check-layout.py
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

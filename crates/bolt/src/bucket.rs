@@ -70,7 +70,7 @@ impl<'a> Bucket<'a> {
         let mut start = 0usize;
         for p in 1..=parts {
             let end = children.saturating_mul(p).checked_div(parts).unwrap_or(children);
-            out.push(Cursor::spanning(self, start, end));
+            out.push(self.cursor().spanning(start, end));
             start = end;
         }
         Ok(out)
@@ -83,7 +83,7 @@ impl<'a> Bucket<'a> {
 
     /// A cursor over this bucket; as an iterator it yields every entry in key order.
     pub fn cursor(&self) -> Cursor<'a> {
-        Cursor::new(self)
+        Cursor::new(self.pages(), self.root(), self.path())
     }
 
     /// The entry stored under `key`, bucket or value.

@@ -579,3 +579,10 @@ pub fn check(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
     c.stats.free_pages = c.page_use.iter().filter(|u| **u == PageUse::Free).count() as u64;
     CheckReport { problems: c.problems, problem_count: c.problem_count, stats: c.stats, page_use: c.page_use }
 }
+
+impl Db<'_> {
+    /// Runs every consistency check (see [`check`]).
+    pub fn check(&self) -> CheckReport {
+        check(self, &CheckOptions::default())
+    }
+}

@@ -1,12 +1,10 @@
 //! A cursor over one bucket: first / next / seek in key byte order, zero-copy.
 
-use crate::bucket::Bucket;
 use crate::error::{CorruptKind, Corruption, Error, Result};
 use crate::layout::{BucketHeader, Pgid};
 use crate::page::{inline_node, BucketRoot, LeafElem, Node, NodeKind, Pages};
 
-/// Deepest B+tree a cursor descends; deeper means a cycle or a corrupt file.
-pub const MAX_DEPTH: usize = 64;
+pub use crate::layout::MAX_DEPTH;
 
 /// One key of a bucket and its value, borrowed from the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,11 +77,12 @@ enum IterState {
 }
 
 impl<'a> Cursor<'a> {
-    pub(crate) fn new(bucket: &Bucket<'a>) -> Self {
+    /// A cursor over the bucket at `path` whose tree starts at `root`.
+    pub(crate) fn new(pages: Pages<'a>, root: BucketRoot<'a>, path: &[Vec<u8>]) -> Self {
         Self {
-            pages: bucket.pages(),
-            root: bucket.root(),
-            path: bucket.path().to_vec(),
+            pages,
+            root,
+            path: path.to_vec(),
             stack: Vec::with_capacity(8),
             visits: 0,
             state: IterState::Fresh,
@@ -93,8 +92,8 @@ impl<'a> Cursor<'a> {
 
     /// A cursor whose iteration covers the subtrees under the root's
     /// elements `start..end` only.
-    pub(crate) fn spanning(bucket: &Bucket<'a>, start: usize, end: usize) -> Self {
-        Self { span: Some((start, end)), ..Self::new(bucket) }
+    pub(crate) fn spanning(self, start: usize, end: usize) -> Self {
+        Self { span: Some((start, end)), ..self }
     }
 
     fn corrupt(&self, page: Option<Pgid>, kind: CorruptKind) -> Error {

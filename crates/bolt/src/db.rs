@@ -1,7 +1,6 @@
 //! A bbolt database file opened for reading over a byte slice.
 
 use crate::bucket::Bucket;
-use crate::check::{check, CheckOptions, CheckReport};
 use crate::error::{CorruptKind, Corruption, Result};
 use crate::freelist::Freelist;
 use crate::meta::{Meta, Metas};
@@ -100,10 +99,5 @@ impl<'a> Db<'a> {
     /// The persisted freelist, or the fact that there is none (etcd's sentinel).
     pub fn freelist(&self) -> Result<Freelist> {
         Freelist::read(&self.pages, &self.meta())
-    }
-
-    /// Runs every consistency check (see [`check`](crate::check::check)).
-    pub fn check(&self) -> CheckReport {
-        check(self, &CheckOptions::default())
     }
 }

@@ -97,7 +97,7 @@ impl fmt::Display for BuildFailure {
             BuildError::NoOpenBucket => write!(f, "no bucket is open")?,
             BuildError::Finished => write!(f, "builder already finished")?,
             BuildError::LayoutChanged => write!(f, "the build differs from its plan")?,
-            BuildError::TreeTooDeep => write!(f, "tree deeper than {} levels", crate::cursor::MAX_DEPTH)?,
+            BuildError::TreeTooDeep => write!(f, "tree deeper than {} levels", crate::layout::MAX_DEPTH)?,
             BuildError::PageTooLarge { size } => write!(f, "page of {size} bytes is too large")?,
             BuildError::AbsentKey => write!(f, "key to delete is not in the bucket")?,
         }

@@ -163,6 +163,11 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(OFFSET_BASIS, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
+/// Deepest B+tree any walk follows (root to leaf), nested buckets included:
+/// far beyond what bbolt writes for any file (a tree of 64 levels holds more
+/// pages than a file can), so a deeper one is a cycle or corruption.
+pub const MAX_DEPTH: usize = 64;
+
 #[cfg(test)]
 #[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {

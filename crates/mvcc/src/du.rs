@@ -222,7 +222,7 @@ pub fn du(db: &Db<'_>, opts: &DuOptions) -> Result<DuReport> {
     let rev = if opts.rev == 0 { current } else { opts.rev };
     let mut groups: Vec<GroupUsage> = Vec::new();
     let mut group_ix: HashMap<Vec<u8>, usize> = HashMap::new();
-    let ids = crate::index::KeyHasher::new();
+    let ids = crate::keytable::KeyHasher::new();
     let mut keys: crate::keytable::KeyTable<KeyState<'_>> = crate::keytable::KeyTable::new();
     let (mut markers, mut later) = (0u64, 0u64);
     if let Some(b) = db.bucket(&[KEY])? {

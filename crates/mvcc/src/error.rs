@@ -251,7 +251,8 @@ impl MvccError {
 
     /// A corrupt value in the `meta` bucket.
     pub fn meta(key: &[u8], what: String) -> Self {
-        Self::Corrupt { bucket: crate::schema::META.to_vec(), key: key.to_vec(), what }
+        // The bucket's name, as `schema::META` spells it (the schema depends on this module).
+        Self::Corrupt { bucket: b"meta".to_vec(), key: key.to_vec(), what }
     }
 
     /// A corrupt value in `bucket`.

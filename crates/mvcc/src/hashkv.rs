@@ -102,7 +102,7 @@ struct Latest {
 pub struct KvHasher {
     compact: i64,
     rule: TombstoneRule,
-    keys: crate::index::KeyHasher,
+    keys: crate::keytable::KeyHasher,
     /// Each live key's latest entry (a tombstone removes the key).
     latest: crate::keytable::KeyTable<Latest>,
     /// CRC of `key` (the bucket name) and every hashed entry so far.
@@ -130,7 +130,7 @@ impl KvHasher {
         Self {
             compact,
             rule,
-            keys: crate::index::KeyHasher::new(),
+            keys: crate::keytable::KeyHasher::new(),
             latest: crate::keytable::KeyTable::new(),
             crc: etcdsnap_proto::crc32c::checksum(KEY),
             prefix_end: None,
@@ -223,7 +223,7 @@ impl KvHasher {
     }
 
     /// Records a key's latest entry: `Some` for a put, `None` for a tombstone.
-    fn record(&mut self, key: &[u8], id: crate::index::KeyId, l: Option<Latest>) -> Result<()> {
+    fn record(&mut self, key: &[u8], id: crate::keytable::KeyId, l: Option<Latest>) -> Result<()> {
         if let Some(l) = l {
             self.latest.insert(id, l).map_err(|e| MvccError::value(KEY, key, e.to_string()))?;
         } else {

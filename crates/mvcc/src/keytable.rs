@@ -10,7 +10,43 @@
 
 use hashbrown::HashTable;
 
-use crate::index::KeyId;
+/// A user key's identity in per-key tables: a 128-bit hash under two random
+/// SipHash keys (fresh per table), so no crafted key set can make two keys
+/// share a record. Two `u64`s (8-byte aligned: a record with a `u64` beside it
+/// takes 24 bytes, not the 32 a `u128` would). Tables of them:
+/// [`KeyTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyId([u64; 2]);
+
+impl KeyId {
+    /// The half a hash table buckets by (both halves are random keyed hashes).
+    pub fn bucket_hash(&self) -> u64 {
+        self.0[0]
+    }
+}
+
+/// Makes [`KeyId`]s from keys.
+#[derive(Debug, Clone)]
+pub struct KeyHasher(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
+
+impl KeyHasher {
+    /// Fresh random keys.
+    pub fn new() -> Self {
+        Self(std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new())
+    }
+
+    /// The identity of `key`.
+    pub fn hash(&self, key: &[u8]) -> KeyId {
+        use std::hash::BuildHasher;
+        KeyId([self.0.hash_one(key), self.1.hash_one(key)])
+    }
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Records per chunk.
 pub const CHUNK: usize = 4096;
@@ -150,7 +186,6 @@ pub struct TableFull;
 #[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
-    use crate::index::KeyHasher;
     use std::collections::HashMap;
 
     #[test]

@@ -364,6 +364,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn meta_errors_name_the_meta_bucket() {
+        let e = MvccError::meta(b"k", String::new());
+        assert!(matches!(e, MvccError::Corrupt { ref bucket, .. } if bucket == META), "{e:?}");
+    }
+
+    #[test]
     fn fixture_buckets_decode() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/etcd-3.5.1/member/snap/db");
         let data = std::fs::read(path).unwrap();

@@ -144,7 +144,7 @@ pub struct StatusObserver {
     revisions: u64,
     tombstones: u64,
     markers: u64,
-    keys: crate::index::KeyHasher,
+    keys: crate::keytable::KeyHasher,
     marker_live: bool,
     leases: u64,
     members: u64,
@@ -167,7 +167,7 @@ impl Default for StatusObserver {
             revisions: 0,
             tombstones: 0,
             markers: 0,
-            keys: crate::index::KeyHasher::new(),
+            keys: crate::keytable::KeyHasher::new(),
             marker_live: false,
             leases: 0,
             members: 0,
@@ -189,7 +189,7 @@ impl StatusObserver {
     /// An observer of a slice of the `key` bucket (inside it, from a CRC of
     /// zero), for [`absorb`](Self::absorb) into the observer of what came
     /// before it; `keys` must be that observer's.
-    fn key_slice(keys: crate::index::KeyHasher) -> Self {
+    fn key_slice(keys: crate::keytable::KeyHasher) -> Self {
         Self {
             per_key: PerKey::Last(crate::keytable::KeyTable::new()),
             keys,
@@ -313,7 +313,7 @@ impl StatusObserver {
     }
 
     /// A key's latest entry so far is a put (`true`) or a tombstone.
-    fn key_outcome(&mut self, id: crate::index::KeyId, put: bool) -> Result<(), crate::keytable::TableFull> {
+    fn key_outcome(&mut self, id: crate::keytable::KeyId, put: bool) -> Result<(), crate::keytable::TableFull> {
         match &mut self.per_key {
             PerKey::Untracked => {}
             PerKey::Live(live) if put => {

@@ -548,7 +548,7 @@ fn verify_leases(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats) -> Has
 
 fn verify_keys(db: &Db<'_>, c: &mut Collector, stats: &mut VerifyStats, leases: &HashSet<i64>) {
     let Ok(Some(b)) = db.bucket(&[KEY]) else { return };
-    let ids = crate::index::KeyHasher::new();
+    let ids = crate::keytable::KeyHasher::new();
     let mut state: crate::keytable::KeyTable<KeyState> = crate::keytable::KeyTable::new();
     for e in b.cursor() {
         let e = match e {

@@ -476,13 +476,8 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         cancel: crate::interrupt::cancel_on_signals()?,
         ..CompactOptions::default()
     };
-    // Read once to lay the output out, the trailer hashed beside it.
-    let in_bytes = crate::progress::size_of(&a.input);
-    let mut bar = crate::progress::Bar::new(
-        format!("reading {}", a.input.display()),
-        in_bytes.saturating_mul(crate::progress::read_passes(in_bytes)),
-        &opts.meter,
-    );
+    // The library says how much it reads before writing (Progress::reading).
+    let mut bar = crate::progress::Bar::new(format!("reading {}", a.input.display()), &opts.meter);
     let r = etcdsnap_mvcc::snapshot::compact_with_progress(&a.input, &a.output, &opts, &mut bar)
         .with_context(|| format!("compacting {} into {}", a.input.display(), a.output.display()))
         .map_err(|e| crate::paths::explained(&a.input, e))?;

@@ -342,7 +342,7 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
                 let counter = etcdsnap_io::Meter::new();
                 let spin = crate::progress::Meter::start(
                     format!("verifying {}", path.display()),
-                    len.saturating_mul(crate::progress::read_passes(len).saturating_add(1)),
+                    etcdsnap_mvcc::verify::planned_reads(len),
                     &counter,
                 );
                 let opts = VerifyOptions { require_trailer: a.require_trailer };

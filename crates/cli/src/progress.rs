@@ -36,8 +36,9 @@ fn style(template: &str) -> ProgressStyle {
 /// A bar fed by the library's [`Progress`] calls (rewrite, bolt compact);
 /// cleared when dropped. Until the library reports a phase with a total of its
 /// own (`writing`: bytes of the planned output), it shows the input read so
-/// far (the plan pass, and the trailer hash beside it) against `read_total`,
-/// polled from the meter given to the library like a [`Meter`].
+/// far (the plan pass, and the trailer hash beside it) against the total the
+/// library planned ([`Progress::reading`]), polled from the meter given to
+/// the library like a [`Meter`].
 pub struct Bar {
     bar: Option<ProgressBar>,
     phase: &'static str,
@@ -45,15 +46,21 @@ pub struct Bar {
 }
 
 impl Bar {
-    /// A bar, drawn only when progress is enabled; `read_total` is the input's
-    /// size times its passes before writing starts.
-    pub fn new(message: String, read_total: u64, counter: &etcdsnap_io::Meter) -> Self {
-        let reading = Meter::start(message, read_total, counter);
+    /// A bar, drawn only when progress is enabled, reading `counter` until
+    /// the library says how much it reads.
+    pub fn new(message: String, counter: &etcdsnap_io::Meter) -> Self {
+        let reading = Meter::start(message, 0, counter);
         Self { bar: None, phase: "", reading: Some(reading) }
     }
 }
 
 impl Progress for Bar {
+    fn reading(&mut self, total: u64) {
+        if let Some(m) = &self.reading {
+            m.set_total(total);
+        }
+    }
+
     fn update(&mut self, phase: &'static str, done: u64, total: u64) {
         if total == 0 || !enabled() {
             // The reading meter shows this phase already.
@@ -121,6 +128,7 @@ impl Meter {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     // Passes can end short of the total (free pages are not read): never past it.
+                    let total = bar.length().unwrap_or(total);
                     bar.set_position(read().saturating_sub(start).min(total));
                     // Woken early by Drop, so that a command's end never waits for a tick.
                     std::thread::park_timeout(Duration::from_millis(100));
@@ -128,6 +136,15 @@ impl Meter {
             })
             .ok();
         Self { bar: Some(pb), stop, poller }
+    }
+}
+
+impl Meter {
+    /// A new total (the library planned its reads).
+    pub fn set_total(&self, total: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(total.max(1));
+        }
     }
 }
 
@@ -141,20 +158,5 @@ impl Drop for Meter {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-    }
-}
-
-/// The size of `path` in bytes (0 when it cannot be told), for a bar's total.
-pub fn size_of(path: &std::path::Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
-}
-
-/// Passes over a snapshot or db file of `bytes` that read it whole: one, and
-/// the trailer hash when the size says there is one.
-pub fn read_passes(bytes: u64) -> u64 {
-    if etcdsnap_mvcc::trailer::has_trailer(bytes) {
-        2
-    } else {
-        1
     }
 }

@@ -262,14 +262,9 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         rebuild: a.rebuild,
         meter: etcdsnap_io::Meter::new(),
     };
-    // Before writing: the plan pass (with the trailer hash beside it) and the layout pass.
+    // The library says how much it reads before writing (Progress::reading).
     let db_in = if a.data_dir { a.input.join("member/snap/db") } else { a.input.clone() };
-    let in_bytes = crate::progress::size_of(&db_in);
-    let mut bar = crate::progress::Bar::new(
-        format!("reading {}", db_in.display()),
-        in_bytes.saturating_mul(crate::progress::read_passes(in_bytes).saturating_add(1)),
-        &opts.meter,
-    );
+    let mut bar = crate::progress::Bar::new(format!("reading {}", db_in.display()), &opts.meter);
     let progress: &mut dyn Progress = &mut bar;
     if a.data_dir {
         let r = etcdsnap_datadir::rewrite::rewrite_data_dir(&a.input, &a.output, &opts, progress)

@@ -5,6 +5,12 @@ pub trait Progress {
     /// `done` of `total` units of `phase` are processed (`total` 0: unknown):
     /// `analysing` counts `key`-bucket entries, `writing` bytes of the output.
     fn update(&mut self, phase: &'static str, done: u64, total: u64);
+
+    /// The bytes of input the operation plans to read before it reports
+    /// bytes written (its passes over the file, counted by the meter in its
+    /// options), told before the first one and again whenever the plan
+    /// changes (a drop too large to patch is rebuilt: more passes).
+    fn reading(&mut self, _total: u64) {}
 }
 
 /// A [`Progress`] that shows nothing.

@@ -97,6 +97,10 @@ pub fn compact_with_progress(
             let page_size = opts.page_size.unwrap_or(u32::try_from(src.db.page_size()).unwrap_or(u32::MAX));
             let build = BuildOptions { page_size, fill_percent: opts.fill_percent, ..BuildOptions::default() };
             let want_trailer = opts.trailer.wants_trailer(src.has_trailer);
+            // The meter counts the trailer hash and the layout walk (the write
+            // walk's reads are reported as bytes written).
+            let image = src.db.data().len() as u64;
+            progress.reading(image.saturating_add(if src.has_trailer { image } else { 0 }));
             let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
             let layout = etcdsnap_bolt::compact::plan(&src.db, build)?;
             let out_file = atomic.file()?;

@@ -291,6 +291,14 @@ impl Collector {
     }
 }
 
+/// Bytes [`verify`] reads from a file of `len` bytes: the trailer hash (when
+/// the size says there is one), the bbolt check and the MVCC checks, each a
+/// pass over the file — what a progress bar's total is.
+pub fn planned_reads(len: u64) -> u64 {
+    let passes = if trailer::has_trailer(len) { 3 } else { 2 };
+    len.saturating_mul(passes)
+}
+
 /// Verifies a whole snapshot file (trailer included) or raw db. The SHA-256
 /// trailer is checked on a second thread while this one checks structure and
 /// MVCC invariants, so the whole costs about one SHA-256 pass over the file.

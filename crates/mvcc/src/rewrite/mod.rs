@@ -69,9 +69,21 @@ pub fn rewrite(
     let done = interrupted(
         &opts.cancel,
         whole_file(input, OnMismatch::Refuse, &opts.cancel, &opts.meter, |src| {
+            // What the meter counts before bytes written are reported: the
+            // trailer hash beside the walks of the file.
+            let image = src.db.data().len() as u64;
+            let hashed = if src.has_trailer { image } else { 0 };
+            let walks = |n: u64| hashed.saturating_add(image.saturating_mul(n));
+            let patching = patch::planned_walks(&src.db, opts);
+            progress.reading(walks(patching.unwrap_or(rebuild::WALKS_BEFORE_WRITING)));
             match patch::write_file(src, output, opts, progress)? {
                 Some(patched) => Ok(patched),
-                None => rebuild::write_file(src, output, opts, progress),
+                None => {
+                    // A drop pass that found too much to patch was walked already.
+                    let done = patching.map_or(0, |_| patch::DROP_PASS_WALKS);
+                    progress.reading(walks(done.saturating_add(rebuild::WALKS_BEFORE_WRITING)));
+                    rebuild::write_file(src, output, opts, progress)
+                }
             }
         }),
     )?;

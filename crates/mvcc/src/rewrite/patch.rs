@@ -63,6 +63,16 @@ pub fn max_patched_drops(page_size: usize) -> usize {
 /// which also writes a smaller file (no free pages).
 pub const PATCHED_DROP_SHARE: u64 = 8;
 
+/// Walks of the input a patched rewrite makes before the one that observes
+/// the output's figures: the drop pass (when rules drop entries).
+pub(crate) const DROP_PASS_WALKS: u64 = 1;
+
+/// The walks of the input a patched rewrite of `db` with `opts` makes;
+/// `None` when it cannot be patched (a rebuild).
+pub(crate) fn planned_walks(db: &Db<'_>, opts: &RewriteOptions) -> Option<u64> {
+    patchable(db, opts).then_some(if opts.rules.is_empty() { 1 } else { DROP_PASS_WALKS.saturating_add(1) })
+}
+
 /// What a patch is made from.
 enum Basis<'a> {
     /// Every entry kept: the stamp, taken from the last entry alone.

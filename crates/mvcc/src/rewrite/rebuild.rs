@@ -28,6 +28,10 @@ use crate::progress::Progress;
 use crate::revision::BucketKey;
 use crate::schema::KEY;
 
+/// Walks of the input a rebuild makes before it reports bytes written: the
+/// analysis (the second walk is the write).
+pub(crate) const WALKS_BEFORE_WRITING: u64 = 1;
+
 /// The first walk's findings: the plan, the page layout, the hook's answers.
 pub(crate) struct Analysed {
     pub(crate) plan: Plan,

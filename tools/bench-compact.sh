@@ -53,6 +53,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 echo "file: $file ($size bytes, $(awk -v s="$size" 'BEGIN{printf "%.3f GiB", s/2^30}')); small: $small ($small_size bytes)" >&2
 echo "host: $(nproc) CPUs, $(uname -sr), $(df -hT "$tmp" | awk 'NR==2{print $2 " on " $1}'); runs: best of $runs" >&2
+machine "$file" "$small"
 
 go_input=$file
 use_go=1

@@ -16,6 +16,7 @@ file=$1
 runs=${2:-3}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 . "$repo/tools/bench-lib.sh"
+machine "$file"
 etcdsnap=${ETCDSNAP:-$repo/target/release/etcdsnap}
 [ -x "$etcdsnap" ] || (cd "$repo" && cargo build -q --release -p etcdsnap)
 tmp=$(mktemp -d)

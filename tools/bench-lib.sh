@@ -50,3 +50,39 @@ warm() {
     cat "$f" > /dev/null
   done
 }
+
+# machine FILE...   prints (to stderr) what a figure depends on: the CPU model
+#                   and vendor, cores, memory, kernel, how sequential passes
+#                   read (ETCDSNAP_SEQUENTIAL, else by CPU vendor: the map on
+#                   AMD, pread elsewhere; crates/io/src/seq.rs), and how much
+#                   of each FILE is in the page cache now. Every bench-*.sh
+#                   starts with it, so a table says which machine it came from.
+machine() {
+  local model vendor mode f
+  model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
+  vendor=$(awk -F': ' '/^vendor_id/{print $2; exit}' /proc/cpuinfo)
+  mode=${ETCDSNAP_SEQUENTIAL:-$([ "$vendor" = AuthenticAMD ] && echo map || echo read)}
+  echo "machine: ${model:-unknown CPU} ($vendor), $(nproc) cores, $(awk '/^MemTotal/{printf "%.0f GiB", $2/2^20}' /proc/meminfo), $(uname -sr); sequential passes: $mode" >&2
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    echo "page cache: $f: $(cached "$f")" >&2
+  done
+}
+
+# cached FILE    the share of FILE in the page cache ("97% cached"), from fincore.
+cached() {
+  local res size
+  size=$(stat -c %s "$1")
+  res=$(fincore --bytes --noheadings --output RES "$1" 2>/dev/null | tr -d ' ')
+  if [ -n "$res" ] && [ "$size" -gt 0 ]; then
+    awk -v r="$res" -v s="$size" 'BEGIN{printf "%.0f%% cached", 100 * r / s}'
+  else
+    echo "unknown (no fincore)"
+  fi
+}
+
+# cold FILE...   drops each FILE from the page cache (a cold run reads the disk).
+cold() {
+  local f
+  for f in "$@"; do dd if="$f" iflag=nocache count=0 status=none; done
+}

@@ -24,6 +24,7 @@ trap 'rm -rf "$tmp"' EXIT
 cp "$file" "$tmp/copy.db"
 read -r live revs < <("$etcdsnap" status "$file" --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["live_keys"], s["revisions"])')
 echo "file: $file ($(stat -c %s "$file") bytes): $live live keys, $revs revisions" >&2
+machine "$file"
 bump=(--bump-revision 1000000000 --mark-compacted)
 jobs=(
   "status|status $file"

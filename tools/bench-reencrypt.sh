@@ -25,6 +25,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 . "$repo/tools/bench-lib.sh"
+machine
 oracles=${ETCDSNAP_ORACLES:-$repo/.oracles}
 keys=${BENCH_KEYS:-100000}
 deks=${BENCH_DEKS:-4}

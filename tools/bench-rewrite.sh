@@ -40,6 +40,7 @@ tmp=$(mktemp -d "$(dirname "$(realpath "$file")")/bench-rewrite-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 warm "$file"
 echo "file: $file ($(stat -c %s "$file") bytes); $(nproc) CPUs; tenant prefix $prefix; $runs rounds" >&2
+machine "$file"
 
 bump=(--bump-revision 1000000000 --mark-compacted)
 # cmd NAME: sets CMD to the job's command (and clears what it writes).

@@ -39,6 +39,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 echo "file: $file ($size bytes, $(awk -v s="$size" 'BEGIN{printf "%.3f GiB", s/2^30}'))" >&2
 echo "host: $(nproc) CPUs, $(uname -sr); runs: best of $runs" >&2
+machine "$file"
 warm "$file"
 
 # one NAME CMD...: a single timed run, stdout discarded; prints "secs rss_kb".

@@ -16,6 +16,8 @@ set -euo pipefail
 size_gb=${1:-1.0}
 dir=${2:-/tmp/etcdsnap-bench-wal}
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/tools/bench-lib.sh"
+machine
 bin=${ETCDSNAP_ORACLES:-$repo/.oracles}/etcd-3.5.1
 port=${BENCH_WAL_PORT:-24090}
 target=$(python3 -c "import sys; print(int(float(sys.argv[1]) * 10**9))" "$size_gb")

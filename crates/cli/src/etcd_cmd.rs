@@ -10,7 +10,7 @@ use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
 use etcdsnap_mvcc::schema::EtcdLine;
 use etcdsnap_mvcc::status_report::{status_report, StatusError, StatusGate, StatusOptions};
 use etcdsnap_mvcc::trailer;
-use etcdsnap_mvcc::verify::{verify_metered, VerifyOptions, VerifyReport};
+use etcdsnap_mvcc::verify::{verify_file, VerifyOptions, VerifyReport};
 use etcdsnap_mvcc::Verdict;
 use serde::Serialize;
 
@@ -346,7 +346,7 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
                     &counter,
                 );
                 let opts = VerifyOptions { require_trailer: a.require_trailer };
-                let mut r = verify_metered(&file, opts, Some(&counter));
+                let mut r = verify_file(&file, opts, Some(&counter));
                 drop(spin);
                 if let Err(e) = file.check_unchanged() {
                     r.input_changed(e.to_string());

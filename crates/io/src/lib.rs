@@ -15,6 +15,7 @@ mod cancel;
 mod error;
 mod meter;
 pub mod mmap;
+pub mod seq;
 
 pub use atomic::{stale_temps, tmp_prefix, AtomicFile, CreateOptions, StaleTemp};
 pub use atomic_dir::{create_dir_private, create_file_private, AtomicDir, DirOptions};

@@ -96,7 +96,7 @@ pub(crate) fn whole_file<T>(
     let file = MappedFile::open(path)?;
     let (image, stored) = trailer::split(&file);
     let input = Input { path, file: &file, db: Db::open(image)?.metered(meter), has_trailer: stored.is_some() };
-    let (trailer_in, produced) = beside_trailer_check(&file, Some(meter), || produce(&input));
+    let (trailer_in, produced) = beside(|| Ok(trailer::verify_file(&file, Some(meter))?), || produce(&input));
     let trailer_in = trailer_in?;
     if on_mismatch == OnMismatch::Refuse {
         refuse_mismatch(&trailer_in, path)?;
@@ -112,18 +112,17 @@ pub(crate) fn whole_file<T>(
     Ok(Committed { made, trailer_in, bytes_in: file.len() as u64, stale_temps })
 }
 
-/// Runs `produce` while the trailer of `file` (the whole input, trailer
-/// included) is verified on another thread; both results.
-pub(crate) fn beside_trailer_check<T>(
-    file: &[u8],
-    meter: Option<&Meter>,
+/// Runs `produce` while `check` verifies the input's trailer on another
+/// thread; both results.
+pub(crate) fn beside<T>(
+    check: impl FnOnce() -> Result<Trailer> + Send,
     produce: impl FnOnce() -> T,
 ) -> (Result<Trailer>, T) {
     std::thread::scope(|scope| {
-        let check = scope.spawn(|| trailer::verify_metered(file, meter));
+        let check = scope.spawn(check);
         let produced = produce();
         // A panicked check is an error, never "no trailer".
-        (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")), produced)
+        (check.join().map_err(|_| MvccError::WorkerPanicked("trailer check")).and_then(|r| r), produced)
     })
 }
 

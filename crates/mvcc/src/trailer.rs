@@ -135,6 +135,40 @@ pub fn verify(file: &[u8]) -> Trailer {
     verify_metered(file, None)
 }
 
+/// [`verify`] of a mapped file, the image read in order through `pread`
+/// ([`etcdsnap_io::seq`]) rather than through the map, unless
+/// `ETCDSNAP_SEQUENTIAL=map`; `meter` is told the bytes hashed. A file that
+/// shrinks while it is read is reported as changed.
+pub fn verify_file(
+    file: &etcdsnap_io::MappedFile,
+    meter: Option<&etcdsnap_io::Meter>,
+) -> Result<Trailer, etcdsnap_io::Error> {
+    verify_file_as(file, meter, etcdsnap_io::seq::sequential())
+}
+
+/// [`verify_file`] reading the file as `mode` says.
+pub fn verify_file_as(
+    file: &etcdsnap_io::MappedFile,
+    meter: Option<&etcdsnap_io::Meter>,
+    mode: etcdsnap_io::seq::Sequential,
+) -> Result<Trailer, etcdsnap_io::Error> {
+    if mode == etcdsnap_io::seq::Sequential::Map {
+        return Ok(verify_metered(file, meter));
+    }
+    let Some(stored) = split(file).1 else { return Ok(Trailer::Absent) };
+    let image = (file.len() as u64).saturating_sub(TRAILER_LEN as u64);
+    let mut h = Sha256::new();
+    let mut r = etcdsnap_io::seq::SeqReader::new(file.file(), file.path(), 0, image, etcdsnap_io::seq::CHUNK);
+    while let Some(chunk) = r.next_chunk()? {
+        h.update(chunk);
+        if let Some(m) = meter {
+            m.add(chunk.len() as u64);
+        }
+    }
+    let computed: [u8; TRAILER_LEN] = h.finalize().into();
+    Ok(if computed == stored { Trailer::Valid(stored) } else { Trailer::Mismatch { stored, computed } })
+}
+
 /// [`verify`], telling `meter` the bytes hashed.
 pub fn verify_metered(file: &[u8], meter: Option<&etcdsnap_io::Meter>) -> Trailer {
     match split(file) {
@@ -159,6 +193,22 @@ pub fn hex(d: &[u8; TRAILER_LEN]) -> String {
 #[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_and_mapping_give_the_same_trailer_and_count() {
+        use etcdsnap_io::seq::Sequential;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+        for rel in ["etcd-3.5.1/snapshot.db", "etcd-3.6.16/snapshot.db", "etcd-3.5.1/member/snap/db"] {
+            let file = etcdsnap_io::MappedFile::open(root.join(rel)).unwrap();
+            let (read, map) = (etcdsnap_io::Meter::new(), etcdsnap_io::Meter::new());
+            let a = verify_file_as(&file, Some(&read), Sequential::Read).unwrap();
+            let b = verify_file_as(&file, Some(&map), Sequential::Map).unwrap();
+            assert_eq!(a, b, "{rel}");
+            assert_eq!(a, verify(&file), "{rel}");
+            assert_eq!(read.done(), map.done(), "{rel}");
+            assert_eq!(matches!(a, Trailer::Valid(_)), rel.ends_with("snapshot.db"), "{rel}");
+        }
+    }
 
     #[test]
     fn detects_by_size_and_verifies() {

@@ -59,7 +59,7 @@ use etcdsnap_io::Cancel;
 use sha2::{Digest, Sha256};
 
 use crate::error::{MvccError, Result};
-use crate::pipeline::{beside_trailer_check, interrupted, refuse_mismatch};
+use crate::pipeline::{beside, interrupted, refuse_mismatch};
 use crate::progress::Progress;
 use crate::rewrite::{analyse, write_rebuilt, Made, OutputLayout, Produced, RewriteOptions, RewriteReport};
 pub use crate::rewrite::{Decision, Entry, EntryHook};
@@ -144,7 +144,7 @@ fn transform_inner<W: Write>(
     let db = Db::open(image)?;
     // The trailer is checked on another core while the first walk runs;
     // nothing is written before both are done.
-    let (trailer_in, analysed) = beside_trailer_check(input, None, || analyse(&db, opts, progress));
+    let (trailer_in, analysed) = beside(|| Ok(trailer::verify(input)), || analyse(&db, opts, progress));
     let trailer_in = trailer_in?;
     refuse_mismatch(&trailer_in, Path::new(INPUT))?;
     let analysed = analysed?;

@@ -308,8 +308,27 @@ pub fn verify(file: &[u8], opts: VerifyOptions) -> VerifyReport {
 
 /// [`verify`], telling `meter` the bytes read and hashed (a progress bar's count).
 pub fn verify_metered(file: &[u8], opts: VerifyOptions, meter: Option<&etcdsnap_io::Meter>) -> VerifyReport {
+    verify_with(file, opts, meter, || Ok(trailer::verify_metered(file, meter)))
+}
+
+/// [`verify_metered`] of a mapped file: the trailer hash reads the file in
+/// order through `pread` ([`trailer::verify_file`]) while the checks walk the map.
+pub fn verify_file(
+    file: &etcdsnap_io::MappedFile,
+    opts: VerifyOptions,
+    meter: Option<&etcdsnap_io::Meter>,
+) -> VerifyReport {
+    verify_with(file, opts, meter, || trailer::verify_file(file, meter))
+}
+
+fn verify_with(
+    file: &[u8],
+    opts: VerifyOptions,
+    meter: Option<&etcdsnap_io::Meter>,
+    check: impl FnOnce() -> std::result::Result<Trailer, etcdsnap_io::Error> + Send,
+) -> VerifyReport {
     let (trailer, mut c, stats) = std::thread::scope(|scope| {
-        let sha = scope.spawn(|| trailer::verify_metered(file, meter));
+        let sha = scope.spawn(check);
         let mut c = Collector { findings: Vec::new(), problems: 0 };
         let mut stats = VerifyStats::default();
         verify_image(trailer::split(file).0, meter, &mut c, &mut stats);
@@ -318,7 +337,15 @@ pub fn verify_metered(file: &[u8], opts: VerifyOptions, meter: Option<&etcdsnap_
     // The trailer's findings come first, as the file's own.
     let mut first = Collector { findings: Vec::new(), problems: 0 };
     let trailer = match trailer {
-        Ok(t) => t,
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            first.push(Finding::problem(
+                FindingKind::Unreadable,
+                b"",
+                format!("reading the file for its trailer: {e}"),
+            ));
+            Trailer::Absent
+        }
         Err(_) => {
             // A panicked check is a problem, never read as "no trailer".
             first.push(Finding::problem(FindingKind::ReadError, b"", "internal error: the trailer check panicked"));

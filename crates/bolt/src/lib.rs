@@ -29,6 +29,7 @@ pub mod dump;
 mod error;
 mod freelist;
 pub mod info;
+pub mod inspect;
 pub mod layout;
 mod le;
 pub mod meta;

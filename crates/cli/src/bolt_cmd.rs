@@ -13,6 +13,8 @@ use serde::Serialize;
 use crate::output::{table, Bytes, Out, OwnedBytes};
 use crate::Outcome;
 
+mod page;
+
 #[derive(Debug, Subcommand)]
 pub enum BoltCommand {
     /// Page size, both meta pages, high-water mark, freelist and file size.
@@ -29,6 +31,10 @@ pub enum BoltCommand {
     Dump(DumpArgs),
     /// Copy every bucket into a new, compact file (offline `bbolt compact` / etcd defrag).
     Compact(CompactArgs),
+    /// One page as it lies in the file: header and elements (`bbolt page`); exit 1 if it does not decode.
+    Page(page::PageArgs),
+    /// One element of a page: its key and value, or key and child page (`bbolt page-item`).
+    PageItem(page::PageItemArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +92,8 @@ pub fn run(cmd: BoltCommand) -> Result<Outcome> {
         BoltCommand::Keys(a) => keys(&a, &mut out),
         BoltCommand::Dump(a) => dump(&a, &mut out),
         BoltCommand::Compact(a) => compact(&a, &mut out),
+        BoltCommand::Page(a) => page::page_cmd(&a, &mut out),
+        BoltCommand::PageItem(a) => page::page_item_cmd(&a, &mut out),
     }?;
     out.flush()?;
     Ok(outcome)

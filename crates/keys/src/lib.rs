@@ -1,7 +1,9 @@
 //! Rules on etcd user keys shared by the snapshot rewrite and the WAL rewrite:
 //! which keys a filter keeps, what a rename turns them into, and which values
-//! Kubernetes encrypted in a way bound to the key; and what kube-apiserver
-//! stored in a value ([`kube`]).
+//! Kubernetes encrypted in a way bound to the key; what kube-apiserver
+//! stored in a value ([`kube`]); and the [`Reseal`] seam through which the
+//! rewrite (etcdsnap-mvcc) re-seals such values with the encryption
+//! providers of etcdsnap-k8s, neither depending on the other.
 
 pub mod kube;
 mod reseal;

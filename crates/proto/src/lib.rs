@@ -18,6 +18,10 @@
 //!
 //! Enum-typed fields are stored as `i32` (prost convention); use the enum's
 //! `try_from` / the generated getters to convert.
+//!
+//! [`wire`] is the one panic-free cursor over the wire format for the
+//! decoders that must not copy (stored `KeyValue`s, WAL records, Kubernetes
+//! object metadata).
 
 pub mod authpb;
 pub mod crc32c;

@@ -44,7 +44,7 @@ pub struct CompactArgs {
     /// Output file (written beside, then renamed; mode 0600; must not be the input).
     output: PathBuf,
     #[command(flatten)]
-    layout: crate::layout_args::LayoutArgs,
+    output_file: crate::output_args::OutputArgs,
     /// Replace an existing OUT, and remove temporary files interrupted runs left beside it.
     #[arg(long)]
     force: bool,
@@ -475,7 +475,7 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     use etcdsnap_mvcc::snapshot::CompactOptions;
     use etcdsnap_mvcc::trailer::hex;
-    let l = a.layout.layout()?;
+    let l = a.output_file.checked()?;
     let opts = CompactOptions {
         page_size: l.page_size,
         fill_percent: l.fill_percent,

@@ -76,7 +76,7 @@ pub struct RewriteArgs {
     #[arg(long)]
     data_dir: bool,
     #[command(flatten)]
-    layout: crate::layout_args::LayoutArgs,
+    output_file: crate::output_args::OutputArgs,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
 }
@@ -225,7 +225,7 @@ struct ReportJson<'a> {
 
 pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
-    let layout = a.layout.layout()?;
+    let layout = a.output_file.checked()?;
     let rules = a.rules.rules()?;
     let opts = RewriteOptions {
         rules,

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use etcdsnap_mvcc::consistent_index::read_consistent_index;
 use etcdsnap_wal::repair::{repair, RepairOutcome};
 use etcdsnap_wal::rewrite::{rewrite_with, RewriteOptions, RewriteReport as WalRewriteReport};
-use etcdsnap_wal::{list_segments, EntryFilter, EntryKind, Layout, WalError, WalFinding, WalReport};
+use etcdsnap_wal::{list_segments, EntryFilter, EntryKind, WalError, WalFinding, WalPaths, WalReport};
 use serde_json::json;
 
 use crate::output::{table, Out};
@@ -100,7 +100,7 @@ pub fn run(cmd: WalCommand, out: &mut Out) -> Result<Outcome> {
     }
 }
 
-fn wal_dir_of(dir: &Path) -> Result<Layout> {
+fn wal_dir_of(dir: &Path) -> Result<WalPaths> {
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{}: no such directory", dir.display()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
@@ -109,7 +109,7 @@ fn wal_dir_of(dir: &Path) -> Result<Layout> {
         }
         Ok(_) => {}
     }
-    Ok(Layout::resolve(dir))
+    Ok(WalPaths::resolve(dir))
 }
 
 fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
@@ -142,7 +142,13 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
-fn print_verify(out: &mut Out, layout: &Layout, r: &WalReport, ci: Option<u64>, problems: &[WalFinding]) -> Result<()> {
+fn print_verify(
+    out: &mut Out,
+    layout: &WalPaths,
+    r: &WalReport,
+    ci: Option<u64>,
+    problems: &[WalFinding],
+) -> Result<()> {
     let mut rows: Vec<Vec<String>> = vec![
         vec!["wal dir".into(), layout.wal_dir.display().to_string()],
         vec!["segments".into(), r.segments.len().to_string()],
@@ -433,7 +439,7 @@ pub fn rewrite_report_lines(output: &Path, report: &WalRewriteReport) -> Vec<Str
 
 /// The db's `consistent_index` for the replay check of the WAL laid out as
 /// `layout`, warning when no db is beside it (the check is then skipped).
-fn replay_check_index(layout: &Layout) -> Result<Option<u64>> {
+fn replay_check_index(layout: &WalPaths) -> Result<Option<u64>> {
     use etcdsnap_datadir::replay::{replay_check, ReplayCheck};
     let check = replay_check(layout)?;
     if check == ReplayCheck::NoDb {

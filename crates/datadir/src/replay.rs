@@ -4,7 +4,7 @@
 //! index; it is known only when the db is beside the WAL.
 
 use etcdsnap_mvcc::consistent_index::read_consistent_index;
-use etcdsnap_wal::Layout;
+use etcdsnap_wal::WalPaths;
 
 use crate::error::Result;
 
@@ -30,7 +30,7 @@ impl ReplayCheck {
 }
 
 /// The replay check of the WAL laid out as `layout`.
-pub fn replay_check(layout: &Layout) -> Result<ReplayCheck> {
+pub fn replay_check(layout: &WalPaths) -> Result<ReplayCheck> {
     match &layout.db {
         Some(db) => Ok(ReplayCheck::Db(read_consistent_index(db)?)),
         None => Ok(ReplayCheck::NoDb),

@@ -14,7 +14,7 @@ use std::path::Path;
 use etcdsnap_io::{create_dir_private, AtomicDir, DirOptions, StaleTemp};
 use etcdsnap_mvcc::rewrite::{rewrite, Progress, RewriteOptions, RewriteReport};
 use etcdsnap_wal::rewrite::{rewrite_with, RewriteOptions as WalOptions, RewriteReport as WalReport};
-use etcdsnap_wal::Layout;
+use etcdsnap_wal::WalPaths;
 
 use crate::error::{DataDirError, Result};
 use crate::replay::replay_check;
@@ -34,7 +34,7 @@ pub struct DataDirReport {
 }
 
 /// Checks that `input` is a data dir; its layout.
-fn data_dir(input: &Path) -> Result<Layout> {
+fn data_dir(input: &Path) -> Result<WalPaths> {
     if input.is_file() {
         return Err(DataDirError::input(input, format!("{} is a file; expected an etcd data dir", input.display())));
     }
@@ -46,7 +46,7 @@ fn data_dir(input: &Path) -> Result<Layout> {
         let what = format!("{} is not an etcd data dir (it needs member/snap/db and member/wal)", input.display());
         return Err(DataDirError::input(input, what));
     }
-    Ok(Layout::resolve(input))
+    Ok(WalPaths::resolve(input))
 }
 
 /// Rewrites the data dir `input` into the new data dir `output` with the

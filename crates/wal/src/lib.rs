@@ -14,7 +14,7 @@ pub mod decoder;
 pub mod entry;
 pub mod error;
 pub mod filter;
-pub mod layout;
+pub mod paths;
 pub mod reader;
 pub mod record;
 pub mod repair;
@@ -30,7 +30,7 @@ pub use error::{CorruptKind, Corruption, Refusal, Result, WalError};
 /// The protobuf messages the decoded payloads use.
 pub use etcdsnap_proto as proto;
 pub use filter::{EntryFilter, EntryKind};
-pub use layout::Layout;
+pub use paths::WalPaths;
 pub use reader::{read_wal, read_wal_metered, ReadEnd, TornTail};
 pub use record::{Encoder, RawRecord};
 pub use segment::{list_segments, parse_segment_name, segment_name, Segment};

@@ -4,7 +4,7 @@ use etcdsnap_wal::proto::etcdserverpb::{
     compare::TargetUnion, request_op, Compare, InternalRaftRequest, Request, RequestOp, TxnRequest,
 };
 use etcdsnap_wal::verify::{WalFinding, WalReport};
-use etcdsnap_wal::{Layout, Payload, RawEntry};
+use etcdsnap_wal::{Payload, RawEntry, WalPaths};
 use serde_json::{json, Map, Value};
 
 use crate::output::Bytes;
@@ -13,7 +13,7 @@ fn b(v: &[u8]) -> Value {
     serde_json::to_value(Bytes(v)).unwrap_or(Value::Null)
 }
 
-pub fn verify_json(layout: &Layout, r: &WalReport, ci: Option<u64>, problems: &[WalFinding]) -> Value {
+pub fn verify_json(layout: &WalPaths, r: &WalReport, ci: Option<u64>, problems: &[WalFinding]) -> Value {
     json!({
         "wal_dir": layout.wal_dir.display().to_string(),
         "snap_dir": layout.snap_dir.as_ref().map(|p| p.display().to_string()),

@@ -1,4 +1,5 @@
-//! Output layout flags shared by `bolt compact` and `rewrite`.
+//! The output file flags shared by `bolt compact` and `rewrite`: page size,
+//! fill, trailer.
 
 use anyhow::{bail, Result};
 use clap::Args;
@@ -6,7 +7,7 @@ use etcdsnap_mvcc::snapshot::TrailerMode;
 
 /// `--page-size`, `--fill-percent`, `--trailer`, `--no-trailer`.
 #[derive(Debug, Args)]
-pub struct LayoutArgs {
+pub struct OutputArgs {
     /// Page size of the output in bytes: a power of two from 1024 to 65536 [default: the input's].
     #[arg(long)]
     page_size: Option<u32>,
@@ -21,17 +22,17 @@ pub struct LayoutArgs {
     no_trailer: bool,
 }
 
-/// Checked layout options.
+/// Checked output file options.
 #[derive(Debug, Clone, Copy)]
-pub struct Layout {
+pub struct OutputFile {
     pub page_size: Option<u32>,
     pub fill_percent: f64,
     pub trailer: TrailerMode,
 }
 
-impl LayoutArgs {
+impl OutputArgs {
     /// The options, with their ranges checked.
-    pub fn layout(&self) -> Result<Layout> {
+    pub fn checked(&self) -> Result<OutputFile> {
         if !(0.1..=1.0).contains(&self.fill_percent) {
             bail!("--fill-percent must be between 0.1 and 1.0, got {}", self.fill_percent);
         }
@@ -41,7 +42,7 @@ impl LayoutArgs {
                  pages are; other sizes break the snapshot trailer rule (file size % 512 == 32), got {ps}"
             );
         }
-        Ok(Layout {
+        Ok(OutputFile {
             page_size: self.page_size,
             fill_percent: self.fill_percent,
             trailer: TrailerMode::from_flags(self.trailer, self.no_trailer),

@@ -15,6 +15,7 @@ mod output;
 mod output_args;
 mod paths;
 mod progress;
+mod restore_cmd;
 mod rewrite_cmd;
 mod rules_args;
 mod wal_cmd;
@@ -51,6 +52,8 @@ enum Command {
     Get(keys_cmd::GetArgs),
     /// Rewrite a snapshot: filter and rename prefixes, bump revisions, mark compacted or compact.
     Rewrite(rewrite_cmd::RewriteArgs),
+    /// Restore a snapshot into member data dirs, as `etcdutl snapshot restore` (one member or all).
+    Restore(restore_cmd::RestoreArgs),
     /// What fills the file: live data, history and leases per tenant, resource, namespace or prefix.
     Du(du_cmd::DuArgs),
     /// Where two snapshots, dbs or members' data dirs differ (keys, leases, auth, members, history).
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Keys(a) => with_out(|out| keys_cmd::keys_cmd(&a, out)),
         Command::Get(a) => with_out(|out| keys_cmd::get_cmd(&a, out)),
         Command::Rewrite(a) => with_out(|out| rewrite_cmd::run(&a, out)),
+        Command::Restore(a) => with_out(|out| restore_cmd::run(&a, out)),
         Command::Du(a) => with_out(|out| du_cmd::run(&a, out)),
         Command::Diff(a) => with_out(|out| diff_cmd::run(&a, out)),
         Command::Wal(cmd) => with_out(|out| wal_cmd::run(cmd, out)),

@@ -82,12 +82,12 @@ pub struct RewriteArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum TombstonesArg {
+pub(crate) enum TombstonesArg {
     Keep,
     Drop,
 }
 
-fn parse_target(s: &str) -> std::result::Result<EtcdLine, String> {
+pub(crate) fn parse_target(s: &str) -> std::result::Result<EtcdLine, String> {
     match EtcdLine::parse(s) {
         Some(l @ (EtcdLine::V3_5 | EtcdLine::V3_6)) => Ok(l),
         _ => Err(format!("{s:?}: --target-version takes 3.5 or 3.6")),
@@ -111,7 +111,7 @@ fn flag_hint(r: &Refusal) -> Option<&'static str> {
     }
 }
 
-fn with_hint(e: MvccError) -> anyhow::Error {
+pub(crate) fn with_hint(e: MvccError) -> anyhow::Error {
     match &e {
         MvccError::Refused(r) => match flag_hint(r) {
             Some(hint) => anyhow::Error::new(e).context(hint),
@@ -187,7 +187,7 @@ fn range_text(key: &[u8], end: &[u8]) -> String {
 }
 
 #[derive(Serialize)]
-struct ReportJson<'a> {
+pub(crate) struct ReportJson<'a> {
     input: String,
     output: String,
     old_revision: i64,
@@ -261,6 +261,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         verify_output: a.verify_output,
         rebuild: a.rebuild,
         meter: etcdsnap_io::Meter::new(),
+        ..RewriteOptions::default()
     };
     // The library says how much it reads before writing (Progress::reading).
     let db_in = if a.data_dir { a.input.join("member/snap/db") } else { a.input.clone() };
@@ -291,7 +292,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
 }
 
 /// The `rewrite --json` object.
-fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport) -> ReportJson<'r> {
+pub(crate) fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport) -> ReportJson<'r> {
     let etcdutl = EtcdutlStatus::as_written(&r.status);
     ReportJson {
         input: input.display().to_string(),

@@ -36,6 +36,18 @@ pub enum DataDirError {
         #[source]
         source: etcdsnap_wal::WalError,
     },
+    /// The new cluster's configuration is refused (`--initial-cluster`,
+    /// `--name`, `--initial-advertise-peer-urls`), as etcd words it.
+    #[error("{0}")]
+    Cluster(String),
+    /// An output dir exists and is not empty.
+    #[error("{what}")]
+    Exists {
+        /// The dir.
+        path: PathBuf,
+        /// What is wrong, as etcdutl words it.
+        what: String,
+    },
     /// The file system failed or refused the output.
     #[error(transparent)]
     Os(#[from] etcdsnap_io::Error),
@@ -45,7 +57,7 @@ impl DataDirError {
     /// What kind of failure this is.
     pub fn kind(&self) -> etcdsnap_io::ErrorKind {
         match self {
-            Self::Input { .. } => etcdsnap_io::ErrorKind::Refused,
+            Self::Input { .. } | Self::Cluster(_) | Self::Exists { .. } => etcdsnap_io::ErrorKind::Refused,
             Self::Db { source, .. } => source.kind(),
             Self::ConsistentIndex(etcdsnap_mvcc::consistent_index::ConsistentIndexError::Read { source, .. }) => {
                 source.kind()

@@ -204,6 +204,20 @@ pub enum Refusal {
         /// The computed digest, hex.
         computed: String,
     },
+    /// The input has no SHA-256 trailer and one is required (a restore
+    /// without `--skip-hash-check`, as etcdutl refuses it).
+    #[error("{}: snapshot missing hash (no SHA-256 trailer) but --skip-hash-check=false", path.display())]
+    TrailerMissing {
+        /// The input.
+        path: PathBuf,
+    },
+    /// A restore needs a bucket every etcd server creates at start; the
+    /// input lacks it (not a snapshot of an etcd server?).
+    #[error("the input has no `{bucket}` bucket, which every etcd ≥3.4 server creates at start: not a snapshot of an etcd server")]
+    RestoreBucketMissing {
+        /// The bucket's name.
+        bucket: String,
+    },
 }
 
 impl Refusal {
@@ -221,6 +235,8 @@ impl Refusal {
             Self::Rules(_) => "rules",
             Self::RulesMatchedNothing { .. } => "rules-matched-nothing",
             Self::TrailerMismatch { .. } => "trailer-mismatch",
+            Self::TrailerMissing { .. } => "trailer-missing",
+            Self::RestoreBucketMissing { .. } => "restore-bucket-missing",
         }
     }
 }

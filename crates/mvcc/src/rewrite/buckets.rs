@@ -1,5 +1,6 @@
 //! The buckets besides `key`, as the rewrite writes them: `meta` with the
-//! compaction marks and storage version, `cluster` lowered to a target line,
+//! compaction marks, storage version and a restore's raft position,
+//! `members` replaced by a restore's, `cluster` lowered to a target line,
 //! `lease` without orphans when asked, `authRoles` with renamed permissions.
 
 use std::collections::BTreeMap;
@@ -9,18 +10,24 @@ use etcdsnap_bolt::Bucket;
 use etcdsnap_keys::KeyRules;
 use etcdsnap_proto::{authpb, Message};
 
+use super::options::RestoreStamp;
 use super::plan::{Plan, Stamp};
 use super::report::PermissionChange;
 use super::write::Counts;
 use crate::error::{MvccError, Refusal, Result};
 use crate::revision::{BucketKey, Revision};
 use crate::schema::{
-    EtcdLine, AUTH_ROLES, CLUSTER, CLUSTER_VERSION, FINISHED_COMPACT_REV, LEASE, META, SCHEDULED_COMPACT_REV,
-    STORAGE_VERSION,
+    EtcdLine, AUTH_ROLES, CLUSTER, CLUSTER_VERSION, CONSISTENT_INDEX, FINISHED_COMPACT_REV, LEASE, META,
+    SCHEDULED_COMPACT_REV, STORAGE_VERSION, TERM,
 };
 
 /// The `meta` bucket: the compaction marks and the storage version of `plan`.
-pub(crate) fn write_meta<S: Sink>(b: &Bucket<'_>, out: &mut S, plan: &Stamp) -> Result<()> {
+pub(crate) fn write_meta<S: Sink>(
+    b: &Bucket<'_>,
+    out: &mut S,
+    plan: &Stamp,
+    restore: Option<&RestoreStamp>,
+) -> Result<()> {
     let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for e in b.cursor() {
         let e = e?;
@@ -51,7 +58,25 @@ pub(crate) fn write_meta<S: Sink>(b: &Bucket<'_>, out: &mut S, plan: &Stamp) -> 
             entries.insert(STORAGE_VERSION.to_vec(), v.as_bytes().to_vec());
         }
     }
+    if let Some(r) = restore {
+        // etcd never stores a zero index (UnsafeUpdateConsistentIndex).
+        if r.consistent_index > 0 {
+            entries.insert(CONSISTENT_INDEX.to_vec(), r.consistent_index.to_be_bytes().to_vec());
+        }
+        if let Some(term) = r.term.filter(|&t| t > 0) {
+            entries.insert(TERM.to_vec(), term.to_be_bytes().to_vec());
+        }
+    }
     for (k, v) in &entries {
+        out.put(k, v)?;
+    }
+    Ok(())
+}
+
+/// The `members` bucket of a restore: the new cluster's members, in key order.
+pub(crate) fn write_members<S: Sink>(out: &mut S, restore: &RestoreStamp) -> Result<()> {
+    let sorted: BTreeMap<&[u8], &[u8]> = restore.members.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    for (k, v) in sorted {
         out.put(k, v)?;
     }
     Ok(())

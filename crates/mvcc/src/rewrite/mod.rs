@@ -29,7 +29,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::error::Result;
+use crate::error::{MvccError, Refusal, Result};
+use crate::schema::{MEMBERS, MEMBERS_REMOVED, META};
 use crate::pipeline::{interrupted, whole_file, OnMismatch};
 pub use crate::progress::{NoProgress, Progress};
 
@@ -46,7 +47,7 @@ mod write;
 
 pub use etcdsnap_keys::{CompactRevKey, Reseal, COMPACT_REV_KEY};
 pub use hook::{Decision, Entry, EntryHook};
-pub use options::{CompactTombstones, RewriteOptions, MIN_REVISION_HEADROOM};
+pub use options::{CompactTombstones, InputTrailer, RestoreStamp, RewriteOptions, MIN_REVISION_HEADROOM};
 pub use patch::{max_patched_drops, MAX_PATCHED_DROPS, PATCHED_DROP_SHARE};
 pub use report::{OutputLayout, PermissionChange, RewriteReport};
 
@@ -68,7 +69,8 @@ pub fn rewrite(
     validate(opts)?;
     let done = interrupted(
         &opts.cancel,
-        whole_file(input, OnMismatch::Refuse, &opts.cancel, &opts.meter, |src| {
+        whole_file(input, on_mismatch(opts), &opts.cancel, &opts.meter, |src| {
+            require_input(src, opts)?;
             // What the meter counts before bytes written are reported: the
             // trailer hash beside the walks of the file.
             let image = src.db.data().len() as u64;
@@ -88,4 +90,29 @@ pub fn rewrite(
         }),
     )?;
     Ok(done.made.report(opts, done.trailer_in, done.bytes_in, done.stale_temps, start.elapsed()))
+}
+
+/// What the skeleton does with a trailer mismatch under `opts`.
+fn on_mismatch(opts: &RewriteOptions) -> OnMismatch {
+    match opts.input_trailer {
+        InputTrailer::Skipped => OnMismatch::Report,
+        InputTrailer::CheckedIfPresent | InputTrailer::Required => OnMismatch::Refuse,
+    }
+}
+
+/// Refuses an input without the trailer `opts` require, or without the
+/// buckets a restore replaces.
+fn require_input(src: &crate::pipeline::Input<'_>, opts: &RewriteOptions) -> Result<()> {
+    if opts.input_trailer == InputTrailer::Required && !src.has_trailer {
+        return Err(MvccError::Refused(Refusal::TrailerMissing { path: src.path.to_path_buf() }));
+    }
+    if opts.restore.is_some() {
+        for name in [MEMBERS, MEMBERS_REMOVED, META] {
+            if src.db.bucket(&[name])?.is_none() {
+                let bucket = String::from_utf8_lossy(name).into_owned();
+                return Err(MvccError::Refused(Refusal::RestoreBucketMissing { bucket }));
+            }
+        }
+    }
+    Ok(())
 }

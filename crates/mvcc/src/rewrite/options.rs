@@ -64,6 +64,38 @@ pub struct RewriteOptions {
     /// bump, mark-compacted, target version): the output is then compacted
     /// (no free pages). By default such edits are patched copy-on-write.
     pub rebuild: bool,
+    /// What the input's SHA-256 trailer must be.
+    pub input_trailer: InputTrailer,
+    /// Make the output a restored member's db ([`RestoreStamp`]).
+    pub restore: Option<RestoreStamp>,
+}
+
+/// What a rewrite requires of its input's SHA-256 trailer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputTrailer {
+    /// Checked when present; a raw db (none) is accepted.
+    #[default]
+    CheckedIfPresent,
+    /// Present and matching, as `snapshot restore` requires without
+    /// `--skip-hash-check`.
+    Required,
+    /// Not checked (`--skip-hash-check`): a mismatch is reported, not refused.
+    Skipped,
+}
+
+/// What `snapshot restore` stamps on a db so that it belongs to a new
+/// cluster: the `members` bucket replaced by the new members, the
+/// `members_removed` bucket emptied, and `meta`'s raft position set to the
+/// one the new WAL starts at (etcdutl's `TrimMembershipFromBackend`,
+/// `AddMember` and `UpdateConsistentIndex`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreStamp {
+    /// The `members` entries: member id in hex, the member's JSON (written in key order).
+    pub members: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `meta/consistent_index`: the index of the last entry the WAL holds.
+    pub consistent_index: u64,
+    /// `meta/term`: the WAL's term; `None` for the 3.4 line, which has no term.
+    pub term: Option<u64>,
 }
 
 impl Default for RewriteOptions {
@@ -88,6 +120,8 @@ impl Default for RewriteOptions {
             meter: Meter::default(),
             verify_output: false,
             rebuild: false,
+            input_trailer: InputTrailer::CheckedIfPresent,
+            restore: None,
         }
     }
 }

@@ -12,18 +12,18 @@ use etcdsnap_bolt::patch::{Edit, Patch};
 use etcdsnap_bolt::Db;
 use etcdsnap_io::{AtomicFile, Cancel};
 
-use super::buckets::{write_cluster, write_meta};
+use super::buckets::{write_cluster, write_members, write_meta};
 use super::entry::fate;
 use super::hook::HookStep;
 use super::observe::{finish_output, Nothing, Observed, Watched};
-use super::options::RewriteOptions;
+use super::options::{RestoreStamp, RewriteOptions};
 use super::plan::{keep_all_stamp, Plan, Planner, Stamp};
 use super::report::{OutputLayout, Produced};
 use super::write::{emit, walk_analysing, Counts, WriteAsSeen};
 use crate::error::{MvccError, Result};
 use crate::pipeline::Input;
 use crate::progress::Progress;
-use crate::schema::{CLUSTER, KEY, META};
+use crate::schema::{CLUSTER, KEY, MEMBERS, MEMBERS_REMOVED, META};
 use crate::stream::Piece;
 
 /// Whether the options keep the input's layout and at most drop entries (no
@@ -115,7 +115,7 @@ pub(crate) fn write_file(
         Basis::KeepAll(_) => &[],
         Basis::Drops(keys, _) => keys,
     };
-    let Some(patch) = patch_plan(&src.db, &basis.stamp(), drops)? else { return Ok(None) };
+    let Some(patch) = patch_plan(&src.db, &basis.stamp(), drops, opts.restore.as_ref())? else { return Ok(None) };
     if !drops.is_empty() && !drop_is_small(&src.db, &patch) {
         return Ok(None);
     }
@@ -150,12 +150,16 @@ fn drop_is_small(db: &Db<'_>, patch: &Patch) -> bool {
 
 /// The copy-on-write patch that deletes the `key`-bucket entries `drops` (in
 /// bucket order) and stamps `stamp` on `db` (`None`: rebuild).
-fn patch_plan(db: &Db<'_>, stamp: &Stamp, drops: &[&[u8]]) -> Result<Option<Patch>> {
+fn patch_plan(db: &Db<'_>, stamp: &Stamp, drops: &[&[u8]], restore: Option<&RestoreStamp>) -> Result<Option<Patch>> {
     let markers: Vec<(Vec<u8>, Vec<u8>)> = stamp.markers.iter().map(|m| (m.to_bytes().to_vec(), Vec::new())).collect();
     let meta_bucket = db.bucket(&[META])?;
     let mut meta = Collect::default();
     if let Some(b) = &meta_bucket {
-        write_meta(b, &mut meta, stamp)?;
+        write_meta(b, &mut meta, stamp, restore)?;
+    }
+    let mut members = Collect::default();
+    if let Some(r) = restore {
+        write_members(&mut members, r)?;
     }
     let cluster_bucket = db.bucket(&[CLUSTER])?;
     let mut cluster = Collect::default();
@@ -168,6 +172,11 @@ fn patch_plan(db: &Db<'_>, stamp: &Stamp, drops: &[&[u8]]) -> Result<Option<Patc
     }
     if meta_bucket.is_some() {
         edits.insert(META, Edit::Replace(&meta.0));
+    }
+    if restore.is_some() {
+        // The restore checked both buckets exist.
+        edits.insert(MEMBERS, Edit::Replace(&members.0));
+        edits.insert(MEMBERS_REMOVED, Edit::Replace(&[]));
     }
     if stamp.target.is_some() && cluster_bucket.is_some() {
         edits.insert(CLUSTER, Edit::Replace(&cluster.0));

@@ -9,7 +9,7 @@ use etcdsnap_bolt::builder::Sink;
 use etcdsnap_bolt::{Bucket, Db, Entry as BoltEntry};
 use etcdsnap_keys::{encryption, KeyRules};
 
-use super::buckets::{write_cluster, write_leases, write_meta, write_roles};
+use super::buckets::{write_cluster, write_leases, write_members, write_meta, write_roles};
 use super::entry::{fate, Fate, Value};
 use super::hook::HookStep;
 use super::options::RewriteOptions;
@@ -19,7 +19,7 @@ use crate::error::{MvccError, Result};
 use crate::kv::{encode_with_key, KvRef};
 use crate::progress::Progress;
 use crate::revision::{BucketKey, Revision};
-use crate::schema::{AUTH_ROLES, CLUSTER, KEY, LEASE, META};
+use crate::schema::{AUTH_ROLES, CLUSTER, KEY, LEASE, MEMBERS, MEMBERS_REMOVED, META};
 
 /// What the write pass did, for the report.
 #[derive(Default)]
@@ -83,7 +83,10 @@ pub(crate) fn emit_bucket<S: Sink>(
     c: &mut Counts,
 ) -> Result<()> {
     match (name, plan.target) {
-        (META, _) => write_meta(bucket, out, &plan.stamp()),
+        (META, _) => write_meta(bucket, out, &plan.stamp(), opts.restore.as_ref()),
+        (MEMBERS, _) if opts.restore.is_some() => opts.restore.as_ref().map_or(Ok(()), |r| write_members(out, r)),
+        // A restore's new cluster has no removed members (TrimMembershipFromBackend).
+        (MEMBERS_REMOVED, _) if opts.restore.is_some() => Ok(()),
         (LEASE, _) => write_leases(bucket, out, plan, opts.drop_orphan_leases, c),
         (AUTH_ROLES, _) => write_roles(bucket, out, &opts.rules, c),
         (CLUSTER, Some(target)) => write_cluster(bucket, out, target),

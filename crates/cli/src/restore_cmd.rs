@@ -1,0 +1,258 @@
+//! `etcdsnap restore`: a snapshot into member data dirs, as `etcdutl snapshot
+//! restore` writes them, with the rewrite's rules in the same pass.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use etcdsnap_datadir::restore::{restore, RestoreOptions, RestoreReport, Target};
+use etcdsnap_mvcc::rewrite::{CompactTombstones, Progress, RewriteOptions};
+use etcdsnap_mvcc::schema::EtcdLine;
+use serde::Serialize;
+
+use crate::output::{table, Out};
+use crate::rewrite_cmd::{report_json, ReportJson, TombstonesArg};
+use crate::Outcome;
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot file (`etcdctl snapshot save`), never modified; a raw db needs --skip-hash-check.
+    snapshot: PathBuf,
+    /// Human-readable name of the member to restore (etcdutl's --name).
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Path to the data dir [default: <name>.etcd]; refused when it exists and is not empty.
+    #[arg(long, value_name = "DIR", conflicts_with = "members_out")]
+    data_dir: Option<PathBuf>,
+    /// Path to the WAL dir [default: <data-dir>/member/wal]; refused when it exists.
+    #[arg(long, value_name = "DIR", conflicts_with = "members_out")]
+    wal_dir: Option<PathBuf>,
+    /// Initial cluster configuration for restore bootstrap, NAME=URL,… (as etcd's --initial-cluster).
+    #[arg(long, default_value = "default=http://localhost:2380")]
+    initial_cluster: String,
+    /// Initial cluster token for the etcd cluster during restore bootstrap.
+    #[arg(long, default_value = "etcd-cluster")]
+    initial_cluster_token: String,
+    /// The member's peer URLs to advertise (must equal its URLs in --initial-cluster).
+    #[arg(long, default_value = "http://localhost:2380", conflicts_with = "members_out")]
+    initial_advertise_peer_urls: String,
+    /// Restore every member of --initial-cluster from one read of the snapshot, each into DIR/<name>.
+    #[arg(long, value_name = "DIR")]
+    members_out: Option<PathBuf>,
+    /// Do not require the SHA-256 trailer, nor check it (a raw member/snap/db, a damaged trailer).
+    #[arg(long)]
+    skip_hash_check: bool,
+    #[command(flatten)]
+    rules: crate::rules_args::KeyRuleArgs,
+    /// Add one revision marker at the latest revision + N (etcdutl's --bump-revision).
+    #[arg(long, value_name = "N")]
+    bump_revision: Option<i64>,
+    /// Schedule a compaction at the new latest revision (etcdutl's --mark-compacted).
+    #[arg(long, conflicts_with = "compact")]
+    mark_compacted: bool,
+    /// Compact offline at the new latest revision (or --compact-rev).
+    #[arg(long)]
+    compact: bool,
+    /// Revision to compact at with --compact.
+    #[arg(long, value_name = "REV", requires = "compact")]
+    compact_rev: Option<i64>,
+    /// With --compact, a tombstone at exactly the compact revision: keep (etcd ≥3.5.16) or drop (≤3.5.15).
+    #[arg(long, value_enum, requires = "compact", default_value_t = TombstonesArg::Keep)]
+    compact_tombstones: TombstonesArg,
+    /// Restore for an older etcd line than the snapshot's (3.5 or 3.6): its restore's encoding, and the
+    /// storage version lowered as `etcdutl migrate` does. Default: the snapshot's own line.
+    #[arg(long, value_name = "3.5|3.6", value_parser = crate::rewrite_cmd::parse_target)]
+    target_version: Option<EtcdLine>,
+    /// The tenant API server's EncryptionConfiguration: values under renamed keys are re-sealed for
+    /// their new keys (see `rewrite --reencrypt`).
+    #[arg(long, value_name = "CONFIG", conflicts_with = "allow_key_bound_encrypted")]
+    reencrypt: Option<PathBuf>,
+    /// Rename values encrypted by key-bound providers anyway.
+    #[arg(long)]
+    allow_key_bound_encrypted: bool,
+    /// Drop lease records that no kept key references.
+    #[arg(long)]
+    drop_orphan_leases: bool,
+    /// Accept key rules that match no key.
+    #[arg(long)]
+    allow_empty_rules: bool,
+    /// Replace existing data dirs (each is moved aside, and removed once the new ones are in place).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    fmt: crate::output::FormatArgs,
+}
+
+#[derive(Serialize)]
+struct MemberJson {
+    name: String,
+    id: String,
+    data_dir: String,
+    wal_dir: String,
+    db_bytes: u64,
+    elapsed_ms: u64,
+}
+
+#[derive(Serialize)]
+struct RestoreJson<'a> {
+    snapshot: String,
+    cluster_id: String,
+    etcd_line: &'static str,
+    revision: i64,
+    consistent_index: u64,
+    term: u64,
+    hashkv: u32,
+    hashkv_compact_revision: i64,
+    members: Vec<MemberJson>,
+    rewrite: ReportJson<'a>,
+    elapsed_ms: u64,
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub fn run(a: &RestoreArgs, out: &mut Out) -> Result<Outcome> {
+    out.set_format(a.fmt.format());
+    let rewrite = RewriteOptions {
+        rules: a.rules.rules()?,
+        bump_revision: a.bump_revision,
+        mark_compacted: a.mark_compacted,
+        compact: a.compact.then_some(a.compact_rev),
+        compact_tombstones: match a.compact_tombstones {
+            TombstonesArg::Keep => CompactTombstones::Keep,
+            TombstonesArg::Drop => CompactTombstones::Drop,
+        },
+        target_version: a.target_version,
+        reseal: match &a.reencrypt {
+            Some(path) => {
+                let cfg = etcdsnap_k8s::EncryptionConfig::load(path)?;
+                if cfg.aesgcm.is_empty() && cfg.kms.is_empty() {
+                    bail!("{}: no aesgcm keys and no kms providers: nothing to re-encrypt with", path.display());
+                }
+                let r: std::sync::Arc<dyn etcdsnap_mvcc::rewrite::Reseal> =
+                    std::sync::Arc::new(etcdsnap_k8s::ConfigResealer::new(&cfg)?);
+                Some(r)
+            }
+            None => None,
+        },
+        allow_key_bound_encrypted: a.allow_key_bound_encrypted,
+        drop_orphan_leases: a.drop_orphan_leases,
+        allow_empty_rules: a.allow_empty_rules,
+        output: etcdsnap_io::CreateOptions { overwrite: false, remove_stale: a.force },
+        cancel: crate::interrupt::cancel_on_signals()?,
+        meter: etcdsnap_io::Meter::new(),
+        ..RewriteOptions::default()
+    };
+    let target = match &a.members_out {
+        Some(dir) => Target::All { dir: dir.clone() },
+        None => Target::One {
+            name: a.name.clone(),
+            advertise_peer_urls: a.initial_advertise_peer_urls.clone(),
+            data_dir: a.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.etcd", a.name))),
+            wal_dir: a.wal_dir.clone(),
+        },
+    };
+    let opts = RestoreOptions {
+        rewrite,
+        initial_cluster: a.initial_cluster.clone(),
+        token: a.initial_cluster_token.clone(),
+        target,
+        skip_hash_check: a.skip_hash_check,
+        force: a.force,
+    };
+    let mut bar = crate::progress::Bar::new(format!("restoring {}", a.snapshot.display()), &opts.rewrite.meter);
+    let progress: &mut dyn Progress = &mut bar;
+    let r = restore(&a.snapshot, &opts, progress)
+        .map_err(|e| match e {
+            etcdsnap_datadir::DataDirError::Db { context, source } => {
+                crate::rewrite_cmd::with_hint(source).context(context)
+            }
+            e => anyhow::Error::new(e),
+        })
+        .with_context(|| format!("restoring {}", a.snapshot.display()))
+        .map_err(|e| crate::paths::explained(&a.snapshot, e))?;
+    drop(bar);
+    let out_name = match &a.members_out {
+        Some(d) => d.clone(),
+        None => r.members.first().map(|m| m.data_dir.clone()).unwrap_or_default(),
+    };
+    let j = restore_json(a, &r, report_json(&a.snapshot, &out_name.join("member/snap/db"), &r.db));
+    if a.fmt.structured() {
+        out.json(&j)?;
+        return Ok(Outcome::Clean);
+    }
+    for line in report_lines(&j, &r) {
+        out.line(line)?;
+    }
+    Ok(Outcome::Clean)
+}
+
+fn restore_json<'r>(a: &RestoreArgs, r: &'r RestoreReport, rewrite: ReportJson<'r>) -> RestoreJson<'r> {
+    RestoreJson {
+        snapshot: a.snapshot.display().to_string(),
+        cluster_id: format!("{:x}", r.cluster_id),
+        etcd_line: r.line.as_str(),
+        revision: r.db.hashkv.current_revision,
+        consistent_index: r.consistent_index,
+        term: r.term,
+        hashkv: r.db.hashkv.hash,
+        hashkv_compact_revision: r.db.hashkv.compact_revision,
+        members: r
+            .members
+            .iter()
+            .map(|m| MemberJson {
+                name: m.name.clone(),
+                id: format!("{:x}", m.id),
+                data_dir: m.data_dir.display().to_string(),
+                wal_dir: m.wal_dir.display().to_string(),
+                db_bytes: m.db_bytes,
+                elapsed_ms: ms(m.elapsed),
+            })
+            .collect(),
+        rewrite,
+        elapsed_ms: ms(r.elapsed),
+    }
+}
+
+fn report_lines(j: &RestoreJson<'_>, r: &RestoreReport) -> Vec<String> {
+    let mut rows = vec![
+        vec!["cluster".into(), format!(
+            "{} ({} member{} restored as etcd {} restores)",
+            j.cluster_id,
+            j.members.len(),
+            if j.members.len() == 1 { "" } else { "s" },
+            j.etcd_line
+        )],
+        vec!["revision".into(), format!("{} -> {}", r.db.old_revision, r.db.new_revision)],
+        vec![
+            "compaction".into(),
+            format!(
+                "scheduled {}, finished {}",
+                r.db.scheduled_compact.map_or("-".into(), |v| v.to_string()),
+                r.db.finished_compact.map_or("-".into(), |v| v.to_string())
+            ),
+        ],
+        vec!["raft".into(), format!("consistent index {}, term {}", j.consistent_index, j.term)],
+        vec!["hashkv".into(), format!("{} (compact revision {})", j.hashkv, j.hashkv_compact_revision)],
+        vec![
+            "revisions".into(),
+            format!(
+                "{} read, {} kept, {} filtered, {} compacted, {} renamed",
+                r.db.revisions_read,
+                r.db.revisions_kept,
+                r.db.revisions_filtered,
+                r.db.revisions_compacted,
+                r.db.revisions_renamed
+            ),
+        ],
+    ];
+    for m in &j.members {
+        rows.push(vec![
+            format!("member {}", m.name),
+            format!("id {}, {} ({} bytes db), {} ms", m.id, m.data_dir, m.db_bytes, m.elapsed_ms),
+        ]);
+    }
+    rows.push(vec!["elapsed".into(), format!("{} ms", j.elapsed_ms)]);
+    table(&rows)
+}

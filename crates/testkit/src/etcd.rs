@@ -257,6 +257,33 @@ impl EtcdServer {
         server
     }
 
+    /// Spawns `version`'s etcd as the member `name` of the cluster
+    /// `initial_cluster` (`name=http://127.0.0.1:port,…`) on `data_dir`,
+    /// without waiting: a member of several is healthy only once a quorum runs
+    /// ([`EtcdServer::wait_healthy`]). Logs to `<data_dir>.etcd.log`.
+    pub fn spawn_member(
+        version: EtcdVersion,
+        name: &str,
+        data_dir: &Path,
+        client_port: u16,
+        peer_port: u16,
+        initial_cluster: &str,
+    ) -> EtcdServer {
+        let mut log_name = data_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "etcd".into());
+        log_name.push(".etcd.log");
+        let log_path = data_dir.with_file_name(log_name);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
+        let mut cmd = etcd_command(version, data_dir, client_port, peer_port, log);
+        // Later flags win in etcd's flag parsing: the member's own name and cluster.
+        cmd.args(["--name", name, "--initial-cluster", initial_cluster]);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        EtcdServer { version, child: Some(child), client_port, peer_port, data_dir: data_dir.to_path_buf(), log_path }
+    }
+
     /// Spawns `version`'s etcd on `data_dir` like [`EtcdServer::start`] but
     /// expects it to refuse the data dir: asserts that it exits non-zero within
     /// 30 s (killed and failed otherwise) and returns its log.
@@ -286,7 +313,8 @@ impl EtcdServer {
         text
     }
 
-    fn wait_healthy(&mut self) {
+    /// Waits (30 s at most) until `etcdctl endpoint health` succeeds; fails with the log tail.
+    pub fn wait_healthy(&mut self) {
         let deadline = Instant::now() + HEALTH_TIMEOUT;
         let mut last = String::new();
         loop {

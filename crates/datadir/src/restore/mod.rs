@@ -293,11 +293,14 @@ fn check_free(dir: &Path, flag: &str, force: bool) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(_) => dir.exists(),
     };
-    let occupied = occupied || (flag == "wal-dir" && dir.exists());
+    let shown = dir.display().to_string();
+    if flag == "wal-dir" && dir.exists() {
+        return Err(DataDirError::Exists { path: dir.to_path_buf(), what: format!("wal-dir {shown:?} exists") });
+    }
     if occupied && !force {
         return Err(DataDirError::Exists {
             path: dir.to_path_buf(),
-            what: format!("{flag} {:?} not empty or could not be read (--force replaces it)", dir.display().to_string()),
+            what: format!("{flag} {shown:?} not empty or could not be read (--force replaces it)"),
         });
     }
     Ok(())

@@ -50,6 +50,9 @@ pub struct RestoreArgs {
     /// Schedule a compaction at the new latest revision (etcdutl's --mark-compacted).
     #[arg(long, conflicts_with = "compact")]
     mark_compacted: bool,
+    /// The key space as it stood at revision N (see `rewrite --at-revision`).
+    #[arg(long, value_name = "N")]
+    at_revision: Option<i64>,
     /// Compact offline at the new latest revision (or --compact-rev).
     #[arg(long)]
     compact: bool,
@@ -142,6 +145,7 @@ pub fn run(a: &RestoreArgs, out: &mut Out) -> Result<Outcome> {
         output: etcdsnap_io::CreateOptions { overwrite: false, remove_stale: a.force },
         cancel: crate::interrupt::cancel_on_signals()?,
         meter: etcdsnap_io::Meter::new(),
+        at_revision: a.at_revision,
         ..RewriteOptions::default()
     };
     let target = match &a.members_out {
@@ -177,12 +181,14 @@ pub fn run(a: &RestoreArgs, out: &mut Out) -> Result<Outcome> {
         Some(d) => d.clone(),
         None => r.members.first().map(|m| m.data_dir.clone()).unwrap_or_default(),
     };
-    let j = restore_json(a, &r, report_json(&a.snapshot, &out_name.join("member/snap/db"), &r.db));
+    let mut rewrite = report_json(&a.snapshot, &out_name.join("member/snap/db"), &r.db);
+    rewrite.at_revision = a.at_revision;
+    let j = restore_json(a, &r, rewrite);
     if a.fmt.structured() {
         out.json(&j)?;
         return Ok(Outcome::Clean);
     }
-    for line in report_lines(&j, &r) {
+    for line in report_lines(a, &j, &r) {
         out.line(line)?;
     }
     Ok(Outcome::Clean)
@@ -215,7 +221,7 @@ fn restore_json<'r>(a: &RestoreArgs, r: &'r RestoreReport, rewrite: ReportJson<'
     }
 }
 
-fn report_lines(j: &RestoreJson<'_>, r: &RestoreReport) -> Vec<String> {
+fn report_lines(a: &RestoreArgs, j: &RestoreJson<'_>, r: &RestoreReport) -> Vec<String> {
     let mut rows = vec![
         vec!["cluster".into(), format!(
             "{} ({} member{} restored as etcd {} restores)",
@@ -247,6 +253,12 @@ fn report_lines(j: &RestoreJson<'_>, r: &RestoreReport) -> Vec<String> {
             ),
         ],
     ];
+    if let Some(n) = a.at_revision {
+        rows.push(vec![
+            "point in time".into(),
+            format!("revision {n}: {} later revisions cut ({}..={})", r.db.revisions_cut, n + 1, r.db.old_revision),
+        ]);
+    }
     for m in &j.members {
         rows.push(vec![
             format!("member {}", m.name),

@@ -31,6 +31,10 @@ pub struct RewriteArgs {
     /// Compact offline (drop superseded revisions; set scheduled and finished compact revisions).
     #[arg(long)]
     compact: bool,
+    /// The key space as it stood at revision N: every revision written after N is cut (refused when N
+    /// is below the compact revision); the latest revision stays (a marker), so clients never go back.
+    #[arg(long, value_name = "N")]
+    at_revision: Option<i64>,
     /// Revision to compact at with --compact [default: the new latest revision].
     #[arg(long, value_name = "REV", requires = "compact")]
     compact_rev: Option<i64>,
@@ -132,6 +136,7 @@ struct RevisionsJson {
     filtered: u64,
     compacted: u64,
     renamed: u64,
+    cut: u64,
     tombstones: u64,
     markers: Vec<i64>,
 }
@@ -192,6 +197,7 @@ pub(crate) struct ReportJson<'a> {
     output: String,
     old_revision: i64,
     new_revision: i64,
+    pub(crate) at_revision: Option<i64>,
     scheduled_compact_revision: Option<i64>,
     finished_compact_revision: Option<i64>,
     revisions: RevisionsJson,
@@ -261,6 +267,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         verify_output: a.verify_output,
         rebuild: a.rebuild,
         meter: etcdsnap_io::Meter::new(),
+        at_revision: a.at_revision,
         ..RewriteOptions::default()
     };
     // The library says how much it reads before writing (Progress::reading).
@@ -281,6 +288,7 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
     let mut j = report_json(&a.input, &a.output, &r);
     j.compact_tombstones = a.compact.then_some(opts.compact_tombstones.as_str());
     j.target_version = a.target_version.map(EtcdLine::as_str);
+    j.at_revision = a.at_revision;
     if a.fmt.structured() {
         out.json(&j)?;
         return Ok(Outcome::Clean);
@@ -299,6 +307,7 @@ pub(crate) fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport)
         output: output.display().to_string(),
         old_revision: r.old_revision,
         new_revision: r.new_revision,
+        at_revision: None,
         scheduled_compact_revision: r.scheduled_compact,
         finished_compact_revision: r.finished_compact,
         revisions: RevisionsJson {
@@ -307,6 +316,7 @@ pub(crate) fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport)
             filtered: r.revisions_filtered,
             compacted: r.revisions_compacted,
             renamed: r.revisions_renamed,
+            cut: r.revisions_cut,
             tombstones: r.tombstones,
             markers: r.markers_written.iter().map(|m| m.main).collect(),
         },
@@ -387,6 +397,12 @@ fn report_lines(j: &ReportJson<'_>, r: &RewriteReport) -> Vec<String> {
                 j.revisions.renamed,
                 j.revisions.tombstones
             ),
+        ],
+        vec![
+            "point in time".into(),
+            j.at_revision.map_or("latest".into(), |n| {
+                format!("revision {n}: {} later revisions cut ({}..={})", j.revisions.cut, n + 1, j.old_revision)
+            }),
         ],
         vec![
             "markers".into(),

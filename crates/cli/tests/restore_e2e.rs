@@ -324,3 +324,50 @@ fn refusals_leave_nothing_behind() {
     assert_eq!(entries(&wal), ["0000000000000000-0000000000000000.wal"]);
     assert!(!dir.join("e/member/wal").exists());
 }
+
+/// `--at-revision N`: the restored member serves what the original served at
+/// N (`get --rev N`), the revision does not go back, and N below the compact
+/// revision is refused naming it.
+#[test]
+fn at_revision_serves_the_past() {
+    for version in [EtcdVersion::V3_5_35, EtcdVersion::V3_6_16, EtcdVersion::V3_7_3] {
+        let dir = scratch(&format!("restore-at-{version}"));
+        let snapshot = version.fixture_snapshot();
+        let original = etcdsnap_testkit::restore_and_start(version, &snapshot, &format!("restore-at-orig-{version}"));
+        let st = original.ctl_json(&["endpoint", "status"]);
+        let latest = st[0]["Status"]["header"]["revision"].as_i64().unwrap();
+        let status = ok_json(&["status", s(&snapshot)]);
+        let compact = status["finished_compact_revision"].as_i64();
+        let compact = compact.unwrap_or_else(|| panic!("no compact revision in {status}"));
+        let n = compact + (latest - compact) / 2;
+        assert!(n > compact && n < latest, "{version}: fixture has no history to go back in ({compact}..{latest})");
+        let past = original.ctl_json(&["get", "", "--prefix", "--rev", &n.to_string()]);
+        let data = dir.join("data");
+        let (c, p) = (free_port(), free_port());
+        let peer = format!("http://127.0.0.1:{p}");
+        let r = ok_json(&[
+            "restore",
+            s(&snapshot),
+            "--at-revision",
+            &n.to_string(),
+            "--initial-cluster",
+            &format!("default={peer}"),
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--data-dir",
+            s(&data),
+        ]);
+        assert!(r["rewrite"]["revisions"]["cut"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["rewrite"]["at_revision"].as_i64(), Some(n));
+        let restored = EtcdServer::start(version, &data, c, p);
+        let now = restored.ctl_json(&["get", "", "--prefix"]);
+        assert_eq!(now["kvs"], past["kvs"], "{version}: key space at {n}");
+        assert_eq!(now["header"]["revision"].as_i64(), Some(latest), "{version}: the revision went back");
+        // Below the compact revision: refused, naming it.
+        let out = etcdsnap(&["restore", s(&snapshot), "--at-revision", &(compact - 1).to_string(), "--data-dir", s(&dir.join("x"))]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("compact revision {compact}")), "{err}");
+        assert!(!dir.join("x").exists());
+    }
+}

@@ -184,7 +184,7 @@ pub fn restore(input: &Path, opts: &RestoreOptions, progress: &mut dyn Progress)
         let db_bytes = match &db {
             None => {
                 let report = rewrite(input, &db_path, &rw, progress).map_err(|source| DataDirError::Db {
-                    context: format!("restoring {} into {}", input.display(), b.place.data_dir.display()),
+                    context: format!("writing the db of {}", b.place.data_dir.display()),
                     source,
                 })?;
                 let bytes = report.status.total_size;

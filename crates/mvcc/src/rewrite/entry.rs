@@ -6,9 +6,9 @@
 use std::borrow::Cow;
 
 use etcdsnap_bolt::Entry as BoltEntry;
-use etcdsnap_keys::KeyRules;
 
 use super::hook::{Asked, Decision, HookStep};
+use super::options::RewriteOptions;
 use crate::error::{MvccError, Result};
 use crate::kv::{encoded_len_with_key, KvRef};
 use crate::revision::BucketKey;
@@ -23,6 +23,8 @@ pub(crate) enum Fate<'e, 'h> {
     Filtered(KvRef<'e>),
     /// Dropped by the entry hook.
     HookDropped(KvRef<'e>),
+    /// Written after the point in time asked for (`at_revision`): cut.
+    Cut,
     /// Written (unless the offline compaction removes it).
     Kept {
         /// The stored `KeyValue`.
@@ -52,12 +54,16 @@ pub(crate) fn corrupt(key: &[u8], e: impl ToString) -> MvccError {
 
 /// The fate of entry `e`, the `ordinal`-th of the `key` bucket, and its revision.
 pub(crate) fn fate<'e, 'h>(
-    rules: &KeyRules,
+    opts: &RewriteOptions,
     hook: &'h mut HookStep<'_>,
     ordinal: u64,
     e: &BoltEntry<'e>,
 ) -> Result<(BucketKey, Fate<'e, 'h>)> {
+    let rules = &opts.rules;
     let at = BucketKey::parse(e.key).map_err(|err| corrupt(e.key, err))?;
+    if opts.at_revision.is_some_and(|n| at.rev.main > n) {
+        return Ok((at, Fate::Cut));
+    }
     if e.value.is_empty() {
         return Ok((at, Fate::Marker));
     }
@@ -78,7 +84,7 @@ impl Fate<'_, '_> {
     pub(crate) fn written_len(&self, stored: &[u8]) -> Option<usize> {
         match self {
             Fate::Marker => Some(0),
-            Fate::Filtered(_) | Fate::HookDropped(_) => None,
+            Fate::Filtered(_) | Fate::HookDropped(_) | Fate::Cut => None,
             Fate::Kept { value: Value::Stored, .. } => Some(stored.len()),
             // A re-sealed value keeps its length (checked where it is made).
             Fate::Kept { kv, key, value: Value::Renamed } => Some(encoded_len_with_key(kv, key.len())),

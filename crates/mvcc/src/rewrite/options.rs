@@ -64,6 +64,10 @@ pub struct RewriteOptions {
     /// bump, mark-compacted, target version): the output is then compacted
     /// (no free pages). By default such edits are patched copy-on-write.
     pub rebuild: bool,
+    /// The key space as it stood at this revision: every entry written after
+    /// it is cut (refused below the compact revision, whose history is gone).
+    /// The revision does not go back: a marker keeps the input's latest.
+    pub at_revision: Option<i64>,
     /// What the input's SHA-256 trailer must be.
     pub input_trailer: InputTrailer,
     /// Make the output a restored member's db ([`RestoreStamp`]).
@@ -120,6 +124,7 @@ impl Default for RewriteOptions {
             meter: Meter::default(),
             verify_output: false,
             rebuild: false,
+            at_revision: None,
             input_trailer: InputTrailer::CheckedIfPresent,
             restore: None,
         }

@@ -70,7 +70,12 @@ pub(crate) const DROP_PASS_WALKS: u64 = 1;
 /// The walks of the input a patched rewrite of `db` with `opts` makes;
 /// `None` when it cannot be patched (a rebuild).
 pub(crate) fn planned_walks(db: &Db<'_>, opts: &RewriteOptions) -> Option<u64> {
-    patchable(db, opts).then_some(if opts.rules.is_empty() { 1 } else { DROP_PASS_WALKS.saturating_add(1) })
+    patchable(db, opts).then_some(if keeps_all(opts) { 1 } else { DROP_PASS_WALKS.saturating_add(1) })
+}
+
+/// Whether the options keep every entry (no rules, no point in time).
+fn keeps_all(opts: &RewriteOptions) -> bool {
+    opts.rules.is_empty() && opts.at_revision.is_none()
 }
 
 /// What a patch is made from.
@@ -103,7 +108,7 @@ pub(crate) fn write_file(
     if !patchable(&src.db, opts) {
         return Ok(None);
     }
-    let basis = if opts.rules.is_empty() {
+    let basis = if keeps_all(opts) {
         Basis::KeepAll(keep_all_stamp(&src.db, opts)?)
     } else {
         match drop_pass(&src.db, opts, progress)? {
@@ -131,7 +136,7 @@ fn drop_pass<'a>(db: &Db<'a>, opts: &RewriteOptions, progress: &mut dyn Progress
     if let Some(b) = db.bucket(&[KEY])? {
         for (ordinal, e) in (0u64..).zip(b.cursor()) {
             let e = e?;
-            let (at, fate) = fate(&opts.rules, &mut hook, ordinal, &e)?;
+            let (at, fate) = fate(opts, &mut hook, ordinal, &e)?;
             planner.see(ordinal, e.key, at, &fate)?;
             if planner.dropped().is_none() {
                 return Ok(None);

@@ -143,14 +143,15 @@ impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
                 }
                 return Ok(());
             }
+            // Written after the point in time: as if never written.
+            Fate::Cut => {
+                self.list_drop(bucket_key);
+                return Ok(());
+            }
             Fate::Filtered(kv) => {
                 self.present |= kv.key == COMPACT_REV_KEY;
                 self.counter.count(rules, kv.key);
-                match &mut self.drops {
-                    DropList::Listing(l) if l.len() < self.drop_cap => l.push(bucket_key),
-                    DropList::Listing(_) => self.drops = DropList::Past,
-                    DropList::Off | DropList::Past => {}
-                }
+                self.list_drop(bucket_key);
                 return Ok(());
             }
             // The hook's drops count as the filter's: they move the latest
@@ -197,6 +198,15 @@ impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
             ix.add(ordinal, kv.key, at);
         }
         Ok(())
+    }
+
+    /// Lists a dropped entry's bucket key for a patched drop.
+    fn list_drop(&mut self, bucket_key: &'a [u8]) {
+        match &mut self.drops {
+            DropList::Listing(l) if l.len() < self.drop_cap => l.push(bucket_key),
+            DropList::Listing(_) => self.drops = DropList::Past,
+            DropList::Off | DropList::Past => {}
+        }
     }
 
     /// Refuses a kept key `source` written as `target` when another kept key
@@ -255,8 +265,17 @@ impl<'a, 'o, 'p> Planner<'a, 'o, 'p> {
             let rules: Vec<String> = unmatched.iter().map(ToString::to_string).collect();
             return Err(MvccError::Refused(Refusal::RulesMatchedNothing { rules, revisions }));
         }
-        let (markers, new_latest) = latest_and_markers(opts, self.old_latest, self.last_kept)?;
         let old_compact = meta.compact_rev();
+        if let Some(n) = opts.at_revision {
+            // The history below the compact revision is gone: no state before it is knowable.
+            if n < old_compact {
+                return Err(MvccError::Compacted { rev: n, compact: old_compact });
+            }
+            if n > self.old_latest.main {
+                return Err(MvccError::FutureRev { rev: n, current: self.old_latest.main });
+            }
+        }
+        let (markers, new_latest) = latest_and_markers(opts, self.old_latest, self.last_kept)?;
         let keep = match (opts.compact, self.index) {
             (Some(at), Some(mut ix)) => {
                 let r = at.unwrap_or(new_latest);

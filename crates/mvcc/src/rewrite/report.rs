@@ -23,6 +23,8 @@ pub struct RewriteReport {
     pub revisions_kept: u64,
     /// Entries dropped by the key filter or the entry hook.
     pub revisions_filtered: u64,
+    /// Entries written after `at_revision`, cut.
+    pub revisions_cut: u64,
     /// Entries dropped by the offline compaction.
     pub revisions_compacted: u64,
     /// Entries whose key was renamed.
@@ -157,6 +159,7 @@ impl Produced {
             revisions_read: plan.revisions,
             revisions_kept: c.kept,
             revisions_filtered: c.filtered,
+            revisions_cut: c.cut,
             revisions_compacted: c.compacted,
             revisions_renamed: c.renamed,
             values_replaced: c.values_replaced,

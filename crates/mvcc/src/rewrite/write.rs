@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use etcdsnap_bolt::builder::Sink;
 use etcdsnap_bolt::{Bucket, Db, Entry as BoltEntry};
-use etcdsnap_keys::{encryption, KeyRules};
+use etcdsnap_keys::encryption;
 
 use super::buckets::{write_cluster, write_leases, write_members, write_meta, write_roles};
 use super::entry::{fate, Fate, Value};
@@ -26,6 +26,8 @@ use crate::schema::{AUTH_ROLES, CLUSTER, KEY, LEASE, MEMBERS, MEMBERS_REMOVED, M
 pub(crate) struct Counts {
     pub(crate) kept: u64,
     pub(crate) filtered: u64,
+    /// Entries after `at_revision`.
+    pub(crate) cut: u64,
     pub(crate) compacted: u64,
     pub(crate) renamed: u64,
     pub(crate) values_replaced: u64,
@@ -63,7 +65,7 @@ pub(crate) fn emit<S: Sink>(
         let bucket = root.child(top)?;
         out.create_bucket(top.key, bucket.sequence())?;
         if top.key == KEY {
-            let done = write_key_entries(&bucket, out, plan, &opts.rules, hook, c)?;
+            let done = write_key_entries(&bucket, out, plan, opts, hook, c)?;
             write_key_tail(out, plan, done, c)?;
         } else {
             emit_bucket(top.key, &bucket, out, plan, opts, c)?;
@@ -99,7 +101,7 @@ fn write_key_entries<S: Sink>(
     b: &Bucket<'_>,
     out: &mut S,
     plan: &Plan,
-    rules: &KeyRules,
+    opts: &RewriteOptions,
     hook: &mut HookStep<'_>,
     c: &mut Counts,
 ) -> Result<u64> {
@@ -112,7 +114,7 @@ fn write_key_entries<S: Sink>(
         if done.checked_rem(CANCEL_EVERY) == Some(0) {
             plan.cancel.check()?;
         }
-        let (at, fate) = fate(rules, hook, ordinal, &e)?;
+        let (at, fate) = fate(opts, hook, ordinal, &e)?;
         write_key_entry(out, plan, ordinal, &e, at, fate, &mut buf, c)?;
     }
     Ok(done)
@@ -134,6 +136,10 @@ fn write_key_entry<S: Sink>(
         // Entries of dropped keys count as filtered, with or without --compact.
         Fate::Filtered(_) | Fate::HookDropped(_) => {
             bump(&mut c.filtered);
+            return Ok(());
+        }
+        Fate::Cut => {
+            bump(&mut c.cut);
             return Ok(());
         }
         _ if compacted_away(plan, ordinal, at) => {
@@ -291,7 +297,7 @@ pub(crate) fn walk_analysing<'a, S: Sink, P: KeyPass<S>>(
                     let e: BoltEntry<'a> = e?;
                     let ordinal = done;
                     done = done.saturating_add(1);
-                    let (at, fate) = fate(&opts.rules, hook, ordinal, &e)?;
+                    let (at, fate) = fate(opts, hook, ordinal, &e)?;
                     p.see(ordinal, e.key, at, &fate)?;
                     pass.entry(out, &provisional, ordinal, &e, at, fate, &mut c)?;
                 }

@@ -2,6 +2,7 @@
 //! restore` writes them, with the rewrite's rules in the same pass.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -221,15 +222,22 @@ fn restore_json<'r>(a: &RestoreArgs, r: &'r RestoreReport, rewrite: ReportJson<'
     }
 }
 
+fn secs(ms: u64) -> f64 {
+    Duration::from_millis(ms).as_secs_f64()
+}
+
 fn report_lines(a: &RestoreArgs, j: &RestoreJson<'_>, r: &RestoreReport) -> Vec<String> {
     let mut rows = vec![
-        vec!["cluster".into(), format!(
-            "{} ({} member{} restored as etcd {} restores)",
-            j.cluster_id,
-            j.members.len(),
-            if j.members.len() == 1 { "" } else { "s" },
-            j.etcd_line
-        )],
+        vec![
+            "cluster".into(),
+            format!(
+                "{} ({} member{}, written as etcd {}'s restore writes them)",
+                j.cluster_id,
+                j.members.len(),
+                if j.members.len() == 1 { "" } else { "s" },
+                j.etcd_line
+            ),
+        ],
         vec!["revision".into(), format!("{} -> {}", r.db.old_revision, r.db.new_revision)],
         vec![
             "compaction".into(),
@@ -256,15 +264,20 @@ fn report_lines(a: &RestoreArgs, j: &RestoreJson<'_>, r: &RestoreReport) -> Vec<
     if let Some(n) = a.at_revision {
         rows.push(vec![
             "point in time".into(),
-            format!("revision {n}: {} later revisions cut ({}..={})", r.db.revisions_cut, n + 1, r.db.old_revision),
+            format!(
+                "revision {n}: {} later revisions cut ({}..={})",
+                r.db.revisions_cut,
+                n.saturating_add(1),
+                r.db.old_revision
+            ),
         ]);
     }
     for m in &j.members {
         rows.push(vec![
             format!("member {}", m.name),
-            format!("id {}, {} ({} bytes db), {} ms", m.id, m.data_dir, m.db_bytes, m.elapsed_ms),
+            format!("id {}, {} ({} bytes db) in {:.2}s", m.id, m.data_dir, m.db_bytes, secs(m.elapsed_ms)),
         ]);
     }
-    rows.push(vec!["elapsed".into(), format!("{} ms", j.elapsed_ms)]);
+    rows.push(vec!["elapsed".into(), format!("in {:.2}s", secs(j.elapsed_ms))]);
     table(&rows)
 }

@@ -380,7 +380,7 @@ fn report_lines(j: &ReportJson<'_>, r: &RewriteReport) -> Vec<String> {
     } else {
         j.encrypted.iter().map(|(p, n)| format!("{p} {n}")).collect::<Vec<_>>().join(", ")
     };
-    let rows = vec![
+    let mut rows = vec![
         vec!["revision".into(), format!("{} -> {}", j.old_revision, j.new_revision)],
         vec![
             "compaction".into(),
@@ -397,12 +397,6 @@ fn report_lines(j: &ReportJson<'_>, r: &RewriteReport) -> Vec<String> {
                 j.revisions.renamed,
                 j.revisions.tombstones
             ),
-        ],
-        vec![
-            "point in time".into(),
-            j.at_revision.map_or("latest".into(), |n| {
-                format!("revision {n}: {} later revisions cut ({}..={})", j.revisions.cut, n + 1, j.old_revision)
-            }),
         ],
         vec![
             "markers".into(),
@@ -458,6 +452,15 @@ fn report_lines(j: &ReportJson<'_>, r: &RewriteReport) -> Vec<String> {
         ],
         vec!["bytes".into(), format!("{} -> {} in {:.2}s", j.bytes_in, j.bytes_out, r.elapsed.as_secs_f64())],
     ];
+    if let Some(n) = j.at_revision {
+        let cut = format!(
+            "revision {n}: {} later revisions cut ({}..={})",
+            j.revisions.cut,
+            n.saturating_add(1),
+            j.old_revision
+        );
+        rows.insert(3, vec!["point in time".into(), cut]);
+    }
     let mut rows = rows;
     // KMS plugin calls, after the re-encrypted counts (only when a plugin was asked).
     if !j.plugin_calls.is_empty() {

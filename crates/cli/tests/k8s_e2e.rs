@@ -203,6 +203,23 @@ fn restore_start(version: EtcdVersion, snapshot: &Path, dir: &Path) -> EtcdServe
     EtcdServer::start(version, &data, client, peer)
 }
 
+/// Restores `snapshot` with `etcdsnap restore` (no etcdutl) into `<dir>/data` and starts etcd on it.
+fn etcdsnap_restore_start(version: EtcdVersion, snapshot: &Path, dir: &Path) -> EtcdServer {
+    let data = dir.join("data");
+    let (client, peer) = (free_port(), free_port());
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let out = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .arg("restore")
+        .arg(snapshot)
+        .args(["--name", "default", "--initial-cluster", &format!("default={peer_url}")])
+        .args(["--initial-advertise-peer-urls", &peer_url, "-q", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "etcdsnap restore {}: {}", snapshot.display(), String::from_utf8_lossy(&out.stderr));
+    EtcdServer::start(version, &data, client, peer)
+}
+
 /// The raw value of `key` as etcd stores it.
 fn etcd_value(server: &EtcdServer, key: &str) -> Vec<u8> {
     let mut out = server.ctl_ok(&["get", key, "--print-value-only"]);
@@ -501,7 +518,8 @@ fn tenant_move(version: EtcdVersion) {
     assert!(
         report["encrypted"]["aescbc"].as_u64().unwrap() >= 2 && report["encrypted"]["secretbox"].as_u64().unwrap() >= 2
     );
-    let new_etcd = restore_start(version, &moved, &dir.join("new-etcd"));
+    // The tenant's new control plane is restored without etcdutl.
+    let new_etcd = etcdsnap_restore_start(version, &moved, &dir.join("new-etcd"));
     // The Event is stored with an etcd lease (kube's --event-ttl), carried
     // with its id to the new etcd.
     let event_lease = |server: &EtcdServer, key: &str| kv_rows(&server.ctl_json(&["get", key]))[0].lease;
@@ -774,7 +792,7 @@ fn move_tenant_b_reencrypted(
     let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
     assert_eq!((delta("v2 Decrypt ok"), delta("v2 Encrypt ok")), (1, 0), "the plugin's log: {after:?}");
 
-    let etcd = restore_start(version, &moved, &dir.join("etcd-b-reencrypted"));
+    let etcd = etcdsnap_restore_start(version, &moved, &dir.join("etcd-b-reencrypted"));
     let config = ApiserverConfig {
         etcd: etcd.endpoint(),
         etcd_prefix: "/registry".into(),

@@ -70,8 +70,12 @@ fn snap_membership(path: &Path) -> (Vec<(String, String)>, Value, Vec<u8>) {
 fn stock_restore(version: EtcdVersion, snapshot: &Path, name: &str, data_dir: &Path) {
     let port = 2380 + name[1..].parse::<u16>().unwrap() - 1;
     let mut cmd = version.snapshot_tool_command();
-    cmd.args(["snapshot", "restore", s(snapshot), "--name", name, "--initial-cluster", CLUSTER3])
-        .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{port}"), "--data-dir", s(data_dir)]);
+    cmd.args(["snapshot", "restore", s(snapshot), "--name", name, "--initial-cluster", CLUSTER3]).args([
+        "--initial-advertise-peer-urls",
+        &format!("http://127.0.0.1:{port}"),
+        "--data-dir",
+        s(data_dir),
+    ]);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
@@ -108,10 +112,17 @@ fn parity_with_the_stock_restore_of_every_line() {
             if version == EtcdVersion::V3_4_23 {
                 // 3.4's restore leaves the old members in the db (DIFFERENCES.md); all else is equal.
                 let without = |d: &str| -> Vec<String> {
-                    d.lines().filter(|l| !l.contains(" 6d656d62657273 ") && !l.starts_with("END")).map(String::from).collect()
+                    d.lines()
+                        .filter(|l| !l.contains(" 6d656d62657273 ") && !l.starts_with("END"))
+                        .map(String::from)
+                        .collect()
                 };
                 assert_eq!(without(&theirs_dump), without(&mine_dump), "{ctx}: db dump besides members");
-                assert_eq!(mine_dump.lines().filter(|l| l.starts_with("K 6d656d62657273 ")).count(), 3, "{ctx}: our members bucket");
+                assert_eq!(
+                    mine_dump.lines().filter(|l| l.starts_with("K 6d656d62657273 ")).count(),
+                    3,
+                    "{ctx}: our members bucket"
+                );
             } else {
                 assert_eq!(theirs_dump, mine_dump, "{ctx}: Go bbolt dump of the db");
             }
@@ -152,7 +163,8 @@ fn tenant_move_in_the_restore_command() {
                     kvs.iter()
                         .map(|kv| {
                             use base64::Engine;
-                            let k = base64::engine::general_purpose::STANDARD.decode(kv["key"].as_str().unwrap()).unwrap();
+                            let k =
+                                base64::engine::general_purpose::STANDARD.decode(kv["key"].as_str().unwrap()).unwrap();
                             String::from_utf8_lossy(&k).into_owned()
                         })
                         .collect()
@@ -161,7 +173,10 @@ fn tenant_move_in_the_restore_command() {
             assert!(!keys.is_empty(), "{version}: no keys after the move");
             for k in &keys {
                 assert!(
-                    k.starts_with("/registry/") || k.starts_with("/tenant-1/") || k == "compact_rev_key" || k.starts_with("restore-e2e"),
+                    k.starts_with("/registry/")
+                        || k.starts_with("/tenant-1/")
+                        || k == "compact_rev_key"
+                        || k.starts_with("restore-e2e"),
                     "{version}: key {k} is outside the moved tenant"
                 );
             }
@@ -226,7 +241,12 @@ fn run_cluster(version: EtcdVersion, dir: &Path, extra: &[&str], more: impl FnOn
     let mut hashes = Vec::new();
     for srv in &servers {
         let st = srv.ctl_json(&["endpoint", "status"]);
-        assert_eq!(st[0]["Status"]["header"]["revision"].as_i64(), Some(revision), "{ctx}: revision of {}", srv.endpoint());
+        assert_eq!(
+            st[0]["Status"]["header"]["revision"].as_i64(),
+            Some(revision),
+            "{ctx}: revision of {}",
+            srv.endpoint()
+        );
         let hk = srv.ctl_json(&["endpoint", "hashkv"]);
         hashes.push(hk[0]["HashKV"]["hash"].as_u64().unwrap());
     }
@@ -253,7 +273,11 @@ fn run_cluster(version: EtcdVersion, dir: &Path, extra: &[&str], more: impl FnOn
     let snap = dir.join("saved.db");
     servers[0].ctl_ok(&["snapshot", "save", s(&snap)]);
     let v = etcdsnap(&["verify", s(&snap)]);
-    assert!(v.status.success(), "{ctx}: verify of the restored cluster's snapshot: {}", String::from_utf8_lossy(&v.stdout));
+    assert!(
+        v.status.success(),
+        "{ctx}: verify of the restored cluster's snapshot: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
     for srv in &mut servers {
         srv.stop();
     }
@@ -282,13 +306,38 @@ fn refusals_leave_nothing_behind() {
     let data = dir.join("d");
     let d = s(&data);
     // A member not in the cluster; duplicate URLs; URLs that do not match.
-    refused(&["restore", s(&snap), "--name", "x", "--initial-cluster", CLUSTER3, "--data-dir", d], "couldn't find local name \"x\"");
     refused(
-        &["restore", s(&snap), "--name", "a", "--initial-cluster", "a=http://h:1,b=http://h:1", "--initial-advertise-peer-urls", "http://h:1", "--data-dir", d],
+        &["restore", s(&snap), "--name", "x", "--initial-cluster", CLUSTER3, "--data-dir", d],
+        "couldn't find local name \"x\"",
+    );
+    refused(
+        &[
+            "restore",
+            s(&snap),
+            "--name",
+            "a",
+            "--initial-cluster",
+            "a=http://h:1,b=http://h:1",
+            "--initial-advertise-peer-urls",
+            "http://h:1",
+            "--data-dir",
+            d,
+        ],
         "duplicate url",
     );
     refused(
-        &["restore", s(&snap), "--name", "n1", "--initial-cluster", CLUSTER3, "--initial-advertise-peer-urls", "http://127.0.0.1:9", "--data-dir", d],
+        &[
+            "restore",
+            s(&snap),
+            "--name",
+            "n1",
+            "--initial-cluster",
+            CLUSTER3,
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:9",
+            "--data-dir",
+            d,
+        ],
         "missing from --initial-advertise-peer-urls",
     );
     // Duplicate names under --members-out name one member with two URLs: etcd's rule.
@@ -299,6 +348,8 @@ fn refusals_leave_nothing_behind() {
     bytes[n - 1] ^= 1;
     std::fs::write(&bad, &bytes).unwrap();
     refused(&["restore", s(&bad), "--data-dir", d], "trailer mismatch");
+    // Missing parents are created (as etcdutl does), and removed again on failure.
+    refused(&["restore", s(&bad), "--data-dir", s(&dir.join("p/q/r"))], "trailer mismatch");
     let raw = EtcdVersion::V3_5_35.fixture_raw_db();
     refused(&["restore", s(&raw), "--data-dir", d], "--skip-hash-check");
     // With it, both restore.
@@ -314,6 +365,9 @@ fn refusals_leave_nothing_behind() {
     assert!(r["revision"].as_i64().unwrap() > 5, "{r}");
     assert!(std::fs::read(&marker).unwrap() != before, "--force did not replace the db");
     assert_eq!(entries(&dir), ["bad.db", "d"], "--force left the old dir behind");
+    ok_json(&["restore", s(&snap), "--data-dir", s(&dir.join("p/q/r"))]);
+    assert!(dir.join("p/q/r/member/snap/db").is_file());
+    std::fs::remove_dir_all(dir.join("p")).unwrap();
     // A wal dir that exists is refused.
     let wal = dir.join("w");
     std::fs::create_dir(&wal).unwrap();
@@ -364,7 +418,14 @@ fn at_revision_serves_the_past() {
         assert_eq!(now["kvs"], past["kvs"], "{version}: key space at {n}");
         assert_eq!(now["header"]["revision"].as_i64(), Some(latest), "{version}: the revision went back");
         // Below the compact revision: refused, naming it.
-        let out = etcdsnap(&["restore", s(&snapshot), "--at-revision", &(compact - 1).to_string(), "--data-dir", s(&dir.join("x"))]);
+        let out = etcdsnap(&[
+            "restore",
+            s(&snapshot),
+            "--at-revision",
+            &(compact - 1).to_string(),
+            "--data-dir",
+            s(&dir.join("x")),
+        ]);
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("compact revision {compact}")), "{err}");

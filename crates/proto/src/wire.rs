@@ -192,7 +192,10 @@ mod tests {
         assert_eq!(Fields::new(&[0x0b]).next().unwrap().unwrap_err().kind, WireErrorKind::WireType(3));
         assert_eq!(Fields::new(&[0x02, 0x00]).next().unwrap().unwrap_err().kind, WireErrorKind::FieldZero(2));
         // A tag whose value should start where the message ends: truncated at the end.
-        assert_eq!(Fields::new(&[0x48]).next().unwrap().unwrap_err(), WireError { kind: WireErrorKind::Truncated, offset: 1 });
+        assert_eq!(
+            Fields::new(&[0x48]).next().unwrap().unwrap_err(),
+            WireError { kind: WireErrorKind::Truncated, offset: 1 }
+        );
         let mut f = Fields::new(&[0x0a, 0x05, 1]);
         assert!(f.next().unwrap().is_err() && f.next().is_none(), "iteration ends after an error");
     }

@@ -15,6 +15,7 @@ pub(crate) struct RevisionsJson {
     pub(crate) filtered: u64,
     pub(crate) compacted: u64,
     pub(crate) renamed: u64,
+    pub(crate) cut: u64,
     pub(crate) tombstones: u64,
     pub(crate) markers: Vec<i64>,
 }
@@ -68,6 +69,7 @@ pub(crate) struct ReportJson {
     pub(crate) output: String,
     pub(crate) old_revision: i64,
     pub(crate) new_revision: i64,
+    pub(crate) at_revision: Option<i64>,
     pub(crate) scheduled_compact_revision: Option<i64>,
     pub(crate) finished_compact_revision: Option<i64>,
     pub(crate) revisions: RevisionsJson,

@@ -274,7 +274,11 @@ mod tests {
     #[test]
     fn refusals_as_etcd_words_them() {
         let e = |ic: &str| Cluster::parse(ic, "t").unwrap_err().to_string();
-        assert!(e("a=http://h:1,b=http://h:1").contains("duplicate url http://h:1"), "{}", e("a=http://h:1,b=http://h:1"));
+        assert!(
+            e("a=http://h:1,b=http://h:1").contains("duplicate url http://h:1"),
+            "{}",
+            e("a=http://h:1,b=http://h:1")
+        );
         assert!(e("a=http://h").contains("does not have the form \"host:port\""));
         assert!(e("a=http://h:1/p").contains("must not contain a path"));
         assert!(e("a=ftp://h:1").contains("scheme must be"));

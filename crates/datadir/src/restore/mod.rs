@@ -161,6 +161,14 @@ pub fn restore(input: &Path, opts: &RestoreOptions, progress: &mut dyn Progress)
         // 3.4 keeps no term in the db.
         term: (line >= EtcdLine::V3_5).then_some(raft::TERM),
     };
+    // etcdutl creates missing parents (CreateDirAll); removed again on failure.
+    let mut parents = Parents::default();
+    for p in &places {
+        parents.make(&p.data_dir)?;
+        if let Some(w) = &p.wal_dir {
+            parents.make(w)?;
+        }
+    }
     let mut building = Vec::with_capacity(places.len());
     for place in places {
         let set_aside = if opts.force { SetAside::existing(&place.data_dir)? } else { None };
@@ -217,6 +225,7 @@ pub fn restore(input: &Path, opts: &RestoreOptions, progress: &mut dyn Progress)
     rw.cancel.check()?;
     let Some((db, _)) = db else { return Err(DataDirError::Cluster("no member to restore".into())) };
     commit_all(building)?;
+    parents.keep();
     Ok(RestoreReport {
         cluster_id: cluster.id,
         line,
@@ -264,23 +273,55 @@ fn places<'c>(cluster: &'c Cluster, target: &Target) -> Result<Vec<Place<'c>>> {
             let member = cluster.local(name, advertise_peer_urls)?;
             Ok(vec![Place { member, data_dir: data_dir.clone(), wal_dir: wal_dir.clone() }])
         }
-        Target::All { dir } => {
-            if !dir.is_dir() {
-                create_dir_private(dir)?;
+        Target::All { dir } => cluster
+            .members
+            .iter()
+            .map(|member| {
+                let n = &member.name;
+                if n.is_empty() || n == "." || n == ".." || n.contains(['/', '\0']) {
+                    return Err(DataDirError::Cluster(format!(
+                        "member name {n:?} cannot name a directory under --members-out"
+                    )));
+                }
+                Ok(Place { member, data_dir: dir.join(n), wal_dir: None })
+            })
+            .collect(),
+    }
+}
+
+/// Directories a restore created above its data dirs (outermost first),
+/// removed again (when still empty) unless [`keep`](Parents::keep) is called.
+#[derive(Default)]
+struct Parents {
+    made: Vec<PathBuf>,
+    keep: bool,
+}
+
+impl Parents {
+    /// Creates the missing ancestors of `dir` (mode 0700).
+    fn make(&mut self, dir: &Path) -> Result<()> {
+        let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) else { return Ok(()) };
+        let missing: Vec<PathBuf> = parent
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        create_dir_private(parent)?;
+        self.made.extend(missing.into_iter().rev());
+        Ok(())
+    }
+
+    fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for Parents {
+    fn drop(&mut self) {
+        if !self.keep {
+            for d in self.made.iter().rev() {
+                let _ = fs::remove_dir(d);
             }
-            cluster
-                .members
-                .iter()
-                .map(|member| {
-                    let n = &member.name;
-                    if n.is_empty() || n == "." || n == ".." || n.contains(['/', '\0']) {
-                        return Err(DataDirError::Cluster(format!(
-                            "member name {n:?} cannot name a directory under --members-out"
-                        )));
-                    }
-                    Ok(Place { member, data_dir: dir.join(n), wal_dir: None })
-                })
-                .collect()
         }
     }
 }
@@ -315,7 +356,10 @@ fn line_of(input: &Path) -> Result<EtcdLine> {
     let meta = read_meta(&db).map_err(ctx)?;
     let v = meta.version();
     v.line().ok_or_else(|| {
-        DataDirError::input(input, format!("storage version {} is not a line this tool knows; give --target-version", v.as_str()))
+        DataDirError::input(
+            input,
+            format!("storage version {} is not a line this tool knows; give --target-version", v.as_str()),
+        )
     })
 }
 
@@ -357,7 +401,10 @@ impl SetAside {
         if !dir.join("member").is_dir() {
             return Err(DataDirError::Exists {
                 path: dir.to_path_buf(),
-                what: format!("{} is not an etcd data dir (no member/): --force only replaces data dirs", dir.display()),
+                what: format!(
+                    "{} is not an etcd data dir (no member/): --force only replaces data dirs",
+                    dir.display()
+                ),
             });
         }
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

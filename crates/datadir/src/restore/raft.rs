@@ -211,7 +211,11 @@ fn v2_store(cluster: &Cluster, line: EtcdLine) -> String {
         })
         .collect();
     let n = indexed.len();
-    let members_dir = if n == 0 { String::new() } else { format!("\"members\":{}", node("/0/members", 1, "", &format!("{{{}}}", members.join(",")))) };
+    let members_dir = if n == 0 {
+        String::new()
+    } else {
+        format!("\"members\":{}", node("/0/members", 1, "", &format!("{{{}}}", members.join(","))))
+    };
     let root = node(
         "/",
         0,
@@ -235,7 +239,7 @@ fn v2_store(cluster: &Cluster, line: EtcdLine) -> String {
     format!(
         "{{\"Root\":{root},\"WatcherHub\":{{\"EventHistory\":{{\"Queue\":{{\"Events\":[{}],\"Size\":{n},\"Front\":0,\"Back\":{},\"Capacity\":{capacity}}},\"StartIndex\":{},\"LastIndex\":{n}}}}},\"CurrentIndex\":{n},\"Stats\":{{\"getsSuccess\":0,\"getsFail\":{gets_fail},\"setsSuccess\":0,\"setsFail\":0,\"deleteSuccess\":0,\"deleteFail\":0,\"updateSuccess\":0,\"updateFail\":0,\"createSuccess\":{n},\"createFail\":0,\"compareAndSwapSuccess\":0,\"compareAndSwapFail\":0,\"compareAndDeleteSuccess\":0,\"compareAndDeleteFail\":0,\"expireCount\":0,\"watchers\":0}},\"CurrentVersion\":2}}",
         events.join(","),
-        n % capacity,
+        n.checked_rem(capacity).unwrap_or(0),
         usize::from(n > 0),
     )
 }

@@ -30,9 +30,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::error::{MvccError, Refusal, Result};
-use crate::schema::{MEMBERS, MEMBERS_REMOVED, META};
 use crate::pipeline::{interrupted, whole_file, OnMismatch};
 pub use crate::progress::{NoProgress, Progress};
+use crate::schema::{MEMBERS, MEMBERS_REMOVED, META};
 
 mod buckets;
 mod entry;

@@ -142,7 +142,7 @@ fn three_members_from_one_run_start_on_every_line() {
 /// A tenant move in the same command: the restored cluster serves the tenant under /registry/.
 #[test]
 fn tenant_move_in_the_restore_command() {
-    for version in [EtcdVersion::V3_5_35, EtcdVersion::V3_6_16] {
+    for version in EtcdVersion::ALL {
         let dir = scratch(&format!("restore-tenant-{version}"));
         let rules = [
             "--include",
@@ -384,7 +384,7 @@ fn refusals_leave_nothing_behind() {
 /// revision is refused naming it.
 #[test]
 fn at_revision_serves_the_past() {
-    for version in [EtcdVersion::V3_5_35, EtcdVersion::V3_6_16, EtcdVersion::V3_7_3] {
+    for version in EtcdVersion::ALL {
         let dir = scratch(&format!("restore-at-{version}"));
         let snapshot = version.fixture_snapshot();
         let original = etcdsnap_testkit::restore_and_start(version, &snapshot, &format!("restore-at-orig-{version}"));

@@ -182,28 +182,45 @@ pub fn restore(input: &Path, opts: &RestoreOptions, progress: &mut dyn Progress)
     rw.trailer = TrailerMode::Never;
     rw.input_trailer = if opts.skip_hash_check { InputTrailer::Skipped } else { InputTrailer::Required };
     rw.restore = Some(stamp);
-    let mut db: Option<(RewriteReport, PathBuf)> = None;
+    let Some((first, rest)) = building.split_first() else {
+        return Err(DataDirError::Cluster("no member to restore".into()));
+    };
+    let t = Instant::now();
+    let first_db = first.data.path().join("member/snap/db");
+    create_dir_private(&first.data.path().join("member/snap"))?;
+    let db = rewrite(input, &first_db, &rw, progress).map_err(|source| DataDirError::Db {
+        context: format!("writing the db of {}", first.place.data_dir.display()),
+        source,
+    })?;
+    let first_time = t.elapsed();
+    // The other members' dbs are copies, made in parallel (copy_file_range:
+    // in the kernel, extents shared where the file system can).
+    let copies: Vec<Result<(u64, std::time::Duration)>> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = rest
+            .iter()
+            .map(|b| {
+                let (from, cancel) = (&first_db, &rw.cancel);
+                scope.spawn(move || -> Result<(u64, std::time::Duration)> {
+                    let t = Instant::now();
+                    let snap_dir = b.data.path().join("member/snap");
+                    create_dir_private(&snap_dir)?;
+                    cancel.check()?;
+                    let to = snap_dir.join("db");
+                    let n = fs::copy(from, &to).map_err(|e| etcdsnap_io::Error::io(&to, e))?;
+                    Ok((n, t.elapsed()))
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| j.join().unwrap_or_else(|_| Err(DataDirError::Cluster("a db copy panicked".into()))))
+            .collect()
+    });
     let mut members = Vec::with_capacity(building.len());
-    for b in &building {
+    let sizes = std::iter::once(Ok((db.status.total_size, first_time))).chain(copies);
+    for (b, copied) in building.iter().zip(sizes) {
+        let (db_bytes, copy_time) = copied?;
         let t = Instant::now();
         let snap_dir = b.data.path().join("member/snap");
-        create_dir_private(&snap_dir)?;
-        let db_path = snap_dir.join("db");
-        let db_bytes = match &db {
-            None => {
-                let report = rewrite(input, &db_path, &rw, progress).map_err(|source| DataDirError::Db {
-                    context: format!("writing the db of {}", b.place.data_dir.display()),
-                    source,
-                })?;
-                let bytes = report.status.total_size;
-                db = Some((report, db_path.clone()));
-                bytes
-            }
-            Some((_, first)) => {
-                rw.cancel.check()?;
-                fs::copy(first, &db_path).map_err(|e| etcdsnap_io::Error::io(&db_path, e))?
-            }
-        };
         write_file(&snap_dir.join(&raft.snap_name), &raft.snap_file)?;
         let wal_dir = match &b.wal {
             Some(w) => w.path().to_path_buf(),
@@ -219,11 +236,10 @@ pub fn restore(input: &Path, opts: &RestoreOptions, progress: &mut dyn Progress)
             data_dir: b.place.data_dir.clone(),
             wal_dir: b.place.wal_dir.clone().unwrap_or_else(|| b.place.data_dir.join("member/wal")),
             db_bytes,
-            elapsed: t.elapsed(),
+            elapsed: copy_time.saturating_add(t.elapsed()),
         });
     }
     rw.cancel.check()?;
-    let Some((db, _)) = db else { return Err(DataDirError::Cluster("no member to restore".into())) };
     commit_all(building)?;
     parents.keep();
     Ok(RestoreReport {

@@ -461,7 +461,6 @@ fn report_lines(j: &ReportJson<'_>, r: &RewriteReport) -> Vec<String> {
         );
         rows.insert(3, vec!["point in time".into(), cut]);
     }
-    let mut rows = rows;
     // KMS plugin calls, after the re-encrypted counts (only when a plugin was asked).
     if !j.plugin_calls.is_empty() {
         let calls: Vec<String> = j

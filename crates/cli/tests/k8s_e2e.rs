@@ -36,6 +36,8 @@
     clippy::cast_sign_loss
 )]
 
+mod etcd_support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -57,59 +59,9 @@ const NS_B: &str = "bank";
 const RESOURCES_A: [&str; 5] =
     ["v1/namespaces", "v1/configmaps@shop", "v1/secrets@shop", "example.com/v1/widgets@shop", "v1/events@shop"];
 
-// ---------------------------------------------------------------------------
-// Objects
-
-fn create(obj: Value) -> Value {
-    json!({"op": "create", "object": obj})
-}
-
-fn update(obj: Value) -> Value {
-    json!({"op": "update", "object": obj})
-}
-
-fn delete(obj: Value) -> Value {
-    json!({"op": "delete", "object": obj})
-}
-
-fn namespace(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"tenant": name}}})
-}
-
-fn config_map(ns: &str, name: &str, value: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "ConfigMap",
-           "metadata": {"name": name, "namespace": ns, "labels": {"app": "e2e"}},
-           "data": {"value": value}})
-}
-
-fn secret(ns: &str, name: &str, value: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-           "metadata": {"name": name, "namespace": ns},
-           "stringData": {"password": value}})
-}
-
-fn widget_crd() -> Value {
-    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": "widgets.example.com"},
-           "spec": {"group": "example.com", "scope": "Namespaced",
-                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-                    "versions": [{"name": "v1", "served": true, "storage": true,
-                                  "schema": {"openAPIV3Schema": {"type": "object",
-                                             "x-kubernetes-preserve-unknown-fields": true}}}]}})
-}
-
-fn widget(name: &str, size: u32) -> Value {
-    json!({"apiVersion": "example.com/v1", "kind": "Widget",
-           "metadata": {"name": name, "namespace": NS_A}, "spec": {"size": size}})
-}
-
-fn event(name: &str, about: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Event",
-           "metadata": {"name": name, "namespace": NS_A},
-           "involvedObject": {"kind": "ConfigMap", "namespace": NS_A, "name": about, "apiVersion": "v1"},
-           "reason": "E2E", "message": format!("about {about}"), "type": "Normal",
-           "source": {"component": "k8s-e2e"}, "count": 1})
-}
+#[path = "k8s_e2e/objects.rs"]
+mod objects;
+use objects::*;
 
 fn rv_of(obj: &Value) -> u64 {
     obj.pointer("/metadata/resourceVersion")
@@ -195,28 +147,14 @@ fn snapshot_save(server: &EtcdServer, path: &Path) -> u64 {
     v["revision"].as_u64().unwrap()
 }
 
-/// Restores `snapshot` with the stock etcdutl into `<dir>/data` and starts etcd on it.
-fn restore_start(version: EtcdVersion, snapshot: &Path, dir: &Path) -> EtcdServer {
-    let data = dir.join("data");
-    let (client, peer) = (free_port(), free_port());
-    restore(version, snapshot, &data, peer);
-    EtcdServer::start(version, &data, client, peer)
-}
-
-/// Restores `snapshot` with `etcdsnap restore` (no etcdutl) into `<dir>/data` and starts etcd on it.
-fn etcdsnap_restore_start(version: EtcdVersion, snapshot: &Path, dir: &Path) -> EtcdServer {
-    let data = dir.join("data");
-    let (client, peer) = (free_port(), free_port());
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let out = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
-        .arg("restore")
-        .arg(snapshot)
-        .args(["--name", "default", "--initial-cluster", &format!("default={peer_url}")])
-        .args(["--initial-advertise-peer-urls", &peer_url, "-q", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "etcdsnap restore {}: {}", snapshot.display(), String::from_utf8_lossy(&out.stderr));
+/// Restores `snapshot` into `<dir>/data`, by `etcdsnap restore` or (`stock`) etcdutl, and starts etcd on it.
+fn restore_start(version: EtcdVersion, snapshot: &Path, dir: &Path, stock: bool) -> EtcdServer {
+    let (data, client, peer) = (dir.join("data"), free_port(), free_port());
+    if stock {
+        restore(version, snapshot, &data, peer);
+    } else {
+        etcd_support::etcdsnap_restore(snapshot, &data, peer);
+    }
     EtcdServer::start(version, &data, client, peer)
 }
 
@@ -519,7 +457,7 @@ fn tenant_move(version: EtcdVersion) {
         report["encrypted"]["aescbc"].as_u64().unwrap() >= 2 && report["encrypted"]["secretbox"].as_u64().unwrap() >= 2
     );
     // The tenant's new control plane is restored without etcdutl.
-    let new_etcd = etcdsnap_restore_start(version, &moved, &dir.join("new-etcd"));
+    let new_etcd = restore_start(version, &moved, &dir.join("new-etcd"), false);
     // The Event is stored with an etcd lease (kube's --event-ttl), carried
     // with its id to the new etcd.
     let event_lease = |server: &EtcdServer, key: &str| kv_rows(&server.ctl_json(&["get", key]))[0].lease;
@@ -645,7 +583,7 @@ fn tenant_move(version: EtcdVersion) {
     let moved_nb = dir.join("moved-no-bump.db");
     let report_nb = rewrite_ok(&early, &moved_nb, &strs(&move_args("tenant-a", None)));
     assert_eq!(report_nb["new_revision"].as_u64(), Some(early_rev));
-    let etcd_nb = restore_start(version, &moved_nb, &dir.join("etcd-no-bump"));
+    let etcd_nb = restore_start(version, &moved_nb, &dir.join("etcd-no-bump"), true);
     let nb_config = ApiserverConfig {
         etcd: etcd_nb.endpoint(),
         port: free_port(),
@@ -698,7 +636,7 @@ fn tenant_move(version: EtcdVersion) {
     let report_b = rewrite_ok(&final_snap, &moved_b, &strs(&forced));
     // aesgcm gcm-0 and gcm-1's first revision, KMS v2 kms-0, kms-1 and gcm-1's update.
     assert_eq!(report_b["key_bound_renamed"], 5, "{report_b}");
-    let etcd_b = restore_start(version, &moved_b, &dir.join("etcd-b"));
+    let etcd_b = restore_start(version, &moved_b, &dir.join("etcd-b"), true);
     let b_moved_config = ApiserverConfig {
         etcd: etcd_b.endpoint(),
         etcd_prefix: "/registry".into(),
@@ -792,7 +730,7 @@ fn move_tenant_b_reencrypted(
     let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
     assert_eq!((delta("v2 Decrypt ok"), delta("v2 Encrypt ok")), (1, 0), "the plugin's log: {after:?}");
 
-    let etcd = etcdsnap_restore_start(version, &moved, &dir.join("etcd-b-reencrypted"));
+    let etcd = restore_start(version, &moved, &dir.join("etcd-b-reencrypted"), false);
     let config = ApiserverConfig {
         etcd: etcd.endpoint(),
         etcd_prefix: "/registry".into(),

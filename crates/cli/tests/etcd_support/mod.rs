@@ -122,3 +122,16 @@ pub fn assert_rows_eq(ours: &[Row], theirs: &[Row], what: &str) {
 pub fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
 }
+
+/// `etcdsnap restore SNAPSHOT` as the one member `default` with its peer on
+/// 127.0.0.1:`peer`, into `data_dir`; asserts success.
+pub fn etcdsnap_restore(snapshot: &Path, data_dir: &Path, peer: u16) {
+    let url = format!("http://127.0.0.1:{peer}");
+    let cluster = format!("default={url}");
+    let args = ["restore", s(snapshot), "--initial-cluster", &cluster, "--initial-advertise-peer-urls", &url];
+    etcdsnap_ok(&[&args[..], &["-q", "--data-dir", s(data_dir)]].concat());
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

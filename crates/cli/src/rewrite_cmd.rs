@@ -362,7 +362,7 @@ pub(crate) fn report_json<'r>(input: &Path, output: &Path, r: &'r RewriteReport)
         trailer_sha256: r.trailer_out.as_ref().map(hex),
         layout: r.layout.as_str(),
         pages_rewritten: match r.layout {
-            etcdsnap_mvcc::rewrite::OutputLayout::Patched { replaced } => Some(replaced),
+            etcdsnap_mvcc::rewrite::OutputLayout::Patched { replaced, .. } => Some(replaced),
             etcdsnap_mvcc::rewrite::OutputLayout::Rebuilt => None,
         },
         bytes_in: r.bytes_in,

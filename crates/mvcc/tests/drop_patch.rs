@@ -159,7 +159,7 @@ fn small_drops_are_patched_and_hold_what_the_rebuild_holds() {
                 (dir.join(format!("{file}-p.db")), dir.join(format!("{file}-p2.db")), dir.join(format!("{file}-r.db")));
             let rp = run_ok(&input, &p, &opts);
             let rr = run_ok(&input, &r, &RewriteOptions { rebuild: true, ..opts.clone() });
-            let OutputLayout::Patched { replaced } = rp.layout else { panic!("{v} {name}: {:?}", rp.layout) };
+            let OutputLayout::Patched { replaced, .. } = rp.layout else { panic!("{v} {name}: {:?}", rp.layout) };
             assert!(replaced >= 2 && replaced * 8 <= hwm, "{v} {name}: {replaced} of {hwm} pages");
             assert_eq!(rr.layout, OutputLayout::Rebuilt, "{v} {name}");
             assert!(rp.revisions_filtered > 0, "{v} {name}: drops something");

@@ -557,7 +557,7 @@ fn patch_and_rebuild_hold_the_same() {
             run_ok(&snapshot(v), &p2, &opts);
             let rr = run_ok(&snapshot(v), &r, &RewriteOptions { rebuild: true, ..opts.clone() });
             assert!(
-                matches!(rp.layout, OutputLayout::Patched { replaced } if replaced >= 1),
+                matches!(rp.layout, OutputLayout::Patched { replaced, .. } if replaced >= 1),
                 "{v} {name}: {:?}",
                 rp.layout
             );

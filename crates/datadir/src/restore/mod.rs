@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use etcdsnap_io::{create_dir_private, create_file_private, AtomicDir, DirOptions, MappedFile};
-use etcdsnap_mvcc::rewrite::{rewrite, InputTrailer, Progress, RestoreStamp, RewriteOptions, RewriteReport};
+use etcdsnap_mvcc::rewrite::{
+    rewrite, InputTrailer, OutputLayout, Progress, RestoreStamp, RewriteOptions, RewriteReport,
+};
 use etcdsnap_mvcc::schema::{read_meta, EtcdLine};
 use etcdsnap_mvcc::TrailerMode;
 
@@ -199,14 +201,13 @@ pub fn restore(input: &Path, opts: &RestoreOptions, progress: &mut dyn Progress)
         let jobs: Vec<_> = rest
             .iter()
             .map(|b| {
-                let (from, cancel) = (&first_db, &rw.cancel);
+                let (from, cancel, layout) = (&first_db, &rw.cancel, db.layout);
                 scope.spawn(move || -> Result<(u64, std::time::Duration)> {
                     let t = Instant::now();
                     let snap_dir = b.data.path().join("member/snap");
                     create_dir_private(&snap_dir)?;
                     cancel.check()?;
-                    let to = snap_dir.join("db");
-                    let n = fs::copy(from, &to).map_err(|e| etcdsnap_io::Error::io(&to, e))?;
+                    let n = copy_db(input, from, layout, &snap_dir.join("db"))?;
                     Ok((n, t.elapsed()))
                 })
             })
@@ -377,6 +378,42 @@ fn line_of(input: &Path) -> Result<EtcdLine> {
             format!("storage version {} is not a line this tool knows; give --target-version", v.as_str()),
         )
     })
+}
+
+/// Another member's copy of the db `first` written from `input` with `layout`.
+///
+/// A patched db is mostly the input's pages at their own offsets; those come
+/// from the input, which the page cache holds (the first db's carried pages
+/// went to the disk around it), and only the rest from `first`. A rebuilt
+/// db is copied whole. Both copies stay in the kernel (`copy_file_range`).
+fn copy_db(input: &Path, first: &Path, layout: OutputLayout, to: &Path) -> Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let OutputLayout::Patched { carried_from, carried_to, .. } = layout else {
+        return fs::copy(first, to).map_err(|e| etcdsnap_io::Error::io(to, e).into());
+    };
+    let open = |p: &Path| fs::File::open(p).map_err(|e| etcdsnap_io::Error::io(p, e));
+    let (mut src, mut head) = (open(input)?, open(first)?);
+    let len = head.metadata().map_err(|e| etcdsnap_io::Error::io(first, e))?.len();
+    let mut out = create_file_private(to)?;
+    let io_to = |e| etcdsnap_io::Error::io(to, e);
+    let mut copy = |from: &mut fs::File, at: u64, end: u64, path: &Path| -> Result<()> {
+        from.seek(SeekFrom::Start(at)).map_err(|e| etcdsnap_io::Error::io(path, e))?;
+        out.seek(SeekFrom::Start(at)).map_err(io_to)?;
+        let want = end.saturating_sub(at);
+        let n = std::io::copy(&mut from.take(want), &mut out).map_err(io_to)?;
+        if n != want {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{} ended at {}", path.display(), at.saturating_add(n)),
+            );
+            return Err(etcdsnap_io::Error::io(path, e).into());
+        }
+        Ok(())
+    };
+    copy(&mut head, 0, carried_from, first)?;
+    copy(&mut src, carried_from, carried_to, input)?;
+    copy(&mut head, carried_to, len, first)?;
+    Ok(len)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -243,7 +243,9 @@ fn write_patched(
     };
     let observed = Observed { status: observed, kv, bytes: patch.bytes(), page_size: db.page_size(), compact };
     let (atomic, made) = finish_output(atomic, output, opts, trailer_out, observed)?;
-    Ok((atomic, Produced { layout: OutputLayout::Patched { replaced: patch.replaced }, plan, c, made }))
+    let carried_to = patch.carried.saturating_mul(db.page_size() as u64);
+    let layout = OutputLayout::Patched { replaced: patch.replaced, carried_from: patch.carried_offset(), carried_to };
+    Ok((atomic, Produced { layout, plan, c, made }))
 }
 
 /// The patched output's figures and counts, watched from the input walked

@@ -100,6 +100,11 @@ pub enum OutputLayout {
     Patched {
         /// Pages written again.
         replaced: u64,
+        /// The output's bytes `[carried_from, carried_to)` are the input's
+        /// bytes at the same offsets (its pages from 2 to its high-water mark).
+        carried_from: u64,
+        /// End of the carried bytes.
+        carried_to: u64,
     },
 }
 

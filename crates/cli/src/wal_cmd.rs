@@ -194,6 +194,10 @@ fn print_verify(
     }
     if layout.db.is_some() {
         rows.push(vec!["db consistent_index".into(), opt(ci)]);
+        if let (Some(n), Some(c), Some(last)) = (json::entries_after(ci, r.last_index), ci, r.last_index) {
+            let range = if n > 0 { format!(" (indexes {}..={last})", c.saturating_add(1)) } else { String::new() };
+            rows.push(vec!["after the db".into(), format!("{n} entries{range}, replayed by etcd at start")]);
+        }
     }
     for l in table(&rows) {
         out.line(l)?;

@@ -32,6 +32,8 @@ pub struct SegmentReport {
     pub first_index: Option<u64>,
     /// Index of its last entry.
     pub last_index: Option<u64>,
+    /// Type of its first valid record (etcd starts every segment with a crc record).
+    pub first_type: Option<i64>,
 }
 
 /// A jump in raft indexes that no snapshot record explains.
@@ -128,6 +130,14 @@ pub enum WalFindingKind {
     ConsistentIndexBelowSnapshot,
     /// The db's `consistent_index` is beyond the WAL's last index.
     ConsistentIndexBeyondWal,
+    /// A segment does not start with a crc record (empty, zeroed or never
+    /// written: etcd writes one first in every segment it creates or cuts).
+    MissingCrc,
+    /// The WAL holds no metadata record (etcd writes it first in every segment).
+    MissingMetadata,
+    /// No snapshot record the WAL can be opened at: etcd's `ReadAll` fails
+    /// with "wal: snapshot not found".
+    SnapshotNotFound,
 }
 
 impl WalFindingKind {
@@ -145,6 +155,9 @@ impl WalFindingKind {
             Self::NoUsableSnapshot => "no-usable-snapshot",
             Self::ConsistentIndexBelowSnapshot => "consistent-index-below-snapshot",
             Self::ConsistentIndexBeyondWal => "consistent-index-beyond-wal",
+            Self::MissingCrc => "missing-crc",
+            Self::MissingMetadata => "missing-metadata",
+            Self::SnapshotNotFound => "snapshot-not-found",
         }
     }
 }
@@ -189,6 +202,57 @@ impl WalReport {
         let mut p = Vec::new();
         if self.segments.is_empty() {
             p.push(WalFinding::new(K::NoSegments, "no WAL segments".to_string()));
+        }
+        // Where a read stopped, the segments after it were not read: only
+        // those before (and the one stopped in, if it had records) are judged.
+        let stopped_in =
+            self.corruption.as_ref().map(|c| c.segment.as_str()).or(self.torn.as_ref().map(|t| t.segment.as_str()));
+        for s in &self.segments {
+            let stopped_here = stopped_in == Some(s.segment.name.as_str());
+            match s.first_type {
+                Some(t) if t != CRC_TYPE => p.push(
+                    WalFinding::new(
+                        K::MissingCrc,
+                        format!("{}: offset 0: the first record is of type {t}, not a crc record", s.segment.name),
+                    )
+                    .at(&s.segment.name, Some(0)),
+                ),
+                None if !stopped_here => p.push(
+                    WalFinding::new(
+                        K::MissingCrc,
+                        format!(
+                            "{}: offset 0: no record ({} bytes of zeros or nothing): every segment starts with a crc record",
+                            s.segment.name, s.segment.size
+                        ),
+                    )
+                    .at(&s.segment.name, Some(0)),
+                ),
+                _ => {}
+            }
+            if stopped_here {
+                break;
+            }
+        }
+        let read_whole = self.corruption.is_none() && self.torn.is_none();
+        if !self.segments.is_empty() && self.metadata_records == 0 && read_whole {
+            let first = self.segments.first().map(|s| s.segment.name.as_str()).unwrap_or("");
+            p.push(
+                WalFinding::new(
+                    K::MissingMetadata,
+                    format!("{first}: no metadata record in the WAL (etcd writes one at the start of every segment)"),
+                )
+                .at(first, None),
+            );
+        }
+        if !self.segments.is_empty() && self.snapshots.is_empty() && read_whole {
+            let first = self.segments.first().map(|s| s.segment.name.as_str()).unwrap_or("");
+            p.push(
+                WalFinding::new(
+                    K::SnapshotNotFound,
+                    format!("{first}: no snapshot record: etcd cannot open this WAL (\"wal: snapshot not found\")"),
+                )
+                .at(first, None),
+            );
         }
         for (a, b) in &self.sequence_gaps {
             p.push(
@@ -339,7 +403,14 @@ fn name_of(segments: &[Segment], i: usize) -> &str {
 
 impl SegmentReport {
     fn empty(s: &Segment) -> Self {
-        SegmentReport { segment: s.clone(), records: 0, data_end: 0, first_index: None, last_index: None }
+        SegmentReport {
+            segment: s.clone(),
+            records: 0,
+            data_end: 0,
+            first_index: None,
+            last_index: None,
+            first_type: None,
+        }
     }
 }
 
@@ -391,6 +462,7 @@ impl Acc {
         }
         self.r.records = self.r.records.saturating_add(1);
         if let Some(s) = self.r.segments.get_mut(slot) {
+            s.first_type.get_or_insert(f.record.rec_type);
             s.records = s.records.saturating_add(1);
         }
         let data = f.record.data();
@@ -503,6 +575,7 @@ impl Acc {
             s.records = ws.records;
             s.first_index = ws.first_index;
             s.last_index = ws.last_index;
+            s.first_type = ws.first_type;
             s.data_end = end.data_end;
         }
         // A segment without records leaves the chain as it was.

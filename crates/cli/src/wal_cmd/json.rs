@@ -59,6 +59,7 @@ pub fn verify_json(layout: &WalPaths, r: &WalReport, ci: Option<u64>, problems: 
         })).collect::<Vec<_>>(),
         "usable_snapshot": r.usable_snapshot.map(|s| json!({"index": s.index, "term": s.term})),
         "consistent_index": ci,
+        "entries_after_db": entries_after(ci, r.last_index),
         "problems": problems.iter().map(|p| json!({
             "kind": p.kind.code(), "file": p.file, "offset": p.offset, "index": p.index, "message": p.message,
         })).collect::<Vec<_>>(),
@@ -261,4 +262,10 @@ fn irr(r: &InternalRaftRequest) -> Value {
         put("auth_role_revoke_permission", json!({"role": a.role, "key": b(&a.key), "range_end": b(&a.range_end)}));
     }
     Value::Object(m)
+}
+
+/// Entries the WAL holds above the db's `consistent_index`: what etcd replays
+/// into the db at start (the writes not yet in it).
+pub fn entries_after(ci: Option<u64>, last: Option<u64>) -> Option<u64> {
+    Some(last?.saturating_sub(ci?))
 }

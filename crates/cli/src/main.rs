@@ -18,6 +18,7 @@ mod progress;
 mod restore_cmd;
 mod rewrite_cmd;
 mod rules_args;
+mod salvage_cmd;
 mod wal_cmd;
 
 use std::process::ExitCode;
@@ -54,6 +55,8 @@ enum Command {
     Rewrite(rewrite_cmd::RewriteArgs),
     /// Restore a snapshot into member data dirs, as `etcdutl snapshot restore` (one member or all).
     Restore(restore_cmd::RestoreArgs),
+    /// Salvage a damaged db or snapshot into a restorable snapshot; report what was lost (exit 1 if anything).
+    Salvage(salvage_cmd::SalvageArgs),
     /// What fills the file: live data, history and leases per tenant, resource, namespace or prefix.
     Du(du_cmd::DuArgs),
     /// Where two snapshots, dbs or members' data dirs differ (keys, leases, auth, members, history).
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Get(a) => with_out(|out| keys_cmd::get_cmd(&a, out)),
         Command::Rewrite(a) => with_out(|out| rewrite_cmd::run(&a, out)),
         Command::Restore(a) => with_out(|out| restore_cmd::run(&a, out)),
+        Command::Salvage(a) => with_out(|out| salvage_cmd::run(&a, out)),
         Command::Du(a) => with_out(|out| du_cmd::run(&a, out)),
         Command::Diff(a) => with_out(|out| diff_cmd::run(&a, out)),
         Command::Wal(cmd) => with_out(|out| wal_cmd::run(cmd, out)),

@@ -16,6 +16,7 @@ mod pipeline;
 mod progress;
 pub mod revision;
 pub mod rewrite;
+pub mod salvage;
 pub mod schema;
 pub mod snapshot;
 pub mod status;

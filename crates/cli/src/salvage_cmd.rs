@@ -182,7 +182,7 @@ fn lines(j: &SalvageJson<'_>, r: &SalvageReport) -> Vec<String> {
             if j.compact_revision_known {
                 format!(
                     "revisions {}..={} (at or below the compact revision {} only each key's latest is kept)",
-                    j.compact_revision.saturating_add(1),
+                    j.compact_revision.saturating_add(1).max(2),
                     j.latest_revision,
                     j.compact_revision
                 )

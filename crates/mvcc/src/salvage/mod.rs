@@ -190,7 +190,7 @@ pub fn salvage(input: &Path, output: &Path, opts: &SalvageOptions) -> Result<Sal
 /// compaction deleted (a deleted key's last put outlives its tombstone in a
 /// freed page): it is left out and counted. With neither tree nor `meta`,
 /// every copy is kept (the report says the compact revision is unknown).
-fn choose(all: &Records, compact: Option<i64>) -> (Records, u64) {
+fn choose<'a>(all: &Records<'a>, compact: Option<i64>) -> (Records<'a>, u64) {
     let tree_latest = all
         .iter()
         .filter(|(_, (_, s))| *s == Source::Reachable)
@@ -207,7 +207,7 @@ fn choose(all: &Records, compact: Option<i64>) -> (Records, u64) {
             (Source::Scanned, Ok(at)) => floor.is_none_or(|f| at.rev.main > f),
         };
         if keep {
-            kept.insert(bk.clone(), (v.clone(), *src));
+            kept.insert(*bk, (*v, *src));
         } else {
             ignored = ignored.saturating_add(1);
         }
@@ -223,27 +223,32 @@ struct Built {
 
 /// Writes every bucket etcd creates: `key` from `revisions`, the others as
 /// the walk found them (`lease` also from recognised pages).
-fn write_clean(out: &mut std::fs::File, found: &scan::Found, revisions: &Records, page_size: usize) -> Result<Built> {
+fn write_clean(
+    out: &mut std::fs::File,
+    found: &scan::Found<'_>,
+    revisions: &Records<'_>,
+    page_size: usize,
+) -> Result<Built> {
     let opts = BuildOptions { page_size: u32::try_from(page_size).unwrap_or(4096), ..BuildOptions::default() };
     let mut b = Builder::new(std::io::BufWriter::new(out), opts)?;
-    let mut names: BTreeSet<Vec<u8>> = ALL_BUCKETS.iter().map(|n| n.to_vec()).collect();
-    names.extend(found.buckets.keys().cloned());
+    let mut names: BTreeSet<&[u8]> = ALL_BUCKETS.iter().copied().collect();
+    names.extend(found.buckets.keys().copied());
     let mut outcomes = Vec::new();
     let mut leases = BTreeSet::new();
     for name in names {
-        b.create_bucket(&name, found.sequences.get(&name).copied().unwrap_or(0))?;
+        b.create_bucket(name, found.sequences.get(name).copied().unwrap_or(0))?;
         let (records, from) = if name == KEY {
             for (k, (v, _)) in revisions {
                 b.put(k, v)?;
             }
             (revisions.len() as u64, if found.revisions.is_empty() { "lost" } else { "tree" })
         } else {
-            let tree = found.buckets.get(&name);
+            let tree = found.buckets.get(name);
             let mut merged: BTreeMap<&[u8], &[u8]> = BTreeMap::new();
             if name == LEASE {
-                merged.extend(found.scanned_leases.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+                merged.extend(found.scanned_leases.iter().map(|(k, v)| (*k, *v)));
             }
-            merged.extend(tree.into_iter().flatten().map(|(k, v)| (k.as_slice(), v.as_slice())));
+            merged.extend(tree.into_iter().flatten().map(|(k, v)| (*k, *v)));
             for (k, v) in &merged {
                 if name == LEASE {
                     if let Ok(id) = <[u8; 8]>::try_from(*k) {
@@ -261,7 +266,7 @@ fn write_clean(out: &mut std::fs::File, found: &scan::Found, revisions: &Records
             (merged.len() as u64, from)
         };
         b.close_bucket()?;
-        outcomes.push(BucketOutcome { name: String::from_utf8_lossy(&name).into_owned(), records, from });
+        outcomes.push(BucketOutcome { name: String::from_utf8_lossy(name).into_owned(), records, from });
     }
     b.finish()?;
     Ok(Built { buckets: outcomes, leases })
@@ -275,10 +280,10 @@ struct Account {
     live_keys: u64,
 }
 
-fn account(revisions: &Records, compact: i64) -> Account {
+fn account(revisions: &Records<'_>, compact: i64) -> Account {
     let mut mains: BTreeSet<i64> = BTreeSet::new();
     // Per key: whether its latest revision is a put.
-    let mut per_key: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
+    let mut per_key: BTreeMap<&[u8], bool> = BTreeMap::new();
     for (bk, (v, _)) in revisions {
         let Ok(at) = BucketKey::parse(bk) else { continue };
         mains.insert(at.rev.main);
@@ -286,13 +291,15 @@ fn account(revisions: &Records, compact: i64) -> Account {
         if v.is_empty() {
             continue;
         }
-        per_key.insert(kv.key.to_vec(), !at.tombstone);
+        per_key.insert(kv.key, !at.tombstone);
     }
     let latest = mains.last().copied().unwrap_or(compact);
-    let after: Vec<i64> = mains.range(compact.saturating_add(1)..).copied().collect();
+    // etcd's first write is revision 2 (the empty store is at 1).
+    let first = compact.saturating_add(1).max(2);
+    let after: Vec<i64> = mains.range(first..).copied().collect();
     let recovered = ranges(&after);
     let mut lost = Vec::new();
-    let mut next = compact.saturating_add(1);
+    let mut next = first;
     for &(a, b) in &recovered {
         if a > next {
             lost.push((next, a.saturating_sub(1)));
@@ -308,27 +315,21 @@ fn account(revisions: &Records, compact: i64) -> Account {
 /// create_revision with the next version; after a tombstone a put starts a
 /// generation at its own revision with version 1; no tombstone follows a
 /// tombstone). The revisions left out and the keys concerned.
-fn trim_broken_history(revisions: &mut Records) -> (u64, Vec<Vec<u8>>) {
+fn trim_broken_history(revisions: &mut Records<'_>) -> (u64, Vec<Vec<u8>>) {
     // (main, create, version, tombstone, bucket key) of each key's records, in revision order.
-    type Rec = (i64, i64, i64, bool, Vec<u8>);
-    let mut by_key: BTreeMap<Vec<u8>, Vec<Rec>> = BTreeMap::new();
+    type Rec<'b> = (i64, i64, i64, bool, &'b [u8]);
+    let mut by_key: BTreeMap<&[u8], Vec<Rec<'_>>> = BTreeMap::new();
     for (bk, (v, _)) in revisions.iter() {
         let (Ok(at), Ok(kv)) = (BucketKey::parse(bk), KvRef::parse(v)) else { continue };
         if v.is_empty() {
             continue;
         }
-        by_key.entry(kv.key.to_vec()).or_default().push((
-            at.rev.main,
-            kv.create_revision,
-            kv.version,
-            at.tombstone,
-            bk.clone(),
-        ));
+        by_key.entry(kv.key).or_default().push((at.rev.main, kv.create_revision, kv.version, at.tombstone, bk));
     }
     let mut trimmed = 0u64;
     let mut keys = Vec::new();
     for (key, recs) in by_key {
-        let breaks = |p: &Rec, c: &Rec| match (p.3, c.3) {
+        let breaks = |p: &Rec<'_>, c: &Rec<'_>| match (p.3, c.3) {
             (true, true) => true,
             (false, true) => false,
             (true, false) => c.1 != c.0 || c.2 != 1,
@@ -342,17 +343,17 @@ fn trim_broken_history(revisions: &mut Records) -> (u64, Vec<Vec<u8>>) {
             .map(|(i, _)| i.saturating_add(1));
         if let Some(cut) = cut {
             for r in recs.iter().take(cut) {
-                revisions.remove(&r.4);
+                revisions.remove(r.4);
                 trimmed = trimmed.saturating_add(1);
             }
-            keys.push(key);
+            keys.push(key.to_vec());
         }
     }
     (trimmed, keys)
 }
 
 /// `key`-bucket records by bucket key, with where each was found.
-type Records = BTreeMap<Vec<u8>, (Vec<u8>, Source)>;
+type Records<'a> = BTreeMap<&'a [u8], (&'a [u8], Source)>;
 
 /// Sorted distinct values as inclusive ranges.
 fn ranges(sorted: &[i64]) -> Vec<RevRange> {
@@ -367,7 +368,7 @@ fn ranges(sorted: &[i64]) -> Vec<RevRange> {
 }
 
 /// Lease ids the kept keys' latest revisions reference without a lease record.
-fn leases_missing(revisions: &Records, leases: &BTreeSet<i64>) -> Vec<i64> {
+fn leases_missing(revisions: &Records<'_>, leases: &BTreeSet<i64>) -> Vec<i64> {
     let mut last: BTreeMap<&[u8], (i64, bool)> = BTreeMap::new();
     for (bk, (v, _)) in revisions {
         let (Ok(at), Ok(kv)) = (BucketKey::parse(bk), KvRef::parse(v)) else { continue };

@@ -40,9 +40,9 @@ pub enum Source {
     Scanned,
 }
 
-/// What the walk and the scan found.
+/// What the walk and the scan found; records borrow from the file's bytes.
 #[derive(Debug, Default)]
-pub struct Found {
+pub struct Found<'a> {
     /// Page size used.
     pub page_size: usize,
     /// Pages in the file.
@@ -50,13 +50,13 @@ pub struct Found {
     /// Whether each meta page validates.
     pub metas_valid: [bool; 2],
     /// The records of each top-level bucket the walk reached, by bucket.
-    pub buckets: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>>,
+    pub buckets: BTreeMap<&'a [u8], BTreeMap<&'a [u8], &'a [u8]>>,
     /// Sequence of each top-level bucket reached.
-    pub sequences: BTreeMap<Vec<u8>, u64>,
+    pub sequences: BTreeMap<&'a [u8], u64>,
     /// `key`-bucket records by bucket key, with where they came from.
-    pub revisions: BTreeMap<Vec<u8>, (Vec<u8>, Source)>,
+    pub revisions: BTreeMap<&'a [u8], (&'a [u8], Source)>,
     /// `lease` records found only by the scan.
-    pub scanned_leases: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub scanned_leases: BTreeMap<&'a [u8], &'a [u8]>,
     /// Pages the tree pointed at that could not be read.
     pub unreadable: Vec<UnreadablePage>,
     /// Leaf pages read by the walk.
@@ -68,7 +68,7 @@ pub struct Found {
 }
 
 /// Walks and scans `data` (a bbolt image, trailer removed).
-pub fn find(data: &[u8]) -> Found {
+pub fn find(data: &[u8]) -> Found<'_> {
     let metas = Metas::read(data).ok();
     let page_size = metas.as_ref().map_or(4096, |m| m.page_size as usize).max(1024);
     let mut f = Found { page_size, pages: data.len().checked_div(page_size).unwrap_or(0) as u64, ..Found::default() };
@@ -91,37 +91,37 @@ pub fn find(data: &[u8]) -> Found {
 }
 
 /// What receives each leaf record: key, value, element flags.
-type Each<'e> = dyn FnMut(&[u8], &[u8], u32) + 'e;
+type Each<'a, 'e> = dyn FnMut(&'a [u8], &'a [u8], u32) + 'e;
 
 struct Walk<'a, 'f> {
     data: &'a [u8],
     ps: usize,
     visited: &'f mut HashSet<Pgid>,
-    found: &'f mut Found,
+    found: &'f mut Found<'a>,
 }
 
 impl<'a> Walk<'a, '_> {
     /// The root bucket's tree: its leaf records are the top-level buckets.
     fn top_level(&mut self, root: Pgid) {
-        let mut tops: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut tops: Vec<(&'a [u8], &'a [u8])> = Vec::new();
         self.leaves(root, b"", 0, &mut |k, v, flags| {
             if flags & BUCKET_LEAF_FLAG != 0 {
-                tops.push((k.to_vec(), v.to_vec()));
+                tops.push((k, v));
             }
         });
         for (name, header) in tops {
-            self.bucket(&name, &header);
+            self.bucket(name, header);
         }
     }
 
     /// One top-level bucket, from its header (root page, sequence, inline page).
-    fn bucket(&mut self, name: &[u8], header: &[u8]) {
+    fn bucket(&mut self, name: &'a [u8], header: &'a [u8]) {
         let (Some(root), Some(seq)) = (le_u64(header, 0), le_u64(header, 8)) else {
             self.unreadable(0, name, "bucket header shorter than 16 bytes");
             return;
         };
-        self.found.sequences.insert(name.to_vec(), seq);
-        let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        self.found.sequences.insert(name, seq);
+        let mut records: Vec<(&'a [u8], &'a [u8])> = Vec::new();
         if root == 0 {
             let inline = header.get(BUCKET_HEADER_SIZE..).unwrap_or(&[]);
             match inspect::page(inline, inline.len(), 0) {
@@ -129,7 +129,7 @@ impl<'a> Walk<'a, '_> {
                     for it in &v.items {
                         if let Item::Leaf { flags, key, value } = it {
                             if flags & BUCKET_LEAF_FLAG == 0 {
-                                records.push((key.to_vec(), value.to_vec()));
+                                records.push((key, value));
                             }
                         }
                     }
@@ -139,23 +139,23 @@ impl<'a> Walk<'a, '_> {
         } else {
             self.leaves(root, name, 0, &mut |k, v, flags| {
                 if flags & BUCKET_LEAF_FLAG == 0 {
-                    records.push((k.to_vec(), v.to_vec()));
+                    records.push((k, v));
                 }
             });
         }
         if name == KEY {
             for (k, v) in records {
-                if key_record(&k, &v) {
+                if key_record(k, v) {
                     self.found.revisions.entry(k).or_insert((v, Source::Reachable));
                 }
             }
         } else {
-            self.found.buckets.entry(name.to_vec()).or_default().extend(records);
+            self.found.buckets.entry(name).or_default().extend(records);
         }
     }
 
     /// Every leaf record under page `id` of bucket `bucket`, as far as the pages hold.
-    fn leaves(&mut self, id: Pgid, bucket: &[u8], depth: usize, each: &mut Each<'_>) {
+    fn leaves(&mut self, id: Pgid, bucket: &[u8], depth: usize, each: &mut Each<'a, '_>) {
         if depth > MAX_DEPTH {
             self.unreadable(id, bucket, "tree deeper than 64 levels (a cycle?)");
             return;
@@ -210,7 +210,7 @@ impl<'a> Walk<'a, '_> {
 }
 
 /// Every page the walk did not read, recognised by content.
-fn scan(data: &[u8], ps: usize, visited: &HashSet<Pgid>, f: &mut Found) {
+fn scan<'a>(data: &'a [u8], ps: usize, visited: &HashSet<Pgid>, f: &mut Found<'a>) {
     let mut id: Pgid = 2;
     while id < f.pages {
         let Some(v) = inspect::page(data, ps, id) else { break };
@@ -224,13 +224,13 @@ fn scan(data: &[u8], ps: usize, visited: &HashSet<Pgid>, f: &mut Found) {
             f.scanned_key_pages = f.scanned_key_pages.saturating_add(1);
             for it in &v.items {
                 if let Item::Leaf { key, value, .. } = it {
-                    f.revisions.entry(key.to_vec()).or_insert((value.to_vec(), Source::Scanned));
+                    f.revisions.entry(key).or_insert((value, Source::Scanned));
                 }
             }
         } else if lease_page(&v.items) {
             for it in &v.items {
                 if let Item::Leaf { key, value, .. } = it {
-                    f.scanned_leases.entry(key.to_vec()).or_insert(value.to_vec());
+                    f.scanned_leases.entry(key).or_insert(value);
                 }
             }
         }

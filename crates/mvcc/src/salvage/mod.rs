@@ -123,7 +123,7 @@ pub struct SalvageReport {
 pub fn salvage(input: &Path, output: &Path, opts: &SalvageOptions) -> Result<SalvageReport> {
     let file = MappedFile::open(input)?;
     let (image, _) = crate::trailer::split(&file);
-    let found = scan::find(image);
+    let mut found = scan::find(image);
     opts.cancel.check()?;
     let mut meta_info = MetaInfo::default();
     if let Some(m) = found.buckets.get(META) {
@@ -134,7 +134,8 @@ pub fn salvage(input: &Path, output: &Path, opts: &SalvageOptions) -> Result<Sal
     }
     let known_compact = found.buckets.contains_key(META).then(|| meta_info.compact_rev());
     let compact = known_compact.unwrap_or(0);
-    let (mut revisions, ignored) = choose(&found.revisions, known_compact);
+    let mut revisions = std::mem::take(&mut found.revisions);
+    let ignored = choose(&mut revisions, known_compact);
     let (trimmed, holed_keys) = trim_broken_history(&mut revisions);
     // The clean file is a temporary beside the output, never committed
     // (removed when dropped), named apart from the output's own temporary.
@@ -190,7 +191,7 @@ pub fn salvage(input: &Path, output: &Path, opts: &SalvageOptions) -> Result<Sal
 /// compaction deleted (a deleted key's last put outlives its tombstone in a
 /// freed page): it is left out and counted. With neither tree nor `meta`,
 /// every copy is kept (the report says the compact revision is unknown).
-fn choose<'a>(all: &Records<'a>, compact: Option<i64>) -> (Records<'a>, u64) {
+fn choose(all: &mut Records<'_>, compact: Option<i64>) -> u64 {
     let tree_latest = all
         .iter()
         .filter(|(_, (_, s))| *s == Source::Reachable)
@@ -198,21 +199,13 @@ fn choose<'a>(all: &Records<'a>, compact: Option<i64>) -> (Records<'a>, u64) {
         .map(|b| b.rev.main)
         .max();
     let floor = compact.or(tree_latest);
-    let mut kept = BTreeMap::new();
-    let mut ignored = 0u64;
-    for (bk, (v, src)) in all {
-        let keep = match (src, BucketKey::parse(bk)) {
-            (_, Err(_)) => false,
-            (Source::Reachable, Ok(_)) => true,
-            (Source::Scanned, Ok(at)) => floor.is_none_or(|f| at.rev.main > f),
-        };
-        if keep {
-            kept.insert(*bk, (*v, *src));
-        } else {
-            ignored = ignored.saturating_add(1);
-        }
-    }
-    (kept, ignored)
+    let before = all.len();
+    all.retain(|bk, (_, src)| match (*src, BucketKey::parse(bk)) {
+        (_, Err(_)) => false,
+        (Source::Reachable, Ok(_)) => true,
+        (Source::Scanned, Ok(at)) => floor.is_none_or(|f| at.rev.main > f),
+    });
+    before.saturating_sub(all.len()) as u64
 }
 
 /// What [`write_clean`] wrote besides the revisions.
@@ -241,7 +234,12 @@ fn write_clean(
             for (k, (v, _)) in revisions {
                 b.put(k, v)?;
             }
-            (revisions.len() as u64, if found.revisions.is_empty() { "lost" } else { "tree" })
+            let from = match (revisions.is_empty(), revisions.values().any(|(_, s)| *s == Source::Scanned)) {
+                (true, _) => "lost",
+                (false, true) => "scan",
+                (false, false) => "tree",
+            };
+            (revisions.len() as u64, from)
         } else {
             let tree = found.buckets.get(name);
             let mut merged: BTreeMap<&[u8], &[u8]> = BTreeMap::new();

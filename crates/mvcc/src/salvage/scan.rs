@@ -6,7 +6,7 @@
 //! key-only `KeyValue`; `lease` records:
 //! an 8-byte id with a `leasepb.Lease` of that id).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use etcdsnap_bolt::inspect::{self, Item};
 use etcdsnap_bolt::layout::{BRANCH_PAGE_FLAG, BUCKET_HEADER_SIZE, BUCKET_LEAF_FLAG, LEAF_PAGE_FLAG};
@@ -72,7 +72,7 @@ pub fn find(data: &[u8]) -> Found<'_> {
     let metas = Metas::read(data).ok();
     let page_size = metas.as_ref().map_or(4096, |m| m.page_size as usize).max(1024);
     let mut f = Found { page_size, pages: data.len().checked_div(page_size).unwrap_or(0) as u64, ..Found::default() };
-    let mut visited: HashSet<Pgid> = HashSet::new();
+    let mut visited = Bits::new(f.pages);
     let root = match &metas {
         Some(m) => {
             f.metas_valid = [m.slots[0].valid().is_some(), m.slots[1].valid().is_some()];
@@ -96,7 +96,7 @@ type Each<'a, 'e> = dyn FnMut(&'a [u8], &'a [u8], u32) + 'e;
 struct Walk<'a, 'f> {
     data: &'a [u8],
     ps: usize,
-    visited: &'f mut HashSet<Pgid>,
+    visited: &'f mut Bits,
     found: &'f mut Found<'a>,
 }
 
@@ -160,14 +160,14 @@ impl<'a> Walk<'a, '_> {
             self.unreadable(id, bucket, "tree deeper than 64 levels (a cycle?)");
             return;
         }
-        if id < 2 || !self.visited.insert(id) {
-            self.unreadable(id, bucket, "page id below 2 or reached twice");
-            return;
-        }
         let Some(v) = inspect::page(self.data, self.ps, id) else {
             self.unreadable(id, bucket, "past the end of the file");
             return;
         };
+        if id < 2 || !self.visited.insert(id) {
+            self.unreadable(id, bucket, "page id below 2 or reached twice");
+            return;
+        }
         if v.header.id != id {
             self.unreadable(id, bucket, &format!("its header says page {}", v.header.id));
             return;
@@ -210,12 +210,12 @@ impl<'a> Walk<'a, '_> {
 }
 
 /// Every page the walk did not read, recognised by content.
-fn scan<'a>(data: &'a [u8], ps: usize, visited: &HashSet<Pgid>, f: &mut Found<'a>) {
+fn scan<'a>(data: &'a [u8], ps: usize, visited: &Bits, f: &mut Found<'a>) {
     let mut id: Pgid = 2;
     while id < f.pages {
         let Some(v) = inspect::page(data, ps, id) else { break };
         let next = id.saturating_add(1);
-        if visited.contains(&id) || v.header.id != id || v.header.flags != LEAF_PAGE_FLAG || v.items.is_empty() {
+        if visited.contains(id) || v.header.id != id || v.header.flags != LEAF_PAGE_FLAG || v.items.is_empty() {
             id = next;
             continue;
         }
@@ -315,6 +315,32 @@ fn lease_page(items: &[Item<'_>]) -> bool {
 
 /// The bucket `LEASE`'s name (for the caller).
 pub const LEASE_BUCKET: &[u8] = LEASE;
+
+/// One bit per page of the file: the pages the walk read.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(pages: u64) -> Self {
+        Bits(vec![0; usize::try_from(pages.div_ceil(64)).unwrap_or(0)])
+    }
+
+    /// Marks `id`; false when it was marked already or is past the file.
+    fn insert(&mut self, id: Pgid) -> bool {
+        let (word, bit) = (usize::try_from(id / 64).unwrap_or(usize::MAX), id % 64);
+        match self.0.get_mut(word) {
+            Some(w) if *w & (1 << bit) == 0 => {
+                *w |= 1 << bit;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn contains(&self, id: Pgid) -> bool {
+        let (word, bit) = (usize::try_from(id / 64).unwrap_or(usize::MAX), id % 64);
+        self.0.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+}
 
 fn le_u64(b: &[u8], at: usize) -> Option<u64> {
     let s = b.get(at..at.checked_add(8)?)?;

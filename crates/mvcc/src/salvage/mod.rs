@@ -191,9 +191,11 @@ fn produce(
     opts.cancel.check()?;
     let out_compact = stamp.scheduled.unwrap_or(0).max(meta_info.compact_rev());
     let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
+    let tmp = atomic.tmp_path().to_path_buf();
     let ((built, observed), digest) = crate::stream::write_hashed(
         atomic.file()?,
         output,
+        Some(&tmp),
         true,
         &opts.cancel,
         (&mut NoProgress, planned.bytes),

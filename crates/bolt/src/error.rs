@@ -19,6 +19,15 @@ pub enum Error {
     /// The builder was called out of order or with data bbolt cannot hold.
     #[error(transparent)]
     Build(#[from] Box<BuildFailure>),
+    /// A surgery (`bbolt surgery` equivalent) refused: its result would be unsafe.
+    #[error(transparent)]
+    Surgery(#[from] Box<crate::surgery::SurgeryFailure>),
+}
+
+impl From<crate::surgery::SurgeryFailure> for Error {
+    fn from(f: crate::surgery::SurgeryFailure) -> Self {
+        Self::Surgery(Box::new(f))
+    }
 }
 
 impl From<BuildFailure> for Error {
@@ -119,7 +128,7 @@ impl std::error::Error for BuildFailure {}
 
 impl Error {
     /// A stable kebab-case name of the error's kind: `io`, `not-regular-file`,
-    /// `build`, or the corruption's [`CorruptKind::code`].
+    /// `build`, a surgery refusal's [`crate::surgery::Refusal::code`], or the corruption's [`CorruptKind::code`].
     pub fn code(&self) -> &'static str {
         match self {
             Self::Os(etcdsnap_io::Error::Io { .. }) => "io",
@@ -130,6 +139,7 @@ impl Error {
             Self::Os(_) => "os",
             Self::Corrupt(c) => c.kind.code(),
             Self::Build(_) => "build",
+            Self::Surgery(f) => f.kind.code(),
         }
     }
 
@@ -145,6 +155,7 @@ impl Error {
                 }
                 _ => etcdsnap_io::ErrorKind::Refused,
             },
+            Self::Surgery(_) => etcdsnap_io::ErrorKind::Refused,
         }
     }
 

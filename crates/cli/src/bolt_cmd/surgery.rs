@@ -294,7 +294,7 @@ fn rebuild(io: &SurgeryIo, out: &mut Out) -> Result<Outcome> {
     out.set_format(io.fmt.format());
     let (r, written) = apply(io, "freelist rebuild", surgery::rebuild_freelist, |r| &r.rewrite)?;
     let (previous, previous_page, previous_ids) = match r.previous {
-        PreviousFreelist::NotPersisted => ("not-persisted", None, None),
+        PreviousFreelist::NotPersisted => ("none", None, None),
         PreviousFreelist::Persisted { page, ids } => ("persisted", Some(page), Some(ids)),
         PreviousFreelist::Unreadable { page } => ("unreadable", Some(page), None),
     };

@@ -144,7 +144,6 @@ fn clear_leaf_elements_removes_exactly_those_keys() {
     let dir = scratch("surgery-clear-leaf");
     let original = testdata().join("etcd-3.5.1/member/snap/db");
     let data = std::fs::read(&original).unwrap();
-    let db = Db::open(&data).unwrap();
     // A leaf of the `key` bucket (17-byte revision keys).
     let (leaf, count) = nodes(&data, PageType::Leaf, 4)
         .into_iter()
@@ -161,7 +160,6 @@ fn clear_leaf_elements_removes_exactly_those_keys() {
             _ => unreachable!(),
         })
         .collect();
-    drop(db);
     let out = dir.join("cleared.db");
     let id = leaf.to_string();
     let j = ok(&[
@@ -300,7 +298,6 @@ fn freelist_rebuild_replaces_a_freelist_listing_live_pages() {
     let db = Db::open(&data).unwrap();
     let freelist = db.meta().freelist;
     let (live, _) = nodes(&data, PageType::Leaf, 1)[0];
-    drop(db);
     // The freelist's first id replaced by a live leaf: "reachable freed".
     let mut damaged = data.clone();
     let at = freelist as usize * 4096 + 16;

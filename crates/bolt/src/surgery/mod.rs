@@ -15,11 +15,11 @@
 //! on, these refuse instead, saying which page and why ([`SurgeryFailure`]);
 //! DIFFERENCES.md lists each such difference.
 
-use std::fmt;
 use std::io::{self, Write};
 
 use crate::error::{Corruption, MetaFault, Result};
-use crate::layout::{PageHeader, PageType, Pgid, META_OFFSET, META_SIZE, PAGE_HEADER_SIZE, PGID_NO_FREELIST};
+pub use crate::error::{Refusal, SurgeryFailure};
+use crate::layout::{PageHeader, Pgid, META_OFFSET, META_SIZE, PAGE_HEADER_SIZE, PGID_NO_FREELIST};
 use crate::meta::{Meta, Metas};
 
 mod clear;
@@ -27,123 +27,6 @@ mod freelist;
 
 pub use clear::{clear_page_elements, ClearedElements};
 pub use freelist::{abandon_freelist, rebuild_freelist, Abandoned, PreviousFreelist, Rebuilt};
-
-/// Why a surgery refused to write its output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// The meta page a revert would make active does not validate.
-    InvalidMeta {
-        /// Which meta page (0 or 1).
-        meta: u8,
-        /// Why it is invalid.
-        fault: MetaFault,
-    },
-    /// Elements can be cleared only in branch and leaf pages.
-    NotANode {
-        /// The page's flags.
-        flags: u16,
-    },
-    /// The element range does not fit the page (bbolt's rules: `from` in
-    /// `[0, count)`, `to` in `(from, count]`, `None` meaning the end).
-    IndexRange {
-        /// First element to remove.
-        from: usize,
-        /// One past the last element to remove; `None` = to the end.
-        to: Option<usize>,
-        /// Elements in the page.
-        count: usize,
-    },
-    /// The clear would leave a branch page with no elements, which bbolt's
-    /// cursors read past (clear the branch's parent element instead).
-    EmptyBranch,
-    /// The tree is damaged here, so which pages are in use is not known: a
-    /// freelist built from it could free live pages (bbolt's `freepages`
-    /// panics on the same damage).
-    DamagedTree {
-        /// The damage found.
-        problem: Box<Corruption>,
-    },
-    /// A count read from the file is at its type's limit (a txid of 2^64 − 1).
-    Overflow {
-        /// The field (`txid`, `pgid`).
-        field: &'static str,
-    },
-}
-
-impl Refusal {
-    /// A stable kebab-case name of the refusal, for machine-readable output.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidMeta { .. } => "surgery-invalid-meta",
-            Self::NotANode { .. } => "surgery-not-a-node",
-            Self::IndexRange { .. } => "surgery-index-range",
-            Self::EmptyBranch => "surgery-empty-branch",
-            Self::DamagedTree { .. } => "surgery-damaged-tree",
-            Self::Overflow { .. } => "surgery-overflow",
-        }
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidMeta { meta, fault } => {
-                write!(f, "meta {meta} is not valid ({fault}); reverting to it would leave no valid meta page")
-            }
-            Self::NotANode { flags } => {
-                write!(f, "can't clear elements in a {} page", PageType::from_flags(*flags).name())
-            }
-            Self::IndexRange { from, to, count } => match *to {
-                _ if from >= count => write!(f, "the start index ({from}) is out of range [0, {count})"),
-                Some(t) if t > *count => write!(f, "the end index ({t}) is out of range [0, {count}]"),
-                Some(t) if t == *from => write!(f, "the start index ({from}) is equal to the end index ({t})"),
-                Some(t) => write!(f, "the start index ({from}) is bigger than the end index ({t})"),
-                None => write!(f, "the range [{from}, end) does not fit {count} elements"),
-            },
-            Self::EmptyBranch => write!(f, "clearing every element would leave an empty branch page"),
-            Self::DamagedTree { problem } => write!(
-                f,
-                "the tree is damaged ({problem}): the pages in use are not known, so no freelist is \
-                 written (repair the tree first, e.g. with clear-page-elements or salvage)"
-            ),
-            Self::Overflow { field } => write!(f, "meta {field} is at its limit"),
-        }
-    }
-}
-
-/// A surgery's refusal and where it applies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SurgeryFailure {
-    /// The page concerned, when one is.
-    pub page: Option<Pgid>,
-    /// Its byte offset in the file, when known.
-    pub offset: Option<u64>,
-    /// Why.
-    pub kind: Refusal,
-}
-
-impl SurgeryFailure {
-    /// A refusal concerning page `page` of a file with pages of `page_size` bytes.
-    pub fn on_page(page: Pgid, page_size: usize, kind: Refusal) -> Self {
-        Self { page: Some(page), offset: page.checked_mul(page_size as u64), kind }
-    }
-}
-
-impl fmt::Display for SurgeryFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(p) = self.page {
-            write!(f, "page {p}: ")?;
-        }
-        write!(f, "{}", self.kind)?;
-        if let Some(o) = self.offset {
-            write!(f, " (offset {o})")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for SurgeryFailure {}
 
 /// The output of a surgery: the input with some byte ranges replaced (whole
 /// pages), `len` bytes long (longer than the input when pages were added).

@@ -1,6 +1,6 @@
 use super::*;
 use crate::check::PageUse;
-use crate::layout::{BucketHeader, MAGIC, VERSION};
+use crate::layout::{BucketHeader, PageType, MAGIC, VERSION};
 use crate::page::Pages;
 use crate::{Db, Freelist};
 

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use etcdsnap_bolt::inspect::{self, Item};
 use etcdsnap_bolt::layout::{BRANCH_PAGE_FLAG, BUCKET_HEADER_SIZE, BUCKET_LEAF_FLAG, LEAF_PAGE_FLAG};
 use etcdsnap_bolt::{Metas, Pgid};
-use etcdsnap_proto::{leasepb, Message};
+use etcdsnap_proto::{authpb, etcdserverpb, leasepb, Message};
 
 use crate::kv::KvRef;
 use crate::revision::BucketKey;
-use crate::schema::{KEY, LEASE};
+use crate::schema::{ALARM, AUTH_ROLES, AUTH_USERS, KEY, LEASE, META};
 
 /// Deepest tree the walk follows (bbolt's trees are far shallower).
 const MAX_DEPTH: usize = 64;
@@ -125,7 +125,18 @@ impl<'a> Walk<'a, '_> {
         if root == 0 {
             let inline = header.get(BUCKET_HEADER_SIZE..).unwrap_or(&[]);
             match inspect::page(inline, inline.len(), 0) {
+                // A damaged `meta` bucket would give a wrong compact revision
+                // (0: compacted history taken back as live): it is lost instead,
+                // so the compact revision is reported unknown.
+                Some(v) if v.problem.is_some() && name == META => {
+                    let why = v.problem.unwrap_or_default();
+                    self.unreadable(0, name, &format!("inline bucket page: {why}; the bucket is left out"));
+                    return;
+                }
                 Some(v) => {
+                    if let Some(p) = &v.problem {
+                        self.unreadable(0, name, &format!("inline bucket page: {p}"));
+                    }
                     for it in &v.items {
                         if let Item::Leaf { flags, key, value } = it {
                             if flags & BUCKET_LEAF_FLAG == 0 {
@@ -150,6 +161,12 @@ impl<'a> Walk<'a, '_> {
                 }
             }
         } else {
+            let before = records.len();
+            records.retain(|(k, v)| schema_record(name, k, v));
+            if records.len() < before {
+                let why = format!("{} records that do not decode left out", before.saturating_sub(records.len()));
+                self.unreadable(root, name, &why);
+            }
             self.found.buckets.entry(name).or_default().extend(records);
         }
     }
@@ -254,14 +271,14 @@ fn newest_root(data: &[u8], ps: usize, pages: u64) -> Option<Pgid> {
         let all_buckets = v.items.iter().all(|it| match it {
             Item::Leaf { flags, key, value } if flags & BUCKET_LEAF_FLAG != 0 => {
                 names.push(*key);
-                if *key == crate::schema::META {
+                if *key == META {
                     ci = inline_consistent_index(value);
                 }
                 true
             }
             _ => false,
         });
-        if all_buckets && names.contains(&KEY) && names.contains(&crate::schema::META) {
+        if all_buckets && names.contains(&KEY) && names.contains(&META) {
             let score = ci.unwrap_or(0);
             if best.is_none_or(|(s, _)| score > s) {
                 best = Some((score, id));
@@ -304,13 +321,29 @@ fn key_record(key: &[u8], value: &[u8]) -> bool {
     }
 }
 
+/// Whether a record of a top-level bucket other than `key` has the shape
+/// `verify` requires (`lease`: a `leasepb.Lease` of the id it is stored
+/// under; `authUsers`/`authRoles`: an `authpb.User`/`Role`; `alarm`: an
+/// `AlarmMember` key): a damaged one written out would fail the output's check.
+fn schema_record(bucket: &[u8], key: &[u8], value: &[u8]) -> bool {
+    match bucket {
+        LEASE => lease_record(key, value),
+        AUTH_USERS => authpb::User::decode(value).is_ok(),
+        AUTH_ROLES => authpb::Role::decode(value).is_ok(),
+        ALARM => etcdserverpb::AlarmMember::decode(key).is_ok(),
+        _ => true,
+    }
+}
+
+/// Whether `key`/`value` is a `lease` record: a `leasepb.Lease` of the 8-byte id it is stored under.
+fn lease_record(key: &[u8], value: &[u8]) -> bool {
+    <[u8; 8]>::try_from(key)
+        .is_ok_and(|k| leasepb::Lease::decode(value).is_ok_and(|l| l.id == i64::from_be_bytes(k) && l.id != 0))
+}
+
 /// Whether every element is a `lease` record.
 fn lease_page(items: &[Item<'_>]) -> bool {
-    items.iter().all(|it| match it {
-        Item::Leaf { flags: 0, key, value } => <[u8; 8]>::try_from(*key)
-            .is_ok_and(|k| leasepb::Lease::decode(*value).is_ok_and(|l| l.id == i64::from_be_bytes(k) && l.id != 0)),
-        _ => false,
-    })
+    items.iter().all(|it| matches!(it, Item::Leaf { flags: 0, key, value } if lease_record(key, value)))
 }
 
 /// The bucket `LEASE`'s name (for the caller).

@@ -192,7 +192,7 @@ fn salvaged_outputs_restore_and_serve() {
             let server = EtcdServer::start(to, &data, c, p);
             let st = server.ctl_json(&["endpoint", "status"]);
             let ctx = format!("{from} {class} ({}) served by {to}", case.what);
-            assert_eq!(st[0]["Status"]["header"]["revision"].as_i64(), Some(report.rewrite.new_revision), "{ctx}");
+            assert_eq!(st[0]["Status"]["header"]["revision"].as_i64(), Some(report.output.new_revision), "{ctx}");
             let got = server.ctl_json(&["get", "", "--prefix", "--keys-only"]);
             assert_eq!(got["count"].as_u64(), Some(report.live_keys), "{ctx}");
         }

@@ -194,7 +194,7 @@ fn judge(orig: &Original, r: &SalvageReport, output: &Path, hit: &[(usize, usize
     // The output's key bucket, merged with the original's (both in bucket-key order).
     let odb = Db::open(orig.image()).unwrap();
     let mut ocur = odb.bucket(&[b"key"]).unwrap().unwrap().cursor().map(|e| e.unwrap()).peekable();
-    let marker = r.rewrite.new_revision;
+    let marker = r.output.new_revision;
     let mut out_mains: BTreeSet<i64> = BTreeSet::new();
     let mut live_hit = 0u64;
     let key = db.bucket(&[b"key"]).ok().flatten();
@@ -207,7 +207,7 @@ fn judge(orig: &Original, r: &SalvageReport, output: &Path, hit: &[(usize, usize
             }
         };
         let m = main_rev(e.key);
-        if m == marker && e.value.is_empty() && r.rewrite.new_revision != r.latest_revision {
+        if m == marker && e.value.is_empty() && r.output.new_revision != r.latest_revision {
             continue;
         }
         while ocur.peek().is_some_and(|o| o.key < e.key) {

@@ -23,6 +23,11 @@ pub struct SalvageArgs {
     /// Keep the revisions as found (no bump, no compaction mark).
     #[arg(long)]
     no_bump: bool,
+    /// TTL in seconds of the lease records written for leases that kept keys reference but whose
+    /// records were lost (from a leader's election on: a live holder keeps it alive, a gone one's keys
+    /// expire).
+    #[arg(long, value_name = "SECONDS", default_value_t = etcdsnap_mvcc::salvage::LOST_LEASE_TTL)]
+    lost_lease_ttl: i64,
     /// Replace an existing OUTPUT.
     #[arg(long)]
     force: bool,
@@ -67,6 +72,7 @@ struct SalvageJson<'a> {
     history_trimmed: u64,
     compact_revision_known: bool,
     leases_missing: &'a [i64],
+    lost_lease_ttl: i64,
     buckets: Vec<BucketJson<'a>>,
     input_trailer: &'static str,
     new_revision: i64,
@@ -99,6 +105,7 @@ pub fn run(a: &SalvageArgs, out: &mut Out) -> Result<Outcome> {
         bump_revision: (!a.no_bump).then_some(a.bump_revision),
         output: etcdsnap_io::CreateOptions { overwrite: a.force, remove_stale: a.force },
         cancel: crate::interrupt::cancel_on_signals()?,
+        lost_lease_ttl: a.lost_lease_ttl,
     };
     let r = salvage(&input, &a.output, &opts)
         .with_context(|| format!("salvaging {} into {}", input.display(), a.output.display()))?;
@@ -142,6 +149,7 @@ fn json<'r>(a: &SalvageArgs, input: &std::path::Path, r: &'r SalvageReport) -> S
         history_trimmed: r.history_trimmed,
         compact_revision_known: r.compact_revision_known,
         leases_missing: &r.leases_missing,
+        lost_lease_ttl: r.lost_lease_ttl,
         buckets: r.buckets.iter().map(|b| BucketJson { name: &b.name, records: b.records, from: b.from }).collect(),
         input_trailer: r.input_trailer.name(),
         new_revision: r.output.new_revision,
@@ -224,7 +232,11 @@ fn lines(j: &SalvageJson<'_>, r: &SalvageReport) -> Vec<String> {
             if j.leases_missing.is_empty() {
                 "none".into()
             } else {
-                j.leases_missing.iter().map(|l| format!("{l:x}")).collect::<Vec<_>>().join(", ")
+                format!(
+                    "{} (records written anew, TTL {} s)",
+                    j.leases_missing.iter().map(|l| format!("{l:x}")).collect::<Vec<_>>().join(", "),
+                    j.lost_lease_ttl
+                )
             },
         ],
     ];

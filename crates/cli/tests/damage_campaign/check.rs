@@ -190,8 +190,8 @@ fn judge(orig: &Original, r: &SalvageReport, output: &Path, hit: &[(usize, usize
     if let Ok(Some(lease)) = db.bucket(&[b"lease"]) {
         for id in &r.leases_missing {
             let rec = lease.get(&id.to_be_bytes()).ok().flatten();
-            let l = rec
-                .and_then(|v| <etcdsnap_proto::leasepb::Lease as etcdsnap_proto::prost::Message>::decode(&v[..]).ok());
+            let l =
+                rec.and_then(|v| <etcdsnap_proto::leasepb::Lease as etcdsnap_proto::prost::Message>::decode(v).ok());
             if l.is_none_or(|l| l.id != *id || l.ttl != r.lost_lease_ttl) {
                 s.violations.push(format!("lease {id:x}: reported missing but not written anew with the TTL"));
             }

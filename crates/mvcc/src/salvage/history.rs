@@ -29,12 +29,41 @@ pub(crate) fn choose(all: &mut Records<'_>, compact: Option<i64>) -> u64 {
         .max();
     let floor = compact.or(tree_latest);
     let before = all.len();
+    let stale = compact.map(|c| stale_below_compact(all, c)).unwrap_or_default();
     all.retain(|bk, (_, src)| match (*src, BucketKey::parse(bk)) {
         (_, Err(_)) => false,
-        (Source::Reachable, Ok(_)) => true,
+        (Source::Reachable, Ok(_)) => !stale.contains(bk),
         (Source::Scanned, Ok(at)) => floor.is_none_or(|f| at.rev.main > f),
     });
     before.saturating_sub(all.len()) as u64
+}
+
+/// Records the tree reaches at or below the compact revision that cannot be
+/// what the compaction left. A compaction leaves each key at most one record
+/// there, its latest (a put), so a tree record is stale when the same key
+/// has a later record at or below the compact revision, in the tree or in
+/// any page: the tree then leads, through a damaged pointer, to a page
+/// freed before the compaction.
+fn stale_below_compact<'a>(all: &Records<'a>, compact: i64) -> BTreeSet<&'a [u8]> {
+    // Per key: the latest revision at or below the compact revision, any source.
+    let mut latest: BTreeMap<&[u8], i64> = BTreeMap::new();
+    let mut reachable: Vec<(&[u8], &[u8], i64)> = Vec::new();
+    for (bk, (v, src)) in all {
+        let (Ok(at), Ok(kv)) = (BucketKey::parse(bk), KvRef::parse(v)) else { continue };
+        if at.rev.main > compact || v.is_empty() {
+            continue;
+        }
+        let e = latest.entry(kv.key).or_insert(at.rev.main);
+        *e = (*e).max(at.rev.main);
+        if *src == Source::Reachable {
+            reachable.push((bk, kv.key, at.rev.main));
+        }
+    }
+    reachable
+        .into_iter()
+        .filter(|(_, key, main)| latest.get(key).is_some_and(|l| l > main))
+        .map(|(bk, ..)| bk)
+        .collect()
 }
 
 /// Recovered and lost revisions, live keys, keys with holes.
@@ -146,6 +175,46 @@ pub(crate) fn leases_missing(revisions: &Records<'_>, leases: &BTreeSet<i64>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(key: &[u8], main: i64) -> (Vec<u8>, Vec<u8>) {
+        use etcdsnap_proto::prost::Message;
+        let kv = etcdsnap_proto::mvccpb::KeyValue {
+            key: key.to_vec(),
+            create_revision: main,
+            mod_revision: main,
+            version: 1,
+            ..Default::default()
+        };
+        (crate::revision::Revision::new(main, 0).to_bytes().to_vec(), kv.encode_to_vec())
+    }
+
+    /// A tree that reaches, through a damaged pointer, a page freed before the
+    /// compaction: its records of a key older than that key's latest record at
+    /// or below the compact revision (found anywhere) are left out; the latest
+    /// one, and every record above the compact revision, stay.
+    #[test]
+    fn stale_tree_records_below_the_compact_revision_are_left_out() {
+        let recs = [
+            (record(b"a", 10), Source::Reachable),
+            (record(b"a", 40), Source::Scanned),
+            (record(b"b", 20), Source::Reachable),
+            (record(b"b", 30), Source::Reachable),
+            (record(b"c", 25), Source::Reachable),
+            (record(b"c", 60), Source::Reachable),
+            (record(b"d", 70), Source::Scanned),
+        ];
+        let mut all: Records<'_> = recs.iter().map(|((k, v), s)| (&k[..], (&v[..], *s))).collect();
+        let ignored = choose(&mut all, Some(50));
+        let kept: Vec<i64> = all.keys().map(|k| BucketKey::parse(k).unwrap().rev.main).collect();
+        // a@10: stale (a@40 found, below the compact revision, scanned: left out too);
+        // b@20: stale (b@30); c@25 is c's latest at or below 50; c@60 and d@70 are above it.
+        assert_eq!(kept, vec![25, 30, 60, 70]);
+        assert_eq!(ignored, 3);
+        // Without a compact revision nothing of the tree is judged so.
+        let mut all: Records<'_> = recs.iter().map(|((k, v), s)| (&k[..], (&v[..], *s))).collect();
+        choose(&mut all, None);
+        assert_eq!(all.len(), 7 - 1, "scanned a@40 is at or below the tree's latest (60)");
+    }
 
     #[test]
     fn ranges_of_revisions() {

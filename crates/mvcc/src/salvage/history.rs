@@ -2,7 +2,7 @@
 //! and lost: the tree's records over stray copies, histories with holes
 //! trimmed to what etcd could have written, revisions as ranges.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::scan::Source;
 use super::RevRange;
@@ -46,7 +46,7 @@ pub(crate) fn choose(all: &mut Records<'_>, compact: Option<i64>) -> u64 {
 /// freed before the compaction.
 fn stale_below_compact<'a>(all: &Records<'a>, compact: i64) -> BTreeSet<&'a [u8]> {
     // Per key: the latest revision at or below the compact revision, any source.
-    let mut latest: BTreeMap<&[u8], i64> = BTreeMap::new();
+    let mut latest: HashMap<&[u8], i64> = HashMap::new();
     let mut reachable: Vec<(&[u8], &[u8], i64)> = Vec::new();
     for (bk, (v, src)) in all {
         let (Ok(at), Ok(kv)) = (BucketKey::parse(bk), KvRef::parse(v)) else { continue };
@@ -75,12 +75,15 @@ pub(crate) struct Account {
 }
 
 pub(crate) fn account(revisions: &Records<'_>, compact: i64) -> Account {
-    let mut mains: BTreeSet<i64> = BTreeSet::new();
+    // In bucket-key order, so main revisions come sorted.
+    let mut mains: Vec<i64> = Vec::new();
     // Per key: whether its latest revision is a put.
-    let mut per_key: BTreeMap<&[u8], bool> = BTreeMap::new();
+    let mut per_key: HashMap<&[u8], bool> = HashMap::new();
     for (bk, (v, _)) in revisions {
         let Ok(at) = BucketKey::parse(bk) else { continue };
-        mains.insert(at.rev.main);
+        if mains.last() != Some(&at.rev.main) {
+            mains.push(at.rev.main);
+        }
         let Ok(kv) = KvRef::parse(v) else { continue };
         if v.is_empty() {
             continue;
@@ -90,8 +93,7 @@ pub(crate) fn account(revisions: &Records<'_>, compact: i64) -> Account {
     let latest = mains.last().copied().unwrap_or(compact);
     // etcd's first write is revision 2 (the empty store is at 1).
     let first = compact.saturating_add(1).max(2);
-    let after: Vec<i64> = mains.range(first..).copied().collect();
-    let recovered = ranges(&after);
+    let recovered = ranges(mains.get(mains.partition_point(|&m| m < first)..).unwrap_or_default());
     let mut lost = Vec::new();
     let mut next = first;
     for &(a, b) in &recovered {
@@ -112,7 +114,7 @@ pub(crate) fn account(revisions: &Records<'_>, compact: i64) -> Account {
 pub(crate) fn trim_broken_history(revisions: &mut Records<'_>) -> (u64, Vec<Vec<u8>>) {
     // (main, create, version, tombstone, bucket key) of each key's records, in revision order.
     type Rec<'b> = (i64, i64, i64, bool, &'b [u8]);
-    let mut by_key: BTreeMap<&[u8], Vec<Rec<'_>>> = BTreeMap::new();
+    let mut by_key: HashMap<&[u8], Vec<Rec<'_>>> = HashMap::new();
     for (bk, (v, _)) in revisions.iter() {
         let (Ok(at), Ok(kv)) = (BucketKey::parse(bk), KvRef::parse(v)) else { continue };
         if v.is_empty() {
@@ -143,6 +145,7 @@ pub(crate) fn trim_broken_history(revisions: &mut Records<'_>) -> (u64, Vec<Vec<
             keys.push(key.to_vec());
         }
     }
+    keys.sort_unstable();
     (trimmed, keys)
 }
 
@@ -160,7 +163,7 @@ fn ranges(sorted: &[i64]) -> Vec<RevRange> {
 
 /// Lease ids the kept keys' latest revisions reference without a lease record.
 pub(crate) fn leases_missing(revisions: &Records<'_>, leases: &BTreeSet<i64>) -> Vec<i64> {
-    let mut last: BTreeMap<&[u8], (i64, bool)> = BTreeMap::new();
+    let mut last: HashMap<&[u8], (i64, bool)> = HashMap::new();
     for (bk, (v, _)) in revisions {
         let (Ok(at), Ok(kv)) = (BucketKey::parse(bk), KvRef::parse(v)) else { continue };
         if !v.is_empty() {

@@ -80,6 +80,38 @@ struct SalvageJson<'a> {
     hashkv: u32,
     trailer_sha256: String,
     bytes: u64,
+    consistent_index: Option<u64>,
+    /// A data dir's WAL beside the db (`null` for a file).
+    wal: Option<WalJson>,
+}
+
+/// What a data dir's WAL holds beyond the db: writes etcd would replay at
+/// start, reported, not applied.
+#[derive(Serialize)]
+struct WalJson {
+    dir: String,
+    /// The WAL's last entry index, as far as it reads.
+    last_index: Option<u64>,
+    /// Entries above the db's `consistent_index` (null when either is unknown).
+    entries_after_db: Option<u64>,
+    /// Problems `wal verify` finds, or why the WAL could not be read.
+    problems: Vec<String>,
+}
+
+/// The WAL of the data dir `dir`, read as `wal verify` reads it, beside the
+/// salvaged db's `consistent_index`.
+fn wal_beside(dir: &std::path::Path, ci: Option<u64>) -> WalJson {
+    let paths = etcdsnap_wal::paths::WalPaths::resolve(dir);
+    let shown = paths.wal_dir.display().to_string();
+    match etcdsnap_wal::verify::verify(&paths.wal_dir, paths.snap_dir.as_deref()) {
+        Ok(r) => WalJson {
+            dir: shown,
+            last_index: r.last_index,
+            entries_after_db: r.last_index.zip(ci).map(|(last, ci)| last.saturating_sub(ci)),
+            problems: r.problems().iter().map(ToString::to_string).collect(),
+        },
+        Err(e) => WalJson { dir: shown, last_index: None, entries_after_db: None, problems: vec![e.to_string()] },
+    }
 }
 
 fn count(r: &[RevRange]) -> i64 {
@@ -109,7 +141,10 @@ pub fn run(a: &SalvageArgs, out: &mut Out) -> Result<Outcome> {
     };
     let r = salvage(&input, &a.output, &opts)
         .with_context(|| format!("salvaging {} into {}", input.display(), a.output.display()))?;
-    let j = json(a, &input, &r);
+    let mut j = json(a, &input, &r);
+    if a.input.is_dir() {
+        j.wal = Some(wal_beside(&a.input, r.consistent_index));
+    }
     if a.fmt.structured() {
         out.json(&j)?;
     } else {
@@ -157,6 +192,8 @@ fn json<'r>(a: &SalvageArgs, input: &std::path::Path, r: &'r SalvageReport) -> S
         hashkv: r.output.hashkv.hash,
         trailer_sha256: etcdsnap_mvcc::trailer::hex(&r.output.trailer),
         bytes: r.output.bytes,
+        consistent_index: r.consistent_index,
+        wal: None,
     }
 }
 
@@ -242,6 +279,21 @@ fn lines(j: &SalvageJson<'_>, r: &SalvageReport) -> Vec<String> {
     ];
     for b in &j.buckets {
         rows.push(vec![format!("bucket {}", b.name), format!("{} records ({})", b.records, b.from)]);
+    }
+    if let Some(w) = &j.wal {
+        let after = match (w.entries_after_db, j.consistent_index, w.last_index) {
+            (Some(0), ..) => "no entries after the db's consistent_index".to_string(),
+            (Some(n), Some(ci), Some(last)) => format!(
+                "{n} entries after the db's consistent_index ({}..={last}): writes a restart would have \
+                 replayed, not in the output (not applied)",
+                ci.saturating_add(1)
+            ),
+            _ => "entries after the db unknown (consistent_index or the WAL's last index unknown)".to_string(),
+        };
+        rows.push(vec!["wal".into(), format!("{}: {after}", w.dir)]);
+        for p in &w.problems {
+            rows.push(vec!["wal problem".into(), p.clone()]);
+        }
     }
     for p in &r.unreadable {
         rows.push(vec![

@@ -141,6 +141,9 @@ pub struct SalvageReport {
     pub buckets: Vec<BucketOutcome>,
     /// The input's SHA-256 trailer (a mismatch is expected of a damaged snapshot).
     pub input_trailer: Trailer,
+    /// `meta/consistent_index` as found (`None` when the `meta` bucket was
+    /// lost): a data dir's WAL entries above it are writes the db lacks.
+    pub consistent_index: Option<u64>,
     /// What was written.
     pub output: SalvagedOutput,
 }
@@ -256,6 +259,7 @@ fn produce(
         lost_lease_ttl: opts.lost_lease_ttl,
         buckets: built.buckets,
         input_trailer: Trailer::Absent,
+        consistent_index: meta_info.consistent_index,
         output: SalvagedOutput {
             new_revision: stamp.new_latest,
             scheduled_compact: stamp.scheduled.or(meta_info.scheduled_compact.map(|r| r.main)),

@@ -7,7 +7,7 @@
 # Generate a many-keys snapshot to judge memory by the key count:
 #   LARGE_KEYS=600000 LARGE_VALUE_LOG2=7,9 tools/gen-large-snapshot.sh OUT 0.3
 # Each command runs once, sampled every 20 ms (bench-lib.sh's mem); `diff`
-# compares the file with a copy of itself, `bolt compact` and the rewrites
+# compares the file with a copy of itself, `bolt compact`, the rewrites and salvage
 # write into a temporary directory beside SNAPSHOT. Also prints the live keys
 # and revisions (from `status`) and the bytes per live key above a 16 MiB base.
 # Environment: ETCDSNAP (default target/release/etcdsnap, built if missing).
@@ -41,6 +41,7 @@ jobs=(
   "rewrite bump --rebuild|rewrite $file $tmp/out.db --force --rebuild ${bump[*]}"
   "rewrite --compact|rewrite $file $tmp/out.db --force --compact"
   "rewrite tenant move|rewrite $file $tmp/out.db --force --include $prefix --rename $prefix=/moved$prefix ${bump[*]}"
+  "salvage|salvage $file $tmp/out.db --force -q"
 )
 printf '%-26s %11s %10s %14s\n' command RssAnon_MB "<= 64 MiB" "B/live key*"
 worst=0

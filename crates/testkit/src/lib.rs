@@ -27,6 +27,7 @@ use serde_json::Value;
 
 mod etcd;
 pub mod kube;
+pub mod s3;
 
 pub use etcd::*;
 

@@ -501,6 +501,17 @@ fn overflow_use(use_: PageUse) -> PageUse {
 
 /// Checks the whole file: metas, freelist, every bucket tree, page accounting.
 pub fn check(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
+    run(db, opts, true)
+}
+
+/// [`check`] as if no freelist were persisted: every page no tree reaches is
+/// free, whatever the freelist says (bbolt's `freepages()`), and the freelist
+/// itself is neither read nor reported on. What a freelist rebuild starts from.
+pub(crate) fn check_tree(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
+    run(db, opts, false)
+}
+
+fn run(db: &Db<'_>, opts: &CheckOptions, read_freelist: bool) -> CheckReport {
     let pages = db.pages();
     let meta = db.meta();
     // Sized by the file, not by the meta's `pgid` alone (see `Pages::readable`).
@@ -553,7 +564,9 @@ pub fn check(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
     for u in c.page_use.iter_mut().take(2) {
         *u = PageUse::Meta;
     }
-    c.check_freelist(&meta);
+    if read_freelist {
+        c.check_freelist(&meta);
+    }
 
     let root = meta.root.root;
     if root < 2 || root >= pages.hwm() {
@@ -562,7 +575,7 @@ pub fn check(db: &Db<'_>, opts: &CheckOptions) -> CheckReport {
         c.bucket(BucketRoot::Paged(root), None, 0);
     }
 
-    let persisted = meta.has_freelist();
+    let persisted = read_freelist && meta.has_freelist();
     let mut leaked = Vec::new();
     for (i, (u, freed)) in c.page_use.iter_mut().zip(&c.freed).enumerate() {
         if *u == PageUse::Unreached {

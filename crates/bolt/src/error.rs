@@ -19,6 +19,15 @@ pub enum Error {
     /// The builder was called out of order or with data bbolt cannot hold.
     #[error(transparent)]
     Build(#[from] Box<BuildFailure>),
+    /// A surgery (`bbolt surgery` equivalent) refused: its result would be unsafe.
+    #[error(transparent)]
+    Surgery(#[from] Box<SurgeryFailure>),
+}
+
+impl From<SurgeryFailure> for Error {
+    fn from(f: SurgeryFailure) -> Self {
+        Self::Surgery(Box::new(f))
+    }
 }
 
 impl From<BuildFailure> for Error {
@@ -119,7 +128,7 @@ impl std::error::Error for BuildFailure {}
 
 impl Error {
     /// A stable kebab-case name of the error's kind: `io`, `not-regular-file`,
-    /// `build`, or the corruption's [`CorruptKind::code`].
+    /// `build`, a surgery refusal's [`Refusal::code`], or the corruption's [`CorruptKind::code`].
     pub fn code(&self) -> &'static str {
         match self {
             Self::Os(etcdsnap_io::Error::Io { .. }) => "io",
@@ -130,6 +139,7 @@ impl Error {
             Self::Os(_) => "os",
             Self::Corrupt(c) => c.kind.code(),
             Self::Build(_) => "build",
+            Self::Surgery(f) => f.kind.code(),
         }
     }
 
@@ -145,6 +155,7 @@ impl Error {
                 }
                 _ => etcdsnap_io::ErrorKind::Refused,
             },
+            Self::Surgery(_) => etcdsnap_io::ErrorKind::Refused,
         }
     }
 
@@ -632,3 +643,120 @@ impl fmt::Display for CorruptKind {
         }
     }
 }
+
+/// Why a surgery refused to write its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The meta page a revert would make active does not validate.
+    InvalidMeta {
+        /// Which meta page (0 or 1).
+        meta: u8,
+        /// Why it is invalid.
+        fault: MetaFault,
+    },
+    /// Elements can be cleared only in branch and leaf pages.
+    NotANode {
+        /// The page's flags.
+        flags: u16,
+    },
+    /// The element range does not fit the page (bbolt's rules: `from` in
+    /// `[0, count)`, `to` in `(from, count]`, `None` meaning the end).
+    IndexRange {
+        /// First element to remove.
+        from: usize,
+        /// One past the last element to remove; `None` = to the end.
+        to: Option<usize>,
+        /// Elements in the page.
+        count: usize,
+    },
+    /// The clear would leave a branch page with no elements, which bbolt's
+    /// cursors read past (clear the branch's parent element instead).
+    EmptyBranch,
+    /// The tree is damaged here, so which pages are in use is not known: a
+    /// freelist built from it could free live pages (bbolt's `freepages`
+    /// panics on the same damage).
+    DamagedTree {
+        /// The damage found.
+        problem: Box<Corruption>,
+    },
+    /// A count read from the file is at its type's limit (a txid of 2^64 − 1).
+    Overflow {
+        /// The field (`txid`, `pgid`).
+        field: &'static str,
+    },
+}
+
+impl Refusal {
+    /// A stable kebab-case name of the refusal, for machine-readable output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidMeta { .. } => "surgery-invalid-meta",
+            Self::NotANode { .. } => "surgery-not-a-node",
+            Self::IndexRange { .. } => "surgery-index-range",
+            Self::EmptyBranch => "surgery-empty-branch",
+            Self::DamagedTree { .. } => "surgery-damaged-tree",
+            Self::Overflow { .. } => "surgery-overflow",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidMeta { meta, fault } => {
+                write!(f, "meta {meta} is not valid ({fault}); reverting to it would leave no valid meta page")
+            }
+            Self::NotANode { flags } => {
+                write!(f, "can't clear elements in a {} page", crate::layout::PageType::from_flags(*flags).name())
+            }
+            Self::IndexRange { from, to, count } => match *to {
+                _ if from >= count => write!(f, "the start index ({from}) is out of range [0, {count})"),
+                Some(t) if t > *count => write!(f, "the end index ({t}) is out of range [0, {count}]"),
+                Some(t) if t == *from => write!(f, "the start index ({from}) is equal to the end index ({t})"),
+                Some(t) => write!(f, "the start index ({from}) is bigger than the end index ({t})"),
+                None => write!(f, "the range [{from}, end) does not fit {count} elements"),
+            },
+            Self::EmptyBranch => write!(f, "clearing every element would leave an empty branch page"),
+            Self::DamagedTree { problem } => write!(
+                f,
+                "the tree is damaged ({problem}): the pages in use are not known, so no freelist is \
+                 written (repair the tree first, e.g. with clear-page-elements or salvage)"
+            ),
+            Self::Overflow { field } => write!(f, "meta {field} is at its limit"),
+        }
+    }
+}
+
+/// A surgery's refusal and where it applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurgeryFailure {
+    /// The page concerned, when one is.
+    pub page: Option<Pgid>,
+    /// Its byte offset in the file, when known.
+    pub offset: Option<u64>,
+    /// Why.
+    pub kind: Refusal,
+}
+
+impl SurgeryFailure {
+    /// A refusal concerning page `page` of a file with pages of `page_size` bytes.
+    pub fn on_page(page: Pgid, page_size: usize, kind: Refusal) -> Self {
+        Self { page: Some(page), offset: page.checked_mul(page_size as u64), kind }
+    }
+}
+
+impl fmt::Display for SurgeryFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = self.page {
+            write!(f, "page {p}: ")?;
+        }
+        write!(f, "{}", self.kind)?;
+        if let Some(o) = self.offset {
+            write!(f, " (offset {o})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SurgeryFailure {}

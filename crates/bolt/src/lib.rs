@@ -36,6 +36,7 @@ pub mod meta;
 pub mod page;
 pub mod page_list;
 pub mod patch;
+pub mod surgery;
 pub mod walk;
 
 pub use bucket::Bucket;

@@ -14,6 +14,7 @@ use crate::output::{table, Bytes, Out, OwnedBytes};
 use crate::Outcome;
 
 mod page;
+mod surgery;
 
 #[derive(Debug, Subcommand)]
 pub enum BoltCommand {
@@ -35,6 +36,10 @@ pub enum BoltCommand {
     Page(page::PageArgs),
     /// One element of a page: its key and value, or key and child page (`bbolt page-item`).
     PageItem(page::PageItemArgs),
+    /// Page-level repairs like `bbolt surgery`, always into a new file (revert-meta,
+    /// clear-page-elements, freelist rebuild|abandon).
+    #[command(subcommand)]
+    Surgery(surgery::SurgeryCommand),
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +99,7 @@ pub fn run(cmd: BoltCommand) -> Result<Outcome> {
         BoltCommand::Compact(a) => compact(&a, &mut out),
         BoltCommand::Page(a) => page::page_cmd(&a, &mut out),
         BoltCommand::PageItem(a) => page::page_item_cmd(&a, &mut out),
+        BoltCommand::Surgery(c) => surgery::run(c, &mut out),
     }?;
     out.flush()?;
     Ok(outcome)

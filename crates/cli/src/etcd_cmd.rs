@@ -9,7 +9,7 @@ use etcdsnap_io::MappedFile;
 use etcdsnap_mvcc::hashkv::{hash_kv, TombstoneRule};
 use etcdsnap_mvcc::schema::EtcdLine;
 use etcdsnap_mvcc::status_report::{status_report, StatusError, StatusGate, StatusOptions};
-use etcdsnap_mvcc::trailer;
+use etcdsnap_mvcc::trailer::{self, Trailer, TrailerState};
 use etcdsnap_mvcc::verify::{verify_file, VerifyOptions, VerifyReport};
 use etcdsnap_mvcc::Verdict;
 use serde::Serialize;
@@ -189,6 +189,14 @@ pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     };
     // A damaged trailer is a problem found, whatever the output format.
     let outcome = Outcome::from(r.verdict());
+    if let TrailerState::Checked(Trailer::Mismatch { stored, computed }) = &r.trailer {
+        eprintln!(
+            "etcdsnap: {}: the SHA-256 trailer does not match: stored {}, computed {}",
+            a.file.display(),
+            trailer::hex(stored),
+            trailer::hex(computed)
+        );
+    }
     if a.fmt.structured() {
         out.json(&j)?;
         return Ok(outcome);

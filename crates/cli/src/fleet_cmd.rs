@@ -121,7 +121,12 @@ pub fn verify(inputs: &[PathBuf], require_trailer: bool, json: bool, a: &FleetAr
         group_by,
         max_age: a.max_age.as_deref().map(etcdsnap_remote::parse_duration).transpose()?,
         require: a.require,
-        expect_groups: a.expect_groups.as_deref().map(etcdsnap_remote::fleet::read_list).transpose()?.unwrap_or_default(),
+        expect_groups: a
+            .expect_groups
+            .as_deref()
+            .map(etcdsnap_remote::fleet::read_list)
+            .transpose()?
+            .unwrap_or_default(),
         shard: a.shard.as_deref().map(|s| Shard::parse(s, env_index.as_deref())).transpose()?,
         now: a.now.as_deref().map(etcdsnap_remote::parse_now).transpose()?,
         require_trailer,
@@ -151,7 +156,13 @@ fn stdout_format(f: Option<ReportFormat>, json: bool) -> ReportFormat {
 }
 
 /// Writes the tail of stdout (or the whole, for the end-only formats) and the report files.
-fn finish(r: &FleetReport, format: ReportFormat, files: &ReportFiles, streamed: bool, out: &mut Out) -> Result<Outcome> {
+fn finish(
+    r: &FleetReport,
+    format: ReportFormat,
+    files: &ReportFiles,
+    streamed: bool,
+    out: &mut Out,
+) -> Result<Outcome> {
     let mut buf = Vec::new();
     match format {
         ReportFormat::Text => {

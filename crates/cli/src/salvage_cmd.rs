@@ -68,10 +68,12 @@ struct SalvageJson<'a> {
     compact_revision_known: bool,
     leases_missing: &'a [i64],
     buckets: Vec<BucketJson<'a>>,
+    input_trailer: &'static str,
     new_revision: i64,
     scheduled_compact_revision: Option<i64>,
     hashkv: u32,
-    trailer_sha256: Option<String>,
+    trailer_sha256: String,
+    bytes: u64,
 }
 
 fn count(r: &[RevRange]) -> i64 {
@@ -141,10 +143,12 @@ fn json<'r>(a: &SalvageArgs, input: &std::path::Path, r: &'r SalvageReport) -> S
         compact_revision_known: r.compact_revision_known,
         leases_missing: &r.leases_missing,
         buckets: r.buckets.iter().map(|b| BucketJson { name: &b.name, records: b.records, from: b.from }).collect(),
-        new_revision: r.rewrite.new_revision,
-        scheduled_compact_revision: r.rewrite.scheduled_compact,
-        hashkv: r.rewrite.hashkv.hash,
-        trailer_sha256: r.rewrite.trailer_out.as_ref().map(etcdsnap_mvcc::trailer::hex),
+        input_trailer: r.input_trailer.name(),
+        new_revision: r.output.new_revision,
+        scheduled_compact_revision: r.output.scheduled_compact,
+        hashkv: r.output.hashkv.hash,
+        trailer_sha256: etcdsnap_mvcc::trailer::hex(&r.output.trailer),
+        bytes: r.output.bytes,
     }
 }
 
@@ -154,11 +158,12 @@ fn lines(j: &SalvageJson<'_>, r: &SalvageReport) -> Vec<String> {
         vec![
             "input".into(),
             format!(
-                "{} pages of {} bytes; meta 0 {}, meta 1 {}",
+                "{} pages of {} bytes; meta 0 {}, meta 1 {}; trailer {}",
                 j.pages,
                 j.page_size,
                 valid(j.metas_valid[0]),
-                valid(j.metas_valid[1])
+                valid(j.metas_valid[1]),
+                j.input_trailer
             ),
         ],
         vec![
@@ -235,10 +240,11 @@ fn lines(j: &SalvageJson<'_>, r: &SalvageReport) -> Vec<String> {
     rows.push(vec![
         "output".into(),
         format!(
-            "revision {}{}; trailer sha256 {}",
+            "revision {}{}; {} bytes; trailer sha256 {}",
             j.new_revision,
             j.scheduled_compact_revision.map(|c| format!(", marked compacted at {c}")).unwrap_or_default(),
-            j.trailer_sha256.as_deref().unwrap_or("-")
+            j.bytes,
+            j.trailer_sha256
         ),
     ]);
     table(&rows)

@@ -1,5 +1,6 @@
-//! `etcdsnap salvage` on damaged copies of every version's fixtures (the
-//! sample of the damage campaign; `tools/salvage-campaign.sh` runs them all):
+//! `etcdsnap salvage` on damaged copies of every version's fixtures, through
+//! the CLI (the damage campaign, `damage_campaign.rs` and
+//! `tools/damage-campaign.sh`, runs every damage class through the library):
 //! undamaged, a zeroed `key`-bucket leaf page (a torn write), both meta pages
 //! zeroed, the file cut short. Each time: every record of the output above the
 //! compact revision is the original's, byte for byte; the lost revisions are

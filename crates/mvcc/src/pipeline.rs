@@ -3,7 +3,8 @@
 //! second core while the output is produced, refuse a mismatch, make sure
 //! the input did not change while it was read, then commit the output
 //! atomically. [`crate::rewrite::rewrite`] and [`crate::snapshot::compact`]
-//! run through [`whole_file`]; [`crate::transform::transform`] (bytes in,
+//! run through [`whole_file`], [`crate::salvage::salvage`] through
+//! [`whole_image`] (its input need not open); [`crate::transform::transform`] (bytes in,
 //! any writer out) through [`beside_trailer_check`].
 //!
 //! A producer only makes the output: it gets the opened input and returns
@@ -96,7 +97,34 @@ pub(crate) fn whole_file<T>(
     let file = MappedFile::open(path)?;
     let (image, stored) = trailer::split(&file);
     let input = Input { path, file: &file, db: Db::open(image)?.metered(meter), has_trailer: stored.is_some() };
-    let (trailer_in, produced) = beside(|| Ok(trailer::verify_file(&file, Some(meter))?), || produce(&input));
+    commit_beside(&file, path, on_mismatch, cancel, meter, || produce(&input))
+}
+
+/// [`whole_file`] for a producer that reads the mapped file itself, without
+/// an opened [`Db`]: one whose input need not open as a bbolt file (salvage).
+pub(crate) fn whole_image<T>(
+    path: &Path,
+    on_mismatch: OnMismatch,
+    cancel: &Cancel,
+    meter: &Meter,
+    produce: impl FnOnce(&MappedFile) -> Result<(AtomicFile, T)>,
+) -> Result<Committed<T>> {
+    let file = MappedFile::open(path)?;
+    commit_beside(&file, path, on_mismatch, cancel, meter, || produce(&file))
+}
+
+/// The skeleton's common part: `produce` beside the trailer check, the
+/// mismatch refused when asked, the input's stability checked, the output
+/// committed.
+fn commit_beside<T>(
+    file: &MappedFile,
+    path: &Path,
+    on_mismatch: OnMismatch,
+    cancel: &Cancel,
+    meter: &Meter,
+    produce: impl FnOnce() -> Result<(AtomicFile, T)>,
+) -> Result<Committed<T>> {
+    let (trailer_in, produced) = beside(|| Ok(trailer::verify_file(file, Some(meter))?), produce);
     let trailer_in = trailer_in?;
     if on_mismatch == OnMismatch::Refuse {
         refuse_mismatch(&trailer_in, path)?;

@@ -103,10 +103,12 @@ pub fn compact_with_progress(
             progress.reading(image.saturating_add(if src.has_trailer { image } else { 0 }));
             let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
             let layout = etcdsnap_bolt::compact::plan(&src.db, build)?;
+            let tmp = atomic.tmp_path().to_path_buf();
             let out_file = atomic.file()?;
             let (summary, digest) = crate::stream::write_hashed(
                 out_file,
                 output,
+                Some(&tmp),
                 want_trailer,
                 &opts.cancel,
                 (progress, layout.bytes),

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
-use etcdsnap_io::{Cancel, DirectOut};
+use etcdsnap_io::{Cancel, DirectOut, DIRECT_ALIGN};
 use sha2::{Digest, Sha256};
 
 use crate::error::{MvccError, Result};
@@ -49,11 +49,42 @@ impl Writeback {
     }
 }
 
+/// A buffer of the writer thread: its bytes start at `pad`, where the
+/// allocation is aligned for a direct write ([`DIRECT_ALIGN`]).
+pub struct Chunk {
+    buf: Vec<u8>,
+    pad: usize,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK.saturating_add(DIRECT_ALIGN));
+        let pad = buf.as_ptr().addr().wrapping_neg() % DIRECT_ALIGN;
+        buf.resize(pad, 0);
+        Self { buf, pad }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(self.pad..).unwrap_or_default()
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len().saturating_sub(self.pad)
+    }
+
+    /// Empties the buffer, aligned again (a write larger than a chunk may have moved it).
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.pad = self.buf.as_ptr().addr().wrapping_neg() % DIRECT_ALIGN;
+        self.buf.resize(self.pad, 0);
+    }
+}
+
 /// The writing end handed to the producer: fills chunks and passes them on.
 pub struct ChunkWriter<'p> {
-    buf: Vec<u8>,
-    full: SyncSender<Vec<u8>>,
-    empty: Receiver<Vec<u8>>,
+    buf: Chunk,
+    full: SyncSender<Chunk>,
+    empty: Receiver<Chunk>,
     written: u64,
     cancel: Cancel,
     /// Told the bytes handed over at each chunk, of `total`.
@@ -73,10 +104,10 @@ impl ChunkWriter<'_> {
         if self.cancel.reason().is_some() {
             return Err(io::Error::other("interrupted"));
         }
-        if self.buf.is_empty() {
+        if self.buf.len() == 0 {
             return Ok(());
         }
-        let next = self.empty.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let next = self.empty.try_recv().unwrap_or_else(|_| Chunk::new());
         let chunk = std::mem::replace(&mut self.buf, next);
         self.progress.update("writing", self.written, self.total);
         self.full.send(chunk).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "output writer stopped"))
@@ -85,7 +116,12 @@ impl ChunkWriter<'_> {
 
 impl Write for ChunkWriter<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
+        // A chunk ends before a write that would not fit, so that a run of
+        // page-sized writes keeps every chunk whole pages (aligned).
+        if self.buf.len().saturating_add(data.len()) > CHUNK {
+            self.send()?;
+        }
+        self.buf.buf.extend_from_slice(data);
         self.written = self.written.saturating_add(data.len() as u64);
         if self.buf.len() >= CHUNK {
             self.send()?;
@@ -98,25 +134,58 @@ impl Write for ChunkWriter<'_> {
     }
 }
 
-fn drain(
-    file: &mut File,
-    full: Receiver<Vec<u8>>,
-    empty: Sender<Vec<u8>>,
-    hash: bool,
-) -> io::Result<Option<[u8; TRAILER_LEN]>> {
-    let mut hasher = hash.then(Sha256::new);
+/// Writes the chunks in order from the file's position: around the page
+/// cache through `direct` where a chunk is aligned (no CPU copy, no
+/// write-back later), else through the page cache; leaves the file's
+/// position after the last byte.
+fn drain(file: &mut File, direct: Option<DirectOut>, full: Receiver<Chunk>, empty: Sender<Chunk>) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+    let mut direct = direct;
+    let mut pos = file.stream_position()?;
     let mut behind = Writeback::new(file)?;
     for mut chunk in full {
-        if let Some(h) = hasher.as_mut() {
-            h.update(&chunk);
+        let data = chunk.bytes();
+        let mut written = false;
+        if let Some(d) = direct.as_ref().filter(|_| DirectOut::aligned(data, pos)) {
+            match d.write_all_at(data, pos) {
+                Ok(()) => written = true,
+                // Refused by the file system: the page cache from here on
+                // (what a partial write left is written over).
+                Err(e) if matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported) => {
+                    direct = None;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        file.write_all(&chunk)?;
-        behind.wrote(file, chunk.len());
+        if !written {
+            file.write_all_at(data, pos)?;
+        }
+        let n = data.len();
+        pos = pos.saturating_add(n as u64);
+        behind.wrote(file, n);
         chunk.clear();
         // The producer may be gone already; the buffer is then simply dropped.
         let _ = empty.send(chunk);
     }
-    Ok(hasher.map(|h| h.finalize().into()))
+    file.seek(SeekFrom::Start(pos))?;
+    Ok(())
+}
+
+/// Hashes the chunks on their way to the writer: a stage of its own, so that
+/// the hashing, the writing and the producing share the cores as their costs
+/// fall (the kernel's copy into the page cache costs as much as the SHA-256
+/// on some machines, and a light producer would leave a core idle).
+fn hash_on(full: Receiver<Chunk>, to_writer: SyncSender<Chunk>) -> [u8; TRAILER_LEN] {
+    let mut hasher = Sha256::new();
+    for chunk in full {
+        hasher.update(chunk.bytes());
+        if to_writer.send(chunk).is_err() {
+            // The writer failed; its error is the one reported.
+            break;
+        }
+    }
+    hasher.finalize().into()
 }
 
 /// Runs `produce` with a writer whose bytes go to `file` (from its current
@@ -124,20 +193,31 @@ fn drain(
 /// Returns what `produce` returned and the digest. Once `cancel` is set the
 /// writer fails at its next chunk, which ends `produce`. `progress` is told
 /// the bytes written so far of `total` (phase `writing`) at every chunk.
+///
+/// With `direct` (the path of `file`), aligned chunks go to the device around
+/// the page cache ([`DirectOut`]) where the file system allows it.
 pub fn write_hashed<T>(
     file: &mut File,
     path: &Path,
+    direct: Option<&Path>,
     hash: bool,
     cancel: &Cancel,
     progress: (&mut dyn Progress, u64),
     produce: impl FnOnce(&mut ChunkWriter<'_>) -> Result<T>,
 ) -> Result<(T, Option<[u8; TRAILER_LEN]>)> {
-    let (full_tx, full_rx) = sync_channel::<Vec<u8>>(2);
-    let (empty_tx, empty_rx) = channel::<Vec<u8>>();
+    let (full_tx, full_rx) = sync_channel::<Chunk>(2);
+    let (empty_tx, empty_rx) = channel::<Chunk>();
+    let direct = direct.and_then(DirectOut::open);
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || drain(file, full_rx, empty_tx, hash));
+        let (hasher, write_rx) = if hash {
+            let (hashed_tx, hashed_rx) = sync_channel::<Chunk>(1);
+            (Some(scope.spawn(move || hash_on(full_rx, hashed_tx))), hashed_rx)
+        } else {
+            (None, full_rx)
+        };
+        let writer = scope.spawn(move || drain(file, direct, write_rx, empty_tx));
         let mut w = ChunkWriter {
-            buf: Vec::with_capacity(CHUNK),
+            buf: Chunk::new(),
             full: full_tx,
             empty: empty_rx,
             written: 0,
@@ -150,14 +230,17 @@ pub fn write_hashed<T>(
             Ok(t)
         });
         drop(w);
-        let digest = writer
+        let panicked = |what: &str| MvccError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::other(format!("{what} panicked")),
+        };
+        let digest = hasher.map(|h| h.join().map_err(|_| panicked("output hasher thread"))).transpose();
+        let written = writer
             .join()
-            .map_err(|_| MvccError::Io {
-                path: path.to_path_buf(),
-                source: io::Error::other("output writer thread panicked"),
-            })?
+            .map_err(|_| panicked("output writer thread"))?
             .map_err(|source| MvccError::Io { path: path.to_path_buf(), source });
         // An I/O error of the writer explains a failed producer better than its own error.
+        written?;
         let digest = digest?;
         Ok((produced?, digest))
     })
@@ -425,19 +508,38 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("etcdsnap-stream-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("out");
-        let mut f = File::create(&path).unwrap();
         let data: Vec<u8> = (0..(3 * CHUNK + 12345)).map(|i| (i * 31 % 251) as u8).collect();
-        let ((), digest) =
-            write_hashed(&mut f, &path, true, &Cancel::default(), (&mut crate::progress::NoProgress, 0), |w| {
-                for piece in data.chunks(100_003) {
-                    w.write_all(piece).unwrap();
-                }
-                Ok(())
-            })
+        // Odd pieces (every chunk unaligned), pages (aligned chunks, then an
+        // odd tail), each with and without direct writes, from a position
+        // that is not 0: the file holds the bytes in order and continues
+        // where they end.
+        for (piece, direct) in [(100_003, false), (100_003, true), (4096, false), (4096, true)] {
+            let mut f = File::create(&path).unwrap();
+            f.write_all(&[7u8; 4096]).unwrap();
+            let ((), digest) = write_hashed(
+                &mut f,
+                &path,
+                direct.then_some(path.as_path()),
+                true,
+                &Cancel::default(),
+                (&mut crate::progress::NoProgress, 0),
+                |w| {
+                    for p in data.chunks(piece) {
+                        w.write_all(p).unwrap();
+                    }
+                    Ok(())
+                },
+            )
             .unwrap();
-        drop(f);
-        assert_eq!(std::fs::read(&path).unwrap(), data);
-        assert_eq!(digest, Some(crate::trailer::digest(&data)));
+            f.write_all(b"END").unwrap();
+            drop(f);
+            let got = std::fs::read(&path).unwrap();
+            assert_eq!(got.len(), 4096 + data.len() + 3, "piece {piece} direct {direct}");
+            assert!(got[..4096].iter().all(|&b| b == 7), "piece {piece} direct {direct}");
+            assert!(got[4096..4096 + data.len()] == data[..], "piece {piece} direct {direct}");
+            assert_eq!(&got[4096 + data.len()..], b"END", "piece {piece} direct {direct}");
+            assert_eq!(digest, Some(crate::trailer::digest(&data)));
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

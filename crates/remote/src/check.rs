@@ -98,9 +98,7 @@ pub fn check_spooled(sp: &Spooled, cluster: Option<String>, judge: &Judge) -> Ba
             r.status_hash = Some(s.hash);
             r.hashkv = Some(h.hash);
             r.hashkv_compact_revision = Some(h.compact_revision);
-            let young = judge
-                .max_age_seconds
-                .is_none_or(|max| r.age_seconds <= i64::try_from(max).unwrap_or(i64::MAX));
+            let young = judge.max_age_seconds.is_none_or(|max| r.age_seconds <= i64::try_from(max).unwrap_or(i64::MAX));
             r.fresh = young;
         }
         Err(message) => {

@@ -175,7 +175,10 @@ pub fn verify_fleet(
                             let cluster = p.cluster.clone();
                             let done = tokio::task::spawn_blocking(move || check_spooled(&sp, cluster, &judge)).await;
                             done.unwrap_or_else(|e| {
-                                let err = RemoteError::Unreadable { url: p.object.url.clone(), message: format!("the check failed: {e}") };
+                                let err = RemoteError::Unreadable {
+                                    url: p.object.url.clone(),
+                                    message: format!("the check failed: {e}"),
+                                };
                                 failed(&p.object, p.cluster, &judge, &err)
                             })
                         }

@@ -100,7 +100,9 @@ pub fn merge(parts: Vec<(String, FleetReport)>) -> Result<FleetReport> {
             return Err(RemoteError::Usage(format!("{name}: shard {:?} is not INDEX/COUNT", r.summary.shard)));
         };
         if *count.get_or_insert(c) != c {
-            return Err(RemoteError::Usage(format!("{name}: shard {index}/{c}, but other reports are of {count:?} shards")));
+            return Err(RemoteError::Usage(format!(
+                "{name}: shard {index}/{c}, but other reports are of {count:?} shards"
+            )));
         }
         if !seen.insert(index) {
             return Err(RemoteError::Usage(format!("{name}: shard {index}/{c} given twice")));

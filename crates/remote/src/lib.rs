@@ -100,7 +100,8 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
 /// Parses `--now`: RFC 3339 (`2026-12-05T08:00:00Z`) or Unix seconds.
 pub fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(secs) = s.trim().parse::<i64>() {
-        return chrono::DateTime::from_timestamp(secs, 0).ok_or_else(|| RemoteError::Usage(format!("--now {s}: out of range")));
+        return chrono::DateTime::from_timestamp(secs, 0)
+            .ok_or_else(|| RemoteError::Usage(format!("--now {s}: out of range")));
     }
     chrono::DateTime::parse_from_rfc3339(s.trim())
         .map(|t| t.with_timezone(&chrono::Utc))

@@ -200,7 +200,8 @@ fn build(url: &RemoteUrl, o: &StoreOptions) -> Result<Arc<dyn ObjectStore>> {
             Arc::new(b.build().map_err(bad)?)
         }
         Scheme::Http => {
-            let b = HttpBuilder::new().with_url(url.root.as_str()).with_retry(o.retry()).with_client_options(o.client());
+            let b =
+                HttpBuilder::new().with_url(url.root.as_str()).with_retry(o.retry()).with_client_options(o.client());
             Arc::new(b.build().map_err(bad)?)
         }
     };

@@ -42,9 +42,18 @@ pub fn write(w: &mut dyn Write, r: &FleetReport) -> std::io::Result<()> {
     for b in &r.backups {
         writeln!(w, "etcdsnap_backup_problems{{{}}} {}", b_labels(b), b.problem_count)?;
     }
-    head(w, "etcdsnap_cluster_backup_ok", "1 when the cluster meets its objective (enough fresh valid backups), else 0.")?;
+    head(
+        w,
+        "etcdsnap_cluster_backup_ok",
+        "1 when the cluster meets its objective (enough fresh valid backups), else 0.",
+    )?;
     for c in &r.clusters {
-        writeln!(w, "etcdsnap_cluster_backup_ok{{cluster=\"{}\"}} {}", label(&c.cluster), u8::from(c.finding.is_none()))?;
+        writeln!(
+            w,
+            "etcdsnap_cluster_backup_ok{{cluster=\"{}\"}} {}",
+            label(&c.cluster),
+            u8::from(c.finding.is_none())
+        )?;
     }
     head(w, "etcdsnap_cluster_fresh_valid_backups", "Valid backups of the cluster younger than --max-age.")?;
     for c in &r.clusters {
@@ -58,7 +67,9 @@ pub fn write(w: &mut dyn Write, r: &FleetReport) -> std::io::Result<()> {
     }
     let s = &r.summary;
     head(w, "etcdsnap_fleet_objects", "Backup objects checked, by state.")?;
-    for (state, n) in [("valid", s.valid), ("problems", s.problems), ("changed", s.changed), ("unreadable", s.unreadable)] {
+    for (state, n) in
+        [("valid", s.valid), ("problems", s.problems), ("changed", s.changed), ("unreadable", s.unreadable)]
+    {
         writeln!(w, "etcdsnap_fleet_objects{{state=\"{state}\"}} {n}")?;
     }
     head(w, "etcdsnap_fleet_clusters_failing", "Clusters without enough fresh valid backups.")?;

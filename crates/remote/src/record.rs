@@ -231,10 +231,7 @@ pub fn judge_clusters(backups: &[BackupRecord], expected: &[String], objective: 
                 let max = objective.max_age_seconds.unwrap_or_default();
                 (Some(ClusterFinding::Stale), Some(format!("newest valid backup is {age}s old, more than {max}s")))
             } else if fresh_valid < require {
-                (
-                    Some(ClusterFinding::TooFew),
-                    Some(format!("{fresh_valid} fresh valid backups, {require} required")),
-                )
+                (Some(ClusterFinding::TooFew), Some(format!("{fresh_valid} fresh valid backups, {require} required")))
             } else {
                 (None, None)
             };

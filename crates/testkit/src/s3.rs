@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::*;
 
@@ -91,7 +91,9 @@ impl S3Server {
                 let listed = self.rt.block_on(async move { store.list_with_delimiter(None).await });
                 match listed {
                     Ok(_) => return,
-                    Err(e) if Instant::now() > deadline => panic!("versitygw does not list: {e}\n{}", self.log_tail(40)),
+                    Err(e) if Instant::now() > deadline => {
+                        panic!("versitygw does not list: {e}\n{}", self.log_tail(40))
+                    }
                     Err(_) => {}
                 }
             }
@@ -142,7 +144,13 @@ impl S3Server {
             let results: Vec<_> = futures::stream::iter(items)
                 .map(|(k, d)| {
                     let store = Arc::clone(&store);
-                    async move { store.put(&ObjectPath::from(k.as_str()), PutPayload::from(d)).await.map(|_| ()).map_err(|e| format!("{k}: {e}")) }
+                    async move {
+                        store
+                            .put(&ObjectPath::from(k.as_str()), PutPayload::from(d))
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| format!("{k}: {e}"))
+                    }
                 })
                 .buffer_unordered(16)
                 .collect()

@@ -207,7 +207,10 @@ impl WalReport {
         // those before (and the one stopped in, if it had records) are judged.
         let stopped_in =
             self.corruption.as_ref().map(|c| c.segment.as_str()).or(self.torn.as_ref().map(|t| t.segment.as_str()));
-        for s in &self.segments {
+        // A WAL starts with a crc record; later segments may lack theirs (the
+        // chain continues across files) or be zeros (etcd's decoder skips to
+        // the next file), as etcd's reader accepts both.
+        if let Some(s) = self.segments.first() {
             let stopped_here = stopped_in == Some(s.segment.name.as_str());
             match s.first_type {
                 Some(t) if t != CRC_TYPE => p.push(
@@ -228,9 +231,6 @@ impl WalReport {
                     .at(&s.segment.name, Some(0)),
                 ),
                 _ => {}
-            }
-            if stopped_here {
-                break;
             }
         }
         let read_whole = self.corruption.is_none() && self.torn.is_none();

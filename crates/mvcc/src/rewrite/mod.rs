@@ -51,6 +51,7 @@ pub use options::{CompactTombstones, InputTrailer, RestoreStamp, RewriteOptions,
 pub use patch::{max_patched_drops, MAX_PATCHED_DROPS, PATCHED_DROP_SHARE};
 pub use report::{OutputLayout, PermissionChange, RewriteReport};
 
+pub(crate) use observe::{finish_output, Observed, Watched};
 pub(crate) use options::validate;
 pub(crate) use rebuild::{analyse, write_rebuilt};
 pub(crate) use report::{Made, Produced};

@@ -95,10 +95,11 @@ pub(crate) fn write_file(
     let a = analyse(&src.db, opts, progress)?;
     let want_trailer = opts.trailer.wants_trailer(src.has_trailer);
     let mut atomic = AtomicFile::create_with(output, &[src.path], opts.output)?;
+    let tmp = atomic.tmp_path().to_path_buf();
     let out_file = atomic.file()?;
     let sink = (progress, a.bytes());
     let ((c, observed), trailer_out) =
-        crate::stream::write_hashed(out_file, output, want_trailer, &opts.cancel, sink, |w| {
+        crate::stream::write_hashed(out_file, output, Some(&tmp), want_trailer, &opts.cancel, sink, |w| {
             let (_, c, observed) = write_rebuilt(&src.db, w, &a, opts)?;
             Ok((c, observed))
         })?;

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use etcdsnap_bolt::inspect::{self, Item};
 use etcdsnap_bolt::layout::{BRANCH_PAGE_FLAG, BUCKET_HEADER_SIZE, BUCKET_LEAF_FLAG, LEAF_PAGE_FLAG};
 use etcdsnap_bolt::{Metas, Pgid};
-use etcdsnap_proto::{leasepb, Message};
+use etcdsnap_proto::{authpb, etcdserverpb, leasepb, Message};
 
 use crate::kv::KvRef;
 use crate::revision::BucketKey;
-use crate::schema::{KEY, LEASE};
+use crate::schema::{ALARM, AUTH_ROLES, AUTH_USERS, KEY, LEASE, META};
 
 /// Deepest tree the walk follows (bbolt's trees are far shallower).
 const MAX_DEPTH: usize = 64;
@@ -90,6 +90,9 @@ pub fn find(data: &[u8]) -> Found<'_> {
     f
 }
 
+/// Keys a page may hold: from (inclusive), to (exclusive); `None`: unbounded.
+type Range<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// What receives each leaf record: key, value, element flags.
 type Each<'a, 'e> = dyn FnMut(&'a [u8], &'a [u8], u32) + 'e;
 
@@ -104,7 +107,7 @@ impl<'a> Walk<'a, '_> {
     /// The root bucket's tree: its leaf records are the top-level buckets.
     fn top_level(&mut self, root: Pgid) {
         let mut tops: Vec<(&'a [u8], &'a [u8])> = Vec::new();
-        self.leaves(root, b"", 0, &mut |k, v, flags| {
+        self.leaves(root, b"", 0, (None, None), &mut |k, v, flags| {
             if flags & BUCKET_LEAF_FLAG != 0 {
                 tops.push((k, v));
             }
@@ -121,11 +124,15 @@ impl<'a> Walk<'a, '_> {
             return;
         };
         self.found.sequences.insert(name, seq);
+        let problems_before = self.found.unreadable.len();
         let mut records: Vec<(&'a [u8], &'a [u8])> = Vec::new();
         if root == 0 {
             let inline = header.get(BUCKET_HEADER_SIZE..).unwrap_or(&[]);
             match inspect::page(inline, inline.len(), 0) {
                 Some(v) => {
+                    if let Some(p) = &v.problem {
+                        self.unreadable(0, name, &format!("inline bucket page: {p}"));
+                    }
                     for it in &v.items {
                         if let Item::Leaf { flags, key, value } = it {
                             if flags & BUCKET_LEAF_FLAG == 0 {
@@ -137,11 +144,22 @@ impl<'a> Walk<'a, '_> {
                 None => self.unreadable(0, name, "inline bucket page does not decode"),
             }
         } else {
-            self.leaves(root, name, 0, &mut |k, v, flags| {
+            self.leaves(root, name, 0, (None, None), &mut |k, v, flags| {
                 if flags & BUCKET_LEAF_FLAG == 0 {
                     records.push((k, v));
                 }
             });
+        }
+        // A damaged `meta` bucket would give a wrong compact revision (0:
+        // compacted history taken back as live): it is left out instead, so
+        // the compact revision is reported unknown.
+        let mut meta = crate::schema::MetaInfo::default();
+        if name == META
+            && (self.found.unreadable.len() > problems_before
+                || records.iter().any(|(k, v)| meta.absorb(k, v).is_err()))
+        {
+            self.unreadable(root, name, "the meta bucket is damaged: left out (the compact revision is unknown)");
+            return;
         }
         if name == KEY {
             for (k, v) in records {
@@ -150,12 +168,20 @@ impl<'a> Walk<'a, '_> {
                 }
             }
         } else {
+            let before = records.len();
+            records.retain(|(k, v)| schema_record(name, k, v));
+            if records.len() < before {
+                let why = format!("{} records that do not decode left out", before.saturating_sub(records.len()));
+                self.unreadable(root, name, &why);
+            }
             self.found.buckets.entry(name).or_default().extend(records);
         }
     }
 
     /// Every leaf record under page `id` of bucket `bucket`, as far as the pages hold.
-    fn leaves(&mut self, id: Pgid, bucket: &[u8], depth: usize, each: &mut Each<'a, '_>) {
+    /// `range`: the keys the parent branch gives this page (its element's
+    /// key, inclusive, up to the next element's, exclusive).
+    fn leaves(&mut self, id: Pgid, bucket: &[u8], depth: usize, range: Range<'a>, each: &mut Each<'a, '_>) {
         if depth > MAX_DEPTH {
             self.unreadable(id, bucket, "tree deeper than 64 levels (a cycle?)");
             return;
@@ -164,6 +190,19 @@ impl<'a> Walk<'a, '_> {
             self.unreadable(id, bucket, "past the end of the file");
             return;
         };
+        // A damaged branch element can point at a stale page (compacted
+        // history): a page whose keys are outside its parent's range is not
+        // this tree's, so it is left to the scan (and its compact-revision rule).
+        let key_of = |it: &Item<'a>| match *it {
+            Item::Branch { key, .. } | Item::Leaf { key, .. } => key,
+        };
+        let (first, last) = (v.items.first().map(key_of), v.items.last().map(key_of));
+        if range.0.is_some_and(|lo| first.is_some_and(|f| f < lo))
+            || range.1.is_some_and(|hi| last.is_some_and(|l| l >= hi))
+        {
+            self.unreadable(id, bucket, "its keys are outside the range its parent branch gives");
+            return;
+        }
         if id < 2 || !self.visited.insert(id) {
             self.unreadable(id, bucket, "page id below 2 or reached twice");
             return;
@@ -188,16 +227,17 @@ impl<'a> Walk<'a, '_> {
                 }
             }
             BRANCH_PAGE_FLAG => {
-                let children: Vec<Pgid> = v
+                let children: Vec<(&'a [u8], Pgid)> = v
                     .items
                     .iter()
                     .filter_map(|it| match it {
-                        Item::Branch { pgid, .. } => Some(*pgid),
+                        Item::Branch { key, pgid } => Some((*key, *pgid)),
                         Item::Leaf { .. } => None,
                     })
                     .collect();
-                for c in children {
-                    self.leaves(c, bucket, depth.saturating_add(1), each);
+                for (i, &(key, c)) in children.iter().enumerate() {
+                    let hi = children.get(i.saturating_add(1)).map(|n| n.0).or(range.1);
+                    self.leaves(c, bucket, depth.saturating_add(1), (Some(key), hi), each);
                 }
             }
             f => self.unreadable(id, bucket, &format!("page type 0x{f:02x} where a branch or leaf page should be")),
@@ -254,14 +294,14 @@ fn newest_root(data: &[u8], ps: usize, pages: u64) -> Option<Pgid> {
         let all_buckets = v.items.iter().all(|it| match it {
             Item::Leaf { flags, key, value } if flags & BUCKET_LEAF_FLAG != 0 => {
                 names.push(*key);
-                if *key == crate::schema::META {
+                if *key == META {
                     ci = inline_consistent_index(value);
                 }
                 true
             }
             _ => false,
         });
-        if all_buckets && names.contains(&KEY) && names.contains(&crate::schema::META) {
+        if all_buckets && names.contains(&KEY) && names.contains(&META) {
             let score = ci.unwrap_or(0);
             if best.is_none_or(|(s, _)| score > s) {
                 best = Some((score, id));
@@ -304,13 +344,29 @@ fn key_record(key: &[u8], value: &[u8]) -> bool {
     }
 }
 
+/// Whether a record of a top-level bucket other than `key` has the shape
+/// `verify` requires (`lease`: a `leasepb.Lease` of the id it is stored
+/// under; `authUsers`/`authRoles`: an `authpb.User`/`Role`; `alarm`: an
+/// `AlarmMember` key): a damaged one written out would fail the output's check.
+fn schema_record(bucket: &[u8], key: &[u8], value: &[u8]) -> bool {
+    match bucket {
+        LEASE => lease_record(key, value),
+        AUTH_USERS => authpb::User::decode(value).is_ok(),
+        AUTH_ROLES => authpb::Role::decode(value).is_ok(),
+        ALARM => etcdserverpb::AlarmMember::decode(key).is_ok(),
+        _ => true,
+    }
+}
+
+/// Whether `key`/`value` is a `lease` record: a `leasepb.Lease` of the 8-byte id it is stored under.
+fn lease_record(key: &[u8], value: &[u8]) -> bool {
+    <[u8; 8]>::try_from(key)
+        .is_ok_and(|k| leasepb::Lease::decode(value).is_ok_and(|l| l.id == i64::from_be_bytes(k) && l.id != 0))
+}
+
 /// Whether every element is a `lease` record.
 fn lease_page(items: &[Item<'_>]) -> bool {
-    items.iter().all(|it| match it {
-        Item::Leaf { flags: 0, key, value } => <[u8; 8]>::try_from(*key)
-            .is_ok_and(|k| leasepb::Lease::decode(*value).is_ok_and(|l| l.id == i64::from_be_bytes(k) && l.id != 0)),
-        _ => false,
-    })
+    items.iter().all(|it| matches!(it, Item::Leaf { flags: 0, key, value } if lease_record(key, value)))
 }
 
 /// The bucket `LEASE`'s name (for the caller).

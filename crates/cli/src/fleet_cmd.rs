@@ -75,7 +75,8 @@ pub struct FleetArgs {
     /// defaults to $JOB_COMPLETION_INDEX (`--shard /4`).
     #[arg(long, value_name = "INDEX/COUNT", help_heading = "Fleet")]
     shard: Option<String>,
-    /// The clock ages are judged by: RFC 3339 or Unix seconds [default: now].
+    /// The clock ages are judged by: RFC 3339, Unix seconds, or job:JOB_NAME
+    /// (the time a CronJob scheduled that Job, so every shard of it agrees) [default: now].
     #[arg(long, value_name = "TIME", help_heading = "Fleet")]
     now: Option<String>,
     #[command(flatten)]

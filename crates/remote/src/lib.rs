@@ -97,8 +97,26 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
         .ok_or_else(|| RemoteError::Usage(format!("{s:?} is too long")))
 }
 
-/// Parses `--now`: RFC 3339 (`2026-12-05T08:00:00Z`) or Unix seconds.
+/// Parses `--now`: RFC 3339 (`2026-12-05T08:00:00Z`), Unix seconds, or
+/// `job:NAME`, the time a Kubernetes CronJob scheduled the Job `NAME` (its
+/// controller names each Job `<cronjob>-<scheduled time in Unix minutes>`),
+/// which every pod of the Job can read from its `batch.kubernetes.io/job-name`
+/// label, so all shards of one run judge ages by one clock.
 pub fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Some(job) = s.trim().strip_prefix("job:") {
+        let minutes = job
+            .rsplit_once('-')
+            .and_then(|(_, m)| m.parse::<i64>().ok())
+            .ok_or_else(|| {
+                RemoteError::Usage(format!(
+                    "--now {s:?}: a CronJob's Job is named <cronjob>-<Unix minutes>; {job:?} is not (a Job created by hand needs --now TIME)"
+                ))
+            })?;
+        return minutes
+            .checked_mul(60)
+            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+            .ok_or_else(|| RemoteError::Usage(format!("--now {s}: out of range")));
+    }
     if let Ok(secs) = s.trim().parse::<i64>() {
         return chrono::DateTime::from_timestamp(secs, 0)
             .ok_or_else(|| RemoteError::Usage(format!("--now {s}: out of range")));
@@ -111,4 +129,29 @@ pub fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
 /// Where spools go when `--spool-dir` is not given.
 pub fn default_spool_base() -> PathBuf {
     std::env::temp_dir()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_takes_rfc3339_unix_seconds_and_a_cronjobs_job_name() {
+        let t = |s: &str| parse_now(s).map(|d| d.timestamp());
+        assert_eq!(t("2026-12-05T08:00:00Z").ok(), Some(1_796_457_600));
+        assert_eq!(t("1796457600").ok(), Some(1_796_457_600));
+        // The CronJob controller's name for the Job it scheduled at 2026-12-05T08:00:00Z.
+        assert_eq!(t("job:etcdsnap-fleet-verify-29940960").ok(), Some(1_796_457_600));
+        for bad in ["job:manual-run", "job:", "job:x-", "yesterday"] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_take_units_and_refuse_others() {
+        assert_eq!(parse_duration("24h").ok(), Some(std::time::Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("90m").ok(), Some(std::time::Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("3600").ok(), Some(std::time::Duration::from_secs(3_600)));
+        assert!(parse_duration("1y").is_err() && parse_duration("h").is_err());
+    }
 }

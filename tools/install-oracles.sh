@@ -17,6 +17,8 @@
 #     k8s.io/kms at the version kube-apiserver 1.37.2 uses
 #   - versitygw 1.8.0 (tools/oracles/versitygw-<v>): an S3 gateway with a posix
 #     backend, the real S3 server of the fleet tests (object storage input)
+#   - umoci, skopeo and ca-certificates (Debian): what tools/build-image.sh
+#     builds the OCI image with (crates/cli/tests/oci_image.rs)
 # Go-module builds are cached outside the clone, in $CACHE/oracles/<name>-<v>-<hash>/
 # (CACHE = $ETCDSNAP_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/etcdsnap), keyed
 # by the pinned version and a hash of the wrapper sources, with Go's module
@@ -29,7 +31,7 @@ ORACLES=${ETCDSNAP_ORACLES:-$repo/.oracles}
 mkdir -p "$ORACLES/bin"
 
 need_apt=()
-for pkg in etcd-server etcd-client golang-go golang-github-coreos-bbolt-dev unzip; do
+for pkg in etcd-server etcd-client golang-go golang-github-coreos-bbolt-dev unzip umoci skopeo ca-certificates; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -420,15 +420,31 @@ fn single_objects_read_by_url_equal_the_local_file_and_errors_name_the_url() {
         (vec!["hashkv", "--json", url], vec!["hashkv", "--json", good_s]),
         (vec!["hashkv", "--json", url, "--rev", "1400"], vec!["hashkv", "--json", good_s, "--rev", "1400"]),
         (vec!["status", "--json", bad_url], vec!["status", "--json", bad_s]),
+        (
+            vec!["keys", url, "--prefix", "/tenant-1/registry/secrets/", "--decode"],
+            vec!["keys", good_s, "--prefix", "/tenant-1/registry/secrets/", "--decode"],
+        ),
+        (
+            vec!["keys", "--json", url, "--all-revisions", "--limit", "50"],
+            vec!["keys", "--json", good_s, "--all-revisions", "--limit", "50"],
+        ),
+        (
+            vec!["get", "-w", "json", url, "/tenant-1/", "--prefix", "--rev", "1400"],
+            vec!["get", "-w", "json", good_s, "/tenant-1/", "--prefix", "--rev", "1400"],
+        ),
+        (vec!["du", url, "--by", "resource"], vec!["du", good_s, "--by", "resource"]),
     ] {
         let (r, l) = (etcdsnap(&s3, &remote_args, &[]), local(&local_args));
+        // du names its input: the URL where the local run names the path.
+        let remote_out = text(&r.stdout).replace(url, good_s).replace(bad_url, bad_s);
         assert_eq!(
-            (r.status.code(), text(&r.stdout)),
+            (r.status.code(), remote_out),
             (l.status.code(), text(&l.stdout)),
             "{remote_args:?}: {}",
             text(&r.stderr)
         );
         assert_eq!(r.status.code(), Some(0), "{remote_args:?}");
+        assert!(l.stdout.len() > 100, "{local_args:?} says something: {}", text(&l.stdout));
     }
     // A trailer mismatch found through a URL names the URL, as locally the path.
     let (r, l) =

@@ -472,3 +472,50 @@ fn single_objects_read_by_url_equal_the_local_file_and_errors_name_the_url() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("s3://single/a/nope.db"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn an_object_replaced_after_it_was_listed_is_changed_not_damaged() {
+    use etcdsnap_remote::location::{RemoteUrl, Stores};
+    use etcdsnap_remote::spool::{spool, ObjectInfo, SpoolDir};
+    use object_store::ObjectStoreExt;
+
+    let s3 = S3Server::start("fleet_e2e_changed", "changing");
+    let fixture = std::fs::read(etcdsnap_testkit::testdata().join("etcd-3.7.3/snapshot.db")).unwrap();
+    s3.put("c/backup.db", fixture.clone());
+    for (k, v) in s3.env() {
+        // The store reads its credentials from the environment, as the CLI's does.
+        std::env::set_var(k, v);
+    }
+    let opts = etcdsnap_remote::StoreOptions { endpoint: Some(s3.endpoint()), allow_http: true, ..Default::default() };
+    let url = RemoteUrl::parse("s3://changing/c/backup.db").unwrap();
+    let store = Stores::new(opts).get(&url).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let listed = rt.block_on(store.head(&url.path)).unwrap();
+    let info = ObjectInfo {
+        url: url.url.clone(),
+        root: url.root.clone(),
+        key: url.path.clone(),
+        size: listed.size,
+        last_modified: listed.last_modified,
+        etag: listed.e_tag.clone(),
+    };
+    assert!(info.etag.is_some(), "versitygw gives ETags");
+    let dir = SpoolDir::new(Some(&etcdsnap_testkit::scratch("fleet_e2e_changed_spool"))).unwrap();
+    // As listed: read whole, trailer valid.
+    let sp = rt.block_on(spool(store.as_ref(), &info, &dir)).unwrap();
+    assert!(matches!(sp.trailer, etcdsnap_mvcc::trailer::Trailer::Valid(_)));
+    drop(sp);
+    // Replaced by another backup of the same size between the listing and the read.
+    let mut other = fixture;
+    let mid = other.len() / 2;
+    other[mid] ^= 1;
+    s3.put("c/backup.db", other);
+    let err = rt.block_on(spool(store.as_ref(), &info, &dir)).unwrap_err();
+    assert!(err.is_changed(), "{err}");
+    assert!(err.to_string().contains("s3://changing/c/backup.db"), "{err}");
+    // Deleted after the listing: changed too, not unreadable.
+    s3.delete("c/backup.db");
+    let err = rt.block_on(spool(store.as_ref(), &info, &dir)).unwrap_err();
+    assert!(err.is_changed(), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no partial spool file is left");
+}

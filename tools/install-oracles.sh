@@ -17,6 +17,8 @@
 #     k8s.io/kms at the version kube-apiserver 1.37.2 uses
 #   - versitygw 1.8.0 (tools/oracles/versitygw-<v>): an S3 gateway with a posix
 #     backend, the real S3 server of the fleet tests (object storage input)
+#   - toxiproxy 2.12.0 (tools/oracles/toxiproxy-<v>): a TCP fault proxy, between
+#     the CLI and versitygw in the object storage fault tests
 #   - umoci, skopeo and ca-certificates (Debian): what tools/build-image.sh
 #     builds the OCI image with (crates/cli/tests/oci_image.rs)
 # Go-module builds are cached outside the clone, in $CACHE/oracles/<name>-<v>-<hash>/
@@ -202,10 +204,20 @@ build_versitygw() {
 }
 build_cached versitygw "$VERSITYGW_VERSION" "$repo/tools/oracles/versitygw-$VERSITYGW_VERSION" versitygw -- build_versitygw
 
+# toxiproxy (tools/oracles/toxiproxy-<v>): a TCP fault proxy with an HTTP API
+# (latency, bandwidth, connections cut after N bytes, stalls), between the CLI
+# and versitygw in the object storage fault tests.
+TOXIPROXY_VERSION=2.12.0
+build_toxiproxy() {
+  nice -n 10 "$GO" build -trimpath -o "$OUT/toxiproxy-server" github.com/Shopify/toxiproxy/v2/cmd/server
+  "$OUT/toxiproxy-server" --help >/dev/null 2>&1 || { echo "toxiproxy $TOXIPROXY_VERSION: does not run" >&2; exit 1; }
+}
+build_cached toxiproxy "$TOXIPROXY_VERSION" "$repo/tools/oracles/toxiproxy-$TOXIPROXY_VERSION" toxiproxy-server -- build_toxiproxy
+
 echo "oracles: etcd $(/usr/bin/etcd --version 2>/dev/null | head -1 | awk '{print $3}') (Debian)," \
   "etcd $("$e35/etcd" --version | head -1 | awk '{print $3}') (PyPI)," \
   "$(for v in $ETCD_MODULE_VERSIONS; do printf 'etcd %s ' "$("$ORACLES/etcd-$v/etcd" --version | head -1 | awk '{print $3}')"; done)(Go modules)," \
   "boltoracle $("$ORACLES/bin/boltoracle" version) $(for v in $BBOLT_MODULE_VERSIONS; do printf '%s ' "$("$ORACLES/bbolt-$v/boltoracle" version)"; done)," \
   "$("$ORACLES/kube-apiserver-$KUBE_APISERVER_VERSION/kube-apiserver" --version) (Go modules, with k8sdriver, kmsplugin on k8s.io/kms v$KMS_VERSION)," \
-  "versitygw $VERSITYGW_VERSION," \
+  "versitygw $VERSITYGW_VERSION, toxiproxy $TOXIPROXY_VERSION," \
   "$("$GO" version | awk '{print $3}'), cache $CACHE, in $ORACLES"

@@ -26,7 +26,7 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 if [ -x tools/fuzz-build.sh ]; then
   step "fuzz targets: build and smoke run"

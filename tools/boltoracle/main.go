@@ -379,9 +379,18 @@ func runCompact(args []string) int {
 	if err != nil {
 		die("open %s: %v", dst, err)
 	}
+	// BOLTORACLE_NOSYNC=1: no fsync per transaction, one at the end (the
+	// fairest comparison with a writer that syncs once).
+	nosync := os.Getenv("BOLTORACLE_NOSYNC") == "1"
+	ddb.NoSync = nosync
 	if err := bolt.Compact(ddb, sdb, txMax); err != nil {
 		ddb.Close()
 		die("compact: %v", err)
+	}
+	if nosync {
+		if err := ddb.Sync(); err != nil {
+			die("sync %s: %v", dst, err)
+		}
 	}
 	if err := ddb.Close(); err != nil {
 		die("close %s: %v", dst, err)

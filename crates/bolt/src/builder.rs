@@ -112,6 +112,9 @@ pub(crate) struct PageBuf {
     sizes_only: bool,
 }
 
+/// Zeros that pad a written page up to a whole number of pages.
+static ZERO_PAD: [u8; 4096] = [0; 4096];
+
 /// Stand-in key bytes for planning, where only key lengths matter.
 static ZERO_KEY: [u8; MAX_KEY_SIZE] = [0; MAX_KEY_SIZE];
 
@@ -165,6 +168,23 @@ impl PageBuf {
         pad: bool,
         out: &mut Vec<u8>,
     ) -> Result<u32> {
+        let (overflow, padded) = self.serialize_head(id, page_flag, page_size, out)?;
+        out.extend_from_slice(&self.data);
+        if pad {
+            out.resize(padded, 0);
+        }
+        Ok(overflow)
+    }
+
+    /// Writes the page header and element array into `out` (the keys and
+    /// values follow them). Returns the overflow count and the padded size.
+    pub(crate) fn serialize_head(
+        &self,
+        id: Pgid,
+        page_flag: u16,
+        page_size: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(u32, usize)> {
         let size = self.size();
         let pages = size.div_ceil(page_size).max(1);
         let too_large = || Error::from(BuildError::PageTooLarge { size }.at(Vec::new(), self.first_key()));
@@ -172,7 +192,7 @@ impl PageBuf {
         let count = u16::try_from(self.elems.len()).ok().filter(|&c| c < u16::MAX).ok_or_else(too_large)?;
         let padded = pages.checked_mul(page_size).ok_or_else(too_large)?;
         out.clear();
-        out.reserve(if pad { padded } else { size });
+        out.reserve(size.saturating_sub(self.data.len()));
         let mut h = [0u8; PAGE_HEADER_SIZE];
         PageHeader { id, flags: page_flag, count, overflow }.write_to(&mut h);
         out.extend_from_slice(&h);
@@ -193,11 +213,7 @@ impl PageBuf {
             }
             data_off = data_off.saturating_add(e.ksize as usize).saturating_add(e.vsize as usize);
         }
-        out.extend_from_slice(&self.data);
-        if pad {
-            out.resize(padded, 0);
-        }
-        Ok(overflow)
+        Ok((overflow, padded))
     }
 }
 
@@ -569,9 +585,18 @@ impl<W: Write> Builder<W> {
             u32::try_from(pages.saturating_sub(1))
                 .map_err(|_| Error::from(BuildError::PageTooLarge { size }.at(Vec::new(), b"")))?
         } else {
+            // The header and elements go through the scratch buffer, the keys
+            // and values straight from the page's buffer: one copy less.
             let mut scratch = std::mem::take(&mut self.scratch);
-            let overflow = page.serialize(id, flag, self.page_size, true, &mut scratch)?;
+            let (overflow, padded) = page.serialize_head(id, flag, self.page_size, &mut scratch)?;
             self.out.write_all(&scratch).map_err(out_err)?;
+            self.out.write_all(&page.data).map_err(out_err)?;
+            let mut pad = padded.saturating_sub(scratch.len()).saturating_sub(page.data.len());
+            while pad > 0 {
+                let n = pad.min(ZERO_PAD.len());
+                self.out.write_all(ZERO_PAD.get(..n).unwrap_or_default()).map_err(out_err)?;
+                pad = pad.saturating_sub(n);
+            }
             self.scratch = scratch;
             overflow
         };

@@ -23,6 +23,11 @@ pub struct SalvageArgs {
     /// Keep the revisions as found (no bump, no compaction mark).
     #[arg(long)]
     no_bump: bool,
+    /// TTL in seconds of the lease records written for leases that kept keys reference but whose
+    /// records were lost (from a leader's election on: a live holder keeps it alive, a gone one's keys
+    /// expire).
+    #[arg(long, value_name = "SECONDS", default_value_t = etcdsnap_mvcc::salvage::LOST_LEASE_TTL)]
+    lost_lease_ttl: i64,
     /// Replace an existing OUTPUT.
     #[arg(long)]
     force: bool,
@@ -67,6 +72,7 @@ struct SalvageJson<'a> {
     history_trimmed: u64,
     compact_revision_known: bool,
     leases_missing: &'a [i64],
+    lost_lease_ttl: i64,
     buckets: Vec<BucketJson<'a>>,
     input_trailer: &'static str,
     new_revision: i64,
@@ -74,6 +80,38 @@ struct SalvageJson<'a> {
     hashkv: u32,
     trailer_sha256: String,
     bytes: u64,
+    consistent_index: Option<u64>,
+    /// A data dir's WAL beside the db (`null` for a file).
+    wal: Option<WalJson>,
+}
+
+/// What a data dir's WAL holds beyond the db: writes etcd would replay at
+/// start, reported, not applied.
+#[derive(Serialize)]
+struct WalJson {
+    dir: String,
+    /// The WAL's last entry index, as far as it reads.
+    last_index: Option<u64>,
+    /// Entries above the db's `consistent_index` (null when either is unknown).
+    entries_after_db: Option<u64>,
+    /// Problems `wal verify` finds, or why the WAL could not be read.
+    problems: Vec<String>,
+}
+
+/// The WAL of the data dir `dir`, read as `wal verify` reads it, beside the
+/// salvaged db's `consistent_index`.
+fn wal_beside(dir: &std::path::Path, ci: Option<u64>) -> WalJson {
+    let paths = etcdsnap_wal::paths::WalPaths::resolve(dir);
+    let shown = paths.wal_dir.display().to_string();
+    match etcdsnap_wal::verify::verify(&paths.wal_dir, paths.snap_dir.as_deref()) {
+        Ok(r) => WalJson {
+            dir: shown,
+            last_index: r.last_index,
+            entries_after_db: r.last_index.zip(ci).map(|(last, ci)| last.saturating_sub(ci)),
+            problems: r.problems().iter().map(ToString::to_string).collect(),
+        },
+        Err(e) => WalJson { dir: shown, last_index: None, entries_after_db: None, problems: vec![e.to_string()] },
+    }
 }
 
 fn count(r: &[RevRange]) -> i64 {
@@ -99,10 +137,14 @@ pub fn run(a: &SalvageArgs, out: &mut Out) -> Result<Outcome> {
         bump_revision: (!a.no_bump).then_some(a.bump_revision),
         output: etcdsnap_io::CreateOptions { overwrite: a.force, remove_stale: a.force },
         cancel: crate::interrupt::cancel_on_signals()?,
+        lost_lease_ttl: a.lost_lease_ttl,
     };
     let r = salvage(&input, &a.output, &opts)
         .with_context(|| format!("salvaging {} into {}", input.display(), a.output.display()))?;
-    let j = json(a, &input, &r);
+    let mut j = json(a, &input, &r);
+    if a.input.is_dir() {
+        j.wal = Some(wal_beside(&a.input, r.consistent_index));
+    }
     if a.fmt.structured() {
         out.json(&j)?;
     } else {
@@ -142,6 +184,7 @@ fn json<'r>(a: &SalvageArgs, input: &std::path::Path, r: &'r SalvageReport) -> S
         history_trimmed: r.history_trimmed,
         compact_revision_known: r.compact_revision_known,
         leases_missing: &r.leases_missing,
+        lost_lease_ttl: r.lost_lease_ttl,
         buckets: r.buckets.iter().map(|b| BucketJson { name: &b.name, records: b.records, from: b.from }).collect(),
         input_trailer: r.input_trailer.name(),
         new_revision: r.output.new_revision,
@@ -149,6 +192,8 @@ fn json<'r>(a: &SalvageArgs, input: &std::path::Path, r: &'r SalvageReport) -> S
         hashkv: r.output.hashkv.hash,
         trailer_sha256: etcdsnap_mvcc::trailer::hex(&r.output.trailer),
         bytes: r.output.bytes,
+        consistent_index: r.consistent_index,
+        wal: None,
     }
 }
 
@@ -224,12 +269,31 @@ fn lines(j: &SalvageJson<'_>, r: &SalvageReport) -> Vec<String> {
             if j.leases_missing.is_empty() {
                 "none".into()
             } else {
-                j.leases_missing.iter().map(|l| format!("{l:x}")).collect::<Vec<_>>().join(", ")
+                format!(
+                    "{} (records written anew, TTL {} s)",
+                    j.leases_missing.iter().map(|l| format!("{l:x}")).collect::<Vec<_>>().join(", "),
+                    j.lost_lease_ttl
+                )
             },
         ],
     ];
     for b in &j.buckets {
         rows.push(vec![format!("bucket {}", b.name), format!("{} records ({})", b.records, b.from)]);
+    }
+    if let Some(w) = &j.wal {
+        let after = match (w.entries_after_db, j.consistent_index, w.last_index) {
+            (Some(0), ..) => "no entries after the db's consistent_index".to_string(),
+            (Some(n), Some(ci), Some(last)) => format!(
+                "{n} entries after the db's consistent_index ({}..={last}): writes a restart would have \
+                 replayed, not in the output (not applied)",
+                ci.saturating_add(1)
+            ),
+            _ => "entries after the db unknown (consistent_index or the WAL's last index unknown)".to_string(),
+        };
+        rows.push(vec!["wal".into(), format!("{}: {after}", w.dir)]);
+        for p in &w.problems {
+            rows.push(vec!["wal problem".into(), p.clone()]);
+        }
     }
     for p in &r.unreadable {
         rows.push(vec![

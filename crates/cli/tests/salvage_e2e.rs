@@ -5,7 +5,8 @@
 //! zeroed, the file cut short. Each time: every record of the output above the
 //! compact revision is the original's, byte for byte; the lost revisions are
 //! exactly the original's minus the recovered ones; the output passes
-//! `verify` and Go bbolt's check; one is restored and served by etcd.
+//! `verify` and Go bbolt's check; one is restored and served by etcd. Lease
+//! records lost while keys reference them are written anew and served.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -210,4 +211,164 @@ fn salvaged_output_restores_and_serves() {
     assert_eq!(st[0]["Status"]["header"]["revision"].as_i64(), r["new_revision"].as_i64());
     let got = server.ctl_json(&["get", "", "--prefix", "--keys-only"]);
     assert_eq!(got["count"].as_u64(), r["live_keys"].as_u64(), "{r}");
+}
+
+/// A copy of `original` whose `lease` bucket lost every record (the bucket
+/// stays, empty): what a torn write of its page leaves once bbolt's tree is
+/// repaired around it.
+fn without_lease_records(original: &Path, out: &Path) {
+    let data = std::fs::read(original).unwrap();
+    let (image, _) = etcdsnap_mvcc::trailer::split(&data);
+    let db = Db::open(image).unwrap();
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    let mut b = etcdsnap_bolt::builder::Builder::new(&mut bytes, Default::default()).unwrap();
+    for top in db.root().unwrap().cursor().map(|e| e.unwrap()) {
+        let bucket = db.bucket(&[top.key]).unwrap().unwrap();
+        b.create_bucket(top.key, bucket.sequence()).unwrap();
+        if top.key != b"lease" {
+            for e in bucket.cursor().map(|e| e.unwrap()) {
+                b.put(e.key, e.value).unwrap();
+            }
+        }
+        b.close_bucket().unwrap();
+    }
+    b.finish().unwrap();
+    std::fs::write(out, bytes.into_inner()).unwrap();
+}
+
+/// Keys whose lease records were lost keep their leases: salvage writes a
+/// lease record for each id the kept keys reference (TTL `--lost-lease-ttl`),
+/// so the output verifies, and etcd 3.5.35 serves the leases with the keys
+/// attached, each granted that TTL.
+#[test]
+fn lost_lease_records_are_written_anew() {
+    let version = EtcdVersion::V3_5_35;
+    let dir = scratch("salvage-lost-leases");
+    let original = version.fixture_snapshot();
+    let damaged = dir.join("no-leases.db");
+    without_lease_records(&original, &damaged);
+    // The original's live keys with a lease, by lease id.
+    let mut latest: BTreeMap<Vec<u8>, (i64, bool)> = BTreeMap::new();
+    for (bk, v) in key_records(&original) {
+        if v.is_empty() {
+            continue;
+        }
+        let kv = etcdsnap_mvcc::kv::KvRef::parse(&v).unwrap();
+        latest.insert(kv.key.to_vec(), (kv.lease, bk.len() == 18));
+    }
+    let mut attached: BTreeMap<i64, BTreeSet<Vec<u8>>> = BTreeMap::new();
+    for (k, (lease, tombstone)) in latest {
+        if lease != 0 && !tombstone {
+            attached.entry(lease).or_default().insert(k);
+        }
+    }
+    assert!(!attached.is_empty(), "the fixture has keys with leases");
+    let out = dir.join("salvaged.db");
+    let o = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(["salvage", "--json", "-q", "--lost-lease-ttl", "1800"])
+        .arg(&damaged)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let missing: BTreeSet<i64> = r["leases_missing"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(missing, attached.keys().copied().collect::<BTreeSet<_>>(), "{r}");
+    assert_eq!(r["lost_lease_ttl"].as_i64(), Some(1800));
+    let v = Command::new(env!("CARGO_BIN_EXE_etcdsnap")).arg("verify").arg(&out).output().unwrap();
+    assert!(v.status.success(), "{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+
+    let (c, p) = (free_port(), free_port());
+    let url = format!("http://127.0.0.1:{p}");
+    let data = dir.join("data");
+    let o = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .arg("restore")
+        .arg(&out)
+        .args(["--initial-cluster", &format!("default={url}"), "--initial-advertise-peer-urls", &url, "-q"])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let server = EtcdServer::start(version, &data, c, p);
+    let listed = server.ctl_json(&["lease", "list"]);
+    let ids: BTreeSet<i64> = listed["leases"].as_array().unwrap().iter().map(|l| l["id"].as_i64().unwrap()).collect();
+    for (id, keys) in &attached {
+        assert!(ids.contains(id), "lease {id:x} not served: {listed}");
+        let t = server.ctl_json(&["lease", "timetolive", &format!("{id:x}"), "--keys"]);
+        assert_eq!(t["granted-ttl"].as_i64(), Some(1800), "{t}");
+        let served: BTreeSet<Vec<u8>> = t["keys"]
+            .as_array()
+            .unwrap_or_else(|| panic!("lease {id:x}: {t}"))
+            .iter()
+            .map(|k| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, k.as_str().unwrap()).unwrap())
+            .collect();
+        assert_eq!(&served, keys, "lease {id:x}");
+    }
+}
+
+/// A data dir whose db is behind its WAL (its `consistent_index` lowered by
+/// 89, as when the db lost its last commits) and has a key page zeroed:
+/// salvage of the data dir reports the WAL's entries after the db — what a
+/// restart would have replayed — as `wal verify` counts them.
+#[test]
+fn data_dir_salvage_reports_the_wal_after_the_db() {
+    let version = EtcdVersion::V3_5_35;
+    let dir = scratch("salvage-data-dir");
+    let data = dir.join("data");
+    let member = version.fixture_dir().join("member");
+    for sub in ["snap", "wal"] {
+        std::fs::create_dir_all(data.join("member").join(sub)).unwrap();
+        for e in std::fs::read_dir(member.join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), data.join("member").join(sub).join(e.file_name())).unwrap();
+        }
+    }
+    let db = data.join("member/snap/db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let ci = etcdsnap_mvcc::consistent_index::read_consistent_index(&db).unwrap().unwrap();
+    let mut needle = b"consistent_index".to_vec();
+    needle.extend_from_slice(&ci.to_be_bytes());
+    let at: Vec<usize> =
+        bytes.windows(needle.len()).enumerate().filter(|(_, w)| *w == &needle[..]).map(|(i, _)| i).collect();
+    assert!(!at.is_empty(), "consistent_index {ci} not found as stored");
+    for i in at {
+        bytes[i + 16..i + 24].copy_from_slice(&(ci - 89).to_be_bytes());
+    }
+    let ps = Metas::read(&bytes).unwrap().page_size as usize;
+    let leaves = key_leaves(&bytes);
+    let page = leaves[leaves.len() / 2] as usize;
+    bytes[page * ps..(page + 1) * ps].fill(0);
+    std::fs::write(&db, &bytes).unwrap();
+
+    let o = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(["salvage", "--json", "-q"])
+        .arg(&data)
+        .arg(dir.join("salvaged.db"))
+        .output()
+        .unwrap();
+    let r: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(r["consistent_index"].as_u64(), Some(ci - 89), "{r}");
+    let w = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(["wal", "verify", "--json"])
+        .arg(member.parent().unwrap())
+        .output()
+        .unwrap();
+    let wv: Value = serde_json::from_slice(&w.stdout).unwrap();
+    assert_eq!(r["wal"]["last_index"], wv["last_index"], "{r}");
+    assert_eq!(r["wal"]["entries_after_db"].as_u64(), Some(wv["last_index"].as_u64().unwrap() - (ci - 89)), "{r}");
+    assert_eq!(r["wal"]["entries_after_db"].as_u64(), Some(89 + wv["entries_after_db"].as_u64().unwrap()), "{r}");
+    assert_eq!(r["wal"]["problems"], serde_json::json!([]), "{r}");
+    // The text report says it too.
+    let t = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(["salvage", "--force"])
+        .arg(&data)
+        .arg(dir.join("salvaged.db"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&t.stdout);
+    assert!(
+        text.contains(&format!("{} entries after the db's consistent_index", r["wal"]["entries_after_db"])),
+        "{text}"
+    );
 }

@@ -179,6 +179,9 @@ pub enum Refusal {
     /// A bump of zero or less.
     #[error("a revision bump must be positive, got {0}")]
     BumpNotPositive(i64),
+    /// A TTL of zero or less for the lease records a salvage writes anew.
+    #[error("the TTL of a lost lease's new record must be positive, got {0}")]
+    LeaseTtlNotPositive(i64),
     /// An offline compaction and marking the file for compaction at start were
     /// both asked for: the first already compacts.
     #[error("an offline compaction already compacts; marking the file compacted would schedule it again")]
@@ -231,6 +234,7 @@ impl Refusal {
             Self::KeyBoundEncrypted { .. } => "key-bound-encrypted",
             Self::BumpOverflow { .. } => "bump-overflow",
             Self::BumpNotPositive(_) => "bump-not-positive",
+            Self::LeaseTtlNotPositive(_) => "lease-ttl-not-positive",
             Self::CompactAndMarkCompacted => "compact-and-mark-compacted",
             Self::Rules(_) => "rules",
             Self::RulesMatchedNothing { .. } => "rules-matched-nothing",

@@ -18,6 +18,10 @@ use crate::trailer::TRAILER_LEN;
 /// output's fixed memory.
 const CHUNK: usize = 1 << 20;
 
+/// Room a chunk has beyond [`CHUNK`]: its alignment, and a page that
+/// crosses the end written in parts (header, data, padding).
+const SLACK: usize = 68 << 10;
+
 /// Bytes per write of pieces that are slices of a mapped input (no buffer
 /// of ours: the size only sets the number of system calls and checks).
 const MAPPED_CHUNK: usize = 4 << 20;
@@ -58,7 +62,7 @@ pub struct Chunk {
 
 impl Chunk {
     fn new() -> Self {
-        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK.saturating_add(DIRECT_ALIGN));
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK.saturating_add(SLACK));
         let pad = buf.as_ptr().addr().wrapping_neg() % DIRECT_ALIGN;
         buf.resize(pad, 0);
         Self { buf, pad }
@@ -116,14 +120,18 @@ impl ChunkWriter<'_> {
 
 impl Write for ChunkWriter<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        // A chunk ends before a write that would not fit, so that a run of
-        // page-sized writes keeps every chunk whole pages (aligned).
-        if self.buf.len().saturating_add(data.len()) > CHUNK {
+        // A chunk ends only where its length is aligned (whole pages, when
+        // pages are written), and before a write that would not fit, so
+        // that chunks stay in their aligned allocation and start at aligned
+        // offsets: direct writes all along.
+        let aligned = |n: usize| n.is_multiple_of(DIRECT_ALIGN);
+        let len = self.buf.len();
+        if len > 0 && aligned(len) && len.saturating_add(data.len()) > CHUNK {
             self.send()?;
         }
         self.buf.buf.extend_from_slice(data);
         self.written = self.written.saturating_add(data.len() as u64);
-        if self.buf.len() >= CHUNK {
+        if self.buf.len() >= CHUNK && aligned(self.buf.len()) {
             self.send()?;
         }
         Ok(data.len())

@@ -19,7 +19,7 @@ use etcdsnap_mvcc::kv::KvRef;
 use etcdsnap_mvcc::revision::BucketKey;
 use etcdsnap_mvcc::salvage::{salvage, RevRange, SalvageOptions, SalvageReport};
 use etcdsnap_mvcc::schema::MetaInfo;
-use etcdsnap_mvcc::verify::{verify, FindingKind, VerifyOptions};
+use etcdsnap_mvcc::verify::{verify, VerifyOptions};
 
 /// What the undamaged original holds, as far as the checks need it.
 pub struct Original {
@@ -128,8 +128,8 @@ pub struct Salvaged {
     /// holds (compacted history from free pages), output while the report
     /// says the compact revision is unknown.
     pub resurrected: u64,
-    /// The output fails `verify` only for keys whose lease the report lists as missing.
-    pub verify_lease_missing: bool,
+    /// Lease records the salvage wrote anew (kept keys referenced a lease whose record was lost).
+    pub leases_recreated: u64,
     /// Broken invariants: each one a salvage bug.
     pub violations: Vec<String>,
 }
@@ -171,16 +171,11 @@ fn judge(orig: &Original, r: &SalvageReport, output: &Path, hit: &[(usize, usize
     let verdict = verify(&file[..], VerifyOptions { require_trailer: true });
     let problems: Vec<_> =
         verdict.findings.iter().filter(|f| f.severity == etcdsnap_mvcc::verify::Severity::Problem).collect();
-    // Known gap (reported, not yet fixed in salvage): keys whose lease record
-    // was lost keep their lease id, which verify calls a problem; the report
-    // lists those leases as missing.
-    let lease_gap = !r.leases_missing.is_empty() && problems.iter().all(|f| f.kind == FindingKind::LeaseMissing);
-    if !verdict.is_ok() && lease_gap {
-        s.verify_lease_missing = true;
-    } else if !verdict.is_ok() {
+    if !verdict.is_ok() {
         let first = problems.first().map_or_else(String::new, |f| format!("{:?}: {}", f.kind, f.message));
         s.violations.push(format!("verify: {first}"));
     }
+    s.leases_recreated = r.leases_missing.len() as u64;
     let db = match Db::open(image) {
         Ok(db) => db,
         Err(e) => {
@@ -190,6 +185,19 @@ fn judge(orig: &Original, r: &SalvageReport, output: &Path, hit: &[(usize, usize
     };
     if !db.check().is_ok() {
         s.violations.push("bolt check of the output fails".into());
+    }
+    // Each lease the report calls missing is in the output, with the TTL it says.
+    if let Ok(Some(lease)) = db.bucket(&[b"lease"]) {
+        for id in &r.leases_missing {
+            let rec = lease.get(&id.to_be_bytes()).ok().flatten();
+            let l =
+                rec.and_then(|v| <etcdsnap_proto::leasepb::Lease as etcdsnap_proto::prost::Message>::decode(v).ok());
+            if l.is_none_or(|l| l.id != *id || l.ttl != r.lost_lease_ttl) {
+                s.violations.push(format!("lease {id:x}: reported missing but not written anew with the TTL"));
+            }
+        }
+    } else if !r.leases_missing.is_empty() {
+        s.violations.push("leases reported missing but the output has no lease bucket".into());
     }
     // The output's key bucket, merged with the original's (both in bucket-key order).
     let odb = Db::open(orig.image()).unwrap();

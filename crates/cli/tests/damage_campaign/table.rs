@@ -24,7 +24,7 @@ struct Row {
     missing_records: u64,
     payload_damaged: u64,
     resurrected: u64,
-    lease_gap: u64,
+    leases_recreated: u64,
     slowest: Duration,
 }
 
@@ -81,7 +81,7 @@ impl Table {
                 r.missing_records += s.missing_records;
                 r.payload_damaged += s.payload_damaged;
                 r.resurrected += s.resurrected;
-                r.lease_gap += u64::from(s.verify_lease_missing);
+                r.leases_recreated += s.leases_recreated;
                 self.bugs.extend(s.violations.iter().map(|x| format!("{at}: {x}")));
             }
             Verdict::Refused { kind, reason } => {
@@ -118,7 +118,7 @@ impl Table {
             "paybd",
             "extra",
             "miss",
-            "lmiss",
+            "lrec",
             "slowest"
         );
         let mut total = Row::default();
@@ -140,7 +140,7 @@ impl Table {
                 r.payload_damaged,
                 r.extra_records,
                 r.missing_records,
-                r.lease_gap,
+                r.leases_recreated,
                 r.slowest
             );
             total.cases += r.cases;
@@ -164,8 +164,8 @@ impl Table {
         println!(" over salvaged cases; lossy: cases that lost a revision; tail: revisions after the latest one");
         println!(" found, unknowable; c-unk: compact revision unknown; resur: compacted history output while the");
         println!(" compact revision is unknown; paybd: records whose own bytes the damage hit, output as damaged;");
-        println!(" extra/miss: records of other buckets not in the original / lost; lmiss: outputs failing");
-        println!(" verify only for keys whose lease was lost (listed by the report as leases_missing))");
+        println!(" extra/miss: records of other buckets not in the original / lost; lrec: lease records written");
+        println!(" anew for leases whose records were lost while kept keys reference them)");
         for (class, reasons) in &self.refusals {
             for (why, n) in reasons {
                 println!("refused {class} x{n}: {why}");

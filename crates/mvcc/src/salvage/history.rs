@@ -2,7 +2,7 @@
 //! and lost: the tree's records over stray copies, histories with holes
 //! trimmed to what etcd could have written, revisions as ranges.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::scan::Source;
 use super::RevRange;
@@ -29,12 +29,41 @@ pub(crate) fn choose(all: &mut Records<'_>, compact: Option<i64>) -> u64 {
         .max();
     let floor = compact.or(tree_latest);
     let before = all.len();
+    let stale = compact.map(|c| stale_below_compact(all, c)).unwrap_or_default();
     all.retain(|bk, (_, src)| match (*src, BucketKey::parse(bk)) {
         (_, Err(_)) => false,
-        (Source::Reachable, Ok(_)) => true,
+        (Source::Reachable, Ok(_)) => !stale.contains(bk),
         (Source::Scanned, Ok(at)) => floor.is_none_or(|f| at.rev.main > f),
     });
     before.saturating_sub(all.len()) as u64
+}
+
+/// Records the tree reaches at or below the compact revision that cannot be
+/// what the compaction left. A compaction leaves each key at most one record
+/// there, its latest (a put), so a tree record is stale when the same key
+/// has a later record at or below the compact revision, in the tree or in
+/// any page: the tree then leads, through a damaged pointer, to a page
+/// freed before the compaction.
+fn stale_below_compact<'a>(all: &Records<'a>, compact: i64) -> BTreeSet<&'a [u8]> {
+    // Per key: the latest revision at or below the compact revision, any source.
+    let mut latest: HashMap<&[u8], i64> = HashMap::new();
+    let mut reachable: Vec<(&[u8], &[u8], i64)> = Vec::new();
+    for (bk, (v, src)) in all {
+        let (Ok(at), Ok(kv)) = (BucketKey::parse(bk), KvRef::parse(v)) else { continue };
+        if at.rev.main > compact || v.is_empty() {
+            continue;
+        }
+        let e = latest.entry(kv.key).or_insert(at.rev.main);
+        *e = (*e).max(at.rev.main);
+        if *src == Source::Reachable {
+            reachable.push((bk, kv.key, at.rev.main));
+        }
+    }
+    reachable
+        .into_iter()
+        .filter(|(_, key, main)| latest.get(key).is_some_and(|l| l > main))
+        .map(|(bk, ..)| bk)
+        .collect()
 }
 
 /// Recovered and lost revisions, live keys, keys with holes.
@@ -46,12 +75,15 @@ pub(crate) struct Account {
 }
 
 pub(crate) fn account(revisions: &Records<'_>, compact: i64) -> Account {
-    let mut mains: BTreeSet<i64> = BTreeSet::new();
+    // In bucket-key order, so main revisions come sorted.
+    let mut mains: Vec<i64> = Vec::new();
     // Per key: whether its latest revision is a put.
-    let mut per_key: BTreeMap<&[u8], bool> = BTreeMap::new();
+    let mut per_key: HashMap<&[u8], bool> = HashMap::new();
     for (bk, (v, _)) in revisions {
         let Ok(at) = BucketKey::parse(bk) else { continue };
-        mains.insert(at.rev.main);
+        if mains.last() != Some(&at.rev.main) {
+            mains.push(at.rev.main);
+        }
         let Ok(kv) = KvRef::parse(v) else { continue };
         if v.is_empty() {
             continue;
@@ -61,8 +93,7 @@ pub(crate) fn account(revisions: &Records<'_>, compact: i64) -> Account {
     let latest = mains.last().copied().unwrap_or(compact);
     // etcd's first write is revision 2 (the empty store is at 1).
     let first = compact.saturating_add(1).max(2);
-    let after: Vec<i64> = mains.range(first..).copied().collect();
-    let recovered = ranges(&after);
+    let recovered = ranges(mains.get(mains.partition_point(|&m| m < first)..).unwrap_or_default());
     let mut lost = Vec::new();
     let mut next = first;
     for &(a, b) in &recovered {
@@ -83,7 +114,7 @@ pub(crate) fn account(revisions: &Records<'_>, compact: i64) -> Account {
 pub(crate) fn trim_broken_history(revisions: &mut Records<'_>) -> (u64, Vec<Vec<u8>>) {
     // (main, create, version, tombstone, bucket key) of each key's records, in revision order.
     type Rec<'b> = (i64, i64, i64, bool, &'b [u8]);
-    let mut by_key: BTreeMap<&[u8], Vec<Rec<'_>>> = BTreeMap::new();
+    let mut by_key: HashMap<&[u8], Vec<Rec<'_>>> = HashMap::new();
     for (bk, (v, _)) in revisions.iter() {
         let (Ok(at), Ok(kv)) = (BucketKey::parse(bk), KvRef::parse(v)) else { continue };
         if v.is_empty() {
@@ -114,6 +145,7 @@ pub(crate) fn trim_broken_history(revisions: &mut Records<'_>) -> (u64, Vec<Vec<
             keys.push(key.to_vec());
         }
     }
+    keys.sort_unstable();
     (trimmed, keys)
 }
 
@@ -131,7 +163,7 @@ fn ranges(sorted: &[i64]) -> Vec<RevRange> {
 
 /// Lease ids the kept keys' latest revisions reference without a lease record.
 pub(crate) fn leases_missing(revisions: &Records<'_>, leases: &BTreeSet<i64>) -> Vec<i64> {
-    let mut last: BTreeMap<&[u8], (i64, bool)> = BTreeMap::new();
+    let mut last: HashMap<&[u8], (i64, bool)> = HashMap::new();
     for (bk, (v, _)) in revisions {
         let (Ok(at), Ok(kv)) = (BucketKey::parse(bk), KvRef::parse(v)) else { continue };
         if !v.is_empty() {
@@ -146,6 +178,46 @@ pub(crate) fn leases_missing(revisions: &Records<'_>, leases: &BTreeSet<i64>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(key: &[u8], main: i64) -> (Vec<u8>, Vec<u8>) {
+        use etcdsnap_proto::prost::Message;
+        let kv = etcdsnap_proto::mvccpb::KeyValue {
+            key: key.to_vec(),
+            create_revision: main,
+            mod_revision: main,
+            version: 1,
+            ..Default::default()
+        };
+        (crate::revision::Revision::new(main, 0).to_bytes().to_vec(), kv.encode_to_vec())
+    }
+
+    /// A tree that reaches, through a damaged pointer, a page freed before the
+    /// compaction: its records of a key older than that key's latest record at
+    /// or below the compact revision (found anywhere) are left out; the latest
+    /// one, and every record above the compact revision, stay.
+    #[test]
+    fn stale_tree_records_below_the_compact_revision_are_left_out() {
+        let recs = [
+            (record(b"a", 10), Source::Reachable),
+            (record(b"a", 40), Source::Scanned),
+            (record(b"b", 20), Source::Reachable),
+            (record(b"b", 30), Source::Reachable),
+            (record(b"c", 25), Source::Reachable),
+            (record(b"c", 60), Source::Reachable),
+            (record(b"d", 70), Source::Scanned),
+        ];
+        let mut all: Records<'_> = recs.iter().map(|((k, v), s)| (&k[..], (&v[..], *s))).collect();
+        let ignored = choose(&mut all, Some(50));
+        let kept: Vec<i64> = all.keys().map(|k| BucketKey::parse(k).unwrap().rev.main).collect();
+        // a@10: stale (a@40 found, below the compact revision, scanned: left out too);
+        // b@20: stale (b@30); c@25 is c's latest at or below 50; c@60 and d@70 are above it.
+        assert_eq!(kept, vec![25, 30, 60, 70]);
+        assert_eq!(ignored, 3);
+        // Without a compact revision nothing of the tree is judged so.
+        let mut all: Records<'_> = recs.iter().map(|((k, v), s)| (&k[..], (&v[..], *s))).collect();
+        choose(&mut all, None);
+        assert_eq!(all.len(), 7 - 1, "scanned a@40 is at or below the tree's latest (60)");
+    }
 
     #[test]
     fn ranges_of_revisions() {

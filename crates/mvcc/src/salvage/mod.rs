@@ -51,11 +51,26 @@ pub struct SalvageOptions {
     pub output: CreateOptions,
     /// Stops the salvage once set.
     pub cancel: Cancel,
+    /// The TTL, in seconds, of the lease records written for leases that
+    /// kept keys reference but whose records were lost: etcd starts their
+    /// clocks when a leader is elected, so a holder still alive keeps its
+    /// lease with keep-alives and the keys of a gone one expire, as they
+    /// would have. (Without a record, etcd would keep such keys forever.)
+    pub lost_lease_ttl: i64,
 }
+
+/// [`SalvageOptions::lost_lease_ttl`] by default: an hour, the TTL
+/// kube-apiserver gives the leases of its events (`--event-ttl`).
+pub const LOST_LEASE_TTL: i64 = 3600;
 
 impl Default for SalvageOptions {
     fn default() -> Self {
-        Self { bump_revision: Some(1_000_000_000), output: CreateOptions::default(), cancel: Cancel::default() }
+        Self {
+            bump_revision: Some(1_000_000_000),
+            output: CreateOptions::default(),
+            cancel: Cancel::default(),
+            lost_lease_ttl: LOST_LEASE_TTL,
+        }
     }
 }
 
@@ -117,12 +132,18 @@ pub struct SalvageReport {
     pub keys_with_history_gaps: Vec<Vec<u8>>,
     /// Revisions that survived but were left out that way (counted as lost).
     pub history_trimmed: u64,
-    /// Lease ids kept keys reference that no lease record was found for.
+    /// Lease ids kept keys reference that no lease record was found for:
+    /// each is written anew with [`SalvageOptions::lost_lease_ttl`].
     pub leases_missing: Vec<i64>,
+    /// The TTL those lease records were given.
+    pub lost_lease_ttl: i64,
     /// Every top-level bucket, as written.
     pub buckets: Vec<BucketOutcome>,
     /// The input's SHA-256 trailer (a mismatch is expected of a damaged snapshot).
     pub input_trailer: Trailer,
+    /// `meta/consistent_index` as found (`None` when the `meta` bucket was
+    /// lost): a data dir's WAL entries above it are writes the db lacks.
+    pub consistent_index: Option<u64>,
     /// What was written.
     pub output: SalvagedOutput,
 }
@@ -183,10 +204,12 @@ fn produce(
     let (trimmed, holed_keys) = history::trim_broken_history(&mut revisions);
     let account = history::account(&revisions, compact);
     let stamp = write::Stamp::new(account.latest, opts.bump_revision)?;
+    let leases_missing = history::leases_missing(&revisions, &found.lease_ids());
+    let recreated = write::lease_records(&leases_missing, opts.lost_lease_ttl)?;
     // Laid out from sizes first, so the file is written (and hashed) in order.
     let build = BuildOptions { page_size: u32::try_from(found.page_size).unwrap_or(4096), ..BuildOptions::default() };
     let mut layout = Builder::plan(build)?;
-    write::emit(&mut layout, &found, &revisions, &stamp)?;
+    write::emit(&mut layout, &found, &revisions, &stamp, &recreated)?;
     let planned = layout.finish()?;
     opts.cancel.check()?;
     let out_compact = stamp.scheduled.unwrap_or(0).max(meta_info.compact_rev());
@@ -202,7 +225,7 @@ fn produce(
         |w| {
             let mut out = Builder::streamed(w, build, &planned)?;
             let mut watched = Watched::new(&mut out, out_compact);
-            let built = write::emit(&mut watched, &found, &revisions, &stamp)?;
+            let built = write::emit(&mut watched, &found, &revisions, &stamp, &recreated)?;
             let (status, kv) = watched.finish()?;
             let (_, summary) = out.finish_streamed()?;
             let observed =
@@ -232,9 +255,11 @@ fn produce(
         live_keys: account.live_keys,
         keys_with_history_gaps: holed_keys,
         history_trimmed: trimmed,
-        leases_missing: history::leases_missing(&revisions, &built.leases),
+        leases_missing,
+        lost_lease_ttl: opts.lost_lease_ttl,
         buckets: built.buckets,
         input_trailer: Trailer::Absent,
+        consistent_index: meta_info.consistent_index,
         output: SalvagedOutput {
             new_revision: stamp.new_latest,
             scheduled_compact: stamp.scheduled.or(meta_info.scheduled_compact.map(|r| r.main)),

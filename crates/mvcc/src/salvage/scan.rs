@@ -67,6 +67,17 @@ pub struct Found<'a> {
     pub root_from_scan: bool,
 }
 
+impl Found<'_> {
+    /// The ids of the lease records found, in the tree or by the scan.
+    pub fn lease_ids(&self) -> std::collections::BTreeSet<i64> {
+        let tree = self.buckets.get(crate::schema::LEASE).into_iter().flat_map(|b| b.keys());
+        tree.chain(self.scanned_leases.keys())
+            .filter_map(|k| <[u8; 8]>::try_from(*k).ok())
+            .map(i64::from_be_bytes)
+            .collect()
+    }
+}
+
 /// Walks and scans `data` (a bbolt image, trailer removed).
 pub fn find(data: &[u8]) -> Found<'_> {
     let metas = Metas::read(data).ok();

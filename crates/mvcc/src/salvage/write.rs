@@ -50,17 +50,39 @@ impl Stamp {
 /// What [`emit`] wrote besides the revisions.
 pub(crate) struct Built {
     pub(crate) buckets: Vec<BucketOutcome>,
-    pub(crate) leases: BTreeSet<i64>,
+}
+
+/// `lease` bucket records for lease ids whose records were lost: the key is
+/// the id as etcd writes it (big-endian), the value a `leasepb.Lease` with
+/// `ttl` (no remaining TTL checkpointed).
+pub(crate) fn lease_records(ids: &[i64], ttl: i64) -> Result<BTreeMap<[u8; 8], Vec<u8>>> {
+    use etcdsnap_proto::prost::Message;
+    if ttl <= 0 {
+        return Err(MvccError::Refused(Refusal::LeaseTtlNotPositive(ttl)));
+    }
+    Ok(ids
+        .iter()
+        .map(|&id| {
+            let lease = etcdsnap_proto::leasepb::Lease { id, ttl, remaining_ttl: 0 };
+            (id.to_be_bytes(), lease.encode_to_vec())
+        })
+        .collect())
 }
 
 /// Writes every bucket into `out`: `key` from `revisions` (then the
 /// marker), the others as the walk found them (`lease` also from recognised
 /// pages, `meta` with the stamp's compaction mark).
-pub(crate) fn emit<S: Sink>(out: &mut S, found: &Found<'_>, revisions: &Records<'_>, stamp: &Stamp) -> Result<Built> {
+/// `recreated` are lease records written for lost ones ([`lease_records`]).
+pub(crate) fn emit<S: Sink>(
+    out: &mut S,
+    found: &Found<'_>,
+    revisions: &Records<'_>,
+    stamp: &Stamp,
+    recreated: &BTreeMap<[u8; 8], Vec<u8>>,
+) -> Result<Built> {
     let mut names: BTreeSet<&[u8]> = ALL_BUCKETS.iter().copied().collect();
     names.extend(found.buckets.keys().copied());
     let mut outcomes = Vec::new();
-    let mut leases = BTreeSet::new();
     let marker = stamp.marker.map(|m| Revision::new(m, 0).to_bytes());
     let scheduled = stamp.scheduled.map(|r| Revision::new(r, 0).to_bytes());
     for name in names {
@@ -91,6 +113,11 @@ pub(crate) fn emit<S: Sink>(out: &mut S, found: &Found<'_>, revisions: &Records<
                 (true, true) => "empty",
                 (false, true) => "lost",
             };
+            if name == LEASE {
+                for (k, v) in recreated {
+                    merged.entry(&k[..]).or_insert(&v[..]);
+                }
+            }
             let records = merged.len() as u64;
             if name == META {
                 if let Some(s) = &scheduled {
@@ -98,11 +125,6 @@ pub(crate) fn emit<S: Sink>(out: &mut S, found: &Found<'_>, revisions: &Records<
                 }
             }
             for (k, v) in &merged {
-                if name == LEASE {
-                    if let Ok(id) = <[u8; 8]>::try_from(*k) {
-                        leases.insert(i64::from_be_bytes(id));
-                    }
-                }
                 out.put(k, v)?;
             }
             (records, from)
@@ -110,5 +132,5 @@ pub(crate) fn emit<S: Sink>(out: &mut S, found: &Found<'_>, revisions: &Records<
         out.close_bucket()?;
         outcomes.push(BucketOutcome { name: String::from_utf8_lossy(name).into_owned(), records, from });
     }
-    Ok(Built { buckets: outcomes, leases })
+    Ok(Built { buckets: outcomes })
 }

@@ -23,7 +23,8 @@ MAX_LINES = 800
 # io: OS plumbing; proto: etcd's protobuf messages and the wire cursor;
 # bolt: the bbolt format; keys: key rules and Kubernetes value formats;
 # mvcc: etcd's backend schema; wal: the WAL; k8s: encryption providers;
-# datadir: what needs both the db and the WAL; cli: the binary.
+# datadir: what needs both the db and the WAL; remote: object storage input
+# and fleet verification (over mvcc); cli: the binary.
 LAYERS = {
     "etcdsnap-io": 0,
     "etcdsnap-proto": 0,
@@ -33,7 +34,8 @@ LAYERS = {
     "etcdsnap-wal": 2,
     "etcdsnap-k8s": 2,
     "etcdsnap-datadir": 3,
-    "etcdsnap": 4,
+    "etcdsnap-remote": 4,
+    "etcdsnap": 5,
 }
 # Reached only by tests and benchmarks.
 TEST_ONLY = {"etcdsnap-testkit", "etcdsnap-benches"}

@@ -15,6 +15,12 @@
 #     client-go test driver k8sdriver (tools/oracles/k8sdriver)
 #   - kmsplugin (tools/oracles/kmsplugin-<v>): a KMS v2 (and v1beta1) plugin on
 #     k8s.io/kms at the version kube-apiserver 1.37.2 uses
+#   - versitygw 1.8.0 (tools/oracles/versitygw-<v>): an S3 gateway with a posix
+#     backend, the real S3 server of the fleet tests (object storage input)
+#   - toxiproxy 2.12.0 (tools/oracles/toxiproxy-<v>): a TCP fault proxy, between
+#     the CLI and versitygw in the object storage fault tests
+#   - umoci, skopeo and ca-certificates (Debian): what tools/build-image.sh
+#     builds the OCI image with (crates/cli/tests/oci_image.rs)
 # Go-module builds are cached outside the clone, in $CACHE/oracles/<name>-<v>-<hash>/
 # (CACHE = $ETCDSNAP_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/etcdsnap), keyed
 # by the pinned version and a hash of the wrapper sources, with Go's module
@@ -27,7 +33,7 @@ ORACLES=${ETCDSNAP_ORACLES:-$repo/.oracles}
 mkdir -p "$ORACLES/bin"
 
 need_apt=()
-for pkg in etcd-server etcd-client golang-go golang-github-coreos-bbolt-dev unzip; do
+for pkg in etcd-server etcd-client golang-go golang-github-coreos-bbolt-dev unzip umoci skopeo ca-certificates; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -185,9 +191,33 @@ build_kmsplugin() {
 }
 build_cached kmsplugin "$KMS_VERSION" "$repo/tools/oracles/kmsplugin-$KMS_VERSION" kmsplugin -- build_kmsplugin
 
+# versitygw (tools/oracles/versitygw-<v>): the S3 gateway as a Go tool of a
+# wrapper module, the same build as `go install
+# github.com/versity/versitygw/cmd/versitygw@v1.8.0` with go.sum pinning it.
+# v1.8.0 builds with Go 1.26; were a newer Go needed, this one build would
+# take `GOTOOLCHAIN=go1.27.3` (fetched through the module proxy).
+VERSITYGW_VERSION=1.8.0
+build_versitygw() {
+  nice -n 10 "$GO" build -trimpath -o "$OUT/versitygw" github.com/versity/versitygw/cmd/versitygw
+  "$OUT/versitygw" --version >/dev/null 2>&1 || "$OUT/versitygw" --help >/dev/null 2>&1 \
+    || { echo "versitygw $VERSITYGW_VERSION: does not run" >&2; exit 1; }
+}
+build_cached versitygw "$VERSITYGW_VERSION" "$repo/tools/oracles/versitygw-$VERSITYGW_VERSION" versitygw -- build_versitygw
+
+# toxiproxy (tools/oracles/toxiproxy-<v>): a TCP fault proxy with an HTTP API
+# (latency, bandwidth, connections cut after N bytes, stalls), between the CLI
+# and versitygw in the object storage fault tests.
+TOXIPROXY_VERSION=2.12.0
+build_toxiproxy() {
+  nice -n 10 "$GO" build -trimpath -o "$OUT/toxiproxy-server" github.com/Shopify/toxiproxy/v2/cmd/server
+  "$OUT/toxiproxy-server" --help >/dev/null 2>&1 || { echo "toxiproxy $TOXIPROXY_VERSION: does not run" >&2; exit 1; }
+}
+build_cached toxiproxy "$TOXIPROXY_VERSION" "$repo/tools/oracles/toxiproxy-$TOXIPROXY_VERSION" toxiproxy-server -- build_toxiproxy
+
 echo "oracles: etcd $(/usr/bin/etcd --version 2>/dev/null | head -1 | awk '{print $3}') (Debian)," \
   "etcd $("$e35/etcd" --version | head -1 | awk '{print $3}') (PyPI)," \
   "$(for v in $ETCD_MODULE_VERSIONS; do printf 'etcd %s ' "$("$ORACLES/etcd-$v/etcd" --version | head -1 | awk '{print $3}')"; done)(Go modules)," \
   "boltoracle $("$ORACLES/bin/boltoracle" version) $(for v in $BBOLT_MODULE_VERSIONS; do printf '%s ' "$("$ORACLES/bbolt-$v/boltoracle" version)"; done)," \
   "$("$ORACLES/kube-apiserver-$KUBE_APISERVER_VERSION/kube-apiserver" --version) (Go modules, with k8sdriver, kmsplugin on k8s.io/kms v$KMS_VERSION)," \
+  "versitygw $VERSITYGW_VERSION, toxiproxy $TOXIPROXY_VERSION," \
   "$("$GO" version | awk '{print $3}'), cache $CACHE, in $ORACLES"

@@ -14,7 +14,8 @@ use crate::Outcome;
 
 #[derive(Debug, Args)]
 pub struct DuArgs {
-    /// Snapshot file, raw member/snap/db, or an etcd data dir or member dir.
+    /// Snapshot file, raw member/snap/db, or an etcd data dir or member dir;
+    /// or an object's URL (s3://, gs://, az://, https://).
     file: PathBuf,
     /// Grouping: `tenant` (the part before /registry/), `resource`
     /// (tenant/registry/<resource>, CRD groups kept), `namespace`, or
@@ -32,6 +33,8 @@ pub struct DuArgs {
     rev: i64,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
+    #[command(flatten)]
+    remote: crate::remote_args::RemoteArgs,
 }
 
 fn parse_by(s: &str) -> std::result::Result<GroupBy, String> {
@@ -145,7 +148,10 @@ pub fn run(a: &DuArgs, out: &mut Out) -> Result<Outcome> {
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
-    let (path, file) = crate::paths::map_db_or_dir(&a.file)?;
+    // An object's URL is read once into a spool copy; the report and errors name the URL.
+    let local = crate::remote_args::localize(&a.file, &a.remote)?;
+    let (path, file) = crate::paths::map_db_or_dir(local.as_ref().map_or(a.file.as_path(), |l| l.path()))?;
+    let path = if local.is_some() { a.file.clone() } else { path };
     let counter = etcdsnap_io::Meter::new();
     let db = open(&path, &file)?.metered(&counter);
     // Two passes over the key bucket: the latest revision per key, then the usage.

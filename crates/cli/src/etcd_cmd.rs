@@ -19,7 +19,8 @@ use crate::Outcome;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Snapshot file (with SHA-256 trailer) or raw member/snap/db.
+    /// Snapshot file (with SHA-256 trailer) or raw member/snap/db; or an
+    /// object's URL (s3://, gs://, az://, https://), read once into a spool copy.
     file: PathBuf,
     /// Also verify the SHA-256 trailer (etcdutl's status does not; `verify` always does).
     #[arg(long)]
@@ -32,6 +33,8 @@ pub struct StatusArgs {
     as_etcd: Option<EtcdLine>,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
+    #[command(flatten)]
+    remote: crate::remote_args::RemoteArgs,
 }
 
 fn parse_line(s: &str) -> std::result::Result<EtcdLine, String> {
@@ -49,7 +52,7 @@ pub enum RuleArg {
 
 #[derive(Debug, Args)]
 pub struct HashkvArgs {
-    /// Snapshot file or raw member/snap/db.
+    /// Snapshot file or raw member/snap/db, or an object's URL (s3://, gs://, az://, https://).
     file: PathBuf,
     /// Revision to hash up to [default: the latest].
     #[arg(long, default_value_t = 0)]
@@ -59,18 +62,23 @@ pub struct HashkvArgs {
     tombstone_rule: RuleArg,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
+    #[command(flatten)]
+    remote: crate::remote_args::RemoteArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Snapshot files or raw db files; each is verified.
-    #[arg(required = true)]
+    /// Snapshot files or raw db files; or object and prefix URLs (s3://bucket/prefix/,
+    /// gs://, az://, https://), each object read once into a spool copy. Each is verified.
+    #[arg(required_unless_present = "from_list")]
     files: Vec<PathBuf>,
     /// A file without a SHA-256 trailer is a problem.
     #[arg(long)]
     require_trailer: bool,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
+    #[command(flatten)]
+    fleet: crate::fleet_cmd::FleetArgs,
 }
 
 pub(crate) fn map(path: &Path) -> Result<MappedFile> {
@@ -115,7 +123,8 @@ struct StatusJson {
 pub fn status_cmd(a: &StatusArgs, out: &mut Out) -> Result<Outcome> {
     out.set_format(a.fmt.format());
     let counter = etcdsnap_io::Meter::new();
-    let file = map(&a.file)?;
+    let local = crate::remote_args::localize(&a.file, &a.remote)?;
+    let file = map(local.as_ref().map_or(a.file.as_path(), |l| l.path()))?;
     let db = open(&a.file, &file)?.metered(&counter);
     // The library runs the check, the figures and the digest when asked side by side: their bytes count.
     let passes = if a.verify_trailer { 3 } else { 2 };
@@ -244,7 +253,8 @@ pub fn hashkv_cmd(a: &HashkvArgs, out: &mut Out) -> Result<Outcome> {
         bail!("--rev must not be negative");
     }
     let counter = etcdsnap_io::Meter::new();
-    let file = map(&a.file)?;
+    let local = crate::remote_args::localize(&a.file, &a.remote)?;
+    let file = map(local.as_ref().map_or(a.file.as_path(), |l| l.path()))?;
     let db = open(&a.file, &file)?.metered(&counter);
     let (rule, name) = match a.tombstone_rule {
         RuleArg::Skip => (TombstoneRule::Skip, "skip"),
@@ -340,6 +350,9 @@ fn verify_json(path: &Path, r: &VerifyReport) -> VerifyJson {
 }
 
 pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
+    if a.fleet.requested() || a.files.iter().any(|f| crate::remote_args::is_url(f)) {
+        return crate::fleet_cmd::verify(&a.files, a.require_trailer, a.fmt.structured(), &a.fleet, out);
+    }
     out.set_format(a.fmt.format());
     let mut outcome = Outcome::Clean;
     for path in &a.files {

@@ -29,7 +29,7 @@ fn open<'a>(path: &Path, file: &'a MappedFile) -> Result<Db<'a>> {
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
-    /// Snapshot file or raw member/snap/db.
+    /// Snapshot file or raw member/snap/db, or an object's URL (s3://, gs://, az://, https://).
     file: PathBuf,
     /// Only keys starting with this prefix.
     #[arg(long, default_value = "")]
@@ -51,11 +51,13 @@ pub struct KeysArgs {
     decode: bool,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
+    #[command(flatten)]
+    remote: crate::remote_args::RemoteArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// Snapshot file or raw member/snap/db.
+    /// Snapshot file or raw member/snap/db, or an object's URL (s3://, gs://, az://, https://).
     file: PathBuf,
     /// The key (with --prefix: the prefix).
     key: OsString,
@@ -84,6 +86,8 @@ pub struct GetArgs {
     decode: bool,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
+    #[command(flatten)]
+    remote: crate::remote_args::RemoteArgs,
 }
 
 /// The key space of `db` (mapped from `file`, at `path`) at `rev`, with a
@@ -187,7 +191,9 @@ pub fn keys_cmd(a: &KeysArgs, out: &mut Out) -> Result<Outcome> {
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
-    let file = map(&a.file)?;
+    // An object's URL is read once into a spool copy (removed on return); errors still name the URL.
+    let local = crate::remote_args::localize(&a.file, &a.remote)?;
+    let file = map(local.as_ref().map_or(a.file.as_path(), |l| l.path()))?;
     let counter = etcdsnap_io::Meter::new();
     let db = open(&a.file, &file)?.metered(&counter);
     let sel = Selection { prefix: arg_bytes(&a.prefix), key: None };
@@ -364,7 +370,9 @@ pub fn get_cmd(a: &GetArgs, out: &mut Out) -> Result<Outcome> {
     if a.rev < 0 {
         bail!("--rev must not be negative");
     }
-    let file = map(&a.file)?;
+    // An object's URL is read once into a spool copy (removed on return); errors still name the URL.
+    let local = crate::remote_args::localize(&a.file, &a.remote)?;
+    let file = map(local.as_ref().map_or(a.file.as_path(), |l| l.path()))?;
     let counter = etcdsnap_io::Meter::new();
     let db = open(&a.file, &file)?.metered(&counter);
     let key = arg_bytes(&a.key);

@@ -8,6 +8,7 @@ mod bolt_cmd;
 mod diff_cmd;
 mod du_cmd;
 mod etcd_cmd;
+mod fleet_cmd;
 mod interrupt;
 mod keys_cmd;
 mod kube_view;
@@ -15,6 +16,7 @@ mod output;
 mod output_args;
 mod paths;
 mod progress;
+mod remote_args;
 mod restore_cmd;
 mod rewrite_cmd;
 mod rules_args;
@@ -45,7 +47,8 @@ enum Command {
     Status(etcd_cmd::StatusArgs),
     /// etcd's HashKV over the file, as `etcdctl endpoint hashkv` would answer.
     Hashkv(etcd_cmd::HashkvArgs),
-    /// Verify backups: trailer, bbolt structure, MVCC invariants; exit 1 on problems.
+    /// Verify backups, local or in object storage (a whole bucket per cluster
+    /// with --recursive --group-by): trailer, bbolt structure, MVCC invariants; exit 1 on problems.
     Verify(etcd_cmd::VerifyArgs),
     /// The key space at a revision (or every stored revision).
     Keys(keys_cmd::KeysArgs),
@@ -64,6 +67,9 @@ enum Command {
     /// WAL segments and .snap files: verify, dump, repair, rewrite.
     #[command(subcommand)]
     Wal(wal_cmd::WalCommand),
+    /// Fleet reports: merge the JSON Lines reports of sharded `verify` runs.
+    #[command(subcommand)]
+    Report(fleet_cmd::ReportCommand),
 }
 
 /// What a command found, mapped to the process exit code.
@@ -73,6 +79,8 @@ pub enum Outcome {
     Clean,
     /// A check found problems: exit 1.
     Problems,
+    /// Some input could not be read at all (a fleet run's object): exit 2.
+    Unreadable,
 }
 
 impl From<etcdsnap_mvcc::Verdict> for Outcome {
@@ -117,10 +125,12 @@ fn main() -> ExitCode {
         Command::Du(a) => with_out(|out| du_cmd::run(&a, out)),
         Command::Diff(a) => with_out(|out| diff_cmd::run(&a, out)),
         Command::Wal(cmd) => with_out(|out| wal_cmd::run(cmd, out)),
+        Command::Report(cmd) => with_out(|out| fleet_cmd::report_cmd(&cmd, out)),
     };
     let e = match result {
         Ok(Outcome::Clean) => return ExitCode::SUCCESS,
         Ok(Outcome::Problems) => return ExitCode::from(1),
+        Ok(Outcome::Unreadable) => return ExitCode::from(2),
         Err(e) if is_broken_pipe(&e) => return ExitCode::SUCCESS,
         Err(e) => e,
     };

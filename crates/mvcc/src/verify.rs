@@ -321,6 +321,18 @@ pub fn verify_file(
     verify_with(file, opts, meter, || trailer::verify_file(file, meter))
 }
 
+/// [`verify_file`] with the trailer already checked by the caller: the
+/// digest computed while the file was downloaded into a spool
+/// (`etcdsnap-remote`), so the SHA-256 pass is not repeated here.
+pub fn verify_file_with_trailer(
+    file: &etcdsnap_io::MappedFile,
+    opts: VerifyOptions,
+    meter: Option<&etcdsnap_io::Meter>,
+    trailer: Trailer,
+) -> VerifyReport {
+    verify_with(file, opts, meter, move || Ok(trailer))
+}
+
 fn verify_with(
     file: &[u8],
     opts: VerifyOptions,

@@ -353,6 +353,13 @@ impl KubeApiserver {
     /// `k8sdriver apply`: each op (`{"op": "create"|"update"|"delete", "object": {...}}`)
     /// in order; asserts success and returns the resulting objects.
     pub fn apply(&self, ops: &[Value]) -> Vec<Value> {
+        self.try_apply(ops)
+            .unwrap_or_else(|e| panic!("k8sdriver apply on {}: {e}\nserver log:\n{}", self.url, self.log_tail(30)))
+    }
+
+    /// [`KubeApiserver::apply`] (ops also `dry-run-create`, a server-side dry
+    /// run), returning the server's refusal instead of failing.
+    pub fn try_apply(&self, ops: &[Value]) -> Result<Vec<Value>, String> {
         let mut input = Vec::new();
         for op in ops {
             serde_json::to_writer(&mut input, op).expect("op to JSON");
@@ -367,14 +374,10 @@ impl KubeApiserver {
             .expect("spawning k8sdriver apply");
         child.stdin.take().expect("stdin").write_all(&input).expect("writing ops");
         let out = child.wait_with_output().expect("k8sdriver apply");
-        assert!(
-            out.status.success(),
-            "k8sdriver apply on {}: {}\nserver log:\n{}",
-            self.url,
-            String::from_utf8_lossy(&out.stderr),
-            self.log_tail(30)
-        );
-        json_lines(&out.stdout)
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(json_lines(&out.stdout))
     }
 
     /// `k8sdriver dump RES...` (`[group/]version/resource[@namespace]`): every

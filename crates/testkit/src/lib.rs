@@ -27,6 +27,8 @@ use serde_json::Value;
 
 mod etcd;
 pub mod kube;
+pub mod s3;
+pub mod toxiproxy;
 
 pub use etcd::*;
 

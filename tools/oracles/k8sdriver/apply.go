@@ -86,6 +86,10 @@ func runApply(args []string) error {
 				err = waitEstablished(ctx, client, obj.GetName())
 				mapper.Reset()
 			}
+		case "dry-run-create":
+			// Everything a create does on the server (defaulting, validation,
+			// admission) but storing: what `kubectl apply --dry-run=server` asks.
+			out, err = client.Create(ctx, obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		case "update":
 			// A read-modify-write: the object as given, at the current resourceVersion.
 			for {

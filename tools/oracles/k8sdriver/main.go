@@ -2,8 +2,9 @@
 // (crates/cli/tests/k8s_e2e.rs), built with client-go against a real
 // kube-apiserver. Subcommands:
 //
-//	apply    --server URL          JSON lines {"op":"create|update|delete","object":{...}} on stdin;
-//	                               prints each resulting object (delete: its last state) as a JSON line
+//	apply    --server URL          JSON lines {"op":"create|dry-run-create|update|delete","object":{...}}
+//	                               on stdin; prints each resulting object (delete: its last state) as a
+//	                               JSON line; dry-run-create is a create with dryRun=All (server-side dry run)
 //	dump     --server URL RES...   every object of each RES ([group/]version/resource[@namespace]),
 //	                               one JSON line each, sorted by resource, namespace, name
 //	get      --server URL RES NAME one object (exit 1 with the server's message when it fails)

@@ -45,6 +45,13 @@ printf '\x00' > "$seed/plain"
 printf '\x08' > "$seed/plain-retrailer"
 printf '\x18\x00\x10\x00\x00\x07' > "$seed/patch-retrailer-bolt"
 printf '\x0a\x0e\x10\x00\x00\x07' > "$seed/meta0-root-fixed-retrailer"
+# Salvage: the small snapshot undamaged, a page zeroed (bit 5) with the trailer
+# recomputed (bit 3), as a raw db (bit 6), and a meta page byte changed.
+seed=fuzz/corpus/salvage_mutate
+mkdir -p "$seed"
+printf '\x00' > "$seed/plain"
+printf '\x28\x00\x00\x00\x05\x00' > "$seed/page5-zeroed-retrailer"
+printf '\x40\x0b\x10\x00\x00\x07' > "$seed/raw-meta0-byte"
 # Builder target: programs (header: page size/inline/txid, fill; then ops, see
 # fuzz/fuzz_targets/bolt_builder_model.rs): empty file, a sequential run with
 # wrong calls, 1 KiB pages with wide keys and a multi-page value, 64 KiB pages

@@ -52,6 +52,7 @@ mkdir -p "$seed"
 printf '\x00' > "$seed/plain"
 printf '\x28\x00\x00\x00\x05\x00' > "$seed/page5-zeroed-retrailer"
 printf '\x40\x0b\x10\x00\x00\x07' > "$seed/raw-meta0-byte"
+printf '\x40\x0f\x0f\x00\x40\x40\x00\x40' > "$seed/raw-huge-overflow"
 # Builder target: programs (header: page size/inline/txid, fill; then ops, see
 # fuzz/fuzz_targets/bolt_builder_model.rs): empty file, a sequential run with
 # wrong calls, 1 KiB pages with wide keys and a multi-page value, 64 KiB pages

@@ -434,7 +434,7 @@ mod tests {
         let at = (64 % pages) * 4096 + 15;
         data[at..at + 8].copy_from_slice(&(u64::MAX - 0x40).to_le_bytes());
         let f = find(&data);
-        assert_eq!(f.pages as usize, pages);
+        assert_eq!(f.pages, pages as u64);
         assert!(!f.revisions.is_empty() && f.revisions.len() <= clean, "{} of {clean}", f.revisions.len());
     }
 }

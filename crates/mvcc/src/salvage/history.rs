@@ -28,6 +28,8 @@ pub(crate) fn choose(all: &mut Records<'_>, compact: Option<i64>) -> u64 {
         .map(|b| b.rev.main)
         .max();
     let floor = compact.or(tree_latest);
+    // Records damaged in ways that still decode go first: lost, not ignored copies.
+    all.retain(|bk, (v, _)| BucketKey::parse(bk).is_ok_and(|at| sound(&at, v)));
     let before = all.len();
     let stale = compact.map(|c| stale_below_compact(all, c)).unwrap_or_default();
     all.retain(|bk, (_, src)| match (*src, BucketKey::parse(bk)) {
@@ -36,6 +38,30 @@ pub(crate) fn choose(all: &mut Records<'_>, compact: Option<i64>) -> u64 {
         (Source::Scanned, Ok(at)) => floor.is_none_or(|f| at.rev.main > f),
     });
     before.saturating_sub(all.len()) as u64
+}
+
+/// Whether a record reads as one etcd wrote at its revision (verify's
+/// per-record rules): a put's `mod_revision` is its revision, its
+/// `create_revision` in 1..=that, its version at least 1, its key not empty;
+/// a tombstone carries its key only; an empty value is a revision marker.
+/// A record whose bytes were damaged but still decode fails one of them and
+/// is left out (lost), not written as if etcd had written it.
+fn sound(at: &BucketKey, v: &[u8]) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    let Ok(kv) = KvRef::parse(v) else { return false };
+    if kv.key.is_empty() {
+        return false;
+    }
+    if at.tombstone {
+        return kv.create_revision == 0
+            && kv.mod_revision == 0
+            && kv.version == 0
+            && kv.value.is_empty()
+            && kv.lease == 0;
+    }
+    kv.mod_revision == at.rev.main && (1..=kv.mod_revision).contains(&kv.create_revision) && kv.version >= 1
 }
 
 /// Records the tree reaches at or below the compact revision that cannot be
@@ -217,6 +243,23 @@ mod tests {
         let mut all: Records<'_> = recs.iter().map(|((k, v), s)| (&k[..], (&v[..], *s))).collect();
         choose(&mut all, None);
         assert_eq!(all.len(), 7 - 1, "scanned a@40 is at or below the tree's latest (60)");
+    }
+
+    /// A record whose bytes were damaged but still decode (create_revision past
+    /// its revision, found by the salvage fuzz target) is left out, as lost.
+    #[test]
+    fn records_etcd_could_not_have_written_are_left_out() {
+        use etcdsnap_proto::prost::Message;
+        let (k, good) = record(b"a", 47);
+        let mut bad = etcdsnap_proto::mvccpb::KeyValue::decode(&good[..]).unwrap();
+        bad.create_revision = 48;
+        let bad = bad.encode_to_vec();
+        let (k2, v2) = record(b"b", 48);
+        let mut all: Records<'_> =
+            [(&k[..], (&bad[..], Source::Reachable)), (&k2[..], (&v2[..], Source::Reachable))].into_iter().collect();
+        let ignored = choose(&mut all, Some(10));
+        assert_eq!(ignored, 0, "not counted as an ignored copy");
+        assert_eq!(all.keys().copied().collect::<Vec<_>>(), vec![&k2[..]]);
     }
 
     #[test]

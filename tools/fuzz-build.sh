@@ -53,6 +53,7 @@ printf '\x00' > "$seed/plain"
 printf '\x28\x00\x00\x00\x05\x00' > "$seed/page5-zeroed-retrailer"
 printf '\x40\x0b\x10\x00\x00\x07' > "$seed/raw-meta0-byte"
 printf '\x40\x0f\x0f\x00\x40\x40\x00\x40' > "$seed/raw-huge-overflow"
+printf '\x40\x30\x3a\x3a\x00\x00\x07' > "$seed/raw-create-revision-byte"
 # Builder target: programs (header: page size/inline/txid, fill; then ops, see
 # fuzz/fuzz_targets/bolt_builder_model.rs): empty file, a sequential run with
 # wrong calls, 1 KiB pages with wide keys and a multi-page value, 64 KiB pages

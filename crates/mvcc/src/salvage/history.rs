@@ -42,7 +42,8 @@ pub(crate) fn choose(all: &mut Records<'_>, compact: Option<i64>) -> u64 {
 
 /// Whether a record reads as one etcd wrote at its revision (verify's
 /// per-record rules): a put's `mod_revision` is its revision, its
-/// `create_revision` in 1..=that, its version at least 1, its key not empty;
+/// `create_revision` in 1..=that, its version at least 1 and exactly 1 when
+/// it was created at its own revision, its key not empty;
 /// a tombstone carries its key only; an empty value is a revision marker.
 /// A record whose bytes were damaged but still decode fails one of them and
 /// is left out (lost), not written as if etcd had written it.
@@ -61,7 +62,9 @@ fn sound(at: &BucketKey, v: &[u8]) -> bool {
             && kv.value.is_empty()
             && kv.lease == 0;
     }
-    kv.mod_revision == at.rev.main && (1..=kv.mod_revision).contains(&kv.create_revision) && kv.version >= 1
+    // A key created at this revision starts its generation at version 1.
+    let start = kv.create_revision != kv.mod_revision || kv.version == 1;
+    kv.mod_revision == at.rev.main && (1..=kv.mod_revision).contains(&kv.create_revision) && kv.version >= 1 && start
 }
 
 /// Records the tree reaches at or below the compact revision that cannot be
@@ -245,8 +248,9 @@ mod tests {
         assert_eq!(all.len(), 7 - 1, "scanned a@40 is at or below the tree's latest (60)");
     }
 
-    /// A record whose bytes were damaged but still decode (create_revision past
-    /// its revision, found by the salvage fuzz target) is left out, as lost.
+    /// Records whose bytes were damaged but still decode, both found by the
+    /// salvage fuzz target — a create_revision past its revision, and a key
+    /// created at its revision with version 64 — are left out, as lost.
     #[test]
     fn records_etcd_could_not_have_written_are_left_out() {
         use etcdsnap_proto::prost::Message;
@@ -254,12 +258,28 @@ mod tests {
         let mut bad = etcdsnap_proto::mvccpb::KeyValue::decode(&good[..]).unwrap();
         bad.create_revision = 48;
         let bad = bad.encode_to_vec();
+        let (k3, good3) = record(b"c", 49);
+        let mut bad3 = etcdsnap_proto::mvccpb::KeyValue::decode(&good3[..]).unwrap();
+        bad3.version = 64;
+        let bad3 = bad3.encode_to_vec();
+        // Version 64 is sound when the key was created earlier.
+        let (k4, good4) = record(b"d", 50);
+        let mut later = etcdsnap_proto::mvccpb::KeyValue::decode(&good4[..]).unwrap();
+        later.create_revision = 5;
+        later.version = 64;
+        let later = later.encode_to_vec();
         let (k2, v2) = record(b"b", 48);
-        let mut all: Records<'_> =
-            [(&k[..], (&bad[..], Source::Reachable)), (&k2[..], (&v2[..], Source::Reachable))].into_iter().collect();
+        let mut all: Records<'_> = [
+            (&k[..], (&bad[..], Source::Reachable)),
+            (&k2[..], (&v2[..], Source::Reachable)),
+            (&k3[..], (&bad3[..], Source::Reachable)),
+            (&k4[..], (&later[..], Source::Reachable)),
+        ]
+        .into_iter()
+        .collect();
         let ignored = choose(&mut all, Some(10));
         assert_eq!(ignored, 0, "not counted as an ignored copy");
-        assert_eq!(all.keys().copied().collect::<Vec<_>>(), vec![&k2[..]]);
+        assert_eq!(all.keys().copied().collect::<Vec<_>>(), vec![&k2[..], &k4[..]]);
     }
 
     #[test]

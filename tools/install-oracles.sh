@@ -19,6 +19,8 @@
 #     backend, the real S3 server of the fleet tests (object storage input)
 #   - toxiproxy 2.12.0 (tools/oracles/toxiproxy-<v>): a TCP fault proxy, between
 #     the CLI and versitygw in the object storage fault tests
+#   - fake-gcs-server 1.56.1 (Go module) and Azurite 3.35.0 (npm): Google Cloud
+#     Storage and Azure Blob emulators for the gs:// / https:// and az:// inputs
 #   - umoci, skopeo and ca-certificates (Debian): what tools/build-image.sh
 #     builds the OCI image with (crates/cli/tests/oci_image.rs)
 # Go-module builds are cached outside the clone, in $CACHE/oracles/<name>-<v>-<hash>/
@@ -36,6 +38,8 @@ need_apt=()
 for pkg in etcd-server etcd-client golang-go golang-github-coreos-bbolt-dev unzip umoci skopeo ca-certificates; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# Node and npm for Azurite, from Debian unless some other install provides them.
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Another apt may hold the lock briefly (parallel installs); wait for it.
@@ -214,10 +218,33 @@ build_toxiproxy() {
 }
 build_cached toxiproxy "$TOXIPROXY_VERSION" "$repo/tools/oracles/toxiproxy-$TOXIPROXY_VERSION" toxiproxy-server -- build_toxiproxy
 
+# fake-gcs-server (tools/oracles/fake-gcs-server-<v>): a Google Cloud Storage
+# emulator (JSON API and plain object downloads) as a Go tool of a wrapper
+# module, for the gs:// and https:// input tests.
+FAKEGCS_VERSION=1.56.1
+build_fakegcs() {
+  nice -n 10 "$GO" build -trimpath -o "$OUT/fake-gcs-server" github.com/fsouza/fake-gcs-server
+  "$OUT/fake-gcs-server" -help >/dev/null 2>&1 || { echo "fake-gcs-server $FAKEGCS_VERSION: does not run" >&2; exit 1; }
+}
+build_cached fake-gcs-server "$FAKEGCS_VERSION" "$repo/tools/oracles/fake-gcs-server-$FAKEGCS_VERSION" fake-gcs-server -- build_fakegcs
+
+# Azurite (tools/oracles/azurite-<v>): the Azure Storage emulator from npm,
+# `npm ci` of a wrapper package whose package-lock.json pins every package
+# (3.35.0: the last release that runs on Debian's Node 20), for the az://
+# input tests. Install scripts are not run (none is needed to serve blobs).
+AZURITE_VERSION=3.35.0
+build_azurite() {
+  command -v npm >/dev/null 2>&1 || { echo "azurite: npm is missing (apt-get install -y nodejs npm)" >&2; exit 1; }
+  cp package.json package-lock.json "$OUT/"
+  (cd "$OUT" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+  "$OUT/node_modules/.bin/azurite-blob" --help >/dev/null 2>&1 || { echo "azurite $AZURITE_VERSION: does not run" >&2; exit 1; }
+}
+build_cached azurite "$AZURITE_VERSION" "$repo/tools/oracles/azurite-$AZURITE_VERSION" node_modules/.bin/azurite-blob -- build_azurite
+
 echo "oracles: etcd $(/usr/bin/etcd --version 2>/dev/null | head -1 | awk '{print $3}') (Debian)," \
   "etcd $("$e35/etcd" --version | head -1 | awk '{print $3}') (PyPI)," \
   "$(for v in $ETCD_MODULE_VERSIONS; do printf 'etcd %s ' "$("$ORACLES/etcd-$v/etcd" --version | head -1 | awk '{print $3}')"; done)(Go modules)," \
   "boltoracle $("$ORACLES/bin/boltoracle" version) $(for v in $BBOLT_MODULE_VERSIONS; do printf '%s ' "$("$ORACLES/bbolt-$v/boltoracle" version)"; done)," \
   "$("$ORACLES/kube-apiserver-$KUBE_APISERVER_VERSION/kube-apiserver" --version) (Go modules, with k8sdriver, kmsplugin on k8s.io/kms v$KMS_VERSION)," \
-  "versitygw $VERSITYGW_VERSION, toxiproxy $TOXIPROXY_VERSION," \
+  "versitygw $VERSITYGW_VERSION, toxiproxy $TOXIPROXY_VERSION, fake-gcs-server $FAKEGCS_VERSION, azurite $AZURITE_VERSION," \
   "$("$GO" version | awk '{print $3}'), cache $CACHE, in $ORACLES"

@@ -161,8 +161,22 @@ impl Stores {
     }
 }
 
+/// The plain-HTTP address a store would be reached at (the URL, the
+/// `--endpoint`, or GCS's `GOOGLE_BASE_URL`), if any.
+fn plain_http(url: &RemoteUrl, o: &StoreOptions) -> Option<String> {
+    let is_http = |s: &str| s.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+    let gcs_base = (url.scheme == Scheme::Gcs).then(|| std::env::var("GOOGLE_BASE_URL").ok()).flatten();
+    [Some(url.url.clone()), o.endpoint.clone(), gcs_base].into_iter().flatten().find(|s| is_http(s))
+}
+
 fn build(url: &RemoteUrl, o: &StoreOptions) -> Result<Arc<dyn ObjectStore>> {
     let bad = |e: object_store::Error| RemoteError::Usage(format!("{}: {e}", url.url));
+    if let (false, Some(addr)) = (o.allow_http, plain_http(url, o)) {
+        return Err(RemoteError::Usage(format!(
+            "{}: {addr} is plain http://, unencrypted; pass --allow-http to read through it anyway",
+            url.url
+        )));
+    }
     let store: Arc<dyn ObjectStore> = match url.scheme {
         Scheme::S3 => {
             let mut b = AmazonS3Builder::from_env()

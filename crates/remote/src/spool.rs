@@ -161,10 +161,24 @@ fn unreadable(o: &ObjectInfo, message: impl Into<String>) -> RemoteError {
     RemoteError::Unreadable { url: o.url.clone(), message: message.into() }
 }
 
+/// An entity tag's opaque part: without the `W/` of a weak tag and without
+/// its quotes. Listings and headers quote differently — Azure's List Blobs
+/// gives `0x8D…` and Get Blob `"0x8D…"`, fake-gcs-server's XML listing drops
+/// the quotes its headers carry — so tags are compared by this part.
+fn opaque(etag: &str) -> &str {
+    let t = etag.strip_prefix("W/").unwrap_or(etag);
+    t.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(t)
+}
+
+/// Whether two entity tags name the same version (both absent counts as the same).
+fn same_etag(a: Option<&str>, b: Option<&str>) -> bool {
+    a.map(opaque) == b.map(opaque)
+}
+
 /// The ETag now, compared with the listing's: `Err(Changed)` when it moved.
 async fn still_same(store: &dyn ObjectStore, o: &ObjectInfo) -> Result<()> {
     match store.head(&o.key).await {
-        Ok(m) if m.e_tag != o.etag || m.size != o.size => Err(changed(
+        Ok(m) if !same_etag(m.e_tag.as_deref(), o.etag.as_deref()) || m.size != o.size => Err(changed(
             o,
             format!(
                 "listed with ETag {} and {} bytes, now ETag {} and {} bytes",
@@ -184,15 +198,26 @@ async fn still_same(store: &dyn ObjectStore, o: &ObjectInfo) -> Result<()> {
 /// conditional on the listed ETag; a HEAD after the last byte confirms it
 /// still holds, so an object replaced during the read is `Changed`.
 pub async fn spool(store: &dyn ObjectStore, o: &ObjectInfo, dir: &SpoolDir) -> Result<Spooled> {
-    let opts = GetOptions { if_match: o.etag.clone(), ..GetOptions::default() };
+    // If-Match takes the quoted form (RFC 9110), however the listing spelled it.
+    let if_match = o.etag.as_deref().map(|e| format!("\"{}\"", opaque(e)));
+    let opts = GetOptions { if_match, ..GetOptions::default() };
     let got = match store.get_opts(&o.key, opts).await {
         Ok(g) => g,
         Err(object_store::Error::Precondition { .. }) => return Err(changed(o, "ETag no longer the listed one")),
         Err(object_store::Error::NotFound { .. }) => return Err(changed(o, "deleted since it was listed")),
         Err(e) => return Err(unreadable(o, format!("GET: {e}"))),
     };
-    if got.meta.size != o.size || (o.etag.is_some() && got.meta.e_tag != o.etag) {
-        return Err(changed(o, format!("listed with {} bytes, read {} bytes", o.size, got.meta.size)));
+    if got.meta.size != o.size || (o.etag.is_some() && !same_etag(got.meta.e_tag.as_deref(), o.etag.as_deref())) {
+        return Err(changed(
+            o,
+            format!(
+                "listed with ETag {} and {} bytes, read ETag {} and {} bytes",
+                o.etag.as_deref().unwrap_or("-"),
+                o.size,
+                got.meta.e_tag.as_deref().unwrap_or("-"),
+                got.meta.size
+            ),
+        ));
     }
     let path = dir.file();
     // The guard removes a partial file on every early return.
@@ -256,6 +281,16 @@ pub async fn spool(store: &dyn ObjectStore, o: &ObjectInfo, dir: &SpoolDir) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entity_tags_compare_by_their_opaque_part() {
+        assert!(same_etag(Some("0x8DC1"), Some("\"0x8DC1\"")), "Azure: listing unquoted, header quoted");
+        assert!(same_etag(Some("W/\"abc\""), Some("abc")));
+        assert!(same_etag(None, None));
+        assert!(!same_etag(Some("\"abc\""), Some("\"abd\"")));
+        assert!(!same_etag(Some("abc"), None));
+        assert_eq!(opaque("\""), "\"", "a lone quote is not a quoted empty tag");
+    }
 
     #[test]
     fn the_hasher_finds_the_trailer_across_chunk_boundaries() {

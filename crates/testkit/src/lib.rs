@@ -28,6 +28,7 @@ use serde_json::Value;
 mod etcd;
 pub mod kube;
 pub mod s3;
+pub mod stores;
 pub mod toxiproxy;
 
 pub use etcd::*;

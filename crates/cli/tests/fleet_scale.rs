@@ -164,7 +164,7 @@ fn plant(s3: &S3Server) -> Fleet {
         .map(|v| std::fs::read(etcdsnap_testkit::testdata().join(v).join("snapshot.db")).unwrap())
         .collect();
     // Kinds spread over the cluster names (73 is prime to 200), so every shard gets some.
-    let mut kinds = vec![Plant::Healthy; CLUSTERS];
+    let mut kinds = [Plant::Healthy; CLUSTERS];
     let mut slot = 0usize;
     let mut clusters = BTreeMap::new();
     for (kind, n) in PLANTED {

@@ -29,19 +29,21 @@ pub enum ReportFormat {
     Prometheus,
 }
 
-/// The report files, written whole at the end (backups sorted by URL).
+/// The report files, written whole at the end (backups sorted by URL); each
+/// FILE may be an object URL (`s3://bucket/reports/run-1/shard-0.jsonl`),
+/// put once when the run is done.
 #[derive(Debug, Clone, Args)]
 pub struct ReportFiles {
     /// Format of stdout (`--json` is `jsonl`).
     #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Reports")]
     report_format: Option<ReportFormat>,
-    /// Also write the JSON Lines report to FILE (what `report merge` reads).
+    /// Also write the JSON Lines report to FILE or object URL (what `report merge` reads).
     #[arg(long, value_name = "FILE", help_heading = "Reports")]
     jsonl: Option<PathBuf>,
-    /// Also write the JUnit XML report to FILE.
+    /// Also write the JUnit XML report to FILE or object URL.
     #[arg(long, value_name = "FILE", help_heading = "Reports")]
     junit: Option<PathBuf>,
-    /// Also write the Prometheus text exposition to FILE (e.g. node_exporter's textfile directory).
+    /// Also write the Prometheus text exposition to FILE (e.g. node_exporter's textfile directory) or object URL.
     #[arg(long, value_name = "FILE", help_heading = "Reports")]
     prometheus: Option<PathBuf>,
 }
@@ -145,7 +147,7 @@ pub fn verify(inputs: &[PathBuf], require_trailer: bool, json: bool, a: &FleetAr
         }
         w.flush()
     })?;
-    finish(&report, format, &a.reports, true, out)
+    finish(&report, format, &a.reports, &a.remote, true, out)
 }
 
 fn stdout_format(f: Option<ReportFormat>, json: bool) -> ReportFormat {
@@ -161,6 +163,7 @@ fn finish(
     r: &FleetReport,
     format: ReportFormat,
     files: &ReportFiles,
+    remote: &RemoteArgs,
     streamed: bool,
     out: &mut Out,
 ) -> Result<Outcome> {
@@ -183,9 +186,9 @@ fn finish(
         ReportFormat::Prometheus => prometheus::write(&mut buf, r)?,
     }
     out.writer().write_all(&buf)?;
-    write_file(files.jsonl.as_deref(), |w| jsonl::write(w, r))?;
-    write_file(files.junit.as_deref(), |w| junit::write(w, r))?;
-    write_file(files.prometheus.as_deref(), |w| prometheus::write(w, r))?;
+    write_file(files.jsonl.as_deref(), remote, |w| jsonl::write(w, r))?;
+    write_file(files.junit.as_deref(), remote, |w| junit::write(w, r))?;
+    write_file(files.prometheus.as_deref(), remote, |w| prometheus::write(w, r))?;
     Ok(match r.summary.exit_code() {
         0 => Outcome::Clean,
         1 => Outcome::Problems,
@@ -193,9 +196,21 @@ fn finish(
     })
 }
 
-/// Writes a report file whole, or not at all (temporary file renamed over it).
-fn write_file(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+/// Writes a report file whole, or not at all (temporary file renamed over
+/// it; an object: one PUT of the whole report).
+fn write_file(
+    path: Option<&Path>,
+    remote: &RemoteArgs,
+    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let Some(path) = path else { return Ok(()) };
+    if let Some(url) = path.to_str().filter(|s| etcdsnap_remote::is_remote(s)) {
+        let mut buf = Vec::new();
+        f(&mut buf).with_context(|| format!("writing {url}"))?;
+        etcdsnap_remote::objects::write_object(url, buf, &remote.store_options()?)
+            .with_context(|| format!("writing the report {url}"))?;
+        return Ok(());
+    }
     let mut file = etcdsnap_io::AtomicFile::create(path, &[])?;
     let mut w = std::io::BufWriter::new(file.file()?);
     f(&mut w).with_context(|| format!("writing {}", path.display()))?;
@@ -268,17 +283,29 @@ pub enum ReportCommand {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The shards' JSON Lines reports (`verify … --jsonl FILE`), every shard once.
-    #[arg(required = true)]
+    /// The shards' JSON Lines reports (`verify … --jsonl FILE`), every shard
+    /// once: files, object URLs, a prefix URL ending in `/` (its `*.jsonl`
+    /// objects) or a URL with `*` in its last segment (`s3://b/run-1/shard-*.jsonl`).
+    #[arg(required = true, value_name = "FILE|URL")]
     files: Vec<PathBuf>,
     #[command(flatten)]
     reports: ReportFiles,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 pub fn report_cmd(cmd: &ReportCommand, out: &mut Out) -> Result<Outcome> {
     let ReportCommand::Merge(a) = cmd;
     let mut parts = Vec::new();
     for f in &a.files {
+        if let Some(url) = f.to_str().filter(|s| etcdsnap_remote::is_remote(s)) {
+            let store = a.remote.store_options()?;
+            for (name, bytes) in etcdsnap_remote::objects::read_objects(url, &store)? {
+                let r = jsonl::read(&mut bytes.as_ref(), &name)?;
+                parts.push((name, r));
+            }
+            continue;
+        }
         let file = std::fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?;
         let name = f.display().to_string();
         let r = jsonl::read(&mut std::io::BufReader::new(file), &name)?;
@@ -286,5 +313,5 @@ pub fn report_cmd(cmd: &ReportCommand, out: &mut Out) -> Result<Outcome> {
     }
     let merged = jsonl::merge(parts)?;
     let format = a.reports.report_format.unwrap_or(ReportFormat::Jsonl);
-    finish(&merged, format, &a.reports, false, out)
+    finish(&merged, format, &a.reports, &a.remote, false, out)
 }

@@ -62,3 +62,17 @@ pub fn localize(input: &Path, remote: &RemoteArgs) -> Result<Option<LocalCopy>> 
     let Some(url) = input.to_str().filter(|s| is_remote(s)) else { return Ok(None) };
     Ok(Some(etcdsnap_remote::fetch(url, &remote.store_options()?, remote.spool_dir())?))
 }
+
+/// `err`, from a command that read `copy` (the spool copy of `input`) in
+/// place of the URL, with the copy's path replaced by the URL: what the
+/// user named. Without a copy, `err` as it is.
+pub fn named_by_url(err: anyhow::Error, copy: Option<&LocalCopy>, input: &Path) -> anyhow::Error {
+    let Some(copy) = copy else { return err };
+    let spool = copy.path().display().to_string();
+    let msg = format!("{err:#}");
+    if msg.contains(&spool) {
+        anyhow::anyhow!(msg.replace(&spool, &input.display().to_string()))
+    } else {
+        err
+    }
+}

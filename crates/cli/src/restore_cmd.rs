@@ -17,7 +17,8 @@ use crate::Outcome;
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot file (`etcdctl snapshot save`), never modified; a raw db needs --skip-hash-check.
+    /// Snapshot file (`etcdctl snapshot save`) or an object URL (s3://bucket/key, gs://…, az://…, https://…,
+    /// read once into a local spool copy), never modified; a raw db needs --skip-hash-check.
     snapshot: PathBuf,
     /// Human-readable name of the member to restore (etcdutl's --name).
     #[arg(long, default_value = "default")]
@@ -85,6 +86,8 @@ pub struct RestoreArgs {
     force: bool,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
+    #[command(flatten)]
+    remote: crate::remote_args::RemoteArgs,
 }
 
 #[derive(Serialize)]
@@ -166,9 +169,12 @@ pub fn run(a: &RestoreArgs, out: &mut Out) -> Result<Outcome> {
         skip_hash_check: a.skip_hash_check,
         force: a.force,
     };
+    // An object is read once into a spool copy; the restore reads the copy.
+    let local = crate::remote_args::localize(&a.snapshot, &a.remote)?;
+    let input = local.as_ref().map_or(a.snapshot.as_path(), |l| l.path());
     let mut bar = crate::progress::Bar::new(format!("restoring {}", a.snapshot.display()), &opts.rewrite.meter);
     let progress: &mut dyn Progress = &mut bar;
-    let r = restore(&a.snapshot, &opts, progress)
+    let r = restore(input, &opts, progress)
         .map_err(|e| match e {
             etcdsnap_datadir::DataDirError::Db { context, source } => {
                 crate::rewrite_cmd::with_hint(source).context(context)
@@ -176,7 +182,8 @@ pub fn run(a: &RestoreArgs, out: &mut Out) -> Result<Outcome> {
             e => anyhow::Error::new(e),
         })
         .with_context(|| format!("restoring {}", a.snapshot.display()))
-        .map_err(|e| crate::paths::explained(&a.snapshot, e))?;
+        .map_err(|e| crate::paths::explained(input, e))
+        .map_err(|e| crate::remote_args::named_by_url(e, local.as_ref(), &a.snapshot))?;
     drop(bar);
     let out_name = match &a.members_out {
         Some(d) => d.clone(),

@@ -16,7 +16,8 @@ use crate::Outcome;
 
 #[derive(Debug, Args)]
 pub struct RewriteArgs {
-    /// Input snapshot (with SHA-256 trailer) or raw member/snap/db; never modified.
+    /// Input snapshot (with SHA-256 trailer) or raw member/snap/db, or an object URL (s3://bucket/key, gs://…,
+    /// az://…, https://…, read once into a local spool copy); never modified.
     input: PathBuf,
     /// Output file (written beside, then renamed; mode 0600; must not be the input).
     output: PathBuf,
@@ -83,6 +84,8 @@ pub struct RewriteArgs {
     output_file: crate::output_args::OutputArgs,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
+    #[command(flatten)]
+    remote: crate::remote_args::RemoteArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -270,6 +273,12 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         at_revision: a.at_revision,
         ..RewriteOptions::default()
     };
+    if a.data_dir && crate::remote_args::is_url(&a.input) {
+        bail!("{}: --data-dir takes a local data dir; an object URL names one snapshot file", a.input.display());
+    }
+    // An object is read once into a spool copy; the rewrite reads the copy.
+    let local = crate::remote_args::localize(&a.input, &a.remote)?;
+    let input = local.as_ref().map_or(a.input.as_path(), |l| l.path());
     // The library says how much it reads before writing (Progress::reading).
     let db_in = if a.data_dir { a.input.join("member/snap/db") } else { a.input.clone() };
     let mut bar = crate::progress::Bar::new(format!("reading {}", db_in.display()), &opts.meter);
@@ -280,10 +289,11 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         drop(bar);
         return data_dir_report(a, &r, out);
     }
-    let r = rewrite(&a.input, &a.output, &opts, progress)
+    let r = rewrite(input, &a.output, &opts, progress)
         .map_err(with_hint)
         .with_context(|| format!("rewriting {} into {}", a.input.display(), a.output.display()))
-        .map_err(|e| crate::paths::explained(&a.input, e))?;
+        .map_err(|e| crate::paths::explained(input, e))
+        .map_err(|e| crate::remote_args::named_by_url(e, local.as_ref(), &a.input))?;
     drop(bar);
     let mut j = report_json(&a.input, &a.output, &r);
     j.compact_tombstones = a.compact.then_some(opts.compact_tombstones.as_str());

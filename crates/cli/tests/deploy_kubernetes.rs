@@ -4,8 +4,9 @@
 //! `tools/build-image.sh` builds); the container's arguments are the CLI's
 //! (every flag in `etcdsnap verify --help`), and run as written — N
 //! processes with `JOB_COMPLETION_INDEX` and `JOB_NAME` set as the Job
-//! controller sets them, against versitygw — their merged report is the
-//! unsharded run's; and a real kube-apiserver 1.37.2 accepts every manifest
+//! controller sets them, against versitygw — the reports they put in the
+//! bucket, merged by `report merge` reading the bucket, are the unsharded
+//! run's; and a real kube-apiserver 1.37.2 accepts every manifest
 //! in a server-side dry run (and refuses a broken one, so the dry run judges).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -157,7 +158,12 @@ fn manifests_say_what_the_readme_says_and_their_arguments_are_the_clis() {
 fn run_as_pod(s3: &S3Server, args: &[&str], dir: &Path, job_name: &str, index: Option<u32>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_etcdsnap"));
     for a in args {
+        // The kubelet's $(VAR) expansion of the container's env (SHARD_INDEX: the pod's index annotation).
         let a = a.replace("$(JOB_NAME)", job_name);
+        let a = match index {
+            Some(i) => a.replace("$(SHARD_INDEX)", &i.to_string()),
+            None => a,
+        };
         c.arg(a.replacen("/etc/etcdsnap/", &format!("{}/", dir.display()), 1).replacen(
             "/spool",
             &dir.join("spool").display().to_string(),
@@ -201,22 +207,36 @@ fn the_cronjobs_arguments_run_as_its_pods_and_merge_to_the_unsharded_report() {
     let minutes = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 60 + 1;
     let job_name = format!("etcdsnap-fleet-verify-{minutes}");
 
-    let mut shards = Vec::new();
+    // Each pod puts its report where the manifest says, under the Job's name.
+    let env = &job["template"]["spec"]["containers"][0]["env"];
+    let shard_index = env.as_array().unwrap().iter().find(|e| e["name"] == "SHARD_INDEX").unwrap();
+    assert_eq!(
+        shard_index["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+        "the index the Job controller gives each pod"
+    );
+    let report_url = args[args.iter().position(|a| *a == "--jsonl").unwrap() + 1];
+    let reports = format!("s3://{bucket}/reports/{job_name}/");
+    assert_eq!(report_url.replace("$(JOB_NAME)", &job_name), format!("{reports}shard-$(SHARD_INDEX).jsonl"));
+    assert!(!reports.starts_with(url), "the reports are not under the verified prefix");
+    let mut logs = Vec::new();
     for i in 0..n {
         let out = run_as_pod(&s3, &args, &dir, &job_name, Some(i));
         assert!(matches!(out.status.code(), Some(0 | 1)), "pod {i}: {}", text(&out.stderr));
-        let f = dir.join(format!("pod-{i}.jsonl"));
-        std::fs::write(&f, &out.stdout).unwrap();
-        shards.push(f);
+        let key = format!("reports/{job_name}/shard-{i}.jsonl");
+        let put = std::fs::read(s3.object_file(&key)).unwrap_or_else(|e| panic!("pod {i} put no {key}: {e}"));
+        logs.push((out.stdout, put));
     }
+    // As the README says: merge what the pods put in the bucket, by prefix.
     let mut merge = Command::new(env!("CARGO_BIN_EXE_etcdsnap"));
-    merge.args(["report", "merge"]).args(&shards);
+    merge.args(["report", "merge", &reports, "--endpoint", &s3.endpoint(), "--allow-http"]).envs(s3.env());
     let merged = merge.output().unwrap();
     assert_eq!(merged.status.code(), Some(1), "a stale and a missing cluster: {}", text(&merged.stderr));
+    let flags_with_values = ["--shard", "--jsonl"];
     let whole_args: Vec<&str> = args
         .iter()
         .enumerate()
-        .filter(|(i, a)| **a != "--shard" && (*i == 0 || args[i - 1] != "--shard"))
+        .filter(|(i, a)| !flags_with_values.contains(a) && (*i == 0 || !flags_with_values.contains(&args[i - 1])))
         .map(|(_, a)| *a)
         .collect();
     let whole = run_as_pod(&s3, &whole_args, &dir, &job_name, None);
@@ -229,6 +249,11 @@ fn the_cronjobs_arguments_run_as_its_pods_and_merge_to_the_unsharded_report() {
     };
     let (m, w) = (sorted(&merged.stdout), sorted(&whole.stdout));
     assert_eq!(m, w);
+    // Each pod's log (streamed) holds the report it put in the bucket.
+    for (i, (log, put)) in logs.iter().enumerate() {
+        assert_eq!(sorted(log), sorted(put), "pod {i}");
+        assert_eq!(sorted(put).summary.shard, Some(format!("{i}/{n}")));
+    }
     assert_eq!(m.summary.objective.now, chrono_minutes(minutes), "the clock is the Job's scheduled time");
     let findings: BTreeMap<&str, Option<&str>> =
         m.clusters.iter().map(|c| (c.cluster.as_str(), c.finding.map(|f| f.name()))).collect();

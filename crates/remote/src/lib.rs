@@ -12,6 +12,8 @@
 //!   a Kubernetes Indexed Job ([`shard`]).
 //! - [`record`], [`jsonl`], [`junit`], [`prometheus`]: the report and its
 //!   formats; [`jsonl::merge`] combines shards' reports.
+//! - [`objects`]: reports written to object storage once a run is done,
+//!   and read back by URL, prefix or pattern for the merge.
 #![forbid(unsafe_code)]
 
 pub mod check;
@@ -20,6 +22,7 @@ pub mod fleet;
 pub mod jsonl;
 pub mod junit;
 pub mod location;
+pub mod objects;
 pub mod prometheus;
 pub mod record;
 pub mod shard;

@@ -168,6 +168,9 @@ struct Provider {
     cfg: KmsProvider,
     client: Mutex<Option<Arc<PluginClient>>>,
     deks: Mutex<HashMap<Vec<u8>, Secret>>,
+    /// Held while a DEK is asked for, so threads wanting the same DEK at
+    /// once (a fleet run's backups) make one Decrypt, not one each.
+    fetch: Mutex<()>,
     calls: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -232,6 +235,10 @@ impl Provider {
         if let Some(d) = lock(&self.deks).get(&cache_key) {
             return Ok(d.clone());
         }
+        let _one = lock(&self.fetch);
+        if let Some(d) = lock(&self.deks).get(&cache_key) {
+            return Ok(d.clone());
+        }
         let client = self.client()?;
         self.count("Decrypt");
         let d = Arc::new(decrypt(&client).map_err(|e| format!("{}: DEK not decrypted: {e}", self.what()))?);
@@ -279,6 +286,7 @@ impl KmsResealer {
                 cfg: cfg.clone(),
                 client: Mutex::new(None),
                 deks: Mutex::new(HashMap::new()),
+                fetch: Mutex::new(()),
                 calls: Mutex::new(BTreeMap::new()),
             })
             .collect();

@@ -272,6 +272,10 @@ fn census_counts_and_names_what_the_config_cannot_read() {
     let mut c = Command::new(env!("CARGO_BIN_EXE_etcdsnap"));
     c.args(["verify", &s3.url(""), "--recursive", "--encryption-config", census.to_str().unwrap()])
         .args(["--report-format", "jsonl", "--endpoint", &s3.endpoint(), "--allow-http"])
+        .arg("--prometheus")
+        .arg(dir.join("fleet.prom"))
+        .arg("--junit")
+        .arg(dir.join("fleet.xml"))
         .env_remove("JOB_COMPLETION_INDEX");
     for (k, val) in s3.env() {
         c.env(k, val);
@@ -301,6 +305,23 @@ fn census_counts_and_names_what_the_config_cannot_read() {
     assert_eq!(kinds, ["encryption-failed", "encryption-plaintext", "encryption-plaintext", "encryption-unknown-key"]);
     assert!(bad_rec.problems[3].message.contains(bad[0]));
     assert_eq!(bad_rec.encryption.as_ref().map(|e| (e.values, e.opened)), Some((23, 21)));
+    // The other formats carry the same.
+    let prom = std::fs::read_to_string(dir.join("fleet.prom")).unwrap();
+    for (object, result, n) in [
+        ("census", "opened", 21),
+        ("census", "failed", 1),
+        ("census", "plaintext", 2),
+        ("census", "unknown_key", 1),
+        ("clean", "opened", 19),
+        ("clean", "failed", 0),
+    ] {
+        let line = format!("etcdsnap_backup_encryption_values{{cluster=\"\",object=\"s3://census/c1/{object}.db\",result=\"{result}\"}} {n}\n");
+        assert!(prom.contains(&line), "{line} not in:\n{prom}");
+    }
+    let junit = std::fs::read_to_string(dir.join("fleet.xml")).unwrap();
+    assert!(junit.contains("encryption-unknown-key") && junit.contains(bad[0]), "{junit}");
+    no_secrets_in("junit", junit.as_bytes());
+    no_secrets_in("prometheus", prom.as_bytes());
     assert_eq!(clean_rec.state.name(), "valid");
     assert_eq!(clean_rec.encryption.as_ref().map(|e| (e.values, e.opened, e.is_ok())), Some((19, 19, true)));
 }

@@ -149,7 +149,7 @@ fn census_counts_and_names_what_the_config_cannot_read() {
     let (data, snapshot, clean) = (dir.join("etcd"), dir.join("census.db"), dir.join("clean.db"));
     let mut server = EtcdServer::start(v, &data, free_port(), free_port());
     let secret = |n: &str| format!("{{\"kind\":\"Secret\",\"metadata\":{{\"name\":\"{n}\"}},\"data\":\"{MARK}-{n}\"}}");
-    let mut put_sealed = |c: &Path, res: &str, key: &str| {
+    let put_sealed = |c: &Path, res: &str, key: &str| {
         let name = key.rsplit('/').next().unwrap().to_string();
         put_raw(&server, key, &seal(c, res, key, secret(&name).as_bytes()));
     };

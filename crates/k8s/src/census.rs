@@ -385,3 +385,105 @@ fn writer(providers: &[EntryProvider]) -> String {
 fn first_name(keys: &[crate::AesKey]) -> &str {
     keys.first().map(|k| k.name.as_str()).unwrap_or_default()
 }
+
+#[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+mod tests {
+    use super::*;
+
+    const K: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+    fn report(cfg: &str, values: &[(&str, &[u8])]) -> CensusReport {
+        let cfg = EncryptionConfig::parse(cfg).unwrap_or_default();
+        let Ok(o) = Opener::new(&cfg) else { return CensusReport::default() };
+        let mut c = Census::new(&o);
+        for (k, v) in values {
+            c.add(k.as_bytes(), v);
+        }
+        c.finish()
+    }
+
+    fn cfg(rules: &str) -> String {
+        format!("kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources:\n{rules}")
+    }
+
+    fn gcm(names: &[&str]) -> String {
+        let keys: String =
+            names.iter().map(|n| format!("            - name: {n}\n              secret: {K}\n")).collect();
+        format!("      - aesgcm:\n          keys:\n{keys}")
+    }
+
+    #[test]
+    fn wildcards_and_repeated_rules_choose_providers_as_upstream() {
+        // secrets: two entries (providers appended); *.apps: aesgcm; *.: identity first; *.*: aesgcm.
+        let c = cfg(&format!(
+            "  - resources: [secrets]\n    providers:\n{}  - resources: [secrets]\n    providers:\n      - identity: {{}}\n  - resources: ['*.apps']\n    providers:\n{}  - resources: ['*.']\n    providers:\n      - identity: {{}}\n  - resources: ['*.*']\n    providers:\n{}",
+            gcm(&["a"]),
+            gcm(&["b"]),
+            gcm(&["c"])
+        ));
+        let plain: &[u8] = b"{\"kind\":\"X\"}";
+        let r = report(
+            &c,
+            &[
+                ("/registry/secrets/ns/s", plain),
+                ("/registry/deployments/ns/d", plain),
+                ("/registry/configmaps/ns/c", plain),
+                ("/registry/example.com/widgets/ns/w", plain),
+                ("/registry/example.com/widgets/ns/sealed", b"k8s:enc:aesgcm:v1:zz:0123456789abcdef0123456789"),
+                ("compact_rev_key", plain),
+            ],
+        );
+        assert_eq!((r.values, r.opened, r.plaintext, r.unknown_key, r.failed), (5, 2, 3, 1, 0), "{r:#?}");
+        let named: Vec<(CensusKind, &str)> = r.findings.iter().map(|f| (f.kind, f.key.as_str())).collect();
+        assert_eq!(
+            named,
+            vec![
+                (CensusKind::Plaintext, "/registry/deployments/ns/d"),
+                (CensusKind::Plaintext, "/registry/example.com/widgets/ns/w"),
+                (CensusKind::Plaintext, "/registry/secrets/ns/s"),
+                (CensusKind::UnknownKey, "/registry/example.com/widgets/ns/sealed"),
+            ]
+        );
+        // Readable through the second secrets entry's identity, but written by aesgcm/a.
+        assert!(r.findings[2].message.contains("writes aesgcm/a") && !r.findings[2].message.contains("no identity"));
+        // *.apps has no identity: upstream cannot read the plain Deployment at all.
+        assert!(r.findings[0].message.contains("no identity provider"), "{}", r.findings[0].message);
+        assert_eq!(r.findings[3].key_name, "zz");
+        assert!(!format!("{r:?}").contains(K));
+    }
+
+    #[test]
+    fn uncovered_resources_read_as_identity() {
+        let c = cfg(&format!("  - resources: [secrets]\n    providers:\n{}", gcm(&["a"])));
+        let r = report(
+            &c,
+            &[("/registry/configmaps/ns/c", b"{}"), ("/registry/configmaps/ns/e", b"k8s:enc:secretbox:v1:k:xyz")],
+        );
+        assert_eq!((r.values, r.not_covered, r.unknown_key), (2, 1, 1), "{r:#?}");
+        assert!(r.findings[0].message.contains("no rule of the config covers configmaps"));
+        assert_eq!((r.findings[0].provider.as_str(), r.findings[0].key_name.as_str()), ("secretbox", "k"));
+    }
+
+    #[test]
+    fn findings_are_capped_and_counted() {
+        let c = cfg(&format!("  - resources: [secrets]\n    providers:\n{}", gcm(&["a"])));
+        let keys: Vec<String> = (0..MAX_LISTED + 5).map(|i| format!("/registry/secrets/ns/s{i:03}")).collect();
+        // Under key a but too short, or damaged: failed, named by key, at most MAX_LISTED.
+        let values: Vec<(&str, &[u8])> = keys.iter().map(|k| (k.as_str(), &b"k8s:enc:aesgcm:v1:a:short"[..])).collect();
+        let r = report(&c, &values);
+        assert_eq!(r.failed, (MAX_LISTED + 5) as u64);
+        assert_eq!(r.findings.len(), MAX_LISTED);
+        assert_eq!(
+            r.keys,
+            vec![KeyCount {
+                resource: "secrets".into(),
+                provider: "aesgcm".into(),
+                key: "a".into(),
+                opened: 0,
+                failed: (MAX_LISTED + 5) as u64
+            }]
+        );
+        assert!(!r.is_ok());
+    }
+}

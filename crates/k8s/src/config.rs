@@ -410,6 +410,21 @@ resources:
     }
 
     #[test]
+    fn rules_masked_by_earlier_wildcards_are_refused() {
+        let text = "kind: EncryptionConfiguration\nresources:\n  - resources: ['*.apps']\n    providers: [{identity: {}}]\n  - resources: [deployments.apps]\n    providers: [{identity: {}}]\n";
+        let e = EncryptionConfig::parse(text).unwrap_err();
+        assert!(e.contains("masked by earlier rule \"*.apps\""), "{e}");
+        let any = text.replace("'*.apps'", "'*.*'");
+        assert!(EncryptionConfig::parse(&any).unwrap_err().contains("masked by earlier rule \"*.*\""));
+        // The other order is fine: the exact rule wins for it, the wildcard for the rest.
+        let fine =
+            text.replace("'*.apps'", "X").replace("deployments.apps", "'*.apps'").replace("X", "deployments.apps");
+        let c = EncryptionConfig::parse(&fine).unwrap_or_default();
+        assert_eq!(c.entries.len(), 2);
+        assert_eq!(c.entries[1].providers, vec![EntryProvider::Identity]);
+    }
+
+    #[test]
     fn refuses_bad_configs_without_quoting_secrets() {
         let bad = CFG.replace("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "c2VjcmV0");
         let e = EncryptionConfig::parse(&bad).err().unwrap_or_default();

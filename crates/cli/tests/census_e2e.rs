@@ -127,24 +127,31 @@ fn census_counts_and_names_what_the_config_cannot_read() {
     let cm = cfg("cm.yaml", &[("configmaps", vec![aes("aesgcm", "cmkey", CMK)])]);
     let retired = cfg("retired.yaml", &[("secrets", vec![aes("aescbc", "retired", RETIRED)])]);
     // The census config: today's API server (aescbc writes Secrets; the others still read).
-    let census = cfg(
-        "census.yaml",
-        &[
-            (
-                "secrets",
-                vec![
-                    aes("aescbc", "cbc1", CBC),
-                    aes("aesgcm", "gcm1", GCM),
-                    aes("secretbox", "box1", BOX),
-                    kms("v2", "kms2", &sock),
-                    kms("v1", "kms1", &sock),
-                    "      - identity: {}\n".into(),
-                ],
-            ),
-            ("configmaps", vec![aes("aesgcm", "cmkey", CMK), "      - identity: {}\n".into()]),
-            ("*.", vec!["      - identity: {}\n".into()]),
-        ],
-    );
+    let census_cfg = |name: &str, v2_socket: &Path| {
+        cfg(
+            name,
+            &[
+                (
+                    "secrets",
+                    vec![
+                        aes("aescbc", "cbc1", CBC),
+                        aes("aesgcm", "gcm1", GCM),
+                        aes("secretbox", "box1", BOX),
+                        kms("v2", "kms2", v2_socket),
+                        kms("v1", "kms1", &sock),
+                        "      - identity: {}\n".into(),
+                    ],
+                ),
+                ("configmaps", vec![aes("aesgcm", "cmkey", CMK), "      - identity: {}\n".into()]),
+                ("*.", vec!["      - identity: {}\n".into()]),
+            ],
+        )
+    };
+    let census = census_cfg("census.yaml", &sock);
+    // The same key id under another KEK (a rotated-away key), and no plugin at all.
+    let wrong_plugin = KmsPlugin::start(&dir, "wrong", &[0x33u8; 32], Some("kek-1"));
+    let wrong = census_cfg("wrong.yaml", wrong_plugin.socket());
+    let gone = census_cfg("gone.yaml", &dir.join("no-plugin.sock"));
 
     let (data, snapshot, clean) = (dir.join("etcd"), dir.join("census.db"), dir.join("clean.db"));
     let mut server = EtcdServer::start(v, &data, free_port(), free_port());
@@ -253,6 +260,23 @@ fn census_counts_and_names_what_the_config_cannot_read() {
         text.contains("secrets kms-v2/kms2: 7 opened") && text.contains("secrets aesgcm/gcm1: 2 opened, 1 failed"),
         "{text}"
     );
+
+    // KMS v2 through a plugin that refuses the DEKs, or is not there: those values fail, each
+    // distinct DEK asked for once (and an absent plugin dialled once), the rest still counted.
+    for (what, config) in [("wrong KEK", &wrong), ("no plugin", &gone)] {
+        let o =
+            etcdsnap(&["verify", "--encryption-config", config.to_str().unwrap(), "--json", clean.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{what}");
+        no_secrets_in(what, &o.stdout);
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let r: CensusReport = serde_json::from_value(j["encryption"].clone()).unwrap();
+        assert_eq!((r.values, r.opened, r.failed), (19, 12, 7), "{what}: {r:#?}");
+        assert_eq!(counts(&r)[&s("secrets", "kms-v2/kms2")], (0, 7), "{what}");
+        assert!(r.findings.iter().all(|f| f.kind == CensusKind::Failed && f.key_name == "kms2"), "{what}");
+        let why = if what == "wrong KEK" { "DEK not decrypted" } else { "unreachable" };
+        assert!(r.findings[0].message.contains(why), "{what}: {}", r.findings[0].message);
+    }
+    assert_eq!(wrong_plugin.calls().get("v2 Decrypt error"), Some(&2), "{:?}", wrong_plugin.calls());
 
     // Without the findings: exit 0, the counts of what is left.
     let o = etcdsnap(&["verify", "--encryption-config", census.to_str().unwrap(), "--json", clean.to_str().unwrap()]);

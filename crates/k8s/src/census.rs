@@ -82,7 +82,7 @@ impl Opener {
                     if !rest.starts_with(name.as_bytes()) || rest.get(name.len()) != Some(&b':') {
                         continue;
                     }
-                    self.kms.check(etcd_key, value).map(|_| ()).map(|()| name.clone()).map_err(|e| (name.clone(), e))
+                    self.kms.check(etcd_key, value).map(|_| name.clone()).map_err(|e| (name.clone(), e))
                 }
                 EntryProvider::AesGcm(keys) | EntryProvider::AesCbc(keys) | EntryProvider::Secretbox(keys) => {
                     let mut result = None;

@@ -75,6 +75,14 @@ pub struct VerifyArgs {
     /// A file without a SHA-256 trailer is a problem.
     #[arg(long)]
     require_trailer: bool,
+    /// The API server's EncryptionConfiguration: open every Kubernetes value
+    /// (latest revision of each live key) with its resource's providers
+    /// (aescbc, aesgcm, secretbox, KMS v2/v1 through the plugin sockets the
+    /// config names, one Decrypt per distinct DEK) and count them per
+    /// resource and key; a value that does not open, a plain value where the
+    /// config encrypts, or one sealed under a key it does not list is a problem.
+    #[arg(long, value_name = "FILE")]
+    encryption_config: Option<PathBuf>,
     #[command(flatten)]
     fmt: crate::output::FormatArgs,
     #[command(flatten)]
@@ -317,6 +325,9 @@ struct VerifyJson {
     live_keys: u64,
     leases: u64,
     findings: Vec<FindingJson>,
+    /// The census of `--encryption-config` (absent without it, or when the file has problems).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption: Option<etcdsnap_k8s::census::CensusReport>,
 }
 
 fn verify_json(path: &Path, r: &VerifyReport) -> VerifyJson {
@@ -346,16 +357,20 @@ fn verify_json(path: &Path, r: &VerifyReport) -> VerifyJson {
                 message: f.message.clone(),
             })
             .collect(),
+        encryption: None,
     }
 }
 
 pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
     if a.fleet.requested() || a.files.iter().any(|f| crate::remote_args::is_url(f)) {
-        return crate::fleet_cmd::verify(&a.files, a.require_trailer, a.fmt.structured(), &a.fleet, out);
+        let census = crate::census_view::opener(a.encryption_config.as_deref())?;
+        return crate::fleet_cmd::verify(&a.files, a.require_trailer, a.fmt.structured(), &a.fleet, census, out);
     }
     out.set_format(a.fmt.format());
+    let opener = crate::census_view::opener(a.encryption_config.as_deref())?;
     let mut outcome = Outcome::Clean;
     for path in &a.files {
+        let mut census = None;
         let r = match map(path) {
             Ok(file) => {
                 // Passes: the trailer digest (when there is one), the bbolt check, the MVCC checks.
@@ -372,15 +387,21 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
                 if let Err(e) = file.check_unchanged() {
                     r.input_changed(e.to_string());
                 }
+                if let (Some(o), true) = (&opener, r.is_ok()) {
+                    census = Some(crate::census_view::run(path, &file, o)?);
+                }
                 r
             }
             // An unreadable file is a finding of this file, not the end of the run.
             Err(e) => VerifyReport::unreadable(format!("{e:#}")),
         };
-        if r.verdict() == Verdict::Problems {
+        let census_ok = census.as_ref().is_none_or(etcdsnap_k8s::census::CensusReport::is_ok);
+        if r.verdict() == Verdict::Problems || !census_ok {
             outcome = Outcome::Problems;
         }
-        let j = verify_json(path, &r);
+        let mut j = verify_json(path, &r);
+        j.ok = j.ok && census_ok;
+        j.encryption = census;
         if a.fmt.structured() {
             out.json(&j)?;
             continue;
@@ -396,8 +417,13 @@ pub fn verify_cmd(a: &VerifyArgs, out: &mut Out) -> Result<Outcome> {
                 j.trailer,
                 if j.warning_count > 0 { format!(", {} warnings", j.warning_count) } else { String::new() }
             ))?;
-        } else {
+        } else if j.problem_count > 0 {
             out.line(format!("{}: {} problems", j.file, j.problem_count))?;
+        } else {
+            out.line(format!("{}: encryption problems (revision {}, {} live keys)", j.file, j.revision, j.live_keys))?;
+        }
+        if let Some(c) = &j.encryption {
+            crate::census_view::lines(c, out)?;
         }
         for f in &j.findings {
             let mut at = Vec::new();

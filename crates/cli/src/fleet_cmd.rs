@@ -95,7 +95,14 @@ impl FleetArgs {
 }
 
 /// `verify URL… [fleet flags]`.
-pub fn verify(inputs: &[PathBuf], require_trailer: bool, json: bool, a: &FleetArgs, out: &mut Out) -> Result<Outcome> {
+pub fn verify(
+    inputs: &[PathBuf],
+    require_trailer: bool,
+    json: bool,
+    a: &FleetArgs,
+    census: Option<std::sync::Arc<etcdsnap_k8s::census::Opener>>,
+    out: &mut Out,
+) -> Result<Outcome> {
     let mut urls = Vec::new();
     for p in inputs {
         match p.to_str().filter(|s| etcdsnap_remote::is_remote(s)) {
@@ -135,6 +142,7 @@ pub fn verify(inputs: &[PathBuf], require_trailer: bool, json: bool, a: &FleetAr
         require_trailer,
         spool_dir: a.remote.spool_dir().map(Path::to_path_buf),
         store: a.remote.store_options()?,
+        census,
     };
     let format = stdout_format(a.reports.report_format, json);
     // Each backup's line is out (flushed) as soon as it is done.
@@ -233,6 +241,12 @@ fn text_line(b: &BackupRecord) -> String {
     );
     if let (Some(h), Some(kv)) = (b.status_hash, b.hashkv) {
         s.push_str(&format!(", hash {h}, hashkv {kv}"));
+    }
+    if let Some(c) = &b.encryption {
+        s.push_str(&format!(
+            ", encryption: {} values, {} opened, {} failed, {} plaintext, {} unknown key",
+            c.values, c.opened, c.failed, c.plaintext, c.unknown_key
+        ));
     }
     if !b.fresh && b.state == etcdsnap_remote::BackupState::Valid {
         s.push_str(", older than --max-age");

@@ -5,6 +5,7 @@
 //! 2 usage, I/O or unreadable input.
 
 mod bolt_cmd;
+mod census_view;
 mod diff_cmd;
 mod du_cmd;
 mod etcd_cmd;

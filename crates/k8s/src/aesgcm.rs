@@ -140,6 +140,7 @@ mod tests {
             aesgcm: vec![AesKey { name: "key1".into(), secret: secret.to_vec(), resources: vec!["secrets".into()] }],
             kms: vec![],
             kinds: vec![],
+            entries: vec![],
         };
         AesGcmResealer::new(&cfg).unwrap_or_else(|_| AesGcmResealer { keys: cfg.aesgcm.clone(), seed: [7; 32] })
     }

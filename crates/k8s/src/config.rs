@@ -64,12 +64,12 @@ pub enum ProviderKind {
     Identity,
 }
 
-/// One AES key of an `aesgcm` provider. Its secret never appears in `Debug`.
+/// One key of an `aesgcm`, `aescbc` or `secretbox` provider. Its secret never appears in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AesKey {
-    /// The key name (`k8s:enc:aesgcm:v1:<name>:`).
+    /// The key name (`k8s:enc:<provider>:v1:<name>:`).
     pub name: String,
-    /// 16, 24 or 32 bytes.
+    /// 16, 24 or 32 bytes (secretbox: 32).
     pub secret: Vec<u8>,
     /// The resources of the configuration entry it came from.
     pub resources: Vec<String>,
@@ -121,6 +121,48 @@ pub struct KmsProvider {
     pub resources: Vec<String>,
 }
 
+/// One provider of a `resources:` entry, with what opens its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryProvider {
+    /// `aesgcm` and its keys, in order.
+    AesGcm(Vec<AesKey>),
+    /// `aescbc` and its keys, in order.
+    AesCbc(Vec<AesKey>),
+    /// `secretbox` and its keys (32 bytes each), in order.
+    Secretbox(Vec<AesKey>),
+    /// `kms`: the provider of that name in [`EncryptionConfig::kms`].
+    Kms {
+        /// The provider name.
+        name: String,
+        /// The plugin API.
+        api_version: KmsApiVersion,
+    },
+    /// `identity`: values stored in the clear.
+    Identity,
+}
+
+impl EntryProvider {
+    /// The kind of provider.
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            Self::AesGcm(_) => ProviderKind::AesGcm,
+            Self::AesCbc(_) => ProviderKind::AesCbc,
+            Self::Secretbox(_) => ProviderKind::Secretbox,
+            Self::Kms { .. } => ProviderKind::Kms,
+            Self::Identity => ProviderKind::Identity,
+        }
+    }
+}
+
+/// One `resources:` entry: the resources it names and its providers, the first one writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceEntry {
+    /// As written: `secrets`, `deployments.apps`, `*.apps`, `*.` (every core resource), `*.*`.
+    pub resources: Vec<String>,
+    /// In file order.
+    pub providers: Vec<EntryProvider>,
+}
+
 /// What etcdsnap needs of an EncryptionConfiguration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EncryptionConfig {
@@ -130,6 +172,8 @@ pub struct EncryptionConfig {
     pub kms: Vec<KmsProvider>,
     /// Provider kinds present (for messages about what cannot be handled).
     pub kinds: Vec<ProviderKind>,
+    /// The `resources:` entries, in file order (what the census judges by).
+    pub entries: Vec<ResourceEntry>,
 }
 
 impl EncryptionConfig {
@@ -152,7 +196,23 @@ impl EncryptionConfig {
             return Err(format!("kind is {:?}, expected EncryptionConfiguration", file.kind.unwrap_or_default()));
         }
         let mut cfg = EncryptionConfig::default();
+        // Upstream refuses a rule masked by an earlier `*.group` or `*.*` rule
+        // (encryptionconfig.getTransformerOverridesAndKMSPluginProbes).
+        let mut seen: Vec<crate::resource::GroupResource> = Vec::new();
         for (i, rc) in file.resources.iter().enumerate() {
+            let mut entry = ResourceEntry { resources: rc.resources.clone(), providers: Vec::new() };
+            for r in &rc.resources {
+                let gr = crate::resource::GroupResource::parse(r);
+                for mask in [gr.any_in_group(), crate::resource::GroupResource::any()] {
+                    if seen.contains(&mask) {
+                        return Err(format!(
+                            "resources[{i}]: resource {r:?} is masked by earlier rule {:?}",
+                            mask.to_string()
+                        ));
+                    }
+                }
+                seen.push(gr);
+            }
             for p in &rc.providers {
                 let map = p.as_mapping().ok_or_else(|| format!("resources[{i}]: a provider is not a mapping"))?;
                 for (k, v) in map {
@@ -167,38 +227,63 @@ impl EncryptionConfig {
                     if !cfg.kinds.contains(&kind) {
                         cfg.kinds.push(kind);
                     }
-                    if kind == ProviderKind::Kms {
-                        let k = kms_provider(v, &rc.resources).map_err(|e| format!("resources[{i}]: {e}"))?;
-                        if cfg.kms.iter().any(|o| o.name == k.name) {
-                            // Upstream validation refuses it too: the name alone selects the provider of a value.
-                            return Err(format!("resources[{i}]: kms provider name {:?} is used twice", k.name));
+                    let provider = match kind {
+                        ProviderKind::Kms => {
+                            let k = kms_provider(v, &rc.resources).map_err(|e| format!("resources[{i}]: {e}"))?;
+                            if cfg.kms.iter().any(|o| o.name == k.name) {
+                                // Upstream validation refuses it too: the name alone selects the provider of a value.
+                                return Err(format!("resources[{i}]: kms provider name {:?} is used twice", k.name));
+                            }
+                            let p = EntryProvider::Kms { name: k.name.clone(), api_version: k.api_version };
+                            cfg.kms.push(k);
+                            p
                         }
-                        cfg.kms.push(k);
-                        continue;
-                    }
-                    if kind != ProviderKind::AesGcm {
-                        continue;
-                    }
-                    let keys: KeysConfig = serde_yaml::from_value(v.clone())
-                        .map_err(|_| format!("resources[{i}]: aesgcm provider without a valid keys list"))?;
-                    for key in keys.keys {
-                        let secret = base64::engine::general_purpose::STANDARD
-                            .decode(key.secret.trim())
-                            .map_err(|_| format!("resources[{i}]: aesgcm key {:?}: secret is not base64", key.name))?;
-                        if ![16, 24, 32].contains(&secret.len()) {
-                            return Err(format!(
-                                "resources[{i}]: aesgcm key {:?}: {} bytes, expected 16, 24 or 32",
-                                key.name,
-                                secret.len()
-                            ));
+                        ProviderKind::AesGcm => {
+                            let keys = keys(v, "aesgcm", &[16, 24, 32], &rc.resources)
+                                .map_err(|e| format!("resources[{i}]: {e}"))?;
+                            cfg.aesgcm.extend(keys.iter().cloned());
+                            EntryProvider::AesGcm(keys)
                         }
-                        cfg.aesgcm.push(AesKey { name: key.name, secret, resources: rc.resources.clone() });
-                    }
+                        ProviderKind::AesCbc => EntryProvider::AesCbc(
+                            keys(v, "aescbc", &[16, 24, 32], &rc.resources)
+                                .map_err(|e| format!("resources[{i}]: {e}"))?,
+                        ),
+                        ProviderKind::Secretbox => EntryProvider::Secretbox(
+                            keys(v, "secretbox", &[32], &rc.resources).map_err(|e| format!("resources[{i}]: {e}"))?,
+                        ),
+                        ProviderKind::Identity => EntryProvider::Identity,
+                    };
+                    entry.providers.push(provider);
                 }
             }
+            cfg.entries.push(entry);
         }
         Ok(cfg)
     }
+}
+
+/// The keys of an `aesgcm`, `aescbc` or `secretbox` provider (sizes as upstream's validation).
+fn keys(v: &serde_yaml::Value, kind: &str, sizes: &[usize], resources: &[String]) -> Result<Vec<AesKey>, String> {
+    let keys: KeysConfig =
+        serde_yaml::from_value(v.clone()).map_err(|_| format!("{kind} provider without a valid keys list"))?;
+    if keys.keys.is_empty() {
+        return Err(format!("{kind} provider has no keys"));
+    }
+    let mut out = Vec::with_capacity(keys.keys.len());
+    for key in keys.keys {
+        if key.name.is_empty() {
+            return Err(format!("{kind} key with an empty name"));
+        }
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(key.secret.trim())
+            .map_err(|_| format!("{kind} key {:?}: secret is not base64", key.name))?;
+        if !sizes.contains(&secret.len()) {
+            let want: Vec<String> = sizes.iter().map(ToString::to_string).collect();
+            return Err(format!("{kind} key {:?}: {} bytes, expected {}", key.name, secret.len(), want.join(", ")));
+        }
+        out.push(AesKey { name: key.name, secret, resources: resources.to_vec() });
+    }
+    Ok(out)
 }
 
 fn kms_provider(v: &serde_yaml::Value, resources: &[String]) -> Result<KmsProvider, String> {
@@ -322,6 +407,21 @@ resources:
         assert_eq!(parse_duration("250ms"), Some(std::time::Duration::from_millis(250)));
         assert_eq!(parse_duration("2h"), Some(std::time::Duration::from_secs(7200)));
         assert_eq!(parse_duration("3x"), None);
+    }
+
+    #[test]
+    fn rules_masked_by_earlier_wildcards_are_refused() {
+        let text = "kind: EncryptionConfiguration\nresources:\n  - resources: ['*.apps']\n    providers: [{identity: {}}]\n  - resources: [deployments.apps]\n    providers: [{identity: {}}]\n";
+        let e = EncryptionConfig::parse(text).unwrap_err();
+        assert!(e.contains("masked by earlier rule \"*.apps\""), "{e}");
+        let any = text.replace("'*.apps'", "'*.*'");
+        assert!(EncryptionConfig::parse(&any).unwrap_err().contains("masked by earlier rule \"*.*\""));
+        // The other order is fine: the exact rule wins for it, the wildcard for the rest.
+        let fine =
+            text.replace("'*.apps'", "X").replace("deployments.apps", "'*.apps'").replace("X", "deployments.apps");
+        let c = EncryptionConfig::parse(&fine).unwrap_or_default();
+        assert_eq!(c.entries.len(), 2);
+        assert_eq!(c.entries[1].providers, vec![EntryProvider::Identity]);
     }
 
     #[test]

@@ -166,8 +166,12 @@ type Secret = Arc<Zeroizing<Vec<u8>>>;
 /// decrypted DEK sources and the calls made.
 struct Provider {
     cfg: KmsProvider,
-    client: Mutex<Option<Arc<PluginClient>>>,
-    deks: Mutex<HashMap<Vec<u8>, Secret>>,
+    client: Mutex<Option<Result<Arc<PluginClient>, String>>>,
+    /// Each distinct DEK source's plaintext, or why the plugin did not give it.
+    deks: Mutex<HashMap<Vec<u8>, Result<Secret, String>>>,
+    /// Held while a DEK is asked for, so threads wanting the same DEK at
+    /// once (a fleet run's backups) make one Decrypt, not one each.
+    fetch: Mutex<()>,
     calls: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -192,11 +196,20 @@ impl Provider {
     }
 
     /// The connection, made and checked (v2 Status / v1beta1 Version) once.
+    ///
+    /// A failure is kept too: every later value gets it at once instead of
+    /// waiting out the timeout again (a census reads every value of a run).
     fn client(&self) -> Result<Arc<PluginClient>, String> {
         let mut slot = lock(&self.client);
         if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+            return c.clone();
         }
+        let c = self.connect();
+        *slot = Some(c.clone());
+        c
+    }
+
+    fn connect(&self) -> Result<Arc<PluginClient>, String> {
         let c =
             PluginClient::connect(&self.cfg.socket, self.cfg.timeout).map_err(|e| format!("{}: {e}", self.what()))?;
         match self.cfg.api_version {
@@ -218,9 +231,7 @@ impl Provider {
                 }
             }
         }
-        let c = Arc::new(c);
-        *slot = Some(c.clone());
-        Ok(c)
+        Ok(Arc::new(c))
     }
 
     /// The plaintext of a DEK source, from the cache or the plugin's Decrypt.
@@ -230,13 +241,18 @@ impl Provider {
         decrypt: impl FnOnce(&PluginClient) -> Result<Zeroizing<Vec<u8>>, String>,
     ) -> Result<Secret, String> {
         if let Some(d) = lock(&self.deks).get(&cache_key) {
-            return Ok(d.clone());
+            return d.clone();
+        }
+        let _one = lock(&self.fetch);
+        if let Some(d) = lock(&self.deks).get(&cache_key) {
+            return d.clone();
         }
         let client = self.client()?;
         self.count("Decrypt");
-        let d = Arc::new(decrypt(&client).map_err(|e| format!("{}: DEK not decrypted: {e}", self.what()))?);
+        // A refused DEK is remembered too: one Decrypt per distinct DEK, whatever the answer.
+        let d = decrypt(&client).map(Arc::new).map_err(|e| format!("{}: DEK not decrypted: {e}", self.what()));
         lock(&self.deks).insert(cache_key, d.clone());
-        Ok(d)
+        d
     }
 }
 
@@ -279,6 +295,7 @@ impl KmsResealer {
                 cfg: cfg.clone(),
                 client: Mutex::new(None),
                 deks: Mutex::new(HashMap::new()),
+                fetch: Mutex::new(()),
                 calls: Mutex::new(BTreeMap::new()),
             })
             .collect();

@@ -4,6 +4,8 @@
 //!
 //! Providers: `aesgcm` (keys from the file), KMS v2 and KMS v1 (the data key
 //! from the provider's plugin over its unix socket, asked only to decrypt).
+//! The [`census`] also opens `aescbc` and `secretbox` values, to count and
+//! name what a configuration can and cannot read.
 //!
 //! kube-apiserver passes the full etcd key (its `--etcd-prefix` included) as
 //! the AEAD's authenticated data of `aesgcm` and KMS values
@@ -11,14 +13,18 @@
 //! `aescbc`, `secretbox` and `identity` values do not depend on the key and are
 //! carried byte for byte by the rewrite.
 
+mod aescbc;
 mod aesgcm;
+pub mod census;
 mod config;
 mod kms;
 pub mod plugin;
 mod resealer;
+pub mod resource;
+mod secretbox;
 
 pub use aesgcm::AesGcmResealer;
-pub use config::{AesKey, EncryptionConfig, KmsApiVersion, KmsProvider, ProviderKind};
+pub use config::{AesKey, EncryptionConfig, EntryProvider, KmsApiVersion, KmsProvider, ProviderKind, ResourceEntry};
 pub use kms::{EncryptedObject, KmsResealer};
 pub use resealer::ConfigResealer;
 

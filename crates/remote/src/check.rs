@@ -1,10 +1,13 @@
 //! The checks of one spooled backup: the local `verify` (structure, MVCC,
 //! the trailer as hashed during the download), then for a valid file the
-//! figures a fleet report keeps — `snapshot status`'s hash and HashKV.
+//! figures a fleet report keeps — `snapshot status`'s hash and HashKV — and,
+//! with an EncryptionConfiguration, the decryptability census.
 
 use chrono::{DateTime, Utc};
 use etcdsnap_bolt::Db;
 use etcdsnap_io::MappedFile;
+use etcdsnap_k8s::census::{Census, CensusKind, CensusReport, Opener};
+use etcdsnap_mvcc::keyspace::{at_revision, Selection};
 use etcdsnap_mvcc::trailer;
 use etcdsnap_mvcc::verify::{verify_file_with_trailer, Severity, VerifyOptions};
 use etcdsnap_mvcc::{hash_kv, TombstoneRule};
@@ -42,6 +45,7 @@ pub fn record_of(o: &ObjectInfo, cluster: Option<String>, judge: &Judge, state: 
         status_hash: None,
         hashkv: None,
         hashkv_compact_revision: None,
+        encryption: None,
         fresh: false,
         problem_count: 0,
         problems: Vec::new(),
@@ -57,8 +61,38 @@ pub fn failed(o: &ObjectInfo, cluster: Option<String>, judge: &Judge, e: &crate:
     r
 }
 
-/// Checks a spooled copy (blocking: run it off the async threads).
-pub fn check_spooled(sp: &Spooled, cluster: Option<String>, judge: &Judge) -> BackupRecord {
+/// The decryptability census of the latest revision of every live key:
+/// what kube-apiserver would read after a restore (history revisions are
+/// left out: compaction drops them and no read serves them).
+pub fn census(db: &Db<'_>, opener: &Opener) -> etcdsnap_mvcc::Result<CensusReport> {
+    let keys = at_revision(db, 0, &Selection::default())?;
+    let mut c = Census::new(opener);
+    for v in &keys {
+        c.add(v.kv.key, v.kv.value);
+    }
+    Ok(c.finish())
+}
+
+/// The census's findings as problems of a backup (`encryption-failed`,
+/// `encryption-plaintext`, `encryption-unknown-key`).
+pub fn census_problems(r: &CensusReport) -> impl Iterator<Item = ProblemRecord> + '_ {
+    r.findings.iter().map(|f| ProblemRecord {
+        kind: format!("encryption-{}", f.kind.code()),
+        message: format!("{} ({}): {}", f.key, f.resource, f.message),
+    })
+}
+
+/// Census findings in all.
+pub fn census_problem_count(r: &CensusReport) -> u64 {
+    [CensusKind::Failed, CensusKind::Plaintext, CensusKind::UnknownKey]
+        .iter()
+        .fold(0u64, |n, k| n.saturating_add(r.count(*k)))
+}
+
+/// Checks a spooled copy (blocking: run it off the async threads); with an
+/// opener, a valid backup also gets the census, whose findings make it a
+/// backup with problems.
+pub fn check_spooled(sp: &Spooled, cluster: Option<String>, judge: &Judge, opener: Option<&Opener>) -> BackupRecord {
     let mut r = record_of(&sp.object, cluster, judge, BackupState::Problems);
     let file = match MappedFile::open(&sp.path) {
         Ok(f) => f,
@@ -89,10 +123,23 @@ pub fn check_spooled(sp: &Spooled, cluster: Option<String>, judge: &Judge) -> Ba
     let figures = Db::open(trailer::split(&file).0).map_err(|e| e.to_string()).and_then(|db| {
         let s = etcdsnap_mvcc::status(&db).map_err(|e| format!("status: {e}"))?;
         let h = hash_kv(&db, 0, TombstoneRule::Skip).map_err(|e| format!("hashkv: {e}"))?;
-        Ok((s, h))
+        let c = opener.map(|o| census(&db, o)).transpose().map_err(|e| format!("encryption census: {e}"))?;
+        Ok((s, h, c))
     });
     match figures {
-        Ok((s, h)) => {
+        Ok((s, h, c)) => {
+            if let Some(c) = c {
+                let n = census_problem_count(&c);
+                if n > 0 {
+                    r.problem_count = r.problem_count.saturating_add(n);
+                    r.problems.extend(census_problems(&c).take(MAX_PROBLEMS.saturating_sub(r.problems.len())));
+                }
+                r.encryption = Some(c);
+            }
+            if r.problem_count > 0 {
+                r.revision = Some(s.revision);
+                return r;
+            }
             r.state = BackupState::Valid;
             r.revision = Some(s.revision);
             r.status_hash = Some(s.hash);

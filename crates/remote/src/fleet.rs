@@ -46,6 +46,8 @@ pub struct FleetOptions {
     pub spool_dir: Option<PathBuf>,
     /// How stores are reached.
     pub store: StoreOptions,
+    /// Opens values for the decryptability census of each valid backup (`--encryption-config`).
+    pub census: Option<Arc<etcdsnap_k8s::census::Opener>>,
 }
 
 /// A listed object, its store and its cluster.
@@ -165,6 +167,7 @@ pub fn verify_fleet(
         let mut results = futures::stream::iter(plan)
             .map(|p| {
                 let dir = Arc::clone(&dir);
+                let opener = o.census.clone();
                 async move {
                     if let Some(message) = p.head_error {
                         let err = RemoteError::Unreadable { url: p.object.url.clone(), message };
@@ -173,7 +176,10 @@ pub fn verify_fleet(
                     match spool(p.store.as_ref(), &p.object, &dir).await {
                         Ok(sp) => {
                             let cluster = p.cluster.clone();
-                            let done = tokio::task::spawn_blocking(move || check_spooled(&sp, cluster, &judge)).await;
+                            let done = tokio::task::spawn_blocking(move || {
+                                check_spooled(&sp, cluster, &judge, opener.as_deref())
+                            })
+                            .await;
                             done.unwrap_or_else(|e| {
                                 let err = RemoteError::Unreadable {
                                     url: p.object.url.clone(),

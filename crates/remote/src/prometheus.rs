@@ -42,6 +42,22 @@ pub fn write(w: &mut dyn Write, r: &FleetReport) -> std::io::Result<()> {
     for b in &r.backups {
         writeln!(w, "etcdsnap_backup_problems{{{}}} {}", b_labels(b), b.problem_count)?;
     }
+    // Only runs with --encryption-config have it (other reports stay as they were).
+    if r.backups.iter().any(|b| b.encryption.is_some()) {
+        head(
+            w,
+            "etcdsnap_backup_encryption_values",
+            "Kubernetes values of the backup by census result (--encryption-config): opened, failed, plaintext, unknown_key.",
+        )?;
+        for b in &r.backups {
+            let Some(c) = &b.encryption else { continue };
+            for (result, n) in
+                [("opened", c.opened), ("failed", c.failed), ("plaintext", c.plaintext), ("unknown_key", c.unknown_key)]
+            {
+                writeln!(w, "etcdsnap_backup_encryption_values{{{},result=\"{result}\"}} {n}", b_labels(b))?;
+            }
+        }
+    }
     head(
         w,
         "etcdsnap_cluster_backup_ok",

@@ -71,6 +71,10 @@ pub struct BackupRecord {
     pub hashkv: Option<u32>,
     /// HashKV's compact revision.
     pub hashkv_compact_revision: Option<i64>,
+    /// The decryptability census (`--encryption-config`; absent without it):
+    /// the shape of `verify --json`'s `encryption`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<etcdsnap_k8s::census::CensusReport>,
     /// Valid and younger than `--max-age` (valid, when there is no `--max-age`).
     pub fresh: bool,
     /// Problems found in all.

@@ -3,24 +3,25 @@
 //! 2,000 backups under 200 cluster prefixes plus expected clusters with no
 //! backup at all, some clusters stale, some with too few fresh backups, some
 //! with damaged objects, some with a backup holding a Secret sealed under a
-//! key the census config (`--encryption-config`, in every run) does not
-//! list. Asserted: exactly the planted findings, per backup and per cluster,
-//! in every report format (text, JSON Lines, JUnit XML, Prometheus), the
+//! key the census config (`--encryption-config`, in every run) does not list.
+//! Asserted: exactly the planted findings, per backup and per cluster, in
+//! every report format (text, JSON Lines, JUnit XML, Prometheus), the
 //! wrong-key Secret named as `encryption-unknown-key` under exactly its
-//! backups and every backup's census equal to the local `verify`'s; 4 shards (as a Job's pods, `--shard /4` with
-//! `JOB_COMPLETION_INDEX`) writing their reports to the bucket cover every
-//! object exactly once, and `report merge` reading them back from the bucket
-//! (by pattern and by prefix) equals the unsharded report in every format.
+//! backups and every backup's census equal to the local `verify`'s; 4 shards
+//! (as a Job's pods, `--shard /4` with `JOB_COMPLETION_INDEX`) writing their
+//! reports to the bucket cover every object exactly once, and `report merge`
+//! reading them back from the bucket (by pattern and by prefix) equals the
+//! unsharded report in every format.
 //!
 //! Kept fast: the bytes are the committed fixtures (less the Secrets of
 //! theirs no key opens, random bytes behind a sealed prefix: every healthy
-//! backup passes the census), plus two small snapshots
-//! of one real etcd holding Secrets sealed by k8s.io/apiserver's own
-//! transformers (`k8scrypt`), made once per run. Each distinct content
-//! and age is uploaded once with a real PUT; the other objects of the same
-//! content and age are hard links beside it in the posix backend's
-//! directory (its metadata, ETag included, lives on the inode), so 2,000
-//! objects cost some 45 MB of disk, and the test's time is the checks'.
+//! backup passes the census), plus two small snapshots of one real etcd
+//! holding Secrets sealed by k8s.io/apiserver's own transformers
+//! (`k8scrypt`), made once per run. Each distinct content and age is uploaded
+//! once with a real PUT; the other objects of the same content and age are
+//! hard links beside it in the posix backend's directory (its metadata, ETag
+//! included, lives on the inode), so 2,000 objects cost some 47 MB of disk,
+//! and the test's time is the checks'.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 

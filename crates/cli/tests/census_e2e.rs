@@ -18,8 +18,10 @@
     clippy::cast_sign_loss
 )]
 
+#[path = "sealing/mod.rs"]
+mod sealing;
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -27,7 +29,8 @@ use etcdsnap_k8s::census::{CensusKind, CensusReport};
 use etcdsnap_remote::record::BackupRecord;
 use etcdsnap_testkit::kube::KmsPlugin;
 use etcdsnap_testkit::s3::S3Server;
-use etcdsnap_testkit::{free_port, k8scrypt, k8scrypt_run, scratch, EtcdServer, EtcdVersion};
+use etcdsnap_testkit::{free_port, k8scrypt, scratch, EtcdServer, EtcdVersion};
+use sealing::{aes, put_raw, seal, write_config, IDENTITY};
 use serde_json::Value;
 
 const CBC: &str = "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY=";
@@ -39,40 +42,11 @@ const SECRETS: [&str; 5] = [CBC, GCM, BOX, CMK, RETIRED];
 /// In every plaintext written: never in any output.
 const MARK: &str = "PLAINTEXT-MARK";
 
-fn aes(kind: &str, name: &str, secret: &str) -> String {
-    format!("      - {kind}:\n          keys:\n            - name: {name}\n              secret: {secret}\n")
-}
-
 fn kms(version: &str, name: &str, socket: &Path) -> String {
     format!(
         "      - kms:\n          apiVersion: {version}\n          name: {name}\n          endpoint: unix://{}\n          timeout: 3s\n",
         socket.display()
     )
-}
-
-fn write_config(path: &Path, rules: &[(&str, Vec<String>)]) {
-    let mut s = String::from("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n");
-    for (res, providers) in rules {
-        s.push_str(&format!("  - resources: [\"{res}\"]\n    providers:\n"));
-        for p in providers {
-            s.push_str(p);
-        }
-    }
-    std::fs::write(path, s).unwrap();
-}
-
-fn seal(cfg: &Path, resource: &str, key: &str, plain: &[u8]) -> Vec<u8> {
-    let (code, out, err) = k8scrypt_run("seal", cfg, resource, key.as_bytes(), plain);
-    assert_eq!(code, 0, "k8scrypt seal {key}: {err}");
-    out
-}
-
-fn put_raw(server: &EtcdServer, key: &str, value: &[u8]) {
-    let mut c = server.version().etcdctl_command();
-    c.args(["--endpoints", &server.endpoint(), "put", key]).stdin(Stdio::piped()).stdout(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(value).unwrap();
-    assert!(child.wait().unwrap().success(), "etcdctl put {key}");
 }
 
 fn put_many(server: &EtcdServer, cfg: &Path, prefix: &str, count: u32, no_kdf: Option<&str>) {
@@ -139,11 +113,11 @@ fn census_counts_and_names_what_the_config_cannot_read() {
                         aes("secretbox", "box1", BOX),
                         kms("v2", "kms2", v2_socket),
                         kms("v1", "kms1", &sock),
-                        "      - identity: {}\n".into(),
+                        IDENTITY.into(),
                     ],
                 ),
-                ("configmaps", vec![aes("aesgcm", "cmkey", CMK), "      - identity: {}\n".into()]),
-                ("*.", vec!["      - identity: {}\n".into()]),
+                ("configmaps", vec![aes("aesgcm", "cmkey", CMK), IDENTITY.into()]),
+                ("*.", vec![IDENTITY.into()]),
             ],
         )
     };

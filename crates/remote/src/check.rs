@@ -1,6 +1,7 @@
 //! The checks of one spooled backup: the local `verify` (structure, MVCC,
 //! the trailer as hashed during the download), then for a valid file the
 //! figures a fleet report keeps — `snapshot status`'s hash and HashKV.
+//! HashKV walks beside verify's walk, status (two threads itself) after it.
 
 use chrono::{DateTime, Utc};
 use etcdsnap_bolt::Db;

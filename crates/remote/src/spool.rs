@@ -21,10 +21,12 @@
 //! cache (the same `dd` to ext4 varies that much on this VM with its memory
 //! state), then 0.7 s of checks. Overlapping the checks with the download
 //! (reads of the spool waiting for the bytes to arrive) would not shorten
-//! that on two cores; with more cores it would, and it is the next step.
+//! that on two cores; with more cores it would. Cheaper first: the checks'
+//! three walks (verify, HashKV, status) each read the key bucket again.
 //! Designs measured and not kept: copying the chunks into a pool of eight
-//! 1 MiB blocks (no fresh receive pages, but slower overall: 5.0 s against
-//! 3.8 s, the page-cache copy grew), `writev` of the queued chunks instead
+//! 1 MiB blocks (no fresh receive pages, but slower overall: 3.3 s against
+//! 2.6 s, the extra copy of every byte cost more than the faults it saved;
+//! a spool on tmpfs was no faster either), `writev` of the queued chunks instead
 //! of a `BufWriter` (no difference beyond the noise). Ranged reads instead
 //! of a spool would fetch every page again for each walk.
 

@@ -1,40 +1,51 @@
 #!/usr/bin/env bash
-# Object storage benchmark: verify through versitygw on loopback against the
-# download floor of the same client, and a fleet of small objects.
+# Object storage benchmark: `verify s3://…` of one large object through
+# versitygw on loopback against the plain download of the same object.
 #
-#   tools/bench-remote.sh SNAPSHOT [SMALL_OBJECTS]
+#   tools/bench-remote.sh SNAPSHOT [ROUNDS]
 #
 # Builds target/release/{etcdsnap,remote-get}, starts versitygw 1.8.0 (the
 # oracle, tools/install-oracles.sh) with its posix backend in a scratch
 # directory on a free 127.0.0.1 port, uploads SNAPSHOT with one signed PUT
-# (curl --aws-sigv4) and SMALL_OBJECTS (default 2000) copies of a committed
-# fixture under 200 cluster prefixes, then times, best of $BENCH_RUNS
-# (default 3):
-#   local        etcdsnap verify SNAPSHOT                 (the file, page cache warm)
+# (curl --aws-sigv4; the backend's file is the only copy made), then runs
+# ROUNDS (default 5) rounds of
 #   download     remote-get s3://bench/big.db             (one GET through etcdsnap-remote's
-#                                                          object_store client, body dropped)
+#                                                          object_store client, body dropped:
+#                                                          the floor of our own client)
 #   verify-s3    etcdsnap verify s3://bench/big.db        (spool + SHA-256 on the way + checks)
-#   fleet        etcdsnap verify s3://bench/fleet/ -r -j 16 --group-by …   (objects/s,
-#                                                          peak RssAnon of the run)
-# and prints verify-s3 / download (SMALL_OBJECTS 0: no fleet part). The spool goes to $BENCH_SPOOL (default
-# $TMPDIR). Stops the server it started on exit.
+# as a pair, their order alternating from round to round (so a drift of the
+# machine's load or memory state hits both alike), plus per round
+#   curl         curl --aws-sigv4 GET to /dev/null        (another client's floor)
+#   local        etcdsnap verify SNAPSHOT                 (the file, page cache warm)
+# and prints each one's median seconds and client CPU seconds (user + sys),
+# the median of the per-pair ratios verify-s3 / download, and the peak
+# RssAnon of one verify-s3. The load average before and after says whether
+# the machine was quiet.
+#
+# BENCH_ETCDSNAP=PATH times another etcdsnap binary (an A/B of two builds
+# against one server). BENCH_SMALL_OBJECTS=N (default 0) also uploads N
+# copies of a committed 1.9 MB fixture under 200 cluster prefixes and times
+# one fleet verify at -j 16 (objects/s, peak RssAnon). The spool goes to
+# $BENCH_SPOOL (default a scratch directory under $TMPDIR). Stops the server
+# it started and removes the scratch directory on exit.
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: $0 SNAPSHOT [SMALL_OBJECTS]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 SNAPSHOT [ROUNDS]" >&2; exit 2; }
 big=$1
-small=${2:-2000}
+rounds=${2:-5}
+small=${BENCH_SMALL_OBJECTS:-0}
 [ -f "$big" ] || { echo "$big: not a file" >&2; exit 2; }
 repo=$(cd "$(dirname "$0")/.." && pwd)
 . "$repo/tools/bench-lib.sh"
-runs=${BENCH_RUNS:-3}
 oracles=${ETCDSNAP_ORACLES:-$repo/.oracles}
 gw=$oracles/versitygw-1.8.0/versitygw
 [ -x "$gw" ] || { echo "no $gw: run tools/install-oracles.sh" >&2; exit 1; }
 target=${CARGO_TARGET_DIR:-$repo/target}
 (cd "$repo" && cargo build --release --locked -q -p etcdsnap -p etcdsnap-benches --bin etcdsnap --bin remote-get)
-etcdsnap=$target/release/etcdsnap
+etcdsnap=${BENCH_ETCDSNAP:-$target/release/etcdsnap}
 get=$target/release/remote-get
 
 machine "$big"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/bench-remote.XXXXXX")
 spool=${BENCH_SPOOL:-$scratch/spool}
 mkdir -p "$scratch/posix/bench" "$spool"
@@ -46,39 +57,60 @@ gw_pid=$!
 trap 'kill "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null; rm -rf "$scratch"' EXIT
 ep=http://127.0.0.1:$port
 for _ in $(seq 1 100); do curl -s -o /dev/null "$ep" && break; sleep 0.1; done
+sigv4=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
 put() { # put FILE KEY
-  curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
-    -T "$1" "$ep/bench/$2" -o /dev/null
+  curl -sf "${sigv4[@]}" -T "$1" "$ep/bench/$2" -o /dev/null
 }
 put "$big" big.db
-fixture=$repo/testdata/etcd-3.6.16/snapshot.db
-export -f put; export ep
-[ "$small" -eq 0 ] || seq 0 $((small - 1)) | xargs -P 8 -I{} bash -c 'put "$0" "fleet/c$(({} % 200))/b{}.db"' "$fixture"
 size=$(stat -c %s "$big")
-echo "object: $size bytes; fleet: $small objects of $(stat -c %s "$fixture") bytes under 200 prefixes; spool $spool" >&2
+echo "object: $size bytes; $rounds rounds; spool $spool" >&2
 
-best() { for _ in $(seq 1 "$runs"); do "$@"; done | sort -g | head -1; }
+# One run: "wall_seconds cpu_seconds" (CPU: the client's user + sys).
+run() {
+  local rc=0
+  /usr/bin/time -o "$scratch/time" -f '%e %U %S' "$@" > /dev/null 2>&1 || rc=$?
+  [ "$rc" -le 1 ] || { echo "FAILED ($rc): $*" >&2; exit 1; }
+  awk '{printf "%.3f %.2f\n", $1, $2 + $3}' "$scratch/time"
+}
+download=("$get" s3://bench/big.db --endpoint "$ep" --allow-http)
+verify_s3=("$etcdsnap" verify s3://bench/big.db --endpoint "$ep" --allow-http --spool-dir "$spool")
+curl_get=(curl -sf "${sigv4[@]}" -o /dev/null "$ep/bench/big.db")
+: > "$scratch/download"; : > "$scratch/verify-s3"; : > "$scratch/curl"; : > "$scratch/local"; : > "$scratch/ratio"
 warm "$big"
-t_local=$(best secs "$etcdsnap" verify "$big")
-t_get=$(for _ in $(seq 1 "$runs"); do "$get" s3://bench/big.db --endpoint "$ep" --allow-http | awk '{print $2}'; done | sort -g | head -1)
-t_s3=$(best secs "$etcdsnap" verify s3://bench/big.db --endpoint "$ep" --allow-http --spool-dir "$spool")
-if [ "$small" -gt 0 ]; then
-fleet=("$etcdsnap" verify s3://bench/fleet/ -r -j 16 --group-by 'fleet/(c[0-9]+)/' --endpoint "$ep" --allow-http --spool-dir "$spool")
-t_fleet=$(best secs "${fleet[@]}")
-read -r anon hwm < <(mem "${fleet[@]}")
-fi
+for r in $(seq 1 "$rounds"); do
+  if [ $((r % 2)) -eq 1 ]; then
+    d=$(run "${download[@]}"); v=$(run "${verify_s3[@]}")
+  else
+    v=$(run "${verify_s3[@]}"); d=$(run "${download[@]}")
+  fi
+  echo "$d" >> "$scratch/download"; echo "$v" >> "$scratch/verify-s3"
+  echo "${v%% *} / ${d%% *}" | bc -l >> "$scratch/ratio"
+  run "${curl_get[@]}" >> "$scratch/curl"
+  run "$etcdsnap" verify "$big" >> "$scratch/local"
+  echo "round $r: download ${d%% *} s, verify-s3 ${v%% *} s" >&2
+done
+read -r anon hwm < <(mem "${verify_s3[@]}")
 
-# CPU seconds (user + sys) of one run each: on loopback the server competes for the same cores.
-cpu() { /usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.2f", $1 + $2}'; }
-c_get=$(cpu "$get" s3://bench/big.db --endpoint "$ep" --allow-http)
-c_s3=$(cpu "$etcdsnap" verify s3://bench/big.db --endpoint "$ep" --allow-http --spool-dir "$spool")
-c_local=$(cpu "$etcdsnap" verify "$big")
-
+col() { awk -v c="$1" '{print $c}' "$2" | median; }
 mbs() { echo "$size / 1000000 / $1" | bc -l | xargs printf '%.0f'; }
-printf '%-10s %8s %8s %12s\n' what seconds MB/s "client CPU s"
-printf '%-10s %8.2f %8s %12s\n' local "$t_local" "$(mbs "$t_local")" "$c_local"
-printf '%-10s %8.2f %8s %12s\n' download "$t_get" "$(mbs "$t_get")" "$c_get"
-printf '%-10s %8.2f %8s %12s\n' verify-s3 "$t_s3" "$(mbs "$t_s3")" "$c_s3"
-printf 'verify-s3 / download = %.2f\n' "$(echo "$t_s3 / $t_get" | bc -l)"
-[ "$small" -eq 0 ] || printf 'fleet: %d objects in %.2f s = %.0f objects/s at -j 16; peak RssAnon %s MB (VmHWM %s MB)\n' \
-  "$small" "$t_fleet" "$(echo "$small / $t_fleet" | bc -l)" "$anon" "$hwm"
+printf '%-10s %8s %8s %12s   (medians of %d rounds)\n' what seconds MB/s "client CPU s" "$rounds"
+for w in local curl download verify-s3; do
+  t=$(col 1 "$scratch/$w")
+  printf '%-10s %8.2f %8s %12.2f\n' "$w" "$t" "$(mbs "$t")" "$(col 2 "$scratch/$w")"
+done
+printf 'verify-s3 / download = %.2f (median of the pairs; %s)\n' "$(median < "$scratch/ratio")" \
+  "$(sort -g "$scratch/ratio" | xargs printf '%.2f ' | sed 's/ $//')"
+printf 'verify-s3 peak RssAnon %s MB (VmHWM %s MB, the spool file mapped)\n' "$anon" "$hwm"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+if [ "$small" -gt 0 ]; then
+  fixture=$repo/testdata/etcd-3.6.16/snapshot.db
+  export -f put; export ep; export sigv4_user="$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
+  seq 0 $((small - 1)) | xargs -P 8 -I{} bash -c 'curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$sigv4_user" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$0" "$ep/bench/fleet/c$(({} % 200))/b{}.db" -o /dev/null' "$fixture"
+  fleet=("$etcdsnap" verify s3://bench/fleet/ -r -j 16 --group-by 'fleet/(c[0-9]+)/' --endpoint "$ep" --allow-http --spool-dir "$spool")
+  t_fleet=$(secs "${fleet[@]}")
+  read -r anon hwm < <(mem "${fleet[@]}")
+  printf 'fleet: %d objects of %d bytes in %.2f s = %.0f objects/s at -j 16; peak RssAnon %s MB (VmHWM %s MB)\n' \
+    "$small" "$(stat -c %s "$fixture")" "$t_fleet" "$(echo "$small / $t_fleet" | bc -l)" "$anon" "$hwm"
+fi

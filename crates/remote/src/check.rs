@@ -1,7 +1,8 @@
 //! The checks of one spooled backup: the local `verify` (structure, MVCC,
 //! the trailer as hashed during the download), then for a valid file the
 //! figures a fleet report keeps — `snapshot status`'s hash and HashKV — and,
-//! with an EncryptionConfiguration, the decryptability census.
+//! with an EncryptionConfiguration, the decryptability census. HashKV walks
+//! beside verify's walk; status (two threads itself) and the census after it.
 
 use chrono::{DateTime, Utc};
 use etcdsnap_bolt::Db;
@@ -104,7 +105,19 @@ pub fn check_spooled(sp: &Spooled, cluster: Option<String>, judge: &Judge, opene
         }
     };
     let opts = VerifyOptions { require_trailer: judge.require_trailer };
-    let v = verify_file_with_trailer(&file, opts, None, sp.trailer);
+    // HashKV walks the key bucket on a thread of its own while verify walks
+    // the file (status is itself two threads, so it runs after): the check
+    // of a downloaded object took verify + status + HashKV one after the
+    // other. On a damaged file the figure is computed for nothing and
+    // dropped; its walk is as bounded as verify's.
+    let (v, kv) = std::thread::scope(|s| {
+        let kv = s.spawn(|| {
+            let db = Db::open(trailer::split(&file).0).map_err(|e| e.to_string())?;
+            hash_kv(&db, 0, TombstoneRule::Skip).map_err(|e| format!("hashkv: {e}"))
+        });
+        let v = verify_file_with_trailer(&file, opts, None, sp.trailer);
+        (v, kv.join().unwrap_or_else(|_| Err("hashkv: internal error: its walk panicked".to_string())))
+    });
     r.trailer = v.trailer.name().to_string();
     r.problem_count = v.problem_count;
     r.problems = v
@@ -122,7 +135,7 @@ pub fn check_spooled(sp: &Spooled, cluster: Option<String>, judge: &Judge, opene
     }
     let figures = Db::open(trailer::split(&file).0).map_err(|e| e.to_string()).and_then(|db| {
         let s = etcdsnap_mvcc::status(&db).map_err(|e| format!("status: {e}"))?;
-        let h = hash_kv(&db, 0, TombstoneRule::Skip).map_err(|e| format!("hashkv: {e}"))?;
+        let h = kv?;
         let c = opener.map(|o| census(&db, o)).transpose().map_err(|e| format!("encryption census: {e}"))?;
         Ok((s, h, c))
     });

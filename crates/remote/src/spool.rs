@@ -8,6 +8,27 @@
 //! sequential GET (resumed by object_store from the byte reached on a reset)
 //! reads each byte once, and the existing local checks run on the file.
 //! Disk use is bounded by the caller: one spool per running task.
+//!
+//! Where the time goes (issue 24; docs/benchmarks.md has the figures and
+//! `tools/bench-remote.sh` measures them): the download, the SHA-256 and
+//! the spool write overlap on threads of their own, the checks
+//! ([`crate::check`]: verify's walk with HashKV beside it, then status) run
+//! on the finished file. On two cores with the server on the same machine
+//! the run is CPU-bound, not waiting on the network: a 1.8 GB object costs
+//! the client about 1.2 s of SHA-256, 1.3 s receiving (0.5 s for the plain
+//! GET, whose buffers stay hot; here the chunks queued for the threads
+//! make the client read into fresh pages) and 0.3–2 s copying into the page
+//! cache (the same `dd` to ext4 varies that much on this VM with its memory
+//! state), then 0.7 s of checks. Overlapping the checks with the download
+//! (reads of the spool waiting for the bytes to arrive) would not shorten
+//! that on two cores; with more cores it would. Cheaper first: the checks'
+//! three walks (verify, HashKV, status) each read the key bucket again.
+//! Designs measured and not kept: copying the chunks into a pool of eight
+//! 1 MiB blocks (no fresh receive pages, but slower overall: 3.3 s against
+//! 2.6 s, the extra copy of every byte cost more than the faults it saved;
+//! a spool on tmpfs was no faster either), `writev` of the queued chunks instead
+//! of a `BufWriter` (no difference beyond the noise). Ranged reads instead
+//! of a spool would fetch every page again for each walk.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

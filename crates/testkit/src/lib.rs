@@ -344,3 +344,29 @@ impl fmt::Display for EtcdVersion {
         f.write_str(self.as_str())
     }
 }
+
+/// Waits (`timeout` at most) until a server `child` started answers TCP on
+/// 127.0.0.1:`port`; fails with the tail of its `log` if it exits first or
+/// does not come up in time.
+pub(crate) fn wait_for_port(
+    child: &mut Option<std::process::Child>,
+    port: u16,
+    what: &str,
+    log: &Path,
+    timeout: std::time::Duration,
+) {
+    let deadline = std::time::Instant::now() + timeout;
+    let log_tail = || tail(&fs::read_to_string(log).unwrap_or_default(), 40);
+    loop {
+        if let Some(c) = child.as_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                panic!("{what} exited ({status}): {}", log_tail());
+            }
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} did not come up: {}", log_tail());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

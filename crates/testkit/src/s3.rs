@@ -4,7 +4,6 @@
 //! and one bucket. Stopped on drop.
 
 use std::fs::{self, File};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -80,25 +79,15 @@ impl S3Server {
 
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        wait_for_port(&mut self.child, self.port, "versitygw", &self.log_path, Duration::from_secs(30));
+        // Listening is not yet serving: the first listing may fail for a moment.
         loop {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    panic!("versitygw exited ({status}): {}", self.log_tail(40));
-                }
+            let store = Arc::clone(&self.store);
+            match self.rt.block_on(async move { store.list_with_delimiter(None).await }) {
+                Ok(_) => return,
+                Err(e) if Instant::now() > deadline => panic!("versitygw does not list: {e}\n{}", self.log_tail(40)),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                let store = Arc::clone(&self.store);
-                let listed = self.rt.block_on(async move { store.list_with_delimiter(None).await });
-                match listed {
-                    Ok(_) => return,
-                    Err(e) if Instant::now() > deadline => {
-                        panic!("versitygw does not list: {e}\n{}", self.log_tail(40))
-                    }
-                    Err(_) => {}
-                }
-            }
-            assert!(Instant::now() < deadline, "versitygw did not come up: {}", self.log_tail(40));
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

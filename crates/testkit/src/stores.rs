@@ -7,11 +7,10 @@
 //! directories. Stopped on drop.
 
 use std::fs::{self, File};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::path::Path as ObjectPath;
@@ -33,27 +32,6 @@ pub fn fake_gcs_bin() -> PathBuf {
 /// Azurite's blob service entry point; asserts it exists.
 pub fn azurite_bin() -> PathBuf {
     require_exe(&oracles_dir().join("azurite-3.35.0/node_modules/.bin/azurite-blob"))
-}
-
-/// Waits (60 s at most) until `port` accepts connections, failing with the log if `child` exits.
-fn wait_port(child: &mut Option<Child>, port: u16, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(c) = child.as_mut() {
-            if let Ok(Some(status)) = c.try_wait() {
-                panic!("{what} exited ({status}): {}", tail(&fs::read_to_string(log).unwrap_or_default(), 40));
-            }
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not come up: {}",
-            tail(&fs::read_to_string(log).unwrap_or_default(), 40)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A running fake-gcs-server serving the objects it was started with.
@@ -92,7 +70,7 @@ impl GcsServer {
             .spawn()
             .unwrap_or_else(|e| panic!("spawning fake-gcs-server: {e}"));
         let mut s = GcsServer { child: Some(child), port, bucket: bucket.to_string() };
-        wait_port(&mut s.child, port, "fake-gcs-server", &log_path);
+        wait_for_port(&mut s.child, port, "fake-gcs-server", &log_path, Duration::from_secs(60));
         s
     }
 
@@ -163,7 +141,7 @@ impl AzuriteServer {
                 .unwrap(),
         );
         let mut s = AzuriteServer { child: Some(child), port, container: container.to_string(), store, rt };
-        wait_port(&mut s.child, port, "azurite", &log_path);
+        wait_for_port(&mut s.child, port, "azurite", &log_path, Duration::from_secs(60));
         s.create_container();
         s
     }

@@ -45,12 +45,8 @@ impl Toxiproxy {
             .stderr(log2)
             .spawn()
             .unwrap_or_else(|e| panic!("spawning toxiproxy: {e}"));
-        let t = Toxiproxy { child: Some(child), api_port, listen_port, log_path };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", api_port)).is_err() {
-            assert!(Instant::now() < deadline, "toxiproxy did not come up: {}", t.log_tail(20));
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut t = Toxiproxy { child: Some(child), api_port, listen_port, log_path };
+        wait_for_port(&mut t.child, api_port, "toxiproxy", &t.log_path, Duration::from_secs(10));
         let created = t.api(
             "POST",
             "/proxies",

@@ -50,6 +50,10 @@ pub struct CompactArgs {
     output: PathBuf,
     #[command(flatten)]
     output_file: crate::output_args::OutputArgs,
+    /// Do not hash the input to check its SHA-256 trailer (etcdutl's flag): the input is read
+    /// once, and a damaged trailer goes unnoticed. The output still gets a fresh trailer.
+    #[arg(long)]
+    skip_hash_check: bool,
     /// Replace an existing OUT, and remove temporary files interrupted runs left beside it.
     #[arg(long)]
     force: bool,
@@ -486,6 +490,7 @@ fn compact(a: &CompactArgs, out: &mut Out) -> Result<Outcome> {
         page_size: l.page_size,
         fill_percent: l.fill_percent,
         trailer: l.trailer,
+        skip_trailer_check: a.skip_hash_check,
         output: etcdsnap_io::CreateOptions { overwrite: a.force, remove_stale: a.force },
         cancel: crate::interrupt::cancel_on_signals()?,
         ..CompactOptions::default()

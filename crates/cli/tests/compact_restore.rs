@@ -193,3 +193,42 @@ fn compact_no_trailer_needs_skip_hash_check() {
         restore_skip_hash_check(version, &output, &dir.join("data-skip"), free_port());
     }
 }
+
+/// A snapshot whose trailer is damaged (its last byte flipped): `bolt compact`
+/// refuses it, naming both digests and leaving no output; with
+/// `--skip-hash-check` (the input's trailer read, not hashed) it compacts it,
+/// says `trailer_in: present`, and the output carries a fresh, valid trailer that
+/// the stock restore checks and accepts.
+#[test]
+fn compact_skip_hash_check_takes_a_damaged_trailer() {
+    let version = EtcdVersion::V3_5_1;
+    let dir = scratch("compact-skip-hash-check");
+    let input = dir.join("damaged-trailer.db");
+    let mut data = std::fs::read(version.fixture_snapshot()).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 0x01;
+    std::fs::write(&input, &data).unwrap();
+
+    let output = dir.join("compact.db");
+    let refused = Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(["bolt", "compact"])
+        .arg(&input)
+        .arg(&output)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a damaged trailer was compacted without --skip-hash-check");
+    assert!(
+        stderr.contains("trailer") && stderr.contains(&hex(&data[last - 31..])),
+        "refusal names the stored digest: {stderr}"
+    );
+    assert!(!output.exists(), "a refused compact left {}", output.display());
+
+    let report = compact(&input, &output, &["--skip-hash-check"]);
+    assert_eq!(report["trailer_in"], "present", "{report}");
+    let digest = assert_sha256_trailer(&output);
+    assert_eq!(report["trailer_out"].as_str(), Some(digest.as_str()), "{report}");
+    assert_go_same_content(&input, &output);
+    let server = restore_and_start(version, &output, "compact-skip-hash-check-etcd");
+    assert_server_matches_expected_get(&server);
+}

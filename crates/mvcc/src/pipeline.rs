@@ -72,15 +72,23 @@ pub(crate) struct Input<'f> {
 }
 
 /// A committed output and what was found on the way.
-pub(crate) struct Committed<T> {
+pub(crate) struct Committed<T, S = Trailer> {
     /// What the producer made.
     pub(crate) made: T,
-    /// The input's trailer.
-    pub(crate) trailer_in: Trailer,
+    /// The input's trailer (checked: a [`Trailer`]; only read: its digest).
+    pub(crate) trailer_in: S,
     /// Bytes of the input file.
     pub(crate) bytes_in: u64,
     /// Temporary files of earlier, killed runs beside the output.
     pub(crate) stale_temps: Vec<StaleTemp>,
+}
+
+impl<T, S> Committed<T, S> {
+    /// The same, its trailer told as `f` says.
+    pub(crate) fn map_trailer<U>(self, f: impl FnOnce(S) -> U) -> Committed<T, U> {
+        let Self { made, trailer_in, bytes_in, stale_temps } = self;
+        Committed { made, trailer_in: f(trailer_in), bytes_in, stale_temps }
+    }
 }
 
 /// Runs `produce` on the input at `path` while its trailer is checked on
@@ -97,7 +105,33 @@ pub(crate) fn whole_file<T>(
     let file = MappedFile::open(path)?;
     let (image, stored) = trailer::split(&file);
     let input = Input { path, file: &file, db: Db::open(image)?.metered(meter), has_trailer: stored.is_some() };
-    commit_beside(&file, path, on_mismatch, cancel, meter, || produce(&input))
+    commit_beside(&file, checked(&file, meter), judge(on_mismatch, path), cancel, || produce(&input))
+}
+
+/// [`whole_file`] without the trailer check (`bolt compact
+/// --skip-hash-check`, as etcdutl's flag): the input's trailer is read, not
+/// hashed, so the input is read once, by the producer. The input must still
+/// not change while it is read.
+pub(crate) fn whole_file_unchecked<T>(
+    path: &Path,
+    cancel: &Cancel,
+    meter: &Meter,
+    produce: impl FnOnce(&Input<'_>) -> Result<(AtomicFile, T)>,
+) -> Result<Committed<T, Option<[u8; trailer::TRAILER_LEN]>>> {
+    let file = MappedFile::open(path)?;
+    let (image, stored) = trailer::split(&file);
+    let input = Input { path, file: &file, db: Db::open(image)?.metered(meter), has_trailer: stored.is_some() };
+    commit_beside(&file, || Ok(stored), |_| Ok(()), cancel, || produce(&input))
+}
+
+/// The trailer check of `file`: one SHA-256 pass through the sequential reader.
+fn checked<'a>(file: &'a MappedFile, meter: &'a Meter) -> impl FnOnce() -> Result<Trailer> + Send + 'a {
+    move || Ok(trailer::verify_file(file, Some(meter))?)
+}
+
+/// What becomes of a checked trailer: a mismatch refused when `on_mismatch` says so.
+fn judge(on_mismatch: OnMismatch, path: &Path) -> impl FnOnce(&Trailer) -> Result<()> + '_ {
+    move |t| if on_mismatch == OnMismatch::Refuse { refuse_mismatch(t, path) } else { Ok(()) }
 }
 
 /// [`whole_file`] for a producer that reads the mapped file itself, without
@@ -110,25 +144,22 @@ pub(crate) fn whole_image<T>(
     produce: impl FnOnce(&MappedFile) -> Result<(AtomicFile, T)>,
 ) -> Result<Committed<T>> {
     let file = MappedFile::open(path)?;
-    commit_beside(&file, path, on_mismatch, cancel, meter, || produce(&file))
+    commit_beside(&file, checked(&file, meter), judge(on_mismatch, path), cancel, || produce(&file))
 }
 
-/// The skeleton's common part: `produce` beside the trailer check, the
-/// mismatch refused when asked, the input's stability checked, the output
-/// committed.
-fn commit_beside<T>(
+/// The skeleton's common part: `produce` beside the trailer `check`, its
+/// result judged (a mismatch refused when asked), the input's stability
+/// checked, the output committed.
+fn commit_beside<T, S: Send>(
     file: &MappedFile,
-    path: &Path,
-    on_mismatch: OnMismatch,
+    check: impl FnOnce() -> Result<S> + Send,
+    judge: impl FnOnce(&S) -> Result<()>,
     cancel: &Cancel,
-    meter: &Meter,
     produce: impl FnOnce() -> Result<(AtomicFile, T)>,
-) -> Result<Committed<T>> {
-    let (trailer_in, produced) = beside(|| Ok(trailer::verify_file(file, Some(meter))?), produce);
+) -> Result<Committed<T, S>> {
+    let (trailer_in, produced) = beside(check, produce);
     let trailer_in = trailer_in?;
-    if on_mismatch == OnMismatch::Refuse {
-        refuse_mismatch(&trailer_in, path)?;
-    }
+    judge(&trailer_in)?;
     let (atomic, made) = produced?;
     cancel.check()?;
     // The trailer was checked by one pass, the output made by others: both
@@ -142,10 +173,10 @@ fn commit_beside<T>(
 
 /// Runs `produce` while `check` verifies the input's trailer on another
 /// thread; both results.
-pub(crate) fn beside<T>(
-    check: impl FnOnce() -> Result<Trailer> + Send,
+pub(crate) fn beside<T, S: Send>(
+    check: impl FnOnce() -> Result<S> + Send,
     produce: impl FnOnce() -> T,
-) -> (Result<Trailer>, T) {
+) -> (Result<S>, T) {
     std::thread::scope(|scope| {
         let check = scope.spawn(check);
         let produced = produce();

@@ -10,9 +10,9 @@ use etcdsnap_io::{AtomicFile, Cancel, CreateOptions, Meter, StaleTemp};
 
 use crate::error::Result;
 pub use crate::pipeline::TrailerMode;
-use crate::pipeline::{io_err, whole_file, OnMismatch};
+use crate::pipeline::{io_err, whole_file, whole_file_unchecked, Input, OnMismatch};
 use crate::progress::{NoProgress, Progress};
-use crate::trailer::{Trailer, TRAILER_LEN};
+use crate::trailer::{TrailerState, TRAILER_LEN};
 
 /// Options of [`compact`].
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,10 @@ pub struct CompactOptions {
     pub trailer: TrailerMode,
     /// Accept an input whose trailer does not match (it is reported, not fatal).
     pub ignore_trailer_mismatch: bool,
+    /// Do not hash the input at all (etcdutl's `--skip-hash-check`): its
+    /// trailer is read, not checked ([`TrailerState::Unchecked`]), and the
+    /// input is read once, by the compaction.
+    pub skip_trailer_check: bool,
     /// Whether an existing output may be replaced and stale temporary files removed.
     pub output: CreateOptions,
     /// Stops the write (the temporary file is removed) once set.
@@ -40,6 +44,7 @@ impl Default for CompactOptions {
             fill_percent: DEFAULT_FILL_PERCENT,
             trailer: TrailerMode::LikeInput,
             ignore_trailer_mismatch: false,
+            skip_trailer_check: false,
             output: CreateOptions::default(),
             cancel: Cancel::default(),
             meter: Meter::default(),
@@ -54,8 +59,9 @@ pub struct CompactReport {
     pub bytes_in: u64,
     /// Bytes of the output file (trailer included).
     pub bytes_out: u64,
-    /// The input's trailer.
-    pub trailer_in: Trailer,
+    /// The input's trailer: checked, or only read with
+    /// [`CompactOptions::skip_trailer_check`].
+    pub trailer_in: TrailerState,
     /// The output's trailer digest, when one was written.
     pub trailer_out: Option<[u8; TRAILER_LEN]>,
     /// Output page size.
@@ -90,35 +96,43 @@ pub fn compact_with_progress(
 ) -> Result<CompactReport> {
     let start = Instant::now();
     let on_mismatch = if opts.ignore_trailer_mismatch { OnMismatch::Report } else { OnMismatch::Refuse };
+    let produce = |src: &Input<'_>| {
+        // The meta's page size is a u32 to begin with.
+        let page_size = opts.page_size.unwrap_or(u32::try_from(src.db.page_size()).unwrap_or(u32::MAX));
+        let build = BuildOptions { page_size, fill_percent: opts.fill_percent, ..BuildOptions::default() };
+        let want_trailer = opts.trailer.wants_trailer(src.has_trailer);
+        // The meter counts the trailer hash and the layout walk (the write
+        // walk's reads are reported as bytes written).
+        let image = src.db.data().len() as u64;
+        let hashed = src.has_trailer && !opts.skip_trailer_check;
+        progress.reading(image.saturating_add(if hashed { image } else { 0 }));
+        let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
+        let layout = etcdsnap_bolt::compact::plan(&src.db, build)?;
+        let tmp = atomic.tmp_path().to_path_buf();
+        let out_file = atomic.file()?;
+        let (summary, digest) = crate::stream::write_hashed(
+            out_file,
+            output,
+            Some(&tmp),
+            want_trailer,
+            &opts.cancel,
+            (&mut *progress, layout.bytes),
+            |w| Ok(etcdsnap_bolt::compact::compact_streamed(&src.db, w, build, &layout)?.1),
+        )?;
+        if let Some(d) = &digest {
+            atomic.file()?.write_all(d).map_err(io_err(output))?;
+        }
+        Ok((atomic, (summary, digest, page_size)))
+    };
     let done = crate::pipeline::interrupted(
         &opts.cancel,
-        whole_file(input, on_mismatch, &opts.cancel, &opts.meter, |src| {
-            // The meta's page size is a u32 to begin with.
-            let page_size = opts.page_size.unwrap_or(u32::try_from(src.db.page_size()).unwrap_or(u32::MAX));
-            let build = BuildOptions { page_size, fill_percent: opts.fill_percent, ..BuildOptions::default() };
-            let want_trailer = opts.trailer.wants_trailer(src.has_trailer);
-            // The meter counts the trailer hash and the layout walk (the write
-            // walk's reads are reported as bytes written).
-            let image = src.db.data().len() as u64;
-            progress.reading(image.saturating_add(if src.has_trailer { image } else { 0 }));
-            let mut atomic = AtomicFile::create_with(output, &[input], opts.output)?;
-            let layout = etcdsnap_bolt::compact::plan(&src.db, build)?;
-            let tmp = atomic.tmp_path().to_path_buf();
-            let out_file = atomic.file()?;
-            let (summary, digest) = crate::stream::write_hashed(
-                out_file,
-                output,
-                Some(&tmp),
-                want_trailer,
-                &opts.cancel,
-                (progress, layout.bytes),
-                |w| Ok(etcdsnap_bolt::compact::compact_streamed(&src.db, w, build, &layout)?.1),
-            )?;
-            if let Some(d) = &digest {
-                atomic.file()?.write_all(d).map_err(io_err(output))?;
-            }
-            Ok((atomic, (summary, digest, page_size)))
-        }),
+        if opts.skip_trailer_check {
+            whole_file_unchecked(input, &opts.cancel, &opts.meter, produce)
+                .map(|c| c.map_trailer(|stored| stored.map_or(TrailerState::Absent, TrailerState::Unchecked)))
+        } else {
+            whole_file(input, on_mismatch, &opts.cancel, &opts.meter, produce)
+                .map(|c| c.map_trailer(TrailerState::Checked))
+        },
     )?;
     let (summary, digest, page_size) = done.made;
     let bytes_out = summary.bytes.saturating_add(if digest.is_some() { TRAILER_LEN as u64 } else { 0 });

@@ -21,7 +21,9 @@
 #                     once; the output still hashed for its trailer)
 #   etcdsnap-compact-raw  etcdsnap bolt compact RAW OUT, RAW = SNAPSHOT's bbolt
 #                     image without the trailer (a copy made outside the timing,
-#                     or $BENCH_RAW): no SHA-256 on either side, as Go's Compact —
+#                     or $BENCH_RAW; BENCH_RAW=none leaves the row out, so that
+#                     an input near half the memory is not evicted by its copy):
+#                     no SHA-256 on either side, as Go's Compact —
 #                     the like-for-like comparison with go-compact-nosync
 # Outputs live in a temporary directory beside SNAPSHOT (same filesystem) and
 # are removed after every run. bbolt opens a file with etcd's 32-byte trailer
@@ -81,7 +83,9 @@ fi
 
 # The raw image (no trailer) for the like-for-like row.
 raw_input=${BENCH_RAW:-}
-if [ -z "$raw_input" ]; then
+if [ "$raw_input" = none ]; then
+  raw_input=
+elif [ -z "$raw_input" ]; then
   hwm_bytes=$("$etcdsnap" bolt info --json "$file" | python3 -c 'import json,sys; print(json.load(sys.stdin)["used_bytes"])')
   if [ "$hwm_bytes" -lt "$size" ]; then
     raw_input=$tmp/raw-input.db

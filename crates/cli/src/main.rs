@@ -172,6 +172,8 @@ fn kind(e: &anyhow::Error) -> Option<etcdsnap_io::ErrorKind> {
             .or_else(|| c.downcast_ref::<etcdsnap_wal::WalError>().map(etcdsnap_wal::WalError::kind))
             .or_else(|| c.downcast_ref::<etcdsnap_io::Error>().map(etcdsnap_io::Error::kind))
             .or_else(|| c.downcast_ref::<etcdsnap_datadir::DataDirError>().map(etcdsnap_datadir::DataDirError::kind))
+            // An object input's error, told with its URL: the kind of what it wraps.
+            .or_else(|| c.downcast_ref::<remote_args::NamedByUrl>().and_then(|n| kind(n.inner())))
     })
 }
 

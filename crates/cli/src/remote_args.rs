@@ -64,15 +64,72 @@ pub fn localize(input: &Path, remote: &RemoteArgs) -> Result<Option<LocalCopy>> 
 }
 
 /// `err`, from a command that read `copy` (the spool copy of `input`) in
-/// place of the URL, with the copy's path replaced by the URL: what the
-/// user named. Without a copy, `err` as it is.
+/// place of the URL, told with the copy's path replaced by the URL: what the
+/// user named. Without a copy, or when the copy is not named, `err` as it is.
 pub fn named_by_url(err: anyhow::Error, copy: Option<&LocalCopy>, input: &Path) -> anyhow::Error {
-    let Some(copy) = copy else { return err };
-    let spool = copy.path().display().to_string();
-    let msg = format!("{err:#}");
-    if msg.contains(&spool) {
-        anyhow::anyhow!(msg.replace(&spool, &input.display().to_string()))
-    } else {
-        err
+    match copy {
+        Some(copy) => renamed(err, copy.path(), input),
+        None => err,
+    }
+}
+
+/// `err` told with `spool` replaced by `shown`, its chain kept as the
+/// wrapper's source of kind ([`NamedByUrl::inner`]).
+fn renamed(err: anyhow::Error, spool: &Path, shown: &Path) -> anyhow::Error {
+    let spool = spool.display().to_string();
+    let text = format!("{err:#}");
+    if !text.contains(&spool) {
+        return err;
+    }
+    anyhow::Error::new(NamedByUrl { text: text.replace(&spool, &shown.display().to_string()), inner: err })
+}
+
+/// An error of a command that read a spool copy, told with the URL in
+/// place of the copy's path. The text is the whole chain (so it has no
+/// source of its own); the original error stays inside, for its kind.
+#[derive(Debug)]
+pub struct NamedByUrl {
+    text: String,
+    inner: anyhow::Error,
+}
+
+impl NamedByUrl {
+    /// The error as the library reported it (naming the spool copy).
+    pub fn inner(&self) -> &anyhow::Error {
+        &self.inner
+    }
+}
+
+impl std::fmt::Display for NamedByUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for NamedByUrl {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renamed_names_the_url_and_keeps_the_chain() {
+        let spool = Path::new("/tmp/spool-1/etcdsnap-obj-0001");
+        let url = Path::new("s3://backups/c1/snap.db");
+        let inner = anyhow::Error::new(etcdsnap_io::Error::InputChanged { path: spool.into(), what: "size".into() })
+            .context(format!("rewriting {} into out.db", url.display()));
+        let e = renamed(inner, spool, url);
+        let text = format!("{e:#}");
+        assert!(text.contains("s3://backups/c1/snap.db: the file changed"), "{text}");
+        assert!(!text.contains("/tmp/spool-1"), "{text}");
+        // The exit code's kind (exit 1 for a changed input) survives the renaming.
+        assert_eq!(crate::kind(&e), Some(etcdsnap_io::ErrorKind::InputChanged));
+    }
+
+    #[test]
+    fn renamed_leaves_an_error_without_the_spool_path() {
+        let e = renamed(anyhow::anyhow!("bad flag"), Path::new("/tmp/spool-1/x"), Path::new("s3://b/k"));
+        assert!(e.downcast_ref::<NamedByUrl>().is_none());
+        assert_eq!(format!("{e:#}"), "bad flag");
     }
 }

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use etcdsnap_datadir::restore::{restore, RestoreOptions, RestoreReport, Target};
-use etcdsnap_mvcc::rewrite::{CompactTombstones, Progress, RewriteOptions};
+use etcdsnap_mvcc::rewrite::{Progress, RewriteOptions};
 use etcdsnap_mvcc::schema::EtcdLine;
 use serde::Serialize;
 
@@ -126,23 +126,9 @@ pub fn run(a: &RestoreArgs, out: &mut Out) -> Result<Outcome> {
         bump_revision: a.bump_revision,
         mark_compacted: a.mark_compacted,
         compact: a.compact.then_some(a.compact_rev),
-        compact_tombstones: match a.compact_tombstones {
-            TombstonesArg::Keep => CompactTombstones::Keep,
-            TombstonesArg::Drop => CompactTombstones::Drop,
-        },
+        compact_tombstones: a.compact_tombstones.into(),
         target_version: a.target_version,
-        reseal: match &a.reencrypt {
-            Some(path) => {
-                let cfg = etcdsnap_k8s::EncryptionConfig::load(path)?;
-                if cfg.aesgcm.is_empty() && cfg.kms.is_empty() {
-                    bail!("{}: no aesgcm keys and no kms providers: nothing to re-encrypt with", path.display());
-                }
-                let r: std::sync::Arc<dyn etcdsnap_mvcc::rewrite::Reseal> =
-                    std::sync::Arc::new(etcdsnap_k8s::ConfigResealer::new(&cfg)?);
-                Some(r)
-            }
-            None => None,
-        },
+        reseal: crate::rewrite_cmd::resealer(a.reencrypt.as_deref())?,
         allow_key_bound_encrypted: a.allow_key_bound_encrypted,
         drop_orphan_leases: a.drop_orphan_leases,
         allow_empty_rules: a.allow_empty_rules,

@@ -94,6 +94,26 @@ pub(crate) enum TombstonesArg {
     Drop,
 }
 
+impl From<TombstonesArg> for CompactTombstones {
+    fn from(t: TombstonesArg) -> Self {
+        match t {
+            TombstonesArg::Keep => Self::Keep,
+            TombstonesArg::Drop => Self::Drop,
+        }
+    }
+}
+
+/// The resealer of `--reencrypt CONFIG` (rewrite and restore): refused when
+/// the config has nothing to seal with.
+pub(crate) fn resealer(config: Option<&Path>) -> Result<Option<std::sync::Arc<dyn etcdsnap_mvcc::rewrite::Reseal>>> {
+    let Some(path) = config else { return Ok(None) };
+    let cfg = etcdsnap_k8s::EncryptionConfig::load(path)?;
+    if cfg.aesgcm.is_empty() && cfg.kms.is_empty() {
+        bail!("{}: no aesgcm keys and no kms providers: nothing to re-encrypt with", path.display());
+    }
+    Ok(Some(std::sync::Arc::new(etcdsnap_k8s::ConfigResealer::new(&cfg)?)))
+}
+
 pub(crate) fn parse_target(s: &str) -> std::result::Result<EtcdLine, String> {
     match EtcdLine::parse(s) {
         Some(l @ (EtcdLine::V3_5 | EtcdLine::V3_6)) => Ok(l),
@@ -241,23 +261,9 @@ pub fn run(a: &RewriteArgs, out: &mut Out) -> Result<Outcome> {
         bump_revision: a.bump_revision,
         mark_compacted: a.mark_compacted,
         compact: a.compact.then_some(a.compact_rev),
-        compact_tombstones: match a.compact_tombstones {
-            TombstonesArg::Keep => CompactTombstones::Keep,
-            TombstonesArg::Drop => CompactTombstones::Drop,
-        },
+        compact_tombstones: a.compact_tombstones.into(),
         target_version: a.target_version,
-        reseal: match &a.reencrypt {
-            Some(path) => {
-                let cfg = etcdsnap_k8s::EncryptionConfig::load(path)?;
-                if cfg.aesgcm.is_empty() && cfg.kms.is_empty() {
-                    bail!("{}: no aesgcm keys and no kms providers: nothing to re-encrypt with", path.display());
-                }
-                let r: std::sync::Arc<dyn etcdsnap_mvcc::rewrite::Reseal> =
-                    std::sync::Arc::new(etcdsnap_k8s::ConfigResealer::new(&cfg)?);
-                Some(r)
-            }
-            None => None,
-        },
+        reseal: resealer(a.reencrypt.as_deref())?,
         hook: None,
         allow_key_bound_encrypted: a.allow_key_bound_encrypted,
         drop_orphan_leases: a.drop_orphan_leases,

@@ -143,6 +143,31 @@ fn rules_that_match_nothing_are_errors() {
     assert!(text.contains("rule include") && text.contains("/tenant-x/  0 revisions"), "{text}");
 }
 
+/// `--reencrypt` with a config that has nothing to seal with (aescbc only: not
+/// key-bound, so nothing needs re-sealing) is refused by rewrite and restore
+/// alike, before anything is written.
+#[test]
+fn reencrypt_needs_a_key_bound_provider() {
+    let dir = scratch("rails-reencrypt-nothing");
+    let config = dir.join("enc.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n      - name: k1\n        secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n  - identity: {}\n",
+    )
+    .unwrap();
+    let out = dir.join("out.db");
+    let data = dir.join("data");
+    for a in [
+        args(&["rewrite", &s(&snapshot()), &s(&out), "--reencrypt", &s(&config)]),
+        args(&["restore", &s(&snapshot()), "--data-dir", &s(&data), "--reencrypt", &s(&config)]),
+    ] {
+        let e = refused(&a);
+        assert!(e.contains("no aesgcm keys and no kms providers: nothing to re-encrypt with"), "{a:?}: {e}");
+        assert!(e.contains(&s(&config)), "{e}");
+    }
+    assert_eq!(names(&dir), vec!["enc.yaml".to_string()]);
+}
+
 #[test]
 fn bump_leaves_2_pow_62_revisions_of_headroom() {
     let dir = scratch("rails-bump");

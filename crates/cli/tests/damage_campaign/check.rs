@@ -33,6 +33,9 @@ pub struct Original {
     pub mains: Vec<i64>,
     /// The bucket keys of the live keys' latest revisions.
     pub live: BTreeSet<Vec<u8>>,
+    /// `key`-bucket records at or below the compact revision (what the
+    /// compaction kept: each key's base for reads after it).
+    pub below: u64,
     /// Every other top-level bucket (small in etcd).
     pub others: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>>,
 }
@@ -45,8 +48,8 @@ impl Original {
     pub fn open(path: &Path) -> Original {
         let file = MappedFile::open(path).unwrap();
         let image_len = etcdsnap_mvcc::trailer::split(&file).0.len();
-        let (compact, latest, mains, live, others) = Self::read(&file[..image_len]);
-        Original { file, image_len, compact, latest, mains, live, others }
+        let (compact, latest, mains, live, others, below) = Self::read(&file[..image_len]);
+        Original { file, image_len, compact, latest, mains, live, below, others }
     }
 
     pub fn image(&self) -> &[u8] {
@@ -54,7 +57,9 @@ impl Original {
     }
 
     #[allow(clippy::type_complexity)]
-    fn read(image: &[u8]) -> (i64, i64, Vec<i64>, BTreeSet<Vec<u8>>, BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>>) {
+    fn read(
+        image: &[u8],
+    ) -> (i64, i64, Vec<i64>, BTreeSet<Vec<u8>>, BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>>, u64) {
         let db = Db::open(image).unwrap();
         let mut meta = MetaInfo::default();
         let mut others = BTreeMap::new();
@@ -77,10 +82,12 @@ impl Original {
         let mut mains = Vec::new();
         let mut last: BTreeMap<Vec<u8>, (Vec<u8>, bool)> = BTreeMap::new();
         let mut latest = 0;
+        let mut below = 0;
         for e in db.bucket(&[b"key"]).unwrap().unwrap().cursor() {
             let e = e.unwrap();
             let bk = BucketKey::parse(e.key).unwrap();
             latest = latest.max(bk.rev.main);
+            below += u64::from(bk.rev.main <= compact);
             if bk.rev.main > compact && mains.last() != Some(&bk.rev.main) {
                 mains.push(bk.rev.main);
             }
@@ -90,7 +97,7 @@ impl Original {
             }
         }
         let live = last.into_values().filter(|(_, tomb)| !tomb).map(|(bk, _)| bk).collect();
-        (compact, latest, mains, live, others)
+        (compact, latest, mains, live, others, below)
     }
 }
 
@@ -113,6 +120,8 @@ pub struct Salvaged {
     pub revisions: (u64, u64),
     /// Of the original's live keys, with their latest revision recovered.
     pub live_keys: (u64, u64),
+    /// Of the original's records at or below its compact revision, recovered.
+    pub below: (u64, u64),
     /// Original revisions after the latest the report found (unknowable: etcd records the latest nowhere).
     pub unknowable_tail: u64,
     /// The report says the compact revision is unknown (the `meta` bucket lost).
@@ -205,6 +214,7 @@ fn judge(orig: &Original, r: &SalvageReport, output: &Path, hit: &[(usize, usize
     let marker = r.output.new_revision;
     let mut out_mains: BTreeSet<i64> = BTreeSet::new();
     let mut live_hit = 0u64;
+    let mut below_hit = 0u64;
     let key = db.bucket(&[b"key"]).ok().flatten();
     for e in key.iter().flat_map(|b| b.cursor()) {
         let e = match e {
@@ -222,7 +232,7 @@ fn judge(orig: &Original, r: &SalvageReport, output: &Path, hit: &[(usize, usize
             ocur.next();
         }
         match ocur.peek() {
-            Some(o) if o.key == e.key && o.value == e.value => {}
+            Some(o) if o.key == e.key && o.value == e.value => below_hit += u64::from(m <= orig.compact),
             Some(o) if o.key == e.key && damaged(orig.image(), o.value, hit) => s.payload_damaged += 1,
             Some(o) if o.key == e.key => {
                 s.violations.push(format!("record at revision {m}: bytes differ from the original's"));
@@ -275,6 +285,7 @@ fn judge(orig: &Original, r: &SalvageReport, output: &Path, hit: &[(usize, usize
     let got = orig.mains.iter().filter(|m| out_mains.contains(m)).count() as u64;
     s.revisions = (got, orig.mains.len() as u64);
     s.live_keys = (live_hit, orig.live.len() as u64);
+    s.below = (below_hit, orig.below);
     s.unknowable_tail = orig.mains.iter().filter(|&&m| m > upto).count() as u64;
     if s.violations.len() > 5 {
         let more = s.violations.len() - 5;

@@ -16,6 +16,7 @@ struct Row {
     panicked: u64,
     revisions: (u64, u64),
     live_keys: (u64, u64),
+    below: (u64, u64),
     /// Cases that lost at least one revision.
     lossy: u64,
     unknowable_tail: u64,
@@ -74,6 +75,7 @@ impl Table {
                 r.salvaged += 1;
                 add(&mut r.revisions, s.revisions);
                 add(&mut r.live_keys, s.live_keys);
+                add(&mut r.below, s.below);
                 r.lossy += u64::from(s.revisions.0 < s.revisions.1);
                 r.unknowable_tail += s.unknowable_tail;
                 r.compact_unknown += u64::from(s.compact_unknown);
@@ -103,7 +105,7 @@ impl Table {
 
     pub fn print(&self) {
         println!(
-            "{:<31} {:>5} {:>5} {:>4} {:>4} {:>7} {:>7} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>8}",
+            "{:<31} {:>5} {:>5} {:>4} {:>4} {:>7} {:>7} {:>6} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>8}",
             "class",
             "cases",
             "salv",
@@ -111,6 +113,7 @@ impl Table {
             "pan",
             "revs%",
             "live%",
+            "base%",
             "lossy",
             "tail",
             "c-unk",
@@ -125,7 +128,7 @@ impl Table {
         for name in class_names() {
             let Some(r) = self.rows.get(&name) else { continue };
             println!(
-                "{:<31} {:>5} {:>5} {:>4} {:>4} {:>7} {:>7} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>8.2?}",
+                "{:<31} {:>5} {:>5} {:>4} {:>4} {:>7} {:>7} {:>6} {:>5} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>8.2?}",
                 name,
                 r.cases,
                 r.salvaged,
@@ -133,6 +136,7 @@ impl Table {
                 r.panicked,
                 pct(r.revisions),
                 pct(r.live_keys),
+                pct(r.below),
                 r.lossy,
                 r.unknowable_tail,
                 r.compact_unknown,
@@ -149,19 +153,22 @@ impl Table {
             total.panicked += r.panicked;
             add(&mut total.revisions, r.revisions);
             add(&mut total.live_keys, r.live_keys);
+            add(&mut total.below, r.below);
         }
         println!(
-            "{:<31} {:>5} {:>5} {:>4} {:>4} {:>7} {:>7}",
+            "{:<31} {:>5} {:>5} {:>4} {:>4} {:>7} {:>7} {:>6}",
             "ALL",
             total.cases,
             total.salvaged,
             total.refused,
             total.panicked,
             pct(total.revisions),
-            pct(total.live_keys)
+            pct(total.live_keys),
+            pct(total.below)
         );
         println!("(revs%/live%: share of the original's revisions after its compact revision / live keys recovered,");
-        println!(" over salvaged cases; lossy: cases that lost a revision; tail: revisions after the latest one");
+        println!(" over salvaged cases; base%: share of the original's records at or below its compact revision —");
+        println!(" each key's base for reads after it — recovered; lossy: cases that lost a revision; tail: revisions after the latest one");
         println!(" found, unknowable; c-unk: compact revision unknown; resur: compacted history output while the");
         println!(" compact revision is unknown; paybd: records whose own bytes the damage hit, output as damaged;");
         println!(" extra/miss: records of other buckets not in the original / lost; lrec: lease records written");

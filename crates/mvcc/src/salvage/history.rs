@@ -2,7 +2,7 @@
 //! and lost: the tree's records over stray copies, histories with holes
 //! trimmed to what etcd could have written, revisions as ranges.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::scan::Source;
 use super::RevRange;
@@ -18,8 +18,10 @@ pub(crate) type Records<'a> = BTreeMap<&'a [u8], (&'a [u8], Source)>;
 /// copy there is the revision itself), or, without a readable `meta`
 /// bucket, above the tree's latest revision. An older copy may be history a
 /// compaction deleted (a deleted key's last put outlives its tombstone in a
-/// freed page): it is left out and counted. With neither tree nor `meta`,
-/// every copy is kept (the report says the compact revision is unknown).
+/// freed page): it is left out and counted — unless a put above the compact
+/// revision names it as its predecessor ([`vouched_below_compact`]). With
+/// neither tree nor `meta`, every copy is kept (the report says the compact
+/// revision is unknown).
 pub(crate) fn choose(all: &mut Records<'_>, compact: Option<i64>) -> u64 {
     let tree_latest = all
         .iter()
@@ -32,10 +34,11 @@ pub(crate) fn choose(all: &mut Records<'_>, compact: Option<i64>) -> u64 {
     all.retain(|bk, (v, _)| BucketKey::parse(bk).is_ok_and(|at| sound(&at, v)));
     let before = all.len();
     let stale = compact.map(|c| stale_below_compact(all, c)).unwrap_or_default();
+    let vouched = compact.map(|c| vouched_below_compact(all, c)).unwrap_or_default();
     all.retain(|bk, (_, src)| match (*src, BucketKey::parse(bk)) {
         (_, Err(_)) => false,
         (Source::Reachable, Ok(_)) => !stale.contains(bk),
-        (Source::Scanned, Ok(at)) => floor.is_none_or(|f| at.rev.main > f),
+        (Source::Scanned, Ok(at)) => floor.is_none_or(|f| at.rev.main > f) || vouched.contains(bk),
     });
     before.saturating_sub(all.len()) as u64
 }
@@ -92,6 +95,36 @@ fn stale_below_compact<'a>(all: &Records<'a>, compact: i64) -> BTreeSet<&'a [u8]
         .into_iter()
         .filter(|(_, key, main)| latest.get(key).is_some_and(|l| l > main))
         .map(|(bk, ..)| bk)
+        .collect()
+}
+
+/// Copies found outside the tree at or below the compact revision that a
+/// put above it vouches for. A put's version counts the puts of its
+/// generation (its `create_revision`), so the put with the same
+/// `create_revision` and the version one less is the key's write just
+/// before it, with no put or tombstone between. When the later put is above
+/// the compact revision, that predecessor is the key's latest revision at
+/// or below it — the one the compaction keeps — so a copy of it is that
+/// revision itself, not deleted history (the base a read between the compact
+/// revision and the later put returns).
+fn vouched_below_compact<'a>(all: &Records<'a>, compact: i64) -> BTreeSet<&'a [u8]> {
+    let put = |bk: &'a [u8], v: &'a [u8]| match (BucketKey::parse(bk), KvRef::parse(v)) {
+        (Ok(at), Ok(kv)) if !at.tombstone && !v.is_empty() => Some((at.rev.main, kv)),
+        _ => None,
+    };
+    // (key, create_revision, version) of the predecessor each put above the compact revision names.
+    let mut named: HashSet<(&[u8], i64, i64)> = HashSet::new();
+    for (bk, (v, _)) in all {
+        let Some((_, kv)) = put(bk, v).filter(|(main, _)| *main > compact) else { continue };
+        if let Some(prev) = kv.version.checked_sub(1).filter(|p| *p >= 1) {
+            named.insert((kv.key, kv.create_revision, prev));
+        }
+    }
+    all.iter()
+        .filter(|(_, (_, src))| *src == Source::Scanned)
+        .filter_map(|(bk, (v, _))| Some((*bk, put(bk, v)?)))
+        .filter(|(_, (main, kv))| *main <= compact && named.contains(&(kv.key, kv.create_revision, kv.version)))
+        .map(|(bk, _)| bk)
         .collect()
 }
 
@@ -218,6 +251,50 @@ mod tests {
             ..Default::default()
         };
         (crate::revision::Revision::new(main, 0).to_bytes().to_vec(), kv.encode_to_vec())
+    }
+
+    fn put(key: &[u8], main: i64, create: i64, version: i64) -> (Vec<u8>, Vec<u8>) {
+        use etcdsnap_proto::prost::Message;
+        let kv = etcdsnap_proto::mvccpb::KeyValue {
+            key: key.to_vec(),
+            create_revision: create,
+            mod_revision: main,
+            version,
+            value: b"v".to_vec(),
+            ..Default::default()
+        };
+        (crate::revision::Revision::new(main, 0).to_bytes().to_vec(), kv.encode_to_vec())
+    }
+
+    /// A copy outside the tree at or below the compact revision is kept when a
+    /// put above it names it as its predecessor (same generation, version one
+    /// less); a copy of an older put of that generation, one of another
+    /// generation, or one no later put names, stays out.
+    #[test]
+    fn copies_below_the_compact_revision_named_by_a_later_put_are_kept() {
+        let recs = [
+            // a: created at 5, put again at 40 (version 2), at 60 (version 3).
+            (put(b"a", 5, 5, 1), Source::Scanned),
+            (put(b"a", 40, 5, 2), Source::Scanned),
+            (put(b"a", 60, 5, 3), Source::Reachable),
+            // b: a copy at 30 of generation 30, version 1; the put at 70 starts
+            // generation 70 (a tombstone came between): it names no predecessor.
+            (put(b"b", 30, 30, 1), Source::Scanned),
+            (put(b"b", 70, 70, 1), Source::Reachable),
+            // c: a copy at 20 (version 1); the put at 80 has version 3, so the
+            // put before it (version 2) is lost and c@20 is not the revision kept.
+            (put(b"c", 20, 20, 1), Source::Scanned),
+            (put(b"c", 80, 20, 3), Source::Scanned),
+        ];
+        let mut all: Records<'_> = recs.iter().map(|((k, v), s)| (&k[..], (&v[..], *s))).collect();
+        let ignored = choose(&mut all, Some(50));
+        let kept: Vec<i64> = all.keys().map(|k| BucketKey::parse(k).unwrap().rev.main).collect();
+        assert_eq!(kept, vec![40, 60, 70, 80]);
+        assert_eq!(ignored, 3, "a@5, b@30, c@20");
+        // Without a compact revision nothing is vouched for this way.
+        let mut all: Records<'_> = recs.iter().map(|((k, v), s)| (&k[..], (&v[..], *s))).collect();
+        choose(&mut all, None);
+        assert!(all.keys().all(|k| BucketKey::parse(k).unwrap().rev.main > 40 || all[k].1 == Source::Reachable));
     }
 
     /// A tree that reaches, through a damaged pointer, a page freed before the

@@ -55,6 +55,7 @@ printf '\x40\x0b\x10\x00\x00\x07' > "$seed/raw-meta0-byte"
 printf '\x40\x0f\x0f\x00\x40\x40\x00\x40' > "$seed/raw-huge-overflow"
 printf '\x40\x30\x3a\x3a\x00\x00\x07' > "$seed/raw-create-revision-byte"
 printf '\x68\x32\x68\x00\x30\x40\x40\x00\x68\x00\x00\x00\x00\x28\x68' > "$seed/raw-created-with-version-64"
+printf '\xfb\x31\x24\xf2\x24\xf2\x9c\x9c\x9c\x12\x00\xb9\xb9\xb9\xb9\xb9\xb9\xb9\xb9\xb9\xb9\xb9\xb9' > "$seed/tombstone-without-key"
 # Builder target: programs (header: page size/inline/txid, fill; then ops, see
 # fuzz/fuzz_targets/bolt_builder_model.rs): empty file, a sequential run with
 # wrong calls, 1 KiB pages with wide keys and a multi-page value, 64 KiB pages

@@ -3,7 +3,9 @@
 //! second core while the output is produced, refuse a mismatch, make sure
 //! the input did not change while it was read, then commit the output
 //! atomically. [`crate::rewrite::rewrite`] and [`crate::snapshot::compact`]
-//! run through [`whole_file`], [`crate::salvage::salvage`] through
+//! run through [`whole_file`] (`compact` with `skip_trailer_check` through
+//! [`whole_file_unchecked`], which reads the trailer without hashing the
+//! input), [`crate::salvage::salvage`] through
 //! [`whole_image`] (its input need not open); [`crate::transform::transform`] (bytes in,
 //! any writer out) through [`beside_trailer_check`].
 //!

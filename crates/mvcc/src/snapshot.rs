@@ -82,7 +82,8 @@ pub struct CompactReport {
 /// The layout is planned first (a pass that moves no value bytes), so the meta
 /// pages go out first and the file is written in one sequential stream on a
 /// second thread that hashes it for the trailer; the input's trailer is checked
-/// on a third thread meanwhile.
+/// on a third thread meanwhile (only read with
+/// [`CompactOptions::skip_trailer_check`]).
 pub fn compact(input: &Path, output: &Path, opts: &CompactOptions) -> Result<CompactReport> {
     compact_with_progress(input, output, opts, &mut NoProgress)
 }

@@ -14,6 +14,7 @@
 
 #[path = "fleet_e2e/formats.rs"]
 mod formats;
+use formats::backups_of;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -131,19 +132,6 @@ fn hex(b: &[u8]) -> String {
 
 fn jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-/// The backup lines of a JSON Lines report, by URL; each also read through
-/// the library's record type, unknown fields denied (the documented contract).
-fn backups_of(lines: &[Value]) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for l in lines.iter().filter(|l| l["type"] == "backup") {
-        let mut v = l.clone();
-        v.as_object_mut().unwrap().remove("type");
-        let r: etcdsnap_remote::BackupRecord = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {l}"));
-        assert!(out.insert(r.url.clone(), v).is_none(), "{} twice", r.url);
-    }
-    out
 }
 
 /// What the local commands say of each distinct local file: `verify --json`

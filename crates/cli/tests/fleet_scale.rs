@@ -27,6 +27,7 @@
 
 #[path = "fleet_e2e/formats.rs"]
 mod formats;
+use formats::backups_of;
 #[path = "sealing/mod.rs"]
 mod sealing;
 
@@ -385,18 +386,6 @@ fn assert_local_census(local: &[Local]) {
 
 fn jsonl(s: &str) -> Vec<Value> {
     s.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
-}
-
-/// The backup lines by URL, each read through the library's record type (unknown fields denied).
-fn backups_of(lines: &[Value]) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for l in lines.iter().filter(|l| l["type"] == "backup") {
-        let mut v = l.clone();
-        v.as_object_mut().unwrap().remove("type");
-        let r: etcdsnap_remote::BackupRecord = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {l}"));
-        assert!(out.insert(r.url.clone(), v).is_none(), "{} twice", r.url);
-    }
-    out
 }
 
 fn verify_args(groups: &Path, now: &str, fleet: &Fleet, extra: &[String]) -> Vec<String> {

@@ -73,6 +73,14 @@ pub(crate) struct Input<'f> {
     pub(crate) has_trailer: bool,
 }
 
+impl<'f> Input<'f> {
+    /// The bbolt image of `file` (the one at `path`) opened, metered by `meter`.
+    fn open(path: &'f Path, file: &'f MappedFile, meter: &'f Meter) -> Result<Self> {
+        let (image, stored) = trailer::split(file);
+        Ok(Self { path, file, db: Db::open(image)?.metered(meter), has_trailer: stored.is_some() })
+    }
+}
+
 /// A committed output and what was found on the way.
 pub(crate) struct Committed<T, S = Trailer> {
     /// What the producer made.
@@ -105,8 +113,7 @@ pub(crate) fn whole_file<T>(
     produce: impl FnOnce(&Input<'_>) -> Result<(AtomicFile, T)>,
 ) -> Result<Committed<T>> {
     let file = MappedFile::open(path)?;
-    let (image, stored) = trailer::split(&file);
-    let input = Input { path, file: &file, db: Db::open(image)?.metered(meter), has_trailer: stored.is_some() };
+    let input = Input::open(path, &file, meter)?;
     commit_beside(&file, checked(&file, meter), judge(on_mismatch, path), cancel, || produce(&input))
 }
 
@@ -121,8 +128,8 @@ pub(crate) fn whole_file_unchecked<T>(
     produce: impl FnOnce(&Input<'_>) -> Result<(AtomicFile, T)>,
 ) -> Result<Committed<T, Option<[u8; trailer::TRAILER_LEN]>>> {
     let file = MappedFile::open(path)?;
-    let (image, stored) = trailer::split(&file);
-    let input = Input { path, file: &file, db: Db::open(image)?.metered(meter), has_trailer: stored.is_some() };
+    let input = Input::open(path, &file, meter)?;
+    let stored = trailer::split(&file).1;
     commit_beside(&file, || Ok(stored), |_| Ok(()), cancel, || produce(&input))
 }
 

@@ -1,7 +1,8 @@
 //! Readers of the report formats as their consumers read them: the
 //! Prometheus text exposition format (what node_exporter's textfile
 //! collector and the Pushgateway parse) and JUnit XML (through a real XML
-//! parser, as CI systems do). Each refuses what those consumers would.
+//! parser, as CI systems do), and the JSON Lines report's backup lines
+//! through the library's record type. Each refuses what those consumers would.
 
 use std::collections::BTreeMap;
 
@@ -209,4 +210,17 @@ pub fn junit(xml: &str) -> Junit {
         assert_eq!(count(&mut j.cases.iter().filter(|c| &c.suite == name)), *d, "suite {name} totals");
     }
     j
+}
+
+/// The backup lines of a JSON Lines report, by URL; each also read through
+/// the library's record type, unknown fields denied (the documented contract).
+pub fn backups_of(lines: &[serde_json::Value]) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    for l in lines.iter().filter(|l| l["type"] == "backup") {
+        let mut v = l.clone();
+        v.as_object_mut().unwrap().remove("type");
+        let r: etcdsnap_remote::BackupRecord = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(out.insert(r.url.clone(), v).is_none(), "{} twice", r.url);
+    }
+    out
 }
